@@ -1,0 +1,82 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "qssh",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "QNSPCrypto", targets: ["QNSPCrypto"]),
+        .library(name: "QNSP", targets: ["QNSP"]),
+        .library(name: "QNSPNIO", targets: ["QNSPNIO"]),
+        .executable(name: "qssh-keygen", targets: ["qssh-keygen"]),
+        .executable(name: "qnsp", targets: ["qnsp"]),
+        .executable(name: "qnsp-bench", targets: ["qnsp-bench"]),
+    ],
+    dependencies: [
+        // Pinned exactly: CQNSPBoringAEAD binds to the BoringSSL copy vendored by this release.
+        .package(url: "https://github.com/apple/swift-crypto.git", exact: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // MARK: C shims
+        .target(name: "CQNSPBoringAEAD"),
+
+        // MARK: Crypto layer
+        .target(
+            name: "QNSPCrypto",
+            dependencies: [
+                "CQNSPBoringAEAD",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: Sans-I/O protocol core (no NIO)
+        .target(name: "QNSP", dependencies: ["QNSPCrypto"], swiftSettings: strict),
+
+        // MARK: NIO adapters
+        .target(
+            name: "QNSPNIO",
+            dependencies: [
+                "QNSP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: Tool logic (executables stay thin)
+        .target(
+            name: "QSSHTools",
+            dependencies: [
+                "QNSPCrypto", "QNSP", "QNSPNIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "qssh-keygen", dependencies: ["QSSHTools"], swiftSettings: strict),
+        .executableTarget(name: "qnsp", dependencies: ["QSSHTools"], swiftSettings: strict),
+        .executableTarget(name: "qnsp-bench", dependencies: ["QSSHTools"], swiftSettings: strict),
+
+        // MARK: Tests
+        .testTarget(name: "QNSPCryptoTests", dependencies: ["QNSPCrypto"], swiftSettings: strict),
+        .testTarget(name: "QNSPTests", dependencies: ["QNSP", "QNSPCrypto"], swiftSettings: strict),
+        .testTarget(
+            name: "QNSPNIOTests",
+            dependencies: [
+                "QNSPNIO", "QNSP", "QNSPCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "QSSHToolsTests", dependencies: ["QSSHTools"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,80 @@
+import QNSPCrypto
+
+/// Opens incoming cells for one direction, enforcing strict sequence order.
+///
+/// Sequence numbers are implicit (the stream is ordered), so a replayed, reordered
+/// or modified cell fails authentication. On failure the opener tries the nearby
+/// sequence numbers to say which it was: a replay, a reorder, or plain corruption.
+public final class CellOpener {
+    public let cellSize: Int
+    public let algorithm: AEADAlgorithm
+    public private(set) var secret: TrafficSecret
+    public private(set) var sequence: UInt64 = 0
+    /// How far back and ahead a failed cell is matched to diagnose replay or reorder.
+    public static let diagnosisWindow: UInt64 = 32
+
+    private var cipher: AEADCipher
+    private var iv: [UInt8]
+    private var nonce = [UInt8](repeating: 0, count: AEADAlgorithm.nonceSize)
+    private var plaintext: [UInt8]
+
+    public init(algorithm: AEADAlgorithm, secret: TrafficSecret, cellSize: Int) throws(QNSPError) {
+        self.cellSize = cellSize
+        self.algorithm = algorithm
+        self.secret = secret
+        do { cipher = try AEADCipher(algorithm: algorithm, key: secret.key) } catch { throw .keyMaterial("\(error)") }
+        iv = secret.iv
+        plaintext = [UInt8](repeating: 0, count: CellLayout.innerSize(cellSize: cellSize))
+    }
+
+    public var maxPayload: Int { CellLayout.maxPayload(cellSize: cellSize) }
+
+    /// Opens one cell (exactly `cellSize` bytes) and hands its type and payload to `body`.
+    /// The payload pointer is valid only during the call.
+    public func open<R>(
+        cell: UnsafeRawBufferPointer,
+        _ body: (UInt8, UnsafeRawBufferPointer) throws(QNSPError) -> R
+    ) throws(QNSPError) -> R {
+        guard cell.count == cellSize else { throw .truncatedInput("a cell") }
+        guard sequence < CellSealer.maxCellsPerKey else { throw .sequenceExhausted }
+        CellSealer.nonce(iv: iv, sequence: sequence, into: &nonce)
+        let ok = nonce.withUnsafeBytes { n in
+            plaintext.withUnsafeMutableBytes { p in (try? cipher.open(nonce: n, sealed: cell, into: p)) != nil }
+        }
+        guard ok else { throw diagnose(cell) }
+        sequence += 1
+        let type = plaintext[0]
+        let length = Int(plaintext[1]) << 8 | Int(plaintext[2])
+        guard length <= maxPayload else { throw .invalidCellLength(length, maximum: maxPayload) }
+        return try QNSPError.typed {
+            try plaintext.withUnsafeBytes { p in
+                try body(type, UnsafeRawBufferPointer(rebasing: p[CellLayout.headerSize..<(CellLayout.headerSize + length)]))
+            }
+        }
+    }
+
+    /// Switches to the peer's next sending secret (after a `.keyUpdate` cell).
+    public func updateKey() throws(QNSPError) {
+        let next = secret.next
+        do { cipher = try AEADCipher(algorithm: algorithm, key: next.key) } catch { throw .keyMaterial("\(error)") }
+        iv = next.iv
+        secret = next
+        sequence = 0
+    }
+
+    private func diagnose(_ cell: UnsafeRawBufferPointer) -> QNSPError {
+        var scratch = [UInt8](repeating: 0, count: plaintext.count)
+        var probe = [UInt8](repeating: 0, count: AEADAlgorithm.nonceSize)
+        func opens(at seq: UInt64) -> Bool {
+            CellSealer.nonce(iv: iv, sequence: seq, into: &probe)
+            return probe.withUnsafeBytes { n in
+                scratch.withUnsafeMutableBytes { p in (try? cipher.open(nonce: n, sealed: cell, into: p)) != nil }
+            }
+        }
+        for d in 1...Self.diagnosisWindow {
+            if d <= sequence, opens(at: sequence - d) { return .replayedCell(sequence: sequence - d, expected: sequence) }
+            if opens(at: sequence + d) { return .reorderedCell(sequence: sequence + d, expected: sequence) }
+        }
+        return .cellAuthenticationFailed(sequence: sequence)
+    }
+}

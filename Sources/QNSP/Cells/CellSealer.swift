@@ -1,0 +1,94 @@
+import QNSPCrypto
+
+/// Seals outgoing cells for one direction: fixed size, encrypted header, zero
+/// padding, nonce = IV xor sequence number. Owns the sending key and its updates.
+public final class CellSealer {
+    public let cellSize: Int
+    public let algorithm: AEADAlgorithm
+    public private(set) var secret: TrafficSecret
+    public private(set) var sequence: UInt64 = 0
+    /// Payload bytes sealed under the current key.
+    public private(set) var bytesUnderCurrentKey: UInt64 = 0
+    /// Cells may use one key at most this many times before an update is forced.
+    public static let maxCellsPerKey: UInt64 = 1 << 32
+
+    private var cipher: AEADCipher
+    private var iv: [UInt8]
+    private var nonce = [UInt8](repeating: 0, count: AEADAlgorithm.nonceSize)
+    private var plaintext: [UInt8]
+
+    public init(algorithm: AEADAlgorithm, secret: TrafficSecret, cellSize: Int) throws(QNSPError) {
+        self.cellSize = cellSize
+        self.algorithm = algorithm
+        self.secret = secret
+        do { cipher = try AEADCipher(algorithm: algorithm, key: secret.key) } catch { throw .keyMaterial("\(error)") }
+        iv = secret.iv
+        plaintext = [UInt8](repeating: 0, count: CellLayout.innerSize(cellSize: cellSize))
+    }
+
+    public var maxPayload: Int { CellLayout.maxPayload(cellSize: cellSize) }
+
+    /// Seals one cell into `out` (exactly `cellSize` bytes).
+    public func seal(type: CellType, payload: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) throws(QNSPError) {
+        try sealRaw(type: type.rawValue, declaredLength: payload.count, payload: payload, into: out)
+    }
+
+    /// Seals a cell with an arbitrary type byte and declared length (tests use it to forge bad cells).
+    public func sealRaw(type: UInt8, declaredLength: Int, payload: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) throws(QNSPError) {
+        precondition(out.count == cellSize, "internal: cell output buffer has the wrong size")
+        guard payload.count <= maxPayload else { throw .invalidCellLength(payload.count, maximum: maxPayload) }
+        guard sequence < Self.maxCellsPerKey else { throw .sequenceExhausted }
+        let inner = plaintext.count
+        plaintext.withUnsafeMutableBytes { p in
+            p[0] = type
+            p[1] = UInt8(truncatingIfNeeded: declaredLength >> 8)
+            p[2] = UInt8(truncatingIfNeeded: declaredLength)
+            if payload.count > 0 {
+                UnsafeMutableRawBufferPointer(rebasing: p[3..<(3 + payload.count)]).copyMemory(from: payload)
+            }
+            let padStart = 3 + payload.count
+            if padStart < inner {
+                UnsafeMutableRawBufferPointer(rebasing: p[padStart..<inner]).initializeMemory(as: UInt8.self, repeating: 0)
+            }
+        }
+        makeNonce()
+        do {
+            try nonce.withUnsafeBytes { n in
+                try plaintext.withUnsafeBytes { p in try cipher.seal(nonce: n, plaintext: p, into: out) }
+            }
+        } catch {
+            throw .keyMaterial("AEAD seal failed")
+        }
+        sequence += 1
+        bytesUnderCurrentKey += UInt64(payload.count)
+    }
+
+    /// Seals one cell and returns it as an array.
+    public func seal(type: CellType, payload: [UInt8]) throws(QNSPError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: cellSize)
+        do {
+            try payload.withUnsafeBytes { p in try out.withUnsafeMutableBytes { o in try seal(type: type, payload: p, into: o) } }
+        } catch let e as QNSPError { throw e } catch { throw .keyMaterial("\(error)") }
+        return out
+    }
+
+    /// Switches to the next sending secret. Call right after sealing a `.keyUpdate` cell.
+    public func updateKey() throws(QNSPError) {
+        let next = secret.next
+        do { cipher = try AEADCipher(algorithm: algorithm, key: next.key) } catch { throw .keyMaterial("\(error)") }
+        iv = next.iv
+        secret = next
+        sequence = 0
+        bytesUnderCurrentKey = 0
+    }
+
+    private func makeNonce() {
+        Self.nonce(iv: iv, sequence: sequence, into: &nonce)
+    }
+
+    /// nonce = iv xor (0^4 || sequence as 8 big-endian bytes).
+    static func nonce(iv: [UInt8], sequence: UInt64, into nonce: inout [UInt8]) {
+        for i in 0..<4 { nonce[i] = iv[i] }
+        for i in 0..<8 { nonce[4 + i] = iv[4 + i] ^ UInt8(truncatingIfNeeded: sequence >> UInt64(56 - 8 * i)) }
+    }
+}

@@ -1,0 +1,400 @@
+import QNSPCrypto
+
+/// A sans-I/O QNSP connection, client or server: feed it the bytes that arrive,
+/// send the bytes it produces. It never touches a socket, a clock or a thread.
+///
+/// Driving rules:
+/// - after *every* call (including one that throws), send `takeOutbound()` before
+///   anything else: it may hold handshake records, a reject, or control cells that
+///   must precede later data cells;
+/// - any thrown `QNSPError` means the connection is closed; close the transport.
+public final class QNSPConnection {
+    /// Parameters of the client role.
+    public struct ClientParameters: Sendable {
+        public var username: String
+        public var user: UserKeyPair
+        /// The pinned host key; nil starts with a first-contact exchange.
+        public var pinnedHostKey: HostPublicKey?
+        /// Decides on an announced host key at first contact (trust on first use).
+        public var verifyHostKey: @Sendable (HostPublicKey) -> Bool
+
+        public init(username: String, user: UserKeyPair, pinnedHostKey: HostPublicKey?,
+                    verifyHostKey: @escaping @Sendable (HostPublicKey) -> Bool = { _ in false }) {
+            self.username = username; self.user = user; self.pinnedHostKey = pinnedHostKey; self.verifyHostKey = verifyHostKey
+        }
+    }
+
+    /// The answer of the server's user authorization policy.
+    public enum AuthorizationDecision: Sendable, Equatable {
+        case accept
+        case reject(String)
+    }
+
+    /// Parameters of the server role.
+    public struct ServerParameters: Sendable {
+        public var hostKeys: [HostKeyPair]
+        /// Called with a user whose signature verified; decides whether the key may log in as that user.
+        public var authorize: @Sendable (String, UserPublicKey) -> AuthorizationDecision
+
+        public init(hostKeys: [HostKeyPair], authorize: @escaping @Sendable (String, UserPublicKey) -> AuthorizationDecision) {
+            self.hostKeys = hostKeys; self.authorize = authorize
+        }
+    }
+
+    enum Role {
+        case client(ClientParameters)
+        case server(ServerParameters)
+    }
+
+    enum Phase {
+        case clientIdle
+        case clientAwaitingAnnouncement
+        case clientAwaitingServerHello(ephemeral: HybridKEM.PrivateKey, schedule: KeySchedule, hostKey: HostPublicKey, offered: [UInt8])
+        case clientAwaitingAuthResult(serverApplication: TrafficSecret, info: QNSPSessionInfo)
+        case serverAwaitingHello(announced: Bool)
+        case serverAwaitingClientAuth(schedule: KeySchedule, serverHelloHash: [UInt8], info: QNSPSessionInfo)
+        case established
+        case closed
+    }
+
+    public let configuration: QNSPConfiguration
+    let role: Role
+    var phase: Phase
+    var cellSize: Int
+    var transcript: [UInt8] = []
+    var pending: [UInt8] = []
+    var handshakeBuffer: [UInt8] = []
+    var outbound: [UInt8] = []
+    var sealer: CellSealer?
+    var opener: CellOpener?
+    var firstContact = false
+    var firstContactNonce: [UInt8] = []
+    public internal(set) var sessionInfo: QNSPSessionInfo?
+
+    public init(client: ClientParameters, configuration: QNSPConfiguration = QNSPConfiguration()) {
+        self.configuration = configuration
+        self.role = .client(client)
+        self.phase = .clientIdle
+        self.cellSize = configuration.cellSize
+    }
+
+    public init(server: ServerParameters, configuration: QNSPConfiguration = QNSPConfiguration()) {
+        self.configuration = configuration
+        self.role = .server(server)
+        self.phase = .serverAwaitingHello(announced: false)
+        self.cellSize = configuration.cellSize
+    }
+
+    // MARK: State
+
+    public var isEstablished: Bool { if case .established = phase { return true }; return false }
+    public var isClosed: Bool { if case .closed = phase { return true }; return false }
+    /// Largest application payload in one cell.
+    public var maxPayloadPerCell: Int { CellLayout.maxPayload(cellSize: cellSize) }
+    public var currentCellSize: Int { cellSize }
+    public var sendingEpoch: UInt64 { sealer?.secret.epoch ?? 0 }
+    public var receivingEpoch: UInt64 { opener?.secret.epoch ?? 0 }
+
+    /// Bytes waiting to be sent (handshake records and control cells), in order.
+    public func takeOutbound() -> [UInt8] {
+        defer { outbound.removeAll(keepingCapacity: true) }
+        return outbound
+    }
+
+    public var hasOutbound: Bool { !outbound.isEmpty }
+
+    // MARK: Starting
+
+    /// Client only: queues the first handshake record.
+    public func start() throws(QNSPError) {
+        guard case .client(let params) = role, case .clientIdle = phase else { throw .unexpectedMessage("start() on a started connection") }
+        try failClosed { () throws(QNSPError) in
+            guard QNSPConfiguration.validate(cellSize: cellSize) else { throw .unsupportedCellSize(cellSize) }
+            if let host = params.pinnedHostKey {
+                try sendClientHello(params: params, hostKey: host)
+            } else {
+                firstContact = true
+                do { firstContactNonce = try SecureRandom().bytes(32) } catch { throw .keyMaterial("\(error)") }
+                let req = HandshakeMessages.HostKeyRequest(nonce: firstContactNonce, versions: QNSPConfiguration.supportedVersions)
+                sendClear(.hostKeyRequest, body: req.encoded())
+                phase = .clientAwaitingAnnouncement
+            }
+        }
+    }
+
+    // MARK: Receiving
+
+    /// Processes bytes from the peer. Application bytes go to `deliver` (the pointer is
+    /// valid only during the call); other happenings are returned as events.
+    @discardableResult
+    public func receive(_ bytes: UnsafeRawBufferPointer, deliver: (UnsafeRawBufferPointer) -> Void) throws(QNSPError) -> [QNSPEvent] {
+        if case .closed = phase { throw .connectionClosed }
+        var events: [QNSPEvent] = []
+        try failClosed { () throws(QNSPError) in try receiveLoop(bytes, deliver: deliver, events: &events) }
+        return events
+    }
+
+    /// Array convenience: returns the delivered application bytes with the events.
+    public func receive(_ bytes: [UInt8]) throws(QNSPError) -> (data: [UInt8], events: [QNSPEvent]) {
+        var data: [UInt8] = []
+        var events: [QNSPEvent] = []
+        do {
+            events = try bytes.withUnsafeBytes { raw in try receive(raw) { data.append(contentsOf: $0) } }
+        } catch let e as QNSPError { throw e } catch { throw .connectionClosed }
+        return (data, events)
+    }
+
+    /// The transport reached end of file. Throws if that cut a handshake or a cell short.
+    public func receiveEOF() throws(QNSPError) {
+        switch phase {
+        case .closed: return
+        case .established:
+            phase = .closed
+            if !pending.isEmpty { throw .truncatedInput("a cell (\(pending.count) of \(cellSize) bytes)") }
+            throw .truncatedInput("the session: the peer disconnected without a close message")
+        default:
+            phase = .closed
+            throw .truncatedInput("the handshake")
+        }
+    }
+
+    // MARK: Sending
+
+    /// Upper bound of the bytes `sealData` writes for `count` application bytes.
+    public func maxSealedSize(forDataCount count: Int) -> Int {
+        let cells = (count + maxPayloadPerCell - 1) / maxPayloadPerCell
+        let updates = 1 + count / Int(max(1, min(configuration.rekeyAfterBytes, UInt64(Int.max))))
+        return (cells + updates) * cellSize
+    }
+
+    /// Seals application bytes into whole cells in `out`; returns the bytes written.
+    /// Inserts a key update cell whenever the byte limit is reached.
+    public func sealData(_ data: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) throws(QNSPError) -> Int {
+        guard case .established = phase, let sealer else { throw .connectionClosed }
+        var written = 0
+        var offset = 0
+        let n = cellSize
+        try failClosed { () throws(QNSPError) in
+            while offset < data.count {
+                if sealer.bytesUnderCurrentKey >= configuration.rekeyAfterBytes || sealer.sequence >= CellSealer.maxCellsPerKey - 1 {
+                    try sealKeyUpdate(requestPeer: false, into: UnsafeMutableRawBufferPointer(rebasing: out[written..<(written + n)]))
+                    written += n
+                }
+                let chunk = min(maxPayloadPerCell, data.count - offset)
+                try sealer.seal(type: .data, payload: UnsafeRawBufferPointer(rebasing: data[offset..<(offset + chunk)]),
+                                into: UnsafeMutableRawBufferPointer(rebasing: out[written..<(written + n)]))
+                written += n
+                offset += chunk
+            }
+        }
+        return written
+    }
+
+    /// Array convenience for `sealData`.
+    public func sealData(_ data: [UInt8]) throws(QNSPError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: maxSealedSize(forDataCount: data.count))
+        let n: Int
+        do {
+            n = try data.withUnsafeBytes { d in try out.withUnsafeMutableBytes { o in try sealData(d, into: o) } }
+        } catch let e as QNSPError { throw e } catch { throw .connectionClosed }
+        out.removeSubrange(n...)
+        return out
+    }
+
+    /// Queues a key update: the next cells use the next sending key. With `requestPeer`, asks the peer to update too.
+    public func updateSendingKey(requestPeer: Bool = false) throws(QNSPError) {
+        guard case .established = phase else { throw .connectionClosed }
+        var cell = [UInt8](repeating: 0, count: cellSize)
+        try failClosed { () throws(QNSPError) in
+            try QNSPError.typed { try cell.withUnsafeMutableBytes { o in try sealKeyUpdate(requestPeer: requestPeer, into: o) } }
+        }
+        outbound += cell
+    }
+
+    /// Queues a keepalive ping (payload at most 64 bytes).
+    public func ping(_ payload: [UInt8] = []) throws(QNSPError) {
+        guard case .established = phase else { throw .connectionClosed }
+        try queueCell(.ping, Array(payload.prefix(64)))
+    }
+
+    /// Queues `count` cover-traffic cells, indistinguishable from data cells on the wire.
+    public func sendPadding(cells count: Int = 1) throws(QNSPError) {
+        guard case .established = phase else { throw .connectionClosed }
+        for _ in 0..<count { try queueCell(.padding, []) }
+    }
+
+    /// Queues an orderly close and closes the connection.
+    public func close(code: QNSPCloseCode = .normal, reason: String = "") {
+        if sealer != nil, !isClosed {
+            var w = ByteWriter()
+            w.write(code.rawValue)
+            w.write(bytes: Array(reason.utf8.prefix(maxPayloadPerCell - 1)))
+            try? queueCell(.close, w.bytes)
+        }
+        phase = .closed
+    }
+
+    // MARK: Internals shared by both roles
+
+    func failClosed(_ body: () throws(QNSPError) -> Void) throws(QNSPError) {
+        do { try body() } catch {
+            phase = .closed
+            throw error
+        }
+    }
+
+    func queueCell(_ type: CellType, _ payload: [UInt8]) throws(QNSPError) {
+        guard let sealer else { throw .connectionClosed }
+        outbound += try sealer.seal(type: type, payload: payload)
+    }
+
+    func sealKeyUpdate(requestPeer: Bool, into out: UnsafeMutableRawBufferPointer) throws(QNSPError) {
+        guard let sealer else { throw .connectionClosed }
+        let flag: [UInt8] = [requestPeer ? 1 : 0]
+        try QNSPError.typed { try flag.withUnsafeBytes { f in try sealer.seal(type: .keyUpdate, payload: f, into: out) } }
+        try sealer.updateKey()
+    }
+
+    func sendClear(_ type: ClearRecord.MessageType, body: [UInt8]) {
+        let record = ClearRecord(version: QNSPConfiguration.supportedVersions.max() ?? 1, type: type, cellSize: cellSize, body: body).encoded()
+        transcript += record
+        outbound += record
+    }
+
+    /// Sends an encrypted handshake message (`type | u24 length | body`) in `.handshake` cells.
+    func sendEncryptedHandshake(_ type: HandshakeMessages.EncryptedType, body: [UInt8]) throws(QNSPError) -> [UInt8] {
+        var w = ByteWriter(capacity: body.count + 4)
+        w.write(type.rawValue)
+        w.writeUInt24(body.count)
+        w.write(bytes: body)
+        let message = w.bytes
+        var offset = 0
+        while offset < message.count {
+            let chunk = min(maxPayloadPerCell, message.count - offset)
+            try queueCell(.handshake, Array(message[offset..<(offset + chunk)]))
+            offset += chunk
+        }
+        return message
+    }
+
+    private func receiveLoop(_ input: UnsafeRawBufferPointer, deliver: (UnsafeRawBufferPointer) -> Void, events: inout [QNSPEvent]) throws(QNSPError) {
+        var index = 0
+        // Clear handshake records until the receive direction becomes encrypted.
+        while opener == nil {
+            if index < input.count {
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[index...]))
+                index = input.count
+            }
+            let expected: Int? = { if case .serverAwaitingHello(announced: false) = phase { return nil }; return cellSize }()
+            guard let (record, raw) = try ClearRecord.parse(pending[...], expectedCellSize: expected, maxBodySize: configuration.maxHandshakeMessageSize) else {
+                return
+            }
+            let rawBytes = Array(raw)
+            pending.removeFirst(rawBytes.count)
+            try handleClearRecord(record, raw: rawBytes, events: &events)
+            if case .closed = phase { return }
+        }
+        let n = cellSize
+        // Cells left over in `pending` (after the last clear record or from a previous call).
+        if !pending.isEmpty {
+            let missing = (n - pending.count % n) % n
+            let take = min(missing, input.count - index)
+            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[index..<(index + take)]))
+            index += take
+            let whole = pending.count / n * n
+            if whole > 0 {
+                let cells = Array(pending[0..<whole])
+                pending.removeFirst(whole)
+                try QNSPError.typed {
+                    try cells.withUnsafeBytes { c in
+                        var o = 0
+                        while o < whole {
+                            try processCell(UnsafeRawBufferPointer(rebasing: c[o..<(o + n)]), deliver: deliver, events: &events)
+                            if case .closed = phase { return }
+                            o += n
+                        }
+                    }
+                }
+                if case .closed = phase { return }
+            }
+            if !pending.isEmpty { return }
+        }
+        while input.count - index >= n {
+            try processCell(UnsafeRawBufferPointer(rebasing: input[index..<(index + n)]), deliver: deliver, events: &events)
+            index += n
+            if case .closed = phase { return }
+        }
+        if index < input.count { pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[index...])) }
+    }
+
+    private func processCell(_ cell: UnsafeRawBufferPointer, deliver: (UnsafeRawBufferPointer) -> Void, events: inout [QNSPEvent]) throws(QNSPError) {
+        guard let opener else { throw .unexpectedMessage("cell before keys") }
+        var control: (UInt8, [UInt8])?
+        try opener.open(cell: cell) { (type: UInt8, payload: UnsafeRawBufferPointer) throws(QNSPError) in
+            if type == CellType.data.rawValue {
+                guard case .established = phase else { throw .unexpectedMessage("data cell before the handshake completed") }
+                if payload.count > 0 { deliver(payload) }
+            } else {
+                control = (type, Array(payload))
+            }
+        }
+        guard let (typeByte, payload) = control else { return }
+        guard let type = CellType(rawValue: typeByte) else { throw .unknownCellType(typeByte) }
+        switch type {
+        case .data: break
+        case .padding: break
+        case .handshake:
+            if case .established = phase { throw .unexpectedMessage("handshake cell after the handshake") }
+            handshakeBuffer += payload
+            try drainEncryptedHandshake(events: &events)
+        case .keyUpdate:
+            guard payload.count == 1, payload[0] <= 1 else { throw .unexpectedMessage("malformed key update") }
+            guard case .established = phase else { throw .unexpectedMessage("key update during the handshake") }
+            try opener.updateKey()
+            events.append(.peerKeyUpdated(epoch: opener.secret.epoch))
+            if payload[0] == 1 { try updateSendingKey(requestPeer: false) }
+        case .close:
+            let code = payload.first ?? 0
+            let reason = String(decoding: payload.dropFirst(), as: UTF8.self)
+            phase = .closed
+            events.append(.closed(code: code, reason: reason))
+        case .ping:
+            guard case .established = phase else { throw .unexpectedMessage("ping during the handshake") }
+            try queueCell(.pong, payload)
+        case .pong:
+            events.append(.pong(payload))
+        }
+    }
+
+    private func drainEncryptedHandshake(events: inout [QNSPEvent]) throws(QNSPError) {
+        while handshakeBuffer.count >= 4 {
+            let length = Int(handshakeBuffer[1]) << 16 | Int(handshakeBuffer[2]) << 8 | Int(handshakeBuffer[3])
+            guard length <= configuration.maxHandshakeMessageSize else { throw .handshakeMessageTooLarge(length) }
+            guard handshakeBuffer.count >= 4 + length else { return }
+            let message = Array(handshakeBuffer[0..<(4 + length)])
+            handshakeBuffer.removeFirst(4 + length)
+            guard let type = HandshakeMessages.EncryptedType(rawValue: message[0]) else {
+                throw .unexpectedMessage("encrypted handshake type \(message[0])")
+            }
+            try handleEncryptedHandshake(type, body: Array(message[4...]), raw: message, events: &events)
+        }
+    }
+
+    func handleClearRecord(_ record: ClearRecord, raw: [UInt8], events: inout [QNSPEvent]) throws(QNSPError) {
+        switch role {
+        case .client(let p): try clientHandleClearRecord(record, raw: raw, params: p, events: &events)
+        case .server(let p): try serverHandleClearRecord(record, raw: raw, params: p, events: &events)
+        }
+    }
+
+    func handleEncryptedHandshake(_ type: HandshakeMessages.EncryptedType, body: [UInt8], raw: [UInt8], events: inout [QNSPEvent]) throws(QNSPError) {
+        switch role {
+        case .client: try clientHandleEncryptedHandshake(type, body: body, events: &events)
+        case .server(let p): try serverHandleEncryptedHandshake(type, body: body, raw: raw, params: p, events: &events)
+        }
+    }
+
+    static func wrap<T>(_ body: () throws(QNSPCryptoError) -> T) throws(QNSPError) -> T {
+        do { return try body() } catch { throw .keyMaterial(error.description) }
+    }
+}

@@ -1,0 +1,39 @@
+import QNSPCrypto
+
+/// What a connection reports to its driver besides application bytes.
+public enum QNSPEvent: Sendable, Equatable {
+    /// The handshake finished; application data may flow.
+    case established(QNSPSessionInfo)
+    /// The peer switched to its next sending key.
+    case peerKeyUpdated(epoch: UInt64)
+    /// Answer to a `ping`.
+    case pong([UInt8])
+    /// The peer closed the session in order.
+    case closed(code: UInt8, reason: String)
+}
+
+/// Facts about an established session, for logs, policy and channel binding.
+public struct QNSPSessionInfo: Sendable, Equatable {
+    public enum Role: Sendable, Equatable { case client, server }
+    public var role: Role
+    public var version: UInt8
+    public var cipher: AEADAlgorithm
+    public var cellSize: Int
+    public var service: String
+    public var username: String
+    public var userKeyFingerprint: String
+    public var hostKey: HostPublicKey
+    /// 32 bytes bound to the whole handshake transcript, for channel binding by inner protocols.
+    public var exporterSecret: [UInt8]
+    /// Whether this connection began with a first-contact host key exchange.
+    public var firstContact: Bool
+}
+
+/// Close codes carried in `.close` cells.
+public enum QNSPCloseCode: UInt8, Sendable {
+    case normal = 0
+    case protocolError = 1
+    case authenticationFailed = 2
+    case idleTimeout = 3
+    case shutdown = 4
+}

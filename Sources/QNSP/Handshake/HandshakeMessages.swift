@@ -1,0 +1,257 @@
+import QNSPCrypto
+
+/// Codecs for the bodies of handshake messages (see docs/protocol.md, "Handshake messages").
+/// Every decoder checks every length and rejects trailing bytes.
+public enum HandshakeMessages {
+    /// C→S, clear: opens a known-host handshake.
+    public struct ClientHello: Sendable, Equatable {
+        public var versions: [UInt8]
+        public var ciphers: [UInt8]
+        public var serverKeyID: [UInt8]
+        public var ephemeralKey: [UInt8]
+        public var encapsulation: [UInt8]
+        public var sealedPayload: [UInt8]
+
+        /// The body bytes before the sealed payload (bound into the payload key).
+        public var prefix: [UInt8] {
+            var w = ByteWriter(capacity: 2400)
+            w.writeVector8(versions)
+            w.writeVector8(ciphers)
+            w.write(bytes: serverKeyID)
+            w.write(bytes: ephemeralKey)
+            w.write(bytes: encapsulation)
+            return w.bytes
+        }
+
+        public func encoded() -> [UInt8] {
+            var w = ByteWriter(capacity: 2600)
+            w.write(bytes: prefix)
+            w.writeVector16(sealedPayload)
+            return w.bytes
+        }
+
+        public init(versions: [UInt8], ciphers: [UInt8], serverKeyID: [UInt8], ephemeralKey: [UInt8], encapsulation: [UInt8], sealedPayload: [UInt8]) {
+            self.versions = versions; self.ciphers = ciphers; self.serverKeyID = serverKeyID
+            self.ephemeralKey = ephemeralKey; self.encapsulation = encapsulation; self.sealedPayload = sealedPayload
+        }
+
+        public init(decoding body: [UInt8]) throws(QNSPError) {
+            var r = ByteReader(body)
+            do {
+                versions = try r.readVector8("versions")
+                ciphers = try r.readVector8("ciphers")
+                serverKeyID = try r.readBytes(HostPublicKey.keyIDSize, "server key id")
+                ephemeralKey = try r.readBytes(HybridKEM.publicKeySize, "ephemeral key")
+                encapsulation = try r.readBytes(HybridKEM.encapsulationSize, "encapsulation")
+                sealedPayload = try r.readVector16("sealed payload")
+            } catch { throw .malformedHandshake("client hello truncated at \(error.field)") }
+            guard r.isAtEnd else { throw .malformedHandshake("client hello has trailing bytes") }
+            guard !versions.isEmpty, !ciphers.isEmpty else { throw .malformedHandshake("client hello lists no versions or ciphers") }
+        }
+    }
+
+    /// The encrypted part of the client hello.
+    public struct ClientPayload: Sendable, Equatable {
+        public var service: String
+        public var extensions: [UInt8]
+
+        public init(service: String, extensions: [UInt8] = []) { self.service = service; self.extensions = extensions }
+
+        public func encoded() -> [UInt8] {
+            var w = ByteWriter()
+            w.writeVector8(Array(service.utf8.prefix(255)))
+            w.writeVector16(extensions)
+            return w.bytes
+        }
+
+        public init(decoding body: [UInt8]) throws(QNSPError) {
+            var r = ByteReader(body)
+            do {
+                let s = try r.readVector8("service")
+                guard let str = String(validating: s, as: UTF8.self) else { throw QNSPError.malformedHandshake("service is not UTF-8") }
+                service = str
+                extensions = try r.readVector16("extensions")
+            } catch let e as QNSPError { throw e } catch { throw .malformedHandshake("client payload truncated") }
+            guard r.isAtEnd else { throw .malformedHandshake("client payload has trailing bytes") }
+        }
+    }
+
+    /// S→C, clear: the server's encapsulation to the client's ephemeral key and its sealed payload.
+    public struct ServerHello: Sendable, Equatable {
+        public var encapsulation: [UInt8]
+        public var sealedPayload: [UInt8]
+
+        public init(encapsulation: [UInt8], sealedPayload: [UInt8]) { self.encapsulation = encapsulation; self.sealedPayload = sealedPayload }
+
+        public func encoded() -> [UInt8] {
+            var w = ByteWriter(capacity: 1300)
+            w.write(bytes: encapsulation)
+            w.writeVector16(sealedPayload)
+            return w.bytes
+        }
+
+        public init(decoding body: [UInt8]) throws(QNSPError) {
+            var r = ByteReader(body)
+            do {
+                encapsulation = try r.readBytes(HybridKEM.encapsulationSize, "encapsulation")
+                sealedPayload = try r.readVector16("sealed payload")
+            } catch { throw .malformedHandshake("server hello truncated at \(error.field)") }
+            guard r.isAtEnd else { throw .malformedHandshake("server hello has trailing bytes") }
+        }
+    }
+
+    /// The encrypted part of the server hello: what the server chose.
+    public struct ServerPayload: Sendable, Equatable {
+        public var version: UInt8
+        public var cipher: UInt8
+        public var extensions: [UInt8]
+
+        public init(version: UInt8, cipher: UInt8, extensions: [UInt8] = []) { self.version = version; self.cipher = cipher; self.extensions = extensions }
+
+        public func encoded() -> [UInt8] {
+            var w = ByteWriter()
+            w.write(version); w.write(cipher); w.writeVector16(extensions)
+            return w.bytes
+        }
+
+        public init(decoding body: [UInt8]) throws(QNSPError) {
+            var r = ByteReader(body)
+            do {
+                version = try r.readUInt8("version")
+                cipher = try r.readUInt8("cipher")
+                extensions = try r.readVector16("extensions")
+            } catch { throw .malformedHandshake("server payload truncated at \(error.field)") }
+            guard r.isAtEnd else { throw .malformedHandshake("server payload has trailing bytes") }
+        }
+    }
+
+    /// C→S, clear: first contact, asks for the server's host keys.
+    public struct HostKeyRequest: Sendable, Equatable {
+        public var nonce: [UInt8]
+        public var versions: [UInt8]
+
+        public init(nonce: [UInt8], versions: [UInt8]) { self.nonce = nonce; self.versions = versions }
+
+        public func encoded() -> [UInt8] {
+            var w = ByteWriter(); w.write(bytes: nonce); w.writeVector8(versions); return w.bytes
+        }
+
+        public init(decoding body: [UInt8]) throws(QNSPError) {
+            var r = ByteReader(body)
+            do {
+                nonce = try r.readBytes(32, "nonce")
+                versions = try r.readVector8("versions")
+            } catch { throw .malformedHandshake("host key request truncated at \(error.field)") }
+            guard r.isAtEnd else { throw .malformedHandshake("host key request has trailing bytes") }
+        }
+    }
+
+    /// S→C, clear: the host public keys, signed with the host's ML-DSA key over the transcript so far.
+    public struct HostKeyAnnouncement: Sendable, Equatable {
+        public var hostKeyBlob: [UInt8]
+        public var signature: [UInt8]
+
+        public init(hostKeyBlob: [UInt8], signature: [UInt8]) { self.hostKeyBlob = hostKeyBlob; self.signature = signature }
+
+        public func encoded() -> [UInt8] {
+            var w = ByteWriter(capacity: 6600); w.writeVector16(hostKeyBlob); w.writeVector16(signature); return w.bytes
+        }
+
+        public init(decoding body: [UInt8]) throws(QNSPError) {
+            var r = ByteReader(body)
+            do {
+                hostKeyBlob = try r.readVector16("host key")
+                signature = try r.readVector16("signature")
+            } catch { throw .malformedHandshake("host key announcement truncated at \(error.field)") }
+            guard r.isAtEnd else { throw .malformedHandshake("host key announcement has trailing bytes") }
+        }
+    }
+
+    /// Either direction, clear: refusal before keys exist. Unauthenticated, so advisory only:
+    /// a receiver closes the connection and never changes what it offers because of it.
+    public struct Reject: Sendable, Equatable {
+        public enum Code: UInt8, Sendable {
+            case unsupportedVersion = 1, unknownHostKey = 2, undecryptable = 3, malformed = 4, unsupportedCellSize = 5, noCommonCipher = 6, other = 7
+        }
+        public var code: UInt8
+        public var versions: [UInt8]
+        public var message: String
+
+        public init(code: Code, versions: [UInt8] = QNSPConfiguration.supportedVersions, message: String) {
+            self.code = code.rawValue; self.versions = versions; self.message = message
+        }
+
+        public func encoded() -> [UInt8] {
+            var w = ByteWriter(); w.write(code); w.writeVector8(versions); w.writeVector16(Array(message.utf8.prefix(1024))); return w.bytes
+        }
+
+        public init(decoding body: [UInt8]) throws(QNSPError) {
+            var r = ByteReader(body)
+            do {
+                code = try r.readUInt8("code")
+                versions = try r.readVector8("versions")
+                message = String(decoding: try r.readVector16("message"), as: UTF8.self)
+            } catch { throw .malformedHandshake("reject truncated at \(error.field)") }
+            guard r.isAtEnd else { throw .malformedHandshake("reject has trailing bytes") }
+        }
+    }
+
+    /// Type bytes of handshake messages carried inside encrypted `.handshake` cells.
+    public enum EncryptedType: UInt8, Sendable {
+        case clientAuth = 0x21
+        case authResult = 0x22
+    }
+
+    /// C→S, encrypted: the user's name, ML-DSA-65 public key and signature over the transcript.
+    public struct ClientAuth: Sendable, Equatable {
+        public var username: String
+        public var publicKey: [UInt8]
+        public var signature: [UInt8]
+
+        public init(username: String, publicKey: [UInt8], signature: [UInt8]) { self.username = username; self.publicKey = publicKey; self.signature = signature }
+
+        /// The bytes the signature covers besides the transcript hash.
+        public var signedPart: [UInt8] {
+            var w = ByteWriter(capacity: 2100); w.writeVector8(Array(username.utf8)); w.writeVector16(publicKey); return w.bytes
+        }
+
+        public func encoded() -> [UInt8] {
+            var w = ByteWriter(capacity: 5400); w.write(bytes: signedPart); w.writeVector16(signature); return w.bytes
+        }
+
+        public init(decoding body: [UInt8]) throws(QNSPError) {
+            var r = ByteReader(body)
+            do {
+                let u = try r.readVector8("username")
+                guard let name = String(validating: u, as: UTF8.self), !name.isEmpty else { throw QNSPError.malformedHandshake("user name is empty or not UTF-8") }
+                username = name
+                publicKey = try r.readVector16("public key")
+                signature = try r.readVector16("signature")
+            } catch let e as QNSPError { throw e } catch { throw .malformedHandshake("client auth truncated") }
+            guard r.isAtEnd else { throw .malformedHandshake("client auth has trailing bytes") }
+        }
+    }
+
+    /// S→C, encrypted: whether the user was accepted.
+    public struct AuthResult: Sendable, Equatable {
+        public var accepted: Bool
+        public var message: String
+
+        public init(accepted: Bool, message: String) { self.accepted = accepted; self.message = message }
+
+        public func encoded() -> [UInt8] {
+            var w = ByteWriter(); w.write(UInt8(accepted ? 0 : 1)); w.writeVector16(Array(message.utf8.prefix(1024))); return w.bytes
+        }
+
+        public init(decoding body: [UInt8]) throws(QNSPError) {
+            var r = ByteReader(body)
+            do {
+                let status = try r.readUInt8("status")
+                guard status <= 1 else { throw QNSPError.malformedHandshake("auth result status \(status)") }
+                accepted = status == 0
+                message = String(decoding: try r.readVector16("message"), as: UTF8.self)
+            } catch let e as QNSPError { throw e } catch { throw .malformedHandshake("auth result truncated") }
+            guard r.isAtEnd else { throw .malformedHandshake("auth result has trailing bytes") }
+        }
+    }
+}
