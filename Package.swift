@@ -55,6 +55,7 @@ let package = Package(
             dependencies: [
                 "QNSPCrypto", "QNSP", "QNSPNIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

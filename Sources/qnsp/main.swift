@@ -1,1 +1,3 @@
-print("todo")
+import QSSHTools
+
+ToolMain.run(QNSPToolCommand.self, name: "qnsp", failureStatus: 255)

@@ -1,1 +1,3 @@
-print("todo")
+import QSSHTools
+
+ToolMain.run(KeygenCommand.self, name: "qssh-keygen")

@@ -13,6 +13,8 @@ public enum CellType: UInt8, Sendable {
     /// Keepalive request; answered by `.pong` with the same payload.
     case ping = 0x05
     case pong = 0x06
+    /// The sender will send no more data (half-close); control cells may still follow.
+    case endOfStream = 0x07
 }
 
 /// Layout of the plaintext inside a cell: `type(1) | length(2) | payload | zero padding`.

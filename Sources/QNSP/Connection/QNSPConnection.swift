@@ -69,6 +69,9 @@ public final class QNSPConnection {
     var opener: CellOpener?
     var firstContact = false
     var firstContactNonce: [UInt8] = []
+    /// Whether we sent / received an end-of-stream cell.
+    public private(set) var sentEndOfStream = false
+    public private(set) var receivedEndOfStream = false
     public internal(set) var sessionInfo: QNSPSessionInfo?
 
     public init(client: ClientParameters, configuration: QNSPConfiguration = QNSPConfiguration()) {
@@ -170,7 +173,7 @@ public final class QNSPConnection {
     /// Seals application bytes into whole cells in `out`; returns the bytes written.
     /// Inserts a key update cell whenever the byte limit is reached.
     public func sealData(_ data: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) throws(QNSPError) -> Int {
-        guard case .established = phase, let sealer else { throw .connectionClosed }
+        guard case .established = phase, let sealer, !sentEndOfStream else { throw .connectionClosed }
         var written = 0
         var offset = 0
         let n = cellSize
@@ -221,6 +224,13 @@ public final class QNSPConnection {
     public func sendPadding(cells count: Int = 1) throws(QNSPError) {
         guard case .established = phase else { throw .connectionClosed }
         for _ in 0..<count { try queueCell(.padding, []) }
+    }
+
+    /// Queues an end-of-stream cell: no more data will be sent (the peer sees a half-close).
+    public func sendEndOfStream() throws(QNSPError) {
+        guard case .established = phase, !sentEndOfStream else { return }
+        try queueCell(.endOfStream, [])
+        sentEndOfStream = true
     }
 
     /// Queues an orderly close and closes the connection.
@@ -333,6 +343,7 @@ public final class QNSPConnection {
         try opener.open(cell: cell) { (type: UInt8, payload: UnsafeRawBufferPointer) throws(QNSPError) in
             if type == CellType.data.rawValue {
                 guard case .established = phase else { throw .unexpectedMessage("data cell before the handshake completed") }
+                guard !receivedEndOfStream else { throw .unexpectedMessage("data cell after end of stream") }
                 if payload.count > 0 { deliver(payload) }
             } else {
                 control = (type, Array(payload))
@@ -363,6 +374,10 @@ public final class QNSPConnection {
             try queueCell(.pong, payload)
         case .pong:
             events.append(.pong(payload))
+        case .endOfStream:
+            guard case .established = phase, !receivedEndOfStream else { throw .unexpectedMessage("end of stream out of place") }
+            receivedEndOfStream = true
+            events.append(.endOfStream)
         }
     }
 

@@ -8,6 +8,8 @@ public enum QNSPEvent: Sendable, Equatable {
     case peerKeyUpdated(epoch: UInt64)
     /// Answer to a `ping`.
     case pong([UInt8])
+    /// The peer will send no more data (half-close).
+    case endOfStream
     /// The peer closed the session in order.
     case closed(code: UInt8, reason: String)
 }

@@ -1,0 +1,63 @@
+import NIOCore
+
+/// Joins two channels into one byte pipe, with backpressure: a side reads only
+/// while its partner is writable. Half-closes are passed on as output closes.
+public final class GlueHandler: ChannelDuplexHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    private var partner: GlueHandler?
+    private var context: ChannelHandlerContext?
+    private var pendingRead = false
+
+    private init() {}
+
+    /// Makes two handlers that forward to each other; add one to each channel.
+    public static func matchedPair() -> (GlueHandler, GlueHandler) {
+        let a = GlueHandler(), b = GlueHandler()
+        a.partner = b
+        b.partner = a
+        return (a, b)
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    public func handlerRemoved(context: ChannelHandlerContext) { self.context = nil; partner = nil }
+
+    private func partnerWrite(_ data: NIOAny) { context?.write(data, promise: nil) }
+    private func partnerFlush() { context?.flush() }
+    private func partnerWriteEOF() { context?.close(mode: .output, promise: nil) }
+    private func partnerCloseFull() { context?.close(promise: nil) }
+    private var partnerWritable: Bool { context?.channel.isWritable ?? false }
+    private func partnerBecameWritable() {
+        if pendingRead {
+            pendingRead = false
+            context?.read()
+        }
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) { partner?.partnerWrite(data) }
+    public func channelReadComplete(context: ChannelHandlerContext) { partner?.partnerFlush() }
+    public func channelInactive(context: ChannelHandlerContext) { partner?.partnerCloseFull() }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? ChannelEvent, case .inputClosed = e { partner?.partnerWriteEOF() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        partner?.partnerCloseFull()
+        context.close(promise: nil)
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { partner?.partnerBecameWritable() }
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if let partner, partner.partnerWritable { context.read() } else { pendingRead = true }
+    }
+}
+
+@available(*, unavailable)
+extension GlueHandler: Sendable {}

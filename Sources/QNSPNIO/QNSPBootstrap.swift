@@ -1,0 +1,98 @@
+import NIOCore
+import NIOPosix
+import QNSP
+import QNSPCrypto
+
+/// Starts QNSP servers and clients over TCP or over a pair of file descriptors
+/// (stdin/stdout), installing `QNSPHandler` below the caller's handlers.
+public enum QNSPBootstrap {
+    /// Per-connection settings.
+    public struct Options: Sendable {
+        public var configuration = QNSPConfiguration()
+        public var rekeyInterval: TimeAmount? = .hours(1)
+        /// When false, the caller's handlers must call `read()` (for backpressure).
+        public var autoRead = true
+        public init() {}
+    }
+
+    /// Adds the QNSP handler (and a handshake waiter) to a channel's pipeline.
+    public static func addHandlers(
+        to channel: Channel, connection: @autoclosure () -> QNSPConnection, isClient: Bool, options: Options
+    ) throws -> QNSPHandshakeWaiter {
+        let waiter = QNSPHandshakeWaiter(promise: channel.eventLoop.makePromise())
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(QNSPHandler(connection: connection(), isClient: isClient, rekeyInterval: options.rekeyInterval))
+        try sync.addHandler(waiter)
+        return waiter
+    }
+
+    /// Listens on `host:port`; `childInitializer` adds the handlers that see each session's plaintext.
+    public static func bindServer(
+        group: EventLoopGroup, host: String, port: Int, parameters: QNSPConnection.ServerParameters, options: Options = Options(),
+        childInitializer: @escaping @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<Channel> {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.autoRead, value: options.autoRead)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                do {
+                    let waiter = try addHandlers(
+                        to: channel, connection: QNSPConnection(server: parameters, configuration: options.configuration),
+                        isClient: false, options: options)
+                    return childInitializer(channel, waiter.future)
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+            .bind(host: host, port: port)
+    }
+
+    /// Connects to `host:port`; the returned future gives the channel and the handshake result.
+    public static func connect(
+        group: EventLoopGroup, host: String, port: Int, parameters: QNSPConnection.ClientParameters, options: Options = Options(),
+        initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() }
+    ) -> EventLoopFuture<(Channel, EventLoopFuture<QNSPSessionInfo>)> {
+        ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.autoRead, value: options.autoRead)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { channel in
+                do {
+                    _ = try addHandlers(
+                        to: channel, connection: QNSPConnection(client: parameters, configuration: options.configuration),
+                        isClient: true, options: options)
+                    return initializer(channel)
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+            .connect(host: host, port: port)
+            .flatMapThrowing { channel in
+                (channel, try channel.pipeline.syncOperations.handler(type: QNSPHandshakeWaiter.self).future)
+            }
+    }
+
+    /// Runs QNSP over two file descriptors (e.g. stdin/stdout), as client or server.
+    public static func stdio(
+        group: EventLoopGroup, input: CInt, output: CInt, connection: @escaping @Sendable () -> QNSPConnection, isClient: Bool,
+        options: Options = Options(),
+        initializer: @escaping @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<Channel> {
+        NIOPipeBootstrap(group: group)
+            .channelOption(.autoRead, value: options.autoRead)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                do {
+                    let waiter = try addHandlers(to: channel, connection: connection(), isClient: isClient, options: options)
+                    return initializer(channel, waiter.future)
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+            .takingOwnershipOfDescriptors(input: input, output: output)
+    }
+}

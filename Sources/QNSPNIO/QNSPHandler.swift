@@ -1,0 +1,238 @@
+import NIOCore
+import QNSP
+import QNSPCrypto
+
+/// Runs a `QNSPConnection` in a NIO pipeline: ciphertext cells below, the inner
+/// plaintext byte stream above.
+///
+/// - Writes made before the handshake completes are held and sent once it does.
+/// - Reads are requested by this handler only while handshaking; afterwards the
+///   next handler's `read()` calls pass through, so a slow reader stops socket
+///   reads instead of making memory grow (use `autoRead = false` to get that).
+/// - Events for the next handler arrive as `QNSPUserEvent` user inbound events.
+public final class QNSPHandler: ChannelDuplexHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    private let connection: QNSPConnection
+    private let isClient: Bool
+    private let rekeyInterval: TimeAmount?
+    private var heldWrites: MarkedCircularBuffer<(ByteBuffer, EventLoopPromise<Void>?)> = MarkedCircularBuffer(initialCapacity: 4)
+    private var rekeyTask: RepeatedTask?
+    private var closeReceived = false
+    private var failed = false
+
+    /// - Parameter rekeyInterval: update the sending key this often (in addition to the byte limit).
+    public init(connection: QNSPConnection, isClient: Bool, rekeyInterval: TimeAmount? = .hours(1)) {
+        self.connection = connection
+        self.isClient = isClient
+        self.rekeyInterval = rekeyInterval
+    }
+
+    public var sessionInfo: QNSPSessionInfo? { connection.sessionInfo }
+
+    // MARK: Lifecycle
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context: context) }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        if isClient {
+            do { try connection.start() } catch { fail(context: context, error: error); return }
+            flushOutbound(context: context)
+        }
+        context.read()
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        rekeyTask?.cancel()
+        while let (_, promise) = heldWrites.popFirst() { promise?.fail(QNSPError.connectionClosed) }
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        rekeyTask?.cancel()
+        if !failed && !closeReceived && !connection.isClosed {
+            do { try connection.receiveEOF() } catch { context.fireErrorCaught(error) }
+        }
+        while let (_, promise) = heldWrites.popFirst() { promise?.fail(QNSPError.connectionClosed) }
+        context.fireChannelInactive()
+    }
+
+    // MARK: Inbound
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !failed else { return }
+        let input = unwrapInboundIn(data)
+        var plaintext = context.channel.allocator.buffer(capacity: input.readableBytes)
+        let events: [QNSPEvent]
+        do {
+            events = try input.withUnsafeReadableBytes { raw in
+                try connection.receive(raw) { plaintext.writeBytes($0) }
+            }
+        } catch {
+            fail(context: context, error: error)
+            return
+        }
+        flushOutbound(context: context)
+        if plaintext.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(plaintext)) }
+        for event in events { handle(event, context: context) }
+        if !connection.isEstablished && !connection.isClosed { context.read() }
+    }
+
+    private func handle(_ event: QNSPEvent, context: ChannelHandlerContext) {
+        switch event {
+        case .established(let info):
+            scheduleRekey(context: context)
+            context.fireUserInboundEventTriggered(QNSPUserEvent.established(info))
+            releaseHeldWrites(context: context)
+        case .closed(let code, let reason):
+            closeReceived = true
+            context.fireUserInboundEventTriggered(QNSPUserEvent.peerClosed(code: code, reason: reason))
+            context.close(promise: nil)
+        case .pong(let payload):
+            context.fireUserInboundEventTriggered(QNSPUserEvent.pong(payload))
+        case .peerKeyUpdated(let epoch):
+            context.fireUserInboundEventTriggered(QNSPUserEvent.peerKeyUpdated(epoch: epoch))
+        case .endOfStream:
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+            closeIfBothEnded(context: context)
+        }
+    }
+
+    // MARK: Outbound
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let buffer = unwrapOutboundIn(data)
+        guard connection.isEstablished else {
+            if connection.isClosed { promise?.fail(QNSPError.connectionClosed) } else { heldWrites.append((buffer, promise)) }
+            return
+        }
+        seal(buffer, context: context, promise: promise)
+    }
+
+    public func flush(context: ChannelHandlerContext) {
+        if connection.isEstablished { context.flush() } else { heldWrites.mark() }
+    }
+
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if mode == .output {
+            // Half-close is a protocol message: the transport stays open for the peer's data.
+            guard connection.isEstablished else {
+                promise?.fail(ChannelError.operationUnsupported)
+                return
+            }
+            releaseHeldWrites(context: context)
+            do { try connection.sendEndOfStream() } catch { promise?.fail(error); return }
+            flushOutbound(context: context, promise: promise)
+            closeIfBothEnded(context: context)
+            return
+        }
+        if mode == .all, connection.isEstablished {
+            connection.close(code: .normal)
+            flushOutbound(context: context)
+        }
+        context.close(mode: mode, promise: promise)
+    }
+
+    public func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let command = event as? QNSPCommand else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        do {
+            switch command {
+            case .ping(let payload): try connection.ping(payload)
+            case .updateKey(let requestPeer): try connection.updateSendingKey(requestPeer: requestPeer)
+            case .coverTraffic(let cells): try connection.sendPadding(cells: cells)
+            }
+            flushOutbound(context: context, promise: promise)
+        } catch {
+            promise?.fail(error)
+        }
+    }
+
+    private func seal(_ buffer: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        var out = context.channel.allocator.buffer(capacity: connection.maxSealedSize(forDataCount: buffer.readableBytes))
+        do {
+            try out.writeWithUnsafeMutableBytes(minimumWritableBytes: connection.maxSealedSize(forDataCount: buffer.readableBytes)) { dest in
+                try buffer.withUnsafeReadableBytes { src in try connection.sealData(src, into: dest) }
+            }
+        } catch {
+            promise?.fail(error)
+            fail(context: context, error: error)
+            return
+        }
+        context.write(wrapOutboundOut(out), promise: promise)
+    }
+
+    private func closeIfBothEnded(context: ChannelHandlerContext) {
+        if connection.sentEndOfStream && connection.receivedEndOfStream { context.channel.close(promise: nil) }
+    }
+
+    private func releaseHeldWrites(context: ChannelHandlerContext) {
+        var flushNeeded = false
+        while let (buffer, promise) = heldWrites.popFirst() {
+            seal(buffer, context: context, promise: promise)
+            flushNeeded = true
+        }
+        if flushNeeded { context.flush() }
+    }
+
+    private func flushOutbound(context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+        let bytes = connection.takeOutbound()
+        guard !bytes.isEmpty else {
+            promise?.succeed(())
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: promise)
+    }
+
+    private func fail(context: ChannelHandlerContext, error: Error) {
+        guard !failed else { return }
+        failed = true
+        flushOutbound(context: context)  // a reject or auth result may be queued
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
+    }
+
+    private func scheduleRekey(context: ChannelHandlerContext) {
+        guard let interval = rekeyInterval, interval > .zero else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        rekeyTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            let (handler, context) = loopBound.value
+            guard handler.connection.isEstablished else { return }
+            do {
+                try handler.connection.updateSendingKey()
+                handler.flushOutbound(context: context)
+            } catch {
+                handler.fail(context: context, error: error)
+            }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension QNSPHandler: Sendable {}
+
+/// Events a `QNSPHandler` sends up the pipeline.
+public enum QNSPUserEvent: Sendable, Equatable {
+    case established(QNSPSessionInfo)
+    case peerClosed(code: UInt8, reason: String)
+    case pong([UInt8])
+    case peerKeyUpdated(epoch: UInt64)
+}
+
+/// Commands the next handler can send down with `triggerUserOutboundEvent`.
+public enum QNSPCommand: Sendable {
+    case ping([UInt8])
+    case updateKey(requestPeer: Bool)
+    case coverTraffic(cells: Int)
+}

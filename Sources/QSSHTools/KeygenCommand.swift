@@ -1,0 +1,166 @@
+import ArgumentParser
+import QNSPCrypto
+
+import Foundation
+
+/// `qssh-keygen`: creates and inspects QNSP user and host keys.
+public struct KeygenCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "qssh-keygen",
+        abstract: "Generate and inspect post-quantum QNSP keys.",
+        discussion: """
+            Key types:
+              user   an ML-DSA-65 signing key; its public line goes into authorized_keys (default)
+              host   an X-Wing (ML-KEM-768 + X25519) key and an ML-DSA-65 key for a server
+
+            Private keys are written with mode 0600 and refused when group or others can read
+            them. With -N, the key's seeds are sealed with AES-256-GCM under a scrypt key
+            (memory-hard; 128 MiB by default). The public key is also written to FILE.pub.
+
+            Examples:
+              qssh-keygen -t user -f ~/.qssh/id_mldsa65 -C alice@laptop
+              qssh-keygen -t host -f /etc/qssh/host_key -N ''
+              qssh-keygen -l -f ~/.qssh/id_mldsa65.pub
+              qssh-keygen -y -f ~/.qssh/id_mldsa65 > id.pub
+            """)
+
+    @Option(name: .customShort("t"), help: "Key type: user (ML-DSA-65) or host (X-Wing + ML-DSA-65).")
+    var type: String = "user"
+
+    @Option(name: .customShort("f"), help: "Key file (default: ~/.qssh/id_mldsa65 for user keys, ./qnsp_host_key for host keys).")
+    var file: String?
+
+    @Option(name: .customShort("N"), help: "New passphrase ('' for none). Prompted on a terminal when omitted.")
+    var newPassphrase: String?
+
+    @Option(name: .customShort("P"), help: "Passphrase of an existing key (for -y).")
+    var passphrase: String?
+
+    @Option(name: .customShort("C"), help: "Comment stored with the key (default: user@host).")
+    var comment: String?
+
+    @Option(name: .customShort("a"), help: "scrypt cost as log2(N), 14-20 (default 17).")
+    var kdfCost: UInt8 = PrivateKeyFile.ScryptParameters.default.logN
+
+    @Flag(name: .customShort("l"), help: "Show the fingerprint of the key in FILE (public or private).")
+    var fingerprint = false
+
+    @Flag(name: .customShort("y"), help: "Read a private key FILE and print its public key line.")
+    var printPublic = false
+
+    @Flag(name: .customShort("q"), help: "Quiet: print nothing when generating.")
+    var quiet = false
+
+    @Option(name: .long, help: "Extra entropy source (file or device, e.g. a QRNG) mixed into the generator.")
+    var entropyFile: String?
+
+    public init() {}
+
+    public func run() throws {
+        do {
+            if fingerprint { try showFingerprint(); return }
+            if printPublic { try showPublicKey(); return }
+            try generate()
+        } catch let e as QNSPCryptoError {
+            throw ToolError(e.description)
+        }
+    }
+
+    private func requireFile() throws -> String {
+        guard let file else { throw ToolError("-f FILE is required") }
+        return file
+    }
+
+    private func showFingerprint() throws {
+        let path = try requireFile()
+        let text = try KeyFileIO.readText(path: path, limit: 1 << 16)
+        let line: PublicKeyLine
+        if text.contains(PrivateKeyFile.beginLine) {
+            line = try PrivateKeyFile.readHeader(text).publicKeyLine
+        } else {
+            guard let first = text.split(whereSeparator: \.isNewline).first(where: { !$0.isEmpty && !$0.hasPrefix("#") }) else {
+                throw ToolError("\(path): no key found")
+            }
+            line = try PublicKeyLine(parsing: String(first))
+        }
+        print(Self.fingerprintLine(line))
+    }
+
+    static func fingerprintLine(_ line: PublicKeyLine) -> String {
+        let kind: String
+        switch line {
+        case .user: kind = "ML-DSA-65"
+        case .host: kind = "X-WING+ML-DSA-65"
+        }
+        return "192 \(line.fingerprint) \(line.comment.isEmpty ? "no comment" : line.comment) (\(kind))"
+    }
+
+    private func showPublicKey() throws {
+        let path = try requireFile()
+        let text = try KeyFileIO.readPrivateKey(path: path)
+        let header = try PrivateKeyFile.readHeader(text)
+        if header.isEncrypted, let passphrase {
+            _ = try PrivateKeyFile.decode(text, passphrase: passphrase)  // verifies the passphrase and the key
+        } else if !header.isEncrypted {
+            _ = try PrivateKeyFile.decode(text)  // checks public and private halves match
+        }
+        print(header.publicKeyLine.text)
+    }
+
+    private func generate() throws {
+        let kind: PrivateKeyFile.Kind
+        switch type.lowercased() {
+        case "user", "mldsa65", "ml-dsa-65", UserPublicKey.keyType: kind = .user
+        case "host", "xwing-mldsa65", HostPublicKey.keyType: kind = .host
+        default: throw ToolError("unknown key type '\(type)' (use 'user' or 'host')")
+        }
+        guard (14...PrivateKeyFile.ScryptParameters.maxLogN).contains(kdfCost) else {
+            throw ToolError("-a must be between 14 and \(PrivateKeyFile.ScryptParameters.maxLogN)")
+        }
+        let path = file ?? (kind == .user ? Self.defaultUserKeyPath() : "qnsp_host_key")
+        if KeyFileIO.exists(path) { throw ToolError("\(path) already exists; refusing to overwrite it (remove it first)") }
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        var pass = newPassphrase
+        if pass == nil, Terminal.stdinIsTTY {
+            let first = Terminal.prompt("Enter passphrase (empty for no passphrase): ", secret: true) ?? ""
+            let second = Terminal.prompt("Enter same passphrase again: ", secret: true) ?? ""
+            guard first == second else { throw ToolError("passphrases do not match") }
+            pass = first
+        }
+        let random = SecureRandom(extraSourcePath: entropyFile)
+        let note = comment ?? Self.defaultComment()
+        if !quiet { print("Generating a \(kind == .user ? UserPublicKey.keyType : HostPublicKey.keyType) \(kind == .user ? "user" : "host") key pair.") }
+        let contents: PrivateKeyFile.Contents = kind == .user
+            ? .user(try .generate(comment: note, using: random))
+            : .host(try .generate(comment: note, using: random))
+        let text = try PrivateKeyFile.encode(
+            contents, passphrase: pass, scrypt: .init(logN: kdfCost, r: 8, p: 1), random: random)
+        try KeyFileIO.writePrivateKey(text, path: path)
+        try KeyFileIO.writePublicKey(contents.publicKeyLine.text + "\n", path: path + ".pub")
+        if !quiet {
+            print("Your identification has been saved in \(path)")
+            print("Your public key has been saved in \(path).pub")
+            print("The key fingerprint is:")
+            print("\(contents.publicKeyLine.fingerprint) \(note)")
+        }
+    }
+
+    static func defaultUserKeyPath() -> String {
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? "."
+        return home + "/.qssh/id_mldsa65"
+    }
+
+    static func defaultComment() -> String {
+        let user = ProcessInfo.processInfo.environment["USER"] ?? "user"
+        return "\(user)@\(ProcessInfo.processInfo.hostName)"
+    }
+}
+
+/// A user-facing error: printed as `tool: message`, exit status 1 (255 for connection tools).
+public struct ToolError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ message: String) { description = message }
+}

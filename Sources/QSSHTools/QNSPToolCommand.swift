@@ -1,0 +1,273 @@
+import ArgumentParser
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import QNSP
+import QNSPCrypto
+import QNSPNIO
+
+/// `qnsp`: a post-quantum tunnel for any byte stream (netcat over QNSP).
+public struct QNSPToolCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "qnsp",
+        abstract: "Carry a byte stream through a QNSP post-quantum tunnel.",
+        discussion: """
+            'qnsp serve' accepts QNSP connections (over TCP, or one over stdin/stdout with --stdio),
+            authenticates users by the ML-DSA-65 keys in an authorized_keys file, and connects each
+            session's plaintext to --forward HOST:PORT or echoes it back (--echo).
+            'qnsp connect' opens a session and joins it to its own stdin/stdout.
+
+            Example:
+              qssh-keygen -t host -f host_key -N ''
+              qssh-keygen -t user -f id -N ''
+              cp id.pub authorized_keys
+              qnsp serve -p 22222 -h host_key --authorized-keys authorized_keys --echo &
+              echo hello | qnsp connect -p 22222 -i id --known-hosts kh --accept-new 127.0.0.1
+            """,
+        subcommands: [Serve.self, Connect.self])
+
+    public init() {}
+
+    /// Shared protocol options.
+    struct ProtocolOptions: ParsableArguments {
+        @Option(name: .long, help: "Cell size in bytes (256-16384, multiple of 16).")
+        var cellSize: Int = QNSPConfiguration.defaultCellSize
+
+        @Option(name: .long, help: "Update the sending key after this many bytes.")
+        var rekeyBytes: UInt64 = 1 << 30
+
+        @Option(name: .long, help: "Update the sending key after this many seconds.")
+        var rekeySeconds: Int64 = 3600
+
+        @Option(name: .long, help: "Ciphers in order of preference: aes256-gcm,chacha20-poly1305.")
+        var ciphers: String = "aes256-gcm,chacha20-poly1305"
+
+        func options() throws -> QNSPBootstrap.Options {
+            guard QNSPConfiguration.validate(cellSize: cellSize) else {
+                throw ToolError("--cell-size must be a multiple of 16 between 256 and 16384")
+            }
+            var o = QNSPBootstrap.Options()
+            o.configuration.cellSize = cellSize
+            o.configuration.rekeyAfterBytes = max(1, rekeyBytes)
+            o.configuration.ciphers = try ciphers.split(separator: ",").map {
+                guard let a = AEADAlgorithm(name: String($0)) else { throw ToolError("unknown cipher '\($0)'") }
+                return a
+            }
+            o.rekeyInterval = rekeySeconds > 0 ? .seconds(rekeySeconds) : nil
+            return o
+        }
+    }
+
+    // MARK: serve
+
+    struct Serve: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Accept QNSP sessions and echo or forward their bytes.")
+
+        @Option(name: .customShort("l"), help: "Address to listen on.")
+        var listen: String = "127.0.0.1"
+
+        @Option(name: .customShort("p"), help: "Port to listen on (0 picks a free port, printed on stderr).")
+        var port: Int = 22222
+
+        @Option(name: .customShort("h"), help: "Host key file (from 'qssh-keygen -t host').")
+        var hostKey: String
+
+        @Option(name: .long, help: "authorized_keys file listing permitted user keys.")
+        var authorizedKeys: String = NSHomeDirectory() + "/.qssh/authorized_keys"
+
+        @Flag(name: .long, help: "Echo each session's bytes back.")
+        var echo = false
+
+        @Option(name: .long, help: "Connect each session to HOST:PORT.")
+        var forward: String?
+
+        @Flag(name: .long, help: "Serve one session over stdin/stdout instead of listening.")
+        var stdio = false
+
+        @Flag(name: .shortAndLong, help: "Log sessions to stderr.")
+        var verbose = false
+
+        @OptionGroup var proto: ProtocolOptions
+
+        func run() throws {
+            guard echo != (forward != nil) else { throw ToolError("choose exactly one of --echo and --forward HOST:PORT") }
+            let target = try forward.map(parseHostPort)
+            let text = try KeyFileIO.readPrivateKey(path: hostKey)
+            guard case .host(let host) = try PrivateKeyFile.decode(text) else { throw ToolError("\(hostKey) is not a host key") }
+            let authorized = try AuthorizedKeys.load(path: authorizedKeys)
+            for p in authorized.problems { Terminal.warn("qnsp serve: \(authorizedKeys):\(p.line): ignored: \(p.reason)") }
+            let keys = authorized
+            let verbose = self.verbose
+            let params = QNSPConnection.ServerParameters(hostKeys: [host]) { user, key in
+                keys.contains(key) ? .accept : .reject("key \(key.fingerprint) is not authorized")
+            }
+            let options = try proto.options()
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+            let initializer: @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void> = { channel, handshake in
+                handshake.whenComplete { result in
+                    guard verbose else { return }
+                    switch result {
+                    case .success(let info): Terminal.warn("qnsp serve: session for \(info.username) (\(info.userKeyFingerprint)) with \(info.cipher), cell \(info.cellSize)")
+                    case .failure(let error): Terminal.warn("qnsp serve: handshake failed: \(error)")
+                    }
+                }
+                if let (thost, tport) = target {
+                    return ClientBootstrap(group: channel.eventLoop)
+                        .channelOption(.allowRemoteHalfClosure, value: true)
+                        .connect(host: thost, port: tport)
+                        .flatMapThrowing { outbound in
+                            let (a, b) = GlueHandler.matchedPair()
+                            try outbound.pipeline.syncOperations.addHandler(b)
+                            try channel.pipeline.syncOperations.addHandler(a)
+                        }
+                }
+                return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
+            }
+            if stdio {
+                let channel = try QNSPBootstrap.stdio(
+                    group: group, input: 0, output: 1, connection: { QNSPConnection(server: params, configuration: options.configuration) },
+                    isClient: false, options: options, initializer: initializer).wait()
+                try channel.closeFuture.wait()
+                return
+            }
+            let server = try QNSPBootstrap.bindServer(
+                group: group, host: listen, port: port, parameters: params, options: options, childInitializer: initializer
+            ).wait()
+            Terminal.warn("qnsp serve: listening on \(listen):\(server.localAddress?.port ?? port) (host key \(host.publicKey.fingerprint))")
+            try server.closeFuture.wait()
+        }
+    }
+
+    // MARK: connect
+
+    struct Connect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Open a QNSP session and join it to stdin/stdout.")
+
+        @Option(name: .customShort("p"), help: "Server port.")
+        var port: Int = 22222
+
+        @Option(name: .customShort("i"), help: "Identity (user key) file.")
+        var identity: String = NSHomeDirectory() + "/.qssh/id_mldsa65"
+
+        @Option(name: .customShort("l"), help: "User name to log in as.")
+        var user: String = ProcessInfo.processInfo.environment["USER"] ?? "user"
+
+        @Option(name: .long, help: "known_hosts file.")
+        var knownHosts: String = NSHomeDirectory() + "/.qssh/known_hosts"
+
+        @Flag(name: .long, help: "Trust and record an unknown host key without asking (never a changed one).")
+        var acceptNew = false
+
+        @Flag(name: .long, help: "Never prompt; refuse unknown host keys.")
+        var batch = false
+
+        @Flag(name: .shortAndLong, help: "Print session details to stderr.")
+        var verbose = false
+
+        @OptionGroup var proto: ProtocolOptions
+
+        @Argument(help: "Server host name or address.")
+        var host: String
+
+        func run() throws {
+            let outcome = try runSession()
+            if outcome != 0 { throw ExitCode(outcome) }
+        }
+
+        func runSession() throws -> Int32 {
+            let identity = try ClientIdentity.load(path: self.identity, interactive: !batch)
+            let pattern = KnownHosts.hostPattern(host: host, port: port, defaultPort: 22222)
+            let known = try KnownHosts.load(path: knownHosts)
+            let (entry, lookup) = known.lookup(pattern)
+            var pinned: HostPublicKey?
+            if case .known(let key) = lookup { pinned = key }
+            let acceptNew = self.acceptNew, batch = self.batch, host = self.host
+            let params = QNSPConnection.ClientParameters(username: user, user: identity, pinnedHostKey: pinned) { key in
+                if acceptNew { return true }
+                guard !batch, Terminal.stdinIsTTY || FileManager.default.isReadableFile(atPath: "/dev/tty") else { return false }
+                let answer = Terminal.prompt(
+                    "The authenticity of host '\(host)' can't be established.\nQNSP host key fingerprint is \(key.fingerprint).\nAre you sure you want to continue connecting (yes/no)? ",
+                    secret: false)
+                return answer?.lowercased() == "yes"
+            }
+            let options = try proto.options()
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            defer { try? group.syncShutdownGracefully() }
+            let stdoutFailed = NIOLockedValueBox(false)
+            let connected: (Channel, EventLoopFuture<QNSPSessionInfo>)
+            do {
+                connected = try QNSPBootstrap.connect(group: group, host: host, port: port, parameters: params, options: options) { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(StdoutWriter(failure: stdoutFailed)) }
+                }.wait()
+            } catch {
+                throw ToolError("connect to \(host) port \(port): \(error)")
+            }
+            let (channel, handshake) = connected
+            let info: QNSPSessionInfo
+            do {
+                info = try handshake.wait()
+            } catch let error as QNSPError {
+                throw ToolError(explain(error, entry: entry))
+            }
+            if verbose {
+                Terminal.warn("qnsp: authenticated to \(host) (\(info.hostKey.fingerprint)) as \(info.username) using \(info.cipher), cell \(info.cellSize)")
+            }
+            if pinned == nil {
+                _ = try known.appending(pattern: pattern, key: info.hostKey)
+                Terminal.warn("qnsp: permanently added '\(pattern)' to the list of known hosts (\(knownHosts)).")
+            }
+            StdinPump.start(into: channel)
+            try channel.closeFuture.wait()
+            return stdoutFailed.withLockedValue { $0 } ? 1 : 0
+        }
+
+        func explain(_ error: QNSPError, entry: KnownHosts.Entry?) -> String {
+            switch error {
+            case .serverAuthenticationFailed, .rejectedByPeer(code: 2, _), .rejectedByPeer(code: 3, _), .unknownHostKey, .clientHelloUndecryptable:
+                let line = entry.map { "\(knownHosts):\($0.line)" } ?? knownHosts
+                return """
+                    @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+                    @    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @
+                    @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+                    The server at \(host) port \(port) could not prove it holds the host key pinned in
+                    \(line). Someone could be eavesdropping on you right now (man-in-the-middle),
+                    or the host key has just been changed. Offending key in \(line).
+                    Host key verification failed. (\(error))
+                    """
+            case .hostKeyNotTrusted:
+                return "Host key verification failed: \(error)"
+            default:
+                return "\(error)"
+            }
+        }
+    }
+}
+
+/// Loads a user key for a client, asking for its passphrase on the terminal when needed.
+public enum ClientIdentity {
+    public static func load(path: String, interactive: Bool) throws -> UserKeyPair {
+        let text = try KeyFileIO.readPrivateKey(path: path)
+        let header = try PrivateKeyFile.readHeader(text)
+        var passphrase: String?
+        if header.isEncrypted {
+            guard interactive, let p = Terminal.prompt("Enter passphrase for key '\(path)': ", secret: true) else {
+                throw ToolError("\(path) is passphrase-protected and there is no terminal to ask for it")
+            }
+            passphrase = p
+        }
+        guard case .user(let user) = try PrivateKeyFile.decode(text, passphrase: passphrase) else {
+            throw ToolError("\(path) is not a user key")
+        }
+        return user
+    }
+}
+
+func parseHostPort(_ s: String) throws -> (String, Int) {
+    guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else {
+        throw ToolError("expected HOST:PORT, got '\(s)'")
+    }
+    var host = String(s[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    return (host, port)
+}

@@ -1,0 +1,70 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+
+#if canImport(Darwin)
+import Darwin
+#elseif canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes the tunnel's plaintext to a file descriptor with blocking writes (stdout may be
+/// a regular file, which NIO cannot poll). Blocking is the backpressure: a slow consumer
+/// stops the event loop from reading the socket.
+public final class StdoutWriter: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
+    private let fd: CInt
+    private let failure: NIOLockedValueBox<Bool>
+    private var failed = false
+
+    /// - Parameter failure: set to true if a write to `fd` fails.
+    public init(fd: CInt = 1, failure: NIOLockedValueBox<Bool>) {
+        self.fd = fd
+        self.failure = failure
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        guard !failed else { return }
+        buffer.withUnsafeReadableBytes { raw in
+            var off = 0
+            while off < raw.count {
+                let n = write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { failed = true; return }
+                off += n
+            }
+        }
+        if failed {
+            failure.withLockedValue { $0 = true }
+            context.close(promise: nil)
+        }
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed? = event as? ChannelEvent { close(fd) }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+@available(*, unavailable)
+extension StdoutWriter: Sendable {}
+
+/// Reads a file descriptor on its own thread and writes it into a channel, waiting for
+/// each write to complete (backpressure); half-closes the channel at end of file.
+public enum StdinPump {
+    public static func start(fd: CInt = 0, into channel: Channel, chunkSize: Int = 64 * 1024) {
+        let thread = Thread {
+            var chunk = [UInt8](repeating: 0, count: chunkSize)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                let buffer = channel.allocator.buffer(bytes: chunk[0..<n])
+                do { try channel.writeAndFlush(buffer).wait() } catch { return }
+            }
+            channel.close(mode: .output, promise: nil)
+        }
+        thread.start()
+    }
+}

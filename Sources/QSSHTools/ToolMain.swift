@@ -1,0 +1,25 @@
+import ArgumentParser
+
+#if canImport(Darwin)
+import Darwin
+#elseif canImport(Glibc)
+import Glibc
+#endif
+
+/// Entry point shared by the executables: parses, runs, and reports errors as `tool: message`.
+public enum ToolMain {
+    public static func run<C: ParsableCommand>(_ command: C.Type, name: String, failureStatus: Int32 = 1) -> Never {
+        do {
+            var parsed = try C.parseAsRoot()
+            try parsed.run()
+            exit(0)
+        } catch let e as ToolError {
+            Terminal.warn("\(name): \(e.description)")
+            exit(failureStatus)
+        } catch let e as ExitCode {
+            exit(e.rawValue)
+        } catch {
+            C.exit(withError: error)
+        }
+    }
+}
