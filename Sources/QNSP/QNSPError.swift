@@ -73,7 +73,7 @@ extension QNSPError {
     /// Runs a closure that can only throw `QNSPError` through an untyped-rethrows API
     /// (such as `withUnsafeBytes`) and restores the typed error.
     @inline(__always)
-    static func typed<T>(_ body: () throws -> T) throws(QNSPError) -> T {
+    public static func typed<T>(_ body: () throws -> T) throws(QNSPError) -> T {
         do { return try body() } catch let e as QNSPError { throw e } catch { throw .keyMaterial("\(error)") }
     }
 }

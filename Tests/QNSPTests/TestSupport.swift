@@ -1,0 +1,137 @@
+import QNSP
+import QNSPCrypto
+import Testing
+
+/// Keys made once per test process (key generation is the slow part of a handshake).
+enum Keys {
+    static let host: HostKeyPair = try! HostKeyPair.generate(comment: "test host")
+    static let otherHost: HostKeyPair = try! HostKeyPair.generate(comment: "other host")
+    static let user: UserKeyPair = try! UserKeyPair.generate(comment: "alice")
+    static let otherUser: UserKeyPair = try! UserKeyPair.generate(comment: "mallory")
+}
+
+/// A client and a server connection wired back to back in memory, with every byte recorded.
+final class Pair {
+    let client: QNSPConnection
+    let server: QNSPConnection
+    var clientToServer: [[UInt8]] = []  // each flush of client outbound, in order
+    var serverToClient: [[UInt8]] = []
+    var clientReceived: [UInt8] = []
+    var serverReceived: [UInt8] = []
+    var clientEvents: [QNSPEvent] = []
+    var serverEvents: [QNSPEvent] = []
+    var clientError: QNSPError?
+    var serverError: QNSPError?
+    /// Called on each flight before delivery; may change the bytes (tamper tests).
+    var mutateClientFlight: ((Int, inout [UInt8]) -> Void)?
+    var mutateServerFlight: ((Int, inout [UInt8]) -> Void)?
+
+    init(
+        configuration: QNSPConfiguration = QNSPConfiguration(),
+        serverConfiguration: QNSPConfiguration? = nil,
+        host: HostKeyPair = Keys.host,
+        serverHostKeys: [HostKeyPair]? = nil,
+        pinned: HostPublicKey?? = .none,
+        user: UserKeyPair = Keys.user,
+        authorized: [UserPublicKey]? = nil,
+        trust: @escaping @Sendable (HostPublicKey) -> Bool = { _ in true }
+    ) {
+        let pin: HostPublicKey? = {
+            switch pinned {
+            case .none: return host.publicKey
+            case .some(let p): return p
+            }
+        }()
+        client = QNSPConnection(
+            client: .init(username: "alice", user: user, pinnedHostKey: pin, verifyHostKey: trust), configuration: configuration)
+        let allowed = authorized ?? [Keys.user.publicKey]
+        server = QNSPConnection(
+            server: .init(hostKeys: serverHostKeys ?? [host]) { _, key in allowed.contains(key) ? .accept : .reject("not in authorized_keys") },
+            configuration: serverConfiguration ?? configuration)
+    }
+
+    /// Starts the client and moves bytes until neither side has anything to send.
+    @discardableResult
+    func run() -> Pair {
+        do { try client.start() } catch { clientError = error }
+        pump()
+        return self
+    }
+
+    func pump(maxRounds: Int = 64) {
+        for _ in 0..<maxRounds {
+            var moved = false
+            var c = client.takeOutbound()
+            if !c.isEmpty {
+                moved = true
+                mutateClientFlight?(clientToServer.count, &c)
+                clientToServer.append(c)
+                deliver(c, to: server, isServer: true)
+            }
+            var s = server.takeOutbound()
+            if !s.isEmpty {
+                moved = true
+                mutateServerFlight?(serverToClient.count, &s)
+                serverToClient.append(s)
+                deliver(s, to: client, isServer: false)
+            }
+            if !moved { return }
+        }
+    }
+
+    func deliver(_ bytes: [UInt8], to conn: QNSPConnection, isServer: Bool) {
+        if isServer ? serverError != nil : clientError != nil { return }
+        do {
+            let (data, events) = try conn.receive(bytes)
+            if isServer { serverReceived += data; serverEvents += events } else { clientReceived += data; clientEvents += events }
+        } catch {
+            if isServer { serverError = error } else { clientError = error }
+        }
+    }
+
+    var established: Bool { client.isEstablished && server.isEstablished }
+
+    /// Sends application bytes from the client and delivers them.
+    func clientSends(_ data: [UInt8]) throws {
+        let sealed = try client.sealData(data)
+        clientToServer.append(sealed)
+        deliver(sealed, to: server, isServer: true)
+        pump()
+    }
+
+    func serverSends(_ data: [UInt8]) throws {
+        let sealed = try server.sealData(data)
+        serverToClient.append(sealed)
+        deliver(sealed, to: client, isServer: false)
+        pump()
+    }
+}
+
+/// Deterministic pseudo-random bytes for tests (SplitMix64).
+struct TestRNG: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 0...255, using: &self) } }
+}
+
+func hex(_ b: [UInt8]) -> String {
+    let d = Array("0123456789abcdef")
+    return String(b.flatMap { [d[Int($0 >> 4)], d[Int($0 & 15)]] })
+}
+func unhex(_ s: String) -> [UInt8] {
+    var out: [UInt8] = []
+    var i = s.startIndex
+    while i < s.endIndex {
+        let j = s.index(i, offsetBy: 2)
+        out.append(UInt8(s[i..<j], radix: 16)!)
+        i = j
+    }
+    return out
+}
