@@ -44,10 +44,15 @@ public struct SecureRandom: Sendable {
     /// Returns `count` random bytes (at most 8160 per call).
     public func bytes(_ count: Int) throws(QNSPCryptoError) -> [UInt8] {
         precondition(count > 0 && count <= 255 * 32, "internal: random request size out of range")
-        var ikm = Self.systemBytes(32)
-        if let path = extraSourcePath {
-            ikm += try Self.readExtra(path: path)
-        }
+        var system = Self.systemBytes(32)
+        var extra = try extraSourcePath.map { path throws(QNSPCryptoError) in try Self.readExtra(path: path) } ?? []
+        defer { ConstantTime.wipe(&system); ConstantTime.wipe(&extra) }
+        return Self.mix(system: system, extra: extra, count: count)
+    }
+
+    /// The mixing function: HKDF-SHA-256 over `system || extra`.
+    public static func mix(system: [UInt8], extra: [UInt8], count: Int) -> [UInt8] {
+        var ikm = system + extra
         defer { ConstantTime.wipe(&ikm) }
         let prk = KeyDerivation.extract(salt: Array("qnsp1 rng".utf8), inputKeyMaterial: ikm)
         return KeyDerivation.expand(pseudoRandomKey: prk, info: Array("qnsp1 rng output".utf8), length: count)

@@ -1,0 +1,82 @@
+import NIOCore
+import NIOEmbedded
+import QNSP
+import QNSPCrypto
+import QNSPNIO
+import Testing
+
+/// Drives two QNSPHandlers on EmbeddedChannels sharing a virtual clock, so time-based behaviour is deterministic.
+@Suite("QNSPHandler on EmbeddedChannel")
+struct EmbeddedTests {
+    final class Events: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        var events: [QNSPUserEvent] = []
+        var data: [UInt8] = []
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let e = event as? QNSPUserEvent { events.append(e) }
+        }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { self.data += Array(buffer: unwrapInboundIn(data)) }
+    }
+
+    /// Moves bytes both ways until quiet.
+    func shuttle(_ a: EmbeddedChannel, _ b: EmbeddedChannel) throws {
+        var moved = true
+        while moved {
+            moved = false
+            while let out = try a.readOutbound(as: ByteBuffer.self) { try b.writeInbound(out); moved = true }
+            while let out = try b.readOutbound(as: ByteBuffer.self) { try a.writeInbound(out); moved = true }
+        }
+    }
+
+    @Test("the sending key is updated on the configured interval and data keeps flowing")
+    func timedRekey() throws {
+        let loop = EmbeddedEventLoop()
+        let client = EmbeddedChannel(loop: loop), server = EmbeddedChannel(loop: loop)
+        let ce = Events(), se = Events()
+        try server.pipeline.syncOperations.addHandler(
+            QNSPHandler(connection: QNSPConnection(server: NIOKeys.serverParameters), isClient: false, rekeyInterval: .seconds(60)))
+        try server.pipeline.syncOperations.addHandler(se)
+        try client.pipeline.syncOperations.addHandler(
+            QNSPHandler(connection: QNSPConnection(client: NIOKeys.clientParameters()), isClient: true, rekeyInterval: .seconds(10)))
+        try client.pipeline.syncOperations.addHandler(ce)
+        // Writes made before the handshake completes are held, not lost.
+        client.write(ByteBuffer(string: "early"), promise: nil)
+        client.flush()
+        try server.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try client.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try shuttle(client, server)
+        guard case .established? = ce.events.first else { Issue.record("client not established: \(ce.events)"); return }
+        #expect(se.data == Array("early".utf8))
+        loop.advanceTime(by: .seconds(35))  // three client intervals, no server interval
+        try shuttle(client, server)
+        #expect(se.events.filter { if case .peerKeyUpdated = $0 { return true }; return false }.count == 3)
+        #expect(!ce.events.contains { if case .peerKeyUpdated = $0 { return true }; return false })
+        try client.writeAndFlush(ByteBuffer(string: "after")).wait()
+        try shuttle(client, server)
+        #expect(se.data == Array("earlyafter".utf8))
+        // A ping from the application comes back as a pong event.
+        client.pipeline.triggerUserOutboundEvent(QNSPCommand.ping([7]), promise: nil)
+        try shuttle(client, server)
+        #expect(ce.events.contains(.pong([7])))
+        // Half-close is carried as a message; the other direction keeps working.
+        client.close(mode: .output, promise: nil)
+        try shuttle(client, server)
+        #expect(server.isActive)
+        _ = try? client.finish()
+        _ = try? server.finish()
+    }
+
+    @Test("a peer that vanishes mid-session is reported, not silently ignored")
+    func abruptEOF() throws {
+        let loop = EmbeddedEventLoop()
+        let client = EmbeddedChannel(loop: loop), server = EmbeddedChannel(loop: loop)
+        try server.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(server: NIOKeys.serverParameters), isClient: false))
+        try client.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(client: NIOKeys.clientParameters()), isClient: true))
+        try server.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try client.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try shuttle(client, server)
+        server.pipeline.fireChannelInactive()
+        #expect(throws: QNSPError.truncatedInput("the session: the peer disconnected without a close message")) { try server.throwIfErrorCaught() }
+        _ = try? client.finish()
+    }
+}
