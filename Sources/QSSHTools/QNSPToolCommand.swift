@@ -201,7 +201,7 @@ public struct QNSPToolCommand: ParsableCommand {
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(StdoutWriter(failure: stdoutFailed)) }
                 }.wait()
             } catch {
-                throw ToolError("connect to \(host) port \(port): \(error)")
+                throw ToolError("connect to \(host) port \(port): \(ConnectErrorText.describe(error))")
             }
             let (channel, handshake) = connected
             let info: QNSPSessionInfo

@@ -9,6 +9,7 @@ import Glibc
 /// Entry point shared by the executables: parses, runs, and reports errors as `tool: message`.
 public enum ToolMain {
     public static func run<C: ParsableCommand>(_ command: C.Type, name: String, failureStatus: Int32 = 1) -> Never {
+        resetSignalMask()
         do {
             var parsed = try C.parseAsRoot()
             try parsed.run()
@@ -21,5 +22,13 @@ public enum ToolMain {
         } catch {
             C.exit(withError: error)
         }
+    }
+
+    /// A parent may have spawned us with signals blocked (posix_spawn inherits the mask);
+    /// a server that cannot be stopped with SIGTERM is a surprise, so start from a clean mask.
+    static func resetSignalMask() {
+        var none = sigset_t()
+        sigemptyset(&none)
+        sigprocmask(SIG_SETMASK, &none, nil)
     }
 }
