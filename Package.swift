@@ -63,7 +63,19 @@ let package = Package(
         ),
         .executableTarget(name: "qssh-keygen", dependencies: ["QSSHTools"], swiftSettings: strict),
         .executableTarget(name: "qnsp", dependencies: ["QSSHTools"], swiftSettings: strict),
-        .executableTarget(name: "qnsp-bench", dependencies: ["QSSHTools"], swiftSettings: strict),
+        .target(
+            name: "QNSPBench",
+            dependencies: [
+                "QNSPCrypto", "QNSP", "QNSPNIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "qnsp-bench", dependencies: ["QNSPBench", "QSSHTools"], swiftSettings: strict),
 
         // MARK: Tests
         .testTarget(name: "QNSPCryptoTests", dependencies: ["QNSPCrypto"], swiftSettings: strict),

@@ -15,7 +15,8 @@ public struct QNSPToolCommand: ParsableCommand {
         discussion: """
             'qnsp serve' accepts QNSP connections (over TCP, or one over stdin/stdout with --stdio),
             authenticates users by the ML-DSA-65 keys in an authorized_keys file, and connects each
-            session's plaintext to --forward HOST:PORT or echoes it back (--echo).
+            session's plaintext to --forward HOST:PORT, echoes it back (--echo)
+            or counts and discards it (--discard).
             'qnsp connect' opens a session and joins it to its own stdin/stdout.
 
             Example:
@@ -79,6 +80,9 @@ public struct QNSPToolCommand: ParsableCommand {
         @Flag(name: .long, help: "Echo each session's bytes back.")
         var echo = false
 
+        @Flag(name: .long, help: "Discard each session's bytes; on end of input, reply with the byte count.")
+        var discard = false
+
         @Option(name: .long, help: "Connect each session to HOST:PORT.")
         var forward: String?
 
@@ -91,7 +95,9 @@ public struct QNSPToolCommand: ParsableCommand {
         @OptionGroup var proto: ProtocolOptions
 
         func run() throws {
-            guard echo != (forward != nil) else { throw ToolError("choose exactly one of --echo and --forward HOST:PORT") }
+            guard [echo, discard, forward != nil].filter({ $0 }).count == 1 else {
+                throw ToolError("choose exactly one of --echo, --discard and --forward HOST:PORT")
+            }
             let target = try forward.map(parseHostPort)
             let text = try KeyFileIO.readPrivateKey(path: hostKey)
             guard case .host(let host) = try PrivateKeyFile.decode(text) else { throw ToolError("\(hostKey) is not a host key") }
@@ -99,6 +105,7 @@ public struct QNSPToolCommand: ParsableCommand {
             for p in authorized.problems { Terminal.warn("qnsp serve: \(authorizedKeys):\(p.line): ignored: \(p.reason)") }
             let keys = authorized
             let verbose = self.verbose
+            let discard = self.discard
             let params = QNSPConnection.ServerParameters(hostKeys: [host]) { user, key in
                 keys.contains(key) ? .accept : .reject("key \(key.fingerprint) is not authorized")
             }
@@ -122,7 +129,9 @@ public struct QNSPToolCommand: ParsableCommand {
                             try channel.pipeline.syncOperations.addHandler(a)
                         }
                 }
-                return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(discard ? DiscardHandler() as ChannelHandler : EchoHandler())
+                }
             }
             if stdio {
                 let channel = try QNSPBootstrap.stdio(

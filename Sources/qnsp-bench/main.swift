@@ -1,1 +1,4 @@
-print("todo")
+import QNSPBench
+import QSSHTools
+
+ToolMain.run(BenchCommand.self, name: "qnsp-bench")

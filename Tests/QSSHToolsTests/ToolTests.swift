@@ -211,6 +211,19 @@ struct QNSPToolTests {
         #expect(r.stdout.isEmpty)
     }
 
+    @Test("--discard counts the bytes and answers with the count; serve refuses two modes")
+    func discard() throws {
+        let dir = try setup()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try ServeProcess(dir: dir, extra: ["--discard"])
+        defer { server.stop() }
+        let r = try connect(dir, port: server.port, extra: ["--accept-new"], stdin: Data(count: 1_000_003))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(String(decoding: r.stdout, as: UTF8.self) == "1000003\n")
+        let both = try Tools.run("qnsp", ["serve", "-p", "0", "-h", dir + "/host", "--authorized-keys", dir + "/authorized_keys", "--echo", "--discard"])
+        #expect(both.status == 255 && both.stderr.contains("choose exactly one of --echo, --discard and --forward"), "\(both.stderr)")
+    }
+
     @Test("an unauthorized user key is refused with a clear message")
     func unauthorizedUser() throws {
         let dir = try setup()

@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import QNSPCrypto
+
+/// `qnsp-bench`: QNSP handshake and throughput figures beside raw AES-GCM and stock OpenSSH, in one run.
+public struct BenchCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "qnsp-bench",
+        abstract: "Measure QNSP handshakes and throughput beside raw AES-GCM and OpenSSH.",
+        discussion: """
+            Build with '-c release'. Everything runs on 127.0.0.1 in this process or in children it starts:
+            an in-process QNSP server and client (one event loop thread each), raw single-core AEAD loops,
+            and, process against process, 'qnsp serve --discard'/'qnsp connect' beside a stock sshd/ssh
+            (started with throwaway keys when /usr/sbin/sshd exists; skipped otherwise, or with --no-openssh).
+            MB/s are 10^6 bytes per second of application data.
+            """)
+
+    @Option(name: .long, help: "Handshakes to time in process.") var handshakes = 300
+    @Option(name: .long, help: "MiB to push through the in-process tunnel.") var mib = 512
+    @Option(name: .long, help: "Seconds per raw AEAD measurement.") var seconds = 2.0
+    @Option(name: .long, help: "Process-level connections to time (qnsp and ssh each).") var runs = 20
+    @Option(name: .long, help: "MiB to pipe through qnsp connect and ssh.") var processMib = 256
+    @Flag(name: .long, help: "Skip the process-level comparison with OpenSSH.") var noOpenssh = false
+
+    public init() {}
+
+    public func run() throws {
+        #if DEBUG
+        print("warning: this is a debug build; run 'swift run -c release qnsp-bench' for real figures\n")
+        #endif
+        let bench = try TunnelBench()
+        defer { bench.shutdown() }
+        var rows: [(String, String)] = []
+        func row(_ name: String, _ value: String) { rows.append((name, value)); print("  " + name.padding(toLength: 58, withPad: " ", startingAt: 0) + " " + value); fflush(nil) }
+
+        print("qnsp-bench (AEAD fast path: \(AEADCipher.usesFastPath ? "BoringSSL EVP_AEAD context reuse" : "portable swift-crypto"))\n")
+        print("Raw AEAD, one core:")
+        let rawBig = RawAEADBench.swiftCryptoAESGCM(chunk: 64 * 1024, seconds: seconds)
+        row("swift-crypto AES.GCM.seal, 64 KiB messages", mbps(rawBig))
+        row("swift-crypto AES.GCM.seal, 752-byte messages", mbps(RawAEADBench.swiftCryptoAESGCM(chunk: 752, seconds: seconds)))
+        row("QNSP AEADCipher aes256-gcm, 752-byte cells", mbps(RawAEADBench.qnspCipher(.aes256GCM, chunk: 752, seconds: seconds)))
+        row("QNSP AEADCipher chacha20-poly1305, 752-byte cells", mbps(RawAEADBench.qnspCipher(.chaCha20Poly1305, chunk: 752, seconds: seconds)))
+
+        print("\nQNSP in process over loopback TCP (client and server one thread each):")
+        _ = try bench.handshakes(count: 10, cipher: .aes256GCM)  // warm up
+        let lat = try bench.handshakes(count: handshakes, cipher: .aes256GCM)
+        let (median, p90) = ProcessRunner.percentiles(lat)
+        row("handshake latency median / p90 (\(handshakes) sequential)", String(format: "%.2f ms / %.2f ms", median * 1e3, p90 * 1e3))
+        row("handshakes per second (sequential)", String(format: "%.0f /s", Double(lat.count) / lat.reduce(0, +)))
+        let bytes = mib << 20
+        let tunnelAES = try bench.bulk(total: bytes, cipher: .aes256GCM, cellSize: 768)
+        row("bulk aes256-gcm, 768-byte cells (\(mib) MiB)", mbps(tunnelAES) + String(format: "  (%.0f%% of raw 64 KiB AES-GCM)", tunnelAES / rawBig * 100))
+        let tunnelChaCha = try bench.bulk(total: bytes, cipher: .chaCha20Poly1305, cellSize: 768)
+        row("bulk chacha20-poly1305, 768-byte cells", mbps(tunnelChaCha))
+        let tunnelBig = try bench.bulk(total: bytes, cipher: .aes256GCM, cellSize: 16384)
+        row("bulk aes256-gcm, 16384-byte cells", mbps(tunnelBig) + String(format: "  (%.0f%% of raw)", tunnelBig / rawBig * 100))
+
+        guard !noOpenssh else { return }
+        let toolDir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        guard FileManager.default.isExecutableFile(atPath: toolDir + "/qnsp") else {
+            print("\n(process-level comparison skipped: build qnsp next to qnsp-bench, e.g. 'swift build -c release')")
+            return
+        }
+        let pb = try ProcessBench(toolDir: toolDir)
+        defer { pb.cleanup() }
+        let pbytes = processMib << 20
+        fflush(nil)
+        print("\nProcess against process on 127.0.0.1 (\(runs) connects each; \(processMib) MiB piped from head -c):")
+        let q = try pb.qnsp(bytes: pbytes, runs: runs, cipher: "aes256-gcm")
+        if let (o, version) = try pb.openssh(bytes: pbytes, runs: runs, cipher: "aes256-gcm@openssh.com") {
+            func line(_ a: String, _ b: String, _ c: String) {
+                print("  " + a.padding(toLength: 36, withPad: " ", startingAt: 0) + " " + b.padding(toLength: 27, withPad: " ", startingAt: 0) + " " + c)
+            }
+            line("", "qnsp (X-Wing, ML-DSA-65)", version)
+            line("process connect+auth+exit median", ms(q.connectMedian), ms(o.connectMedian))
+            line("process connect+auth+exit p90", ms(q.connectP90), ms(o.connectP90))
+            line("bulk aes256-gcm (incl. connect)", mbps(q.bulkMBps), mbps(o.bulkMBps))
+            print("  (qnsp: 'qnsp connect </dev/null' against 'qnsp serve --discard'; ssh: 'ssh -T host true', which also opens")
+            print("   a session channel and runs a remote shell command, so its figure includes sshd's session setup)")
+        } else {
+            print("  qnsp connect median \(ms(q.connectMedian)), bulk \(mbps(q.bulkMBps)); OpenSSH not installed (apt-get install openssh-server openssh-client)")
+        }
+    }
+
+    func mbps(_ x: Double) -> String { String(format: "%.0f MB/s", x) }
+    func ms(_ x: Double) -> String { String(format: "%.1f ms", x * 1e3) }
+}

@@ -1,0 +1,77 @@
+import Foundation
+
+/// Process-level comparison: `qnsp connect` against `qnsp serve`, and stock `ssh` against a
+/// stock `sshd` started for this run, both on 127.0.0.1 with throwaway keys.
+struct ProcessBench {
+    let dir: String
+    let toolDir: String
+
+    init(toolDir: String) throws {
+        self.toolDir = toolDir
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("qnsp-bench-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    }
+
+    func cleanup() { try? FileManager.default.removeItem(atPath: dir) }
+
+    struct Figures { var connectMedian: Double; var connectP90: Double; var bulkMBps: Double }
+
+    /// Repeats `command` `runs` times (each a full process: spawn, handshake, exit), then pipes `bytes` through `bulk`.
+    func measure(connect command: String, bulk: String, bytes: Int, runs: Int) throws -> Figures {
+        var times: [Double] = []
+        for _ in 0..<runs {
+            let start = Clock.now
+            let r = try ProcessRunner.shell(command)
+            guard r.status == 0 else { throw BenchError("'\(command)' failed with status \(r.status)") }
+            times.append(Clock.since(start))
+        }
+        let start = Clock.now
+        let r = try ProcessRunner.shell("head -c \(bytes) /dev/zero | \(bulk)")
+        let seconds = Clock.since(start)
+        guard r.status == 0 else { throw BenchError("'\(bulk)' failed with status \(r.status)") }
+        let (m, p) = ProcessRunner.percentiles(times)
+        return Figures(connectMedian: m, connectP90: p, bulkMBps: Double(bytes) / seconds / 1e6)
+    }
+
+    /// `qnsp serve --discard` and `qnsp connect` as separate processes.
+    func qnsp(bytes: Int, runs: Int, cipher: String) throws -> Figures {
+        let keygen = toolDir + "/qssh-keygen", qnsp = toolDir + "/qnsp"
+        try ProcessRunner.shell("'\(keygen)' -q -t host -f '\(dir)/qhost' -N '' && '\(keygen)' -q -t user -f '\(dir)/qid' -N '' && cp '\(dir)/qid.pub' '\(dir)/qauth'")
+        let (server, text) = try ProcessRunner.startServer(
+            [qnsp, "serve", "-p", "0", "-h", dir + "/qhost", "--authorized-keys", dir + "/qauth", "--discard", "--ciphers", cipher],
+            marker: "\n")
+        defer { ProcessRunner.stop(server) }
+        guard let r = text.range(of: #"127\.0\.0\.1:(\d+)"#, options: .regularExpression),
+              let port = Int(text[r].split(separator: ":").last ?? "") else { throw BenchError("qnsp serve: \(text)") }
+        let client = "'\(qnsp)' connect -p \(port) -i '\(dir)/qid' --known-hosts '\(dir)/qkh' --accept-new --ciphers \(cipher) 127.0.0.1"
+        return try measure(connect: client + " </dev/null >/dev/null", bulk: client + " >/dev/null", bytes: bytes, runs: runs)
+    }
+
+    /// A stock sshd (OpenSSH) on a free 127.0.0.1 port with its default key exchange
+    /// (sntrup761x25519 in OpenSSH 9.x) and the given cipher.
+    func openssh(bytes: Int, runs: Int, cipher: String) throws -> (Figures, String)? {
+        let sshd = ["/usr/sbin/sshd", "/usr/local/sbin/sshd"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let sshd, FileManager.default.isExecutableFile(atPath: "/usr/bin/ssh") else { return nil }
+        try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+        try ProcessRunner.shell("ssh-keygen -q -t ed25519 -f '\(dir)/ssh_host' -N '' && ssh-keygen -q -t ed25519 -f '\(dir)/ssh_id' -N '' && cp '\(dir)/ssh_id.pub' '\(dir)/ssh_auth'")
+        let port = try ProcessRunner.freePort()
+        let config = """
+            ListenAddress 127.0.0.1
+            Port \(port)
+            HostKey \(dir)/ssh_host
+            AuthorizedKeysFile \(dir)/ssh_auth
+            PidFile \(dir)/sshd.pid
+            PermitRootLogin prohibit-password
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            StrictModes no
+            UsePAM no
+            """
+        try config.write(toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
+        let (server, _) = try ProcessRunner.startServer([sshd, "-D", "-e", "-f", dir + "/sshd_config"], marker: "Server listening")
+        defer { ProcessRunner.stop(server) }
+        let ssh = "ssh -F /dev/null -p \(port) -i '\(dir)/ssh_id' -o UserKnownHostsFile='\(dir)/ssh_kh' -o StrictHostKeyChecking=accept-new -o BatchMode=yes -c \(cipher) -T 127.0.0.1"
+        let version = try ProcessRunner.shell("ssh -V 2>&1").output.trimmingCharacters(in: .whitespacesAndNewlines)
+        return (try measure(connect: ssh + " true", bulk: ssh + " 'cat >/dev/null'", bytes: bytes, runs: runs), version)
+    }
+}

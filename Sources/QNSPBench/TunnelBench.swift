@@ -1,0 +1,138 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import QNSP
+import QNSPCrypto
+import QNSPNIO
+
+/// Handshake latency and bulk throughput of QNSP over loopback TCP, client and server in this process.
+final class TunnelBench {
+    let group: MultiThreadedEventLoopGroup
+    let serverGroup: MultiThreadedEventLoopGroup
+    let host: HostKeyPair
+    let user: UserKeyPair
+
+    init() throws {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        serverGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        host = try HostKeyPair.generate()
+        user = try UserKeyPair.generate()
+    }
+
+    func shutdown() {
+        try? group.syncShutdownGracefully()
+        try? serverGroup.syncShutdownGracefully()
+    }
+
+    var serverParameters: QNSPConnection.ServerParameters {
+        let userKey = user.publicKey
+        return .init(hostKeys: [host]) { _, key in key == userKey ? .accept : .reject("unknown key") }
+    }
+    var clientParameters: QNSPConnection.ClientParameters {
+        .init(username: "bench", user: user, pinnedHostKey: host.publicKey)
+    }
+
+    /// Runs `count` handshakes one after another; returns each one's latency in seconds
+    /// (TCP connect through established session, as the client sees it).
+    func handshakes(count: Int, cipher: AEADAlgorithm) throws -> [Double] {
+        var options = QNSPBootstrap.Options()
+        options.configuration.ciphers = [cipher]
+        let server = try QNSPBootstrap.bindServer(group: serverGroup, host: "127.0.0.1", port: 0, parameters: serverParameters, options: options) {
+            ch, _ in ch.eventLoop.makeSucceededVoidFuture()
+        }.wait()
+        defer { try? server.close().wait() }
+        guard let port = server.localAddress?.port else { throw BenchError("no port") }
+        var latencies: [Double] = []
+        for _ in 0..<count {
+            let start = Clock.now
+            let (channel, handshake) = try QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: clientParameters, options: options).wait()
+            _ = try handshake.wait()
+            latencies.append(Clock.since(start))
+            try? channel.close().wait()
+        }
+        return latencies
+    }
+
+    /// Sends `total` bytes client → server through the tunnel; the server acknowledges the last byte
+    /// with one byte back. Returns MB/s over the whole transfer (handshake excluded).
+    func bulk(total: Int, cipher: AEADAlgorithm, cellSize: Int) throws -> Double {
+        var options = QNSPBootstrap.Options()
+        options.configuration.ciphers = [cipher]
+        options.configuration.cellSize = cellSize
+        let server = try QNSPBootstrap.bindServer(group: serverGroup, host: "127.0.0.1", port: 0, parameters: serverParameters, options: options) {
+            ch, _ in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(CountingSink(total: total)) }
+        }.wait()
+        defer { try? server.close().wait() }
+        guard let port = server.localAddress?.port else { throw BenchError("no port") }
+        let done = group.next().makePromise(of: UInt64.self)
+        let source = BulkSource(total: total, done: done)
+        let (channel, handshake) = try QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: clientParameters, options: options) {
+            ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(source) }
+        }.wait()
+        _ = try handshake.wait()
+        let start = try done.futureResult.wait()
+        let seconds = Double(Clock.now - start) / 1e9
+        try? channel.close().wait()
+        return Double(total) / seconds / 1e6
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Writes `total` bytes as fast as the channel lets it; completes `done` with the start time once the
+/// server's one-byte acknowledgement arrives.
+final class BulkSource: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let total: Int
+    let done: EventLoopPromise<UInt64>
+    var sent = 0
+    var start: UInt64 = 0
+    var chunk: ByteBuffer?
+
+    init(total: Int, done: EventLoopPromise<UInt64>) { self.total = total; self.done = done }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .established? = event as? QNSPUserEvent {
+            var b = context.channel.allocator.buffer(capacity: 64 * 1024)
+            b.writeRepeatingByte(0xa5, count: 64 * 1024)
+            chunk = b
+            start = Clock.now
+            pump(context: context)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+    func channelWritabilityChanged(context: ChannelHandlerContext) { pump(context: context) }
+    func pump(context: ChannelHandlerContext) {
+        guard let chunk else { return }
+        while sent < total && context.channel.isWritable {
+            let n = min(chunk.readableBytes, total - sent)
+            sent += n  // before write: a write can re-enter pump through channelWritabilityChanged
+            context.write(wrapOutboundOut(chunk.getSlice(at: chunk.readerIndex, length: n) ?? chunk), promise: nil)
+        }
+        context.flush()
+    }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { done.succeed(start) }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { done.fail(error) }
+    func channelInactive(context: ChannelHandlerContext) { done.fail(BenchError("tunnel closed before the transfer finished")) }
+}
+
+/// Counts received plaintext and answers one byte when `total` has arrived.
+final class CountingSink: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let total: Int
+    var received = 0
+    init(total: Int) { self.total = total }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        received += unwrapInboundIn(data).readableBytes
+        if received == total {
+            var ack = context.channel.allocator.buffer(capacity: 1)
+            ack.writeInteger(UInt8(1))
+            context.writeAndFlush(wrapOutboundOut(ack), promise: nil)
+        }
+    }
+}
