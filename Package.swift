@@ -43,6 +43,7 @@ let package = Package(
             name: "QNSPNIO",
             dependencies: [
                 "QNSP",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import QNSP
@@ -55,16 +56,20 @@ public enum QNSPBootstrap {
         group: EventLoopGroup, host: String, port: Int, parameters: QNSPConnection.ClientParameters, options: Options = Options(),
         initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() }
     ) -> EventLoopFuture<(Channel, EventLoopFuture<QNSPSessionInfo>)> {
-        ClientBootstrap(group: group)
+        // Kept from the initializer: looking the waiter up after connecting races with a
+        // handshake that fails (and empties the pipeline) before the connect callback runs.
+        let handshake = NIOLockedValueBox<EventLoopFuture<QNSPSessionInfo>?>(nil)
+        return ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.autoRead, value: options.autoRead)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 do {
-                    _ = try addHandlers(
+                    let waiter = try addHandlers(
                         to: channel, connection: QNSPConnection(client: parameters, configuration: options.configuration),
                         isClient: true, options: options)
+                    handshake.withLockedValue { $0 = waiter.future }
                     return initializer(channel)
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -72,7 +77,8 @@ public enum QNSPBootstrap {
             }
             .connect(host: host, port: port)
             .flatMapThrowing { channel in
-                (channel, try channel.pipeline.syncOperations.handler(type: QNSPHandshakeWaiter.self).future)
+                guard let future = handshake.withLockedValue({ $0 }) else { throw ChannelError.inappropriateOperationForState }
+                return (channel, future)
             }
     }
 

@@ -66,7 +66,25 @@ public final class QNSPHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
+    /// How long an orderly close waits for queued cells to reach the socket before closing anyway.
+    public static let closeDrainTimeout: TimeAmount = .seconds(10)
+
     // MARK: Inbound
+
+    /// A transport-level half-close (TCP FIN with `allowRemoteHalfClosure`) is the end of the
+    /// connection, not QNSP's end-of-stream: it is checked like an EOF and never passed up,
+    /// so the next handler cannot mistake a truncated session for a clean half-close.
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case .inputClosed? = event as? ChannelEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        rekeyTask?.cancel()
+        if !failed && !closeReceived && !connection.isClosed {
+            do { try connection.receiveEOF() } catch { fail(context: context, error: error); return }
+        }
+        context.close(promise: nil)
+    }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
@@ -136,8 +154,18 @@ public final class QNSPHandler: ChannelDuplexHandler {
             return
         }
         if mode == .all, connection.isEstablished {
+            // Orderly close: cells still queued in the channel (data, end-of-stream, then the close
+            // cell) must reach the socket first; NIO's close would discard them.
             connection.close(code: .normal)
-            flushOutbound(context: context)
+            let drained = context.eventLoop.makePromise(of: Void.self)
+            flushOutbound(context: context, promise: drained)
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let timeout = context.eventLoop.scheduleTask(in: Self.closeDrainTimeout) { bound.value.close(mode: .all, promise: nil) }
+            drained.futureResult.whenComplete { _ in
+                timeout.cancel()
+                if bound.value.channel.isActive { bound.value.close(mode: mode, promise: promise) } else { promise?.succeed(()) }
+            }
+            return
         }
         context.close(mode: mode, promise: promise)
     }

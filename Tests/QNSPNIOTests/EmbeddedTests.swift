@@ -12,8 +12,10 @@ struct EmbeddedTests {
         typealias InboundIn = ByteBuffer
         var events: [QNSPUserEvent] = []
         var data: [UInt8] = []
+        var sawInputClosed = false
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             if let e = event as? QNSPUserEvent { events.append(e) }
+            if case .inputClosed? = event as? ChannelEvent { sawInputClosed = true }
         }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) { self.data += Array(buffer: unwrapInboundIn(data)) }
     }
@@ -78,5 +80,42 @@ struct EmbeddedTests {
         server.pipeline.fireChannelInactive()
         #expect(throws: QNSPError.truncatedInput("the session: the peer disconnected without a close message")) { try server.throwIfErrorCaught() }
         _ = try? client.finish()
+    }
+
+    @Test("a transport half-close (TCP FIN) mid-session is a truncation error, never passed up as end of stream")
+    func transportFINIsNotEndOfStream() throws {
+        let loop = EmbeddedEventLoop()
+        let client = EmbeddedChannel(loop: loop), server = EmbeddedChannel(loop: loop)
+        let se = Events()
+        try server.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(server: NIOKeys.serverParameters), isClient: false))
+        try server.pipeline.syncOperations.addHandler(se)
+        try client.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(client: NIOKeys.clientParameters()), isClient: true))
+        try server.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try client.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try shuttle(client, server)
+        server.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(throws: QNSPError.truncatedInput("the session: the peer disconnected without a close message")) { try server.throwIfErrorCaught() }
+        #expect(!se.sawInputClosed)
+        #expect(!server.isActive)
+        _ = try? client.finish()
+    }
+
+    @Test("after the peer's end of stream, a transport half-close just closes the channel")
+    func finAfterEndOfStream() throws {
+        let loop = EmbeddedEventLoop()
+        let client = EmbeddedChannel(loop: loop), server = EmbeddedChannel(loop: loop)
+        let se = Events()
+        try server.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(server: NIOKeys.serverParameters), isClient: false))
+        try server.pipeline.syncOperations.addHandler(se)
+        try client.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(client: NIOKeys.clientParameters()), isClient: true))
+        try server.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try client.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try shuttle(client, server)
+        client.close(promise: nil)  // orderly: a close cell goes out first
+        try shuttle(client, server)
+        #expect(se.events.contains(.peerClosed(code: 0, reason: "")))
+        server.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(throws: Never.self) { try server.throwIfErrorCaught() }
+        #expect(!server.isActive)
     }
 }

@@ -191,6 +191,32 @@ struct TunnelTests {
         try await group.shutdownGracefully()
     }
 
+    @Test("closing right after a large write delivers every byte, then the close (nothing queued is dropped)", .timeLimit(.minutes(1)))
+    func closeDrainsQueuedCells() async throws {
+        let total = 32 << 20
+        let server = try await QNSPBootstrap.bindServer(group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters) { ch, handshake in
+            handshake.whenSuccess { _ in
+                var b = ch.allocator.buffer(capacity: total)
+                b.writeRepeatingByte(0x42, count: total)
+                ch.writeAndFlush(b, promise: nil)
+                ch.close(promise: nil)
+            }
+            return ch.eventLoop.makeSucceededVoidFuture()
+        }.get()
+        let port = try #require(server.localAddress?.port)
+        let done = group.next().makePromise(of: (Int, QNSPUserEvent?).self)
+        let (client, handshake) = try await QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters()) { ch in
+            ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(CountUntilClosed(done: done)) }
+        }.get()
+        _ = try await handshake.get()
+        let (count, event) = try await done.futureResult.get()
+        #expect(count == total)
+        #expect(event == .peerClosed(code: 0, reason: ""))
+        try? await client.closeFuture.get()
+        try await server.close()
+        try await group.shutdownGracefully()
+    }
+
     @Test("handshake failures surface as errors through NIO: unknown user, wrong host key")
     func failures() async throws {
         let server = try await startEchoServer()
@@ -316,3 +342,18 @@ func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Counts plaintext until the channel closes; reports the count and the close event seen.
+final class CountUntilClosed: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    let done: EventLoopPromise<(Int, QNSPUserEvent?)>
+    var count = 0
+    var closeEvent: QNSPUserEvent?
+    init(done: EventLoopPromise<(Int, QNSPUserEvent?)>) { self.done = done }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { count += unwrapInboundIn(data).readableBytes }
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .peerClosed? = event as? QNSPUserEvent { closeEvent = event as? QNSPUserEvent }
+    }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { done.fail(error) }
+    func channelInactive(context: ChannelHandlerContext) { done.succeed((count, closeEvent)) }
+}

@@ -188,7 +188,7 @@ struct QNSPToolTests {
         #expect(first.stderr.contains("permanently added '[127.0.0.1]:\(server.port)'"))
         let known = try String(contentsOfFile: dir + "/known_hosts", encoding: .utf8)
         #expect(known.hasPrefix("[127.0.0.1]:\(server.port) qnsp-xwing-mldsa65 "))
-        var blob = Data(count: 3 << 20)
+        var blob = Data(count: 16 << 20)  // large enough that the echo is still queued when the server closes
         for i in 0..<blob.count { blob[i] = UInt8(truncatingIfNeeded: i &* 7919 >> 3) }
         let second = try connect(dir, port: server.port, extra: ["--batch"], stdin: blob)
         #expect(second.status == 0, "\(second.stderr)")
