@@ -15,8 +15,9 @@ public final class CellOpener {
 
     private var cipher: AEADCipher
     private var iv: [UInt8]
-    private var nonce = [UInt8](repeating: 0, count: AEADAlgorithm.nonceSize)
-    private var plaintext: [UInt8]
+    // Fixed scratch memory for the per-cell path (no array copy-on-write or exclusivity checks per cell).
+    private let nonce = UnsafeMutableRawBufferPointer.allocate(byteCount: AEADAlgorithm.nonceSize, alignment: 8)
+    private let plaintext: UnsafeMutableRawBufferPointer
 
     public init(algorithm: AEADAlgorithm, secret: TrafficSecret, cellSize: Int) throws(QNSPError) {
         self.cellSize = cellSize
@@ -24,7 +25,15 @@ public final class CellOpener {
         self.secret = secret
         do { cipher = try AEADCipher(algorithm: algorithm, key: secret.key) } catch { throw .keyMaterial("\(error)") }
         iv = secret.iv
-        plaintext = [UInt8](repeating: 0, count: CellLayout.innerSize(cellSize: cellSize))
+        plaintext = .allocate(byteCount: CellLayout.innerSize(cellSize: cellSize), alignment: 16)
+        plaintext.initializeMemory(as: UInt8.self, repeating: 0)
+        nonce.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    deinit {
+        plaintext.initializeMemory(as: UInt8.self, repeating: 0)
+        plaintext.deallocate()
+        nonce.deallocate()
     }
 
     public var maxPayload: Int { CellLayout.maxPayload(cellSize: cellSize) }
@@ -37,20 +46,13 @@ public final class CellOpener {
     ) throws(QNSPError) -> R {
         guard cell.count == cellSize else { throw .truncatedInput("a cell") }
         guard sequence < CellSealer.maxCellsPerKey else { throw .sequenceExhausted }
-        CellSealer.nonce(iv: iv, sequence: sequence, into: &nonce)
-        let ok = nonce.withUnsafeBytes { n in
-            plaintext.withUnsafeMutableBytes { p in (try? cipher.open(nonce: n, sealed: cell, into: p)) != nil }
-        }
-        guard ok else { throw diagnose(cell) }
+        CellSealer.nonce(iv: iv, sequence: sequence, into: nonce)
+        do { try cipher.open(nonce: UnsafeRawBufferPointer(nonce), sealed: cell, into: plaintext) } catch { throw diagnose(cell) }
         sequence += 1
         let type = plaintext[0]
         let length = Int(plaintext[1]) << 8 | Int(plaintext[2])
         guard length <= maxPayload else { throw .invalidCellLength(length, maximum: maxPayload) }
-        return try QNSPError.typed {
-            try plaintext.withUnsafeBytes { p in
-                try body(type, UnsafeRawBufferPointer(rebasing: p[CellLayout.headerSize..<(CellLayout.headerSize + length)]))
-            }
-        }
+        return try body(type, UnsafeRawBufferPointer(rebasing: plaintext[CellLayout.headerSize..<(CellLayout.headerSize + length)]))
     }
 
     /// Switches to the peer's next sending secret (after a `.keyUpdate` cell).
@@ -64,12 +66,11 @@ public final class CellOpener {
 
     private func diagnose(_ cell: UnsafeRawBufferPointer) -> QNSPError {
         var scratch = [UInt8](repeating: 0, count: plaintext.count)
-        var probe = [UInt8](repeating: 0, count: AEADAlgorithm.nonceSize)
+        let probe = UnsafeMutableRawBufferPointer.allocate(byteCount: AEADAlgorithm.nonceSize, alignment: 8)
+        defer { probe.deallocate() }
         func opens(at seq: UInt64) -> Bool {
-            CellSealer.nonce(iv: iv, sequence: seq, into: &probe)
-            return probe.withUnsafeBytes { n in
-                scratch.withUnsafeMutableBytes { p in (try? cipher.open(nonce: n, sealed: cell, into: p)) != nil }
-            }
+            CellSealer.nonce(iv: iv, sequence: seq, into: probe)
+            return scratch.withUnsafeMutableBytes { p in (try? cipher.open(nonce: UnsafeRawBufferPointer(probe), sealed: cell, into: p)) != nil }
         }
         for d in 1...Self.diagnosisWindow {
             if d <= sequence, opens(at: sequence - d) { return .replayedCell(sequence: sequence - d, expected: sequence) }

@@ -14,8 +14,9 @@ public final class CellSealer {
 
     private var cipher: AEADCipher
     private var iv: [UInt8]
-    private var nonce = [UInt8](repeating: 0, count: AEADAlgorithm.nonceSize)
-    private var plaintext: [UInt8]
+    // Fixed scratch memory for the per-cell path (no array copy-on-write or exclusivity checks per cell).
+    private let nonce = UnsafeMutableRawBufferPointer.allocate(byteCount: AEADAlgorithm.nonceSize, alignment: 8)
+    private let plaintext: UnsafeMutableRawBufferPointer
 
     public init(algorithm: AEADAlgorithm, secret: TrafficSecret, cellSize: Int) throws(QNSPError) {
         self.cellSize = cellSize
@@ -23,7 +24,15 @@ public final class CellSealer {
         self.secret = secret
         do { cipher = try AEADCipher(algorithm: algorithm, key: secret.key) } catch { throw .keyMaterial("\(error)") }
         iv = secret.iv
-        plaintext = [UInt8](repeating: 0, count: CellLayout.innerSize(cellSize: cellSize))
+        plaintext = .allocate(byteCount: CellLayout.innerSize(cellSize: cellSize), alignment: 16)
+        plaintext.initializeMemory(as: UInt8.self, repeating: 0)
+        nonce.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+
+    deinit {
+        plaintext.initializeMemory(as: UInt8.self, repeating: 0)
+        plaintext.deallocate()
+        nonce.deallocate()
     }
 
     public var maxPayload: Int { CellLayout.maxPayload(cellSize: cellSize) }
@@ -39,23 +48,20 @@ public final class CellSealer {
         guard payload.count <= maxPayload else { throw .invalidCellLength(payload.count, maximum: maxPayload) }
         guard sequence < Self.maxCellsPerKey else { throw .sequenceExhausted }
         let inner = plaintext.count
-        plaintext.withUnsafeMutableBytes { p in
-            p[0] = type
-            p[1] = UInt8(truncatingIfNeeded: declaredLength >> 8)
-            p[2] = UInt8(truncatingIfNeeded: declaredLength)
-            if payload.count > 0 {
-                UnsafeMutableRawBufferPointer(rebasing: p[3..<(3 + payload.count)]).copyMemory(from: payload)
-            }
-            let padStart = 3 + payload.count
-            if padStart < inner {
-                UnsafeMutableRawBufferPointer(rebasing: p[padStart..<inner]).initializeMemory(as: UInt8.self, repeating: 0)
-            }
+        let p = plaintext
+        p[0] = type
+        p[1] = UInt8(truncatingIfNeeded: declaredLength >> 8)
+        p[2] = UInt8(truncatingIfNeeded: declaredLength)
+        if payload.count > 0 {
+            UnsafeMutableRawBufferPointer(rebasing: p[3..<(3 + payload.count)]).copyMemory(from: payload)
         }
-        makeNonce()
+        let padStart = 3 + payload.count
+        if padStart < inner {
+            UnsafeMutableRawBufferPointer(rebasing: p[padStart..<inner]).initializeMemory(as: UInt8.self, repeating: 0)
+        }
+        Self.nonce(iv: iv, sequence: sequence, into: nonce)
         do {
-            try nonce.withUnsafeBytes { n in
-                try plaintext.withUnsafeBytes { p in try cipher.seal(nonce: n, plaintext: p, into: out) }
-            }
+            try cipher.seal(nonce: UnsafeRawBufferPointer(nonce), plaintext: UnsafeRawBufferPointer(p), into: out)
         } catch {
             throw .keyMaterial("AEAD seal failed")
         }
@@ -82,12 +88,8 @@ public final class CellSealer {
         bytesUnderCurrentKey = 0
     }
 
-    private func makeNonce() {
-        Self.nonce(iv: iv, sequence: sequence, into: &nonce)
-    }
-
     /// nonce = iv xor (0^4 || sequence as 8 big-endian bytes).
-    static func nonce(iv: [UInt8], sequence: UInt64, into nonce: inout [UInt8]) {
+    static func nonce(iv: [UInt8], sequence: UInt64, into nonce: UnsafeMutableRawBufferPointer) {
         for i in 0..<4 { nonce[i] = iv[i] }
         for i in 0..<8 { nonce[4 + i] = iv[4 + i] ^ UInt8(truncatingIfNeeded: sequence >> UInt64(56 - 8 * i)) }
     }

@@ -59,7 +59,18 @@ public final class QNSPConnection {
 
     public let configuration: QNSPConfiguration
     let role: Role
-    var phase: Phase
+    var phase: Phase {
+        didSet {
+            switch phase {
+            case .established: phaseFlag = .established
+            case .closed: phaseFlag = .closed
+            default: phaseFlag = .handshaking
+            }
+        }
+    }
+    /// `phase` without its payloads, for the per-cell path (reading `phase` copies and retains them).
+    private(set) var phaseFlag: PhaseFlag = .handshaking
+    enum PhaseFlag { case handshaking, established, closed }
     var cellSize: Int
     var transcript: [UInt8] = []
     var pending: [UInt8] = []
@@ -90,8 +101,8 @@ public final class QNSPConnection {
 
     // MARK: State
 
-    public var isEstablished: Bool { if case .established = phase { return true }; return false }
-    public var isClosed: Bool { if case .closed = phase { return true }; return false }
+    public var isEstablished: Bool { phaseFlag == .established }
+    public var isClosed: Bool { phaseFlag == .closed }
     /// Largest application payload in one cell.
     public var maxPayloadPerCell: Int { CellLayout.maxPayload(cellSize: cellSize) }
     public var currentCellSize: Int { cellSize }
@@ -320,19 +331,19 @@ public final class QNSPConnection {
                         var o = 0
                         while o < whole {
                             try processCell(UnsafeRawBufferPointer(rebasing: c[o..<(o + n)]), deliver: deliver, events: &events)
-                            if case .closed = phase { return }
+                            if phaseFlag == .closed { return }
                             o += n
                         }
                     }
                 }
-                if case .closed = phase { return }
+                if phaseFlag == .closed { return }
             }
             if !pending.isEmpty { return }
         }
         while input.count - index >= n {
             try processCell(UnsafeRawBufferPointer(rebasing: input[index..<(index + n)]), deliver: deliver, events: &events)
             index += n
-            if case .closed = phase { return }
+            if phaseFlag == .closed { return }
         }
         if index < input.count { pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[index...])) }
     }
@@ -342,7 +353,7 @@ public final class QNSPConnection {
         var control: (UInt8, [UInt8])?
         try opener.open(cell: cell) { (type: UInt8, payload: UnsafeRawBufferPointer) throws(QNSPError) in
             if type == CellType.data.rawValue {
-                guard case .established = phase else { throw .unexpectedMessage("data cell before the handshake completed") }
+                guard phaseFlag == .established else { throw .unexpectedMessage("data cell before the handshake completed") }
                 guard !receivedEndOfStream else { throw .unexpectedMessage("data cell after end of stream") }
                 if payload.count > 0 { deliver(payload) }
             } else {
