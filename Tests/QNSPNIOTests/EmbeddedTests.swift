@@ -30,6 +30,20 @@ struct EmbeddedTests {
         }
     }
 
+    /// A client and a server QNSPHandler with a finished handshake; the server's events are recorded.
+    func establishedPair() throws -> (client: EmbeddedChannel, server: EmbeddedChannel, serverEvents: Events) {
+        let loop = EmbeddedEventLoop()
+        let client = EmbeddedChannel(loop: loop), server = EmbeddedChannel(loop: loop)
+        let se = Events()
+        try server.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(server: NIOKeys.serverParameters), isClient: false))
+        try server.pipeline.syncOperations.addHandler(se)
+        try client.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(client: NIOKeys.clientParameters()), isClient: true))
+        try server.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try client.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try shuttle(client, server)
+        return (client, server, se)
+    }
+
     @Test("the sending key is updated on the configured interval and data keeps flowing")
     func timedRekey() throws {
         let loop = EmbeddedEventLoop()
@@ -70,13 +84,7 @@ struct EmbeddedTests {
 
     @Test("a peer that vanishes mid-session is reported, not silently ignored")
     func abruptEOF() throws {
-        let loop = EmbeddedEventLoop()
-        let client = EmbeddedChannel(loop: loop), server = EmbeddedChannel(loop: loop)
-        try server.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(server: NIOKeys.serverParameters), isClient: false))
-        try client.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(client: NIOKeys.clientParameters()), isClient: true))
-        try server.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
-        try client.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
-        try shuttle(client, server)
+        let (client, server, _) = try establishedPair()
         server.pipeline.fireChannelInactive()
         #expect(throws: QNSPError.truncatedInput("the session: the peer disconnected without a close message")) { try server.throwIfErrorCaught() }
         _ = try? client.finish()
@@ -84,15 +92,7 @@ struct EmbeddedTests {
 
     @Test("a transport half-close (TCP FIN) mid-session is a truncation error, never passed up as end of stream")
     func transportFINIsNotEndOfStream() throws {
-        let loop = EmbeddedEventLoop()
-        let client = EmbeddedChannel(loop: loop), server = EmbeddedChannel(loop: loop)
-        let se = Events()
-        try server.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(server: NIOKeys.serverParameters), isClient: false))
-        try server.pipeline.syncOperations.addHandler(se)
-        try client.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(client: NIOKeys.clientParameters()), isClient: true))
-        try server.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
-        try client.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
-        try shuttle(client, server)
+        let (client, server, se) = try establishedPair()
         server.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         #expect(throws: QNSPError.truncatedInput("the session: the peer disconnected without a close message")) { try server.throwIfErrorCaught() }
         #expect(!se.sawInputClosed)
@@ -102,15 +102,7 @@ struct EmbeddedTests {
 
     @Test("after the peer's end of stream, a transport half-close just closes the channel")
     func finAfterEndOfStream() throws {
-        let loop = EmbeddedEventLoop()
-        let client = EmbeddedChannel(loop: loop), server = EmbeddedChannel(loop: loop)
-        let se = Events()
-        try server.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(server: NIOKeys.serverParameters), isClient: false))
-        try server.pipeline.syncOperations.addHandler(se)
-        try client.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(client: NIOKeys.clientParameters()), isClient: true))
-        try server.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
-        try client.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
-        try shuttle(client, server)
+        let (client, server, se) = try establishedPair()
         client.close(promise: nil)  // orderly: a close cell goes out first
         try shuttle(client, server)
         #expect(se.events.contains(.peerClosed(code: 0, reason: "")))

@@ -15,9 +15,9 @@ public final class CellOpener {
 
     private var cipher: AEADCipher
     private var iv: [UInt8]
-    // Fixed scratch memory for the per-cell path (no array copy-on-write or exclusivity checks per cell).
-    private let nonce = UnsafeMutableRawBufferPointer.allocate(byteCount: AEADAlgorithm.nonceSize, alignment: 8)
-    private let plaintext: UnsafeMutableRawBufferPointer
+    private let scratch: CellScratch
+    private var nonce: UnsafeMutableRawBufferPointer { scratch.nonce }
+    private var plaintext: UnsafeMutableRawBufferPointer { scratch.plaintext }
 
     public init(algorithm: AEADAlgorithm, secret: TrafficSecret, cellSize: Int) throws(QNSPError) {
         self.cellSize = cellSize
@@ -25,16 +25,10 @@ public final class CellOpener {
         self.secret = secret
         do { cipher = try AEADCipher(algorithm: algorithm, key: secret.key) } catch { throw .keyMaterial("\(error)") }
         iv = secret.iv
-        plaintext = .allocate(byteCount: CellLayout.innerSize(cellSize: cellSize), alignment: 16)
-        plaintext.initializeMemory(as: UInt8.self, repeating: 0)
-        nonce.initializeMemory(as: UInt8.self, repeating: 0)
+        scratch = CellScratch(cellSize: cellSize)
     }
 
-    deinit {
-        plaintext.initializeMemory(as: UInt8.self, repeating: 0)
-        plaintext.deallocate()
-        nonce.deallocate()
-    }
+    deinit { scratch.release() }
 
     public var maxPayload: Int { CellLayout.maxPayload(cellSize: cellSize) }
 
@@ -65,12 +59,12 @@ public final class CellOpener {
     }
 
     private func diagnose(_ cell: UnsafeRawBufferPointer) -> QNSPError {
-        var scratch = [UInt8](repeating: 0, count: plaintext.count)
+        var trial = [UInt8](repeating: 0, count: plaintext.count)
         let probe = UnsafeMutableRawBufferPointer.allocate(byteCount: AEADAlgorithm.nonceSize, alignment: 8)
         defer { probe.deallocate() }
         func opens(at seq: UInt64) -> Bool {
             CellSealer.nonce(iv: iv, sequence: seq, into: probe)
-            return scratch.withUnsafeMutableBytes { p in (try? cipher.open(nonce: UnsafeRawBufferPointer(probe), sealed: cell, into: p)) != nil }
+            return trial.withUnsafeMutableBytes { p in (try? cipher.open(nonce: UnsafeRawBufferPointer(probe), sealed: cell, into: p)) != nil }
         }
         for d in 1...Self.diagnosisWindow {
             if d <= sequence, opens(at: sequence - d) { return .replayedCell(sequence: sequence - d, expected: sequence) }

@@ -14,9 +14,9 @@ public final class CellSealer {
 
     private var cipher: AEADCipher
     private var iv: [UInt8]
-    // Fixed scratch memory for the per-cell path (no array copy-on-write or exclusivity checks per cell).
-    private let nonce = UnsafeMutableRawBufferPointer.allocate(byteCount: AEADAlgorithm.nonceSize, alignment: 8)
-    private let plaintext: UnsafeMutableRawBufferPointer
+    private let scratch: CellScratch
+    private var nonce: UnsafeMutableRawBufferPointer { scratch.nonce }
+    private var plaintext: UnsafeMutableRawBufferPointer { scratch.plaintext }
 
     public init(algorithm: AEADAlgorithm, secret: TrafficSecret, cellSize: Int) throws(QNSPError) {
         self.cellSize = cellSize
@@ -24,16 +24,10 @@ public final class CellSealer {
         self.secret = secret
         do { cipher = try AEADCipher(algorithm: algorithm, key: secret.key) } catch { throw .keyMaterial("\(error)") }
         iv = secret.iv
-        plaintext = .allocate(byteCount: CellLayout.innerSize(cellSize: cellSize), alignment: 16)
-        plaintext.initializeMemory(as: UInt8.self, repeating: 0)
-        nonce.initializeMemory(as: UInt8.self, repeating: 0)
+        scratch = CellScratch(cellSize: cellSize)
     }
 
-    deinit {
-        plaintext.initializeMemory(as: UInt8.self, repeating: 0)
-        plaintext.deallocate()
-        nonce.deallocate()
-    }
+    deinit { scratch.release() }
 
     public var maxPayload: Int { CellLayout.maxPayload(cellSize: cellSize) }
 
