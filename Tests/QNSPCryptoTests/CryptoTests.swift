@@ -85,7 +85,7 @@ struct RandomTests {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let good = dir + "/qrng.bin"
-        FileManager.default.createFile(atPath: good, contents: Data((0..<64).map { UInt8($0) }))
+        #expect(FileManager.default.createFile(atPath: good, contents: Data((0..<64).map { UInt8($0) })))
         let r = SecureRandom(extraSourcePath: good)
         let a = try r.bytes(32), b = try r.bytes(32)
         #expect(a.count == 32 && a != b)
@@ -96,7 +96,7 @@ struct RandomTests {
         #expect(SecureRandom.mix(system: sys, extra: [], count: 32) != SecureRandom.mix(system: sys, extra: [UInt8](repeating: 3, count: 32), count: 32))
         #expect(throws: QNSPCryptoError.self) { _ = try SecureRandom(extraSourcePath: dir + "/missing").bytes(32) }
         let short = dir + "/short.bin"
-        FileManager.default.createFile(atPath: short, contents: Data([1, 2, 3]))
+        #expect(FileManager.default.createFile(atPath: short, contents: Data([1, 2, 3])))
         #expect(throws: QNSPCryptoError.self) { _ = try SecureRandom(extraSourcePath: short).bytes(32) }
         // Keys generated with the extra source are valid keys.
         let user = try UserKeyPair.generate(using: r)
