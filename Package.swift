@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "QNSPNIO", targets: ["QNSPNIO"]),
         .executable(name: "qssh-keygen", targets: ["qssh-keygen"]),
         .executable(name: "qnsp", targets: ["qnsp"]),
+        .executable(name: "qssh", targets: ["qssh"]),
+        .executable(name: "qsshd", targets: ["qsshd"]),
         .executable(name: "qnsp-bench", targets: ["qnsp-bench"]),
     ],
     dependencies: [
@@ -19,10 +21,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", exact: "4.5.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssh.git", exact: "0.15.1"),
     ],
     targets: [
         // MARK: C shims
         .target(name: "CQNSPBoringAEAD"),
+        .target(name: "CQSSHPosix"),
 
         // MARK: Crypto layer
         .target(
@@ -50,18 +54,35 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: Session layer: SSH-2 connection protocol inside QNSP
+        .target(
+            name: "QSSHSession",
+            dependencies: [
+                "QNSP", "QNSPNIO", "CQSSHPosix",
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
         // MARK: Tool logic (executables stay thin)
         .target(
             name: "QSSHTools",
             dependencies: [
-                "QNSPCrypto", "QNSP", "QNSPNIO",
+                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
             ],
             swiftSettings: strict
         ),
+        .executableTarget(name: "qssh", dependencies: ["QSSHTools"], swiftSettings: strict),
+        .executableTarget(name: "qsshd", dependencies: ["QSSHTools"], swiftSettings: strict),
         .executableTarget(name: "qssh-keygen", dependencies: ["QSSHTools"], swiftSettings: strict),
         .executableTarget(name: "qnsp", dependencies: ["QSSHTools"], swiftSettings: strict),
         .target(

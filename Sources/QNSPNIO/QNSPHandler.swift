@@ -100,8 +100,11 @@ public final class QNSPHandler: ChannelDuplexHandler {
             return
         }
         flushOutbound(context: context)
+        // The handshake's end comes first: data in the same read was sent after it, and a reply
+        // the next handler writes while reading it must queue behind the writes held until now.
+        for event in events { if case .established = event { handle(event, context: context) } }
         if plaintext.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(plaintext)) }
-        for event in events { handle(event, context: context) }
+        for event in events { if case .established = event { continue }; handle(event, context: context) }
         if !connection.isEstablished && !connection.isClosed { context.read() }
     }
 
@@ -129,7 +132,8 @@ public final class QNSPHandler: ChannelDuplexHandler {
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let buffer = unwrapOutboundIn(data)
-        guard connection.isEstablished else {
+        // Held writes keep their place: nothing overtakes them once the session is up.
+        guard connection.isEstablished, heldWrites.isEmpty else {
             if connection.isClosed { promise?.fail(QNSPError.connectionClosed) } else { heldWrites.append((buffer, promise)) }
             return
         }

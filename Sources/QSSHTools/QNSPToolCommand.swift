@@ -185,70 +185,18 @@ public struct QNSPToolCommand: ParsableCommand {
         }
 
         func runSession() throws -> Int32 {
-            let identity = try ClientIdentity.load(path: self.identity, interactive: !batch)
-            let pattern = KnownHosts.hostPattern(host: host, port: port, defaultPort: 22222)
-            let known = try KnownHosts.load(path: knownHosts)
-            let (entry, lookup) = known.lookup(pattern)
-            var pinned: HostPublicKey?
-            if case .known(let key) = lookup { pinned = key }
-            let acceptNew = self.acceptNew, batch = self.batch, host = self.host
-            let params = QNSPConnection.ClientParameters(username: user, user: identity, pinnedHostKey: pinned) { key in
-                if acceptNew { return true }
-                guard !batch, Terminal.stdinIsTTY || FileManager.default.isReadableFile(atPath: "/dev/tty") else { return false }
-                let answer = Terminal.prompt(
-                    "The authenticity of host '\(host)' can't be established.\nQNSP host key fingerprint is \(key.fingerprint).\nAre you sure you want to continue connecting (yes/no)? ",
-                    secret: false)
-                return answer?.lowercased() == "yes"
-            }
-            let options = try proto.options()
+            let client = TunnelClient(
+                host: host, port: port, identityPath: identity, user: user, knownHostsPath: knownHosts,
+                acceptNew: acceptNew, batch: batch, verbose: verbose, options: try proto.options(), toolName: "qnsp")
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             defer { try? group.syncShutdownGracefully() }
             let stdoutFailed = NIOLockedValueBox(false)
-            let connected: (Channel, EventLoopFuture<QNSPSessionInfo>)
-            do {
-                connected = try QNSPBootstrap.connect(group: group, host: host, port: port, parameters: params, options: options) { channel in
-                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(StdoutWriter(failure: stdoutFailed)) }
-                }.wait()
-            } catch {
-                throw ToolError("connect to \(host) port \(port): \(ConnectErrorText.describe(error))")
-            }
-            let (channel, handshake) = connected
-            let info: QNSPSessionInfo
-            do {
-                info = try handshake.wait()
-            } catch let error as QNSPError {
-                throw ToolError(explain(error, entry: entry))
-            }
-            if verbose {
-                Terminal.warn("qnsp: authenticated to \(host) (\(info.hostKey.fingerprint)) as \(info.username) using \(info.cipher), cell \(info.cellSize)")
-            }
-            if pinned == nil {
-                _ = try known.appending(pattern: pattern, key: info.hostKey)
-                Terminal.warn("qnsp: permanently added '\(pattern)' to the list of known hosts (\(knownHosts)).")
+            let (channel, _) = try client.open(group: group) { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(StdoutWriter(failure: stdoutFailed)) }
             }
             StdinPump.start(into: channel)
             try channel.closeFuture.wait()
             return stdoutFailed.withLockedValue { $0 } ? 1 : 0
-        }
-
-        func explain(_ error: QNSPError, entry: KnownHosts.Entry?) -> String {
-            switch error {
-            case .serverAuthenticationFailed, .rejectedByPeer(code: 2, _), .rejectedByPeer(code: 3, _), .unknownHostKey, .clientHelloUndecryptable:
-                let line = entry.map { "\(knownHosts):\($0.line)" } ?? knownHosts
-                return """
-                    @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
-                    @    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @
-                    @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
-                    The server at \(host) port \(port) could not prove it holds the host key pinned in
-                    \(line). Someone could be eavesdropping on you right now (man-in-the-middle),
-                    or the host key has just been changed. Offending key in \(line).
-                    Host key verification failed. (\(error))
-                    """
-            case .hostKeyNotTrusted:
-                return "Host key verification failed: \(error)"
-            default:
-                return "\(error)"
-            }
         }
     }
 }

@@ -110,4 +110,44 @@ struct EmbeddedTests {
         #expect(throws: Never.self) { try server.throwIfErrorCaught() }
         #expect(!server.isActive)
     }
+
+    /// Writes `reply` the first time it reads anything.
+    final class ReplyOnFirstRead: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        var replied = false
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard !replied else { return }
+            replied = true
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "B")), promise: nil)
+        }
+    }
+
+    @Test("a write made while reading the peer's first data does not overtake writes held during the handshake")
+    func heldWritesKeepTheirOrder() throws {
+        let loop = EmbeddedEventLoop()
+        let client = EmbeddedChannel(loop: loop), server = EmbeddedChannel(loop: loop)
+        let se = Events()
+        try server.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(server: NIOKeys.serverParameters), isClient: false))
+        try server.pipeline.syncOperations.addHandler(se)
+        try client.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(client: NIOKeys.clientParameters()), isClient: true))
+        try client.pipeline.syncOperations.addHandler(ReplyOnFirstRead())
+        // Both sides write before the handshake ends (as an SSH banner is): the writes are held.
+        client.writeAndFlush(ByteBuffer(string: "A"), promise: nil)
+        server.writeAndFlush(ByteBuffer(string: "srv"), promise: nil)
+        try server.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try client.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        // Deliver each side's pending output as one read, so the auth result and the server's
+        // first data reach the client together (as they do over TCP).
+        var moved = true
+        while moved {
+            moved = false
+            for (from, to) in [(client, server), (server, client)] {
+                var merged = ByteBuffer()
+                while var out = try from.readOutbound(as: ByteBuffer.self) { merged.writeBuffer(&out) }
+                if merged.readableBytes > 0 { try to.writeInbound(merged); moved = true }
+            }
+        }
+        #expect(se.data == Array("AB".utf8), "server got \(String(decoding: se.data, as: UTF8.self))")
+    }
 }

@@ -7,6 +7,7 @@ enum Tools {
     static let binDir: URL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
 
     static func path(_ name: String) throws -> String {
+        if name.hasPrefix("/") { return name }
         var dir = binDir
         for _ in 0..<3 {
             let p = dir.appendingPathComponent(name).path
@@ -128,9 +129,14 @@ final class ServeProcess {
     let port: Int
     private let err = Pipe()
 
-    init(dir: String, extra: [String] = ["--echo"]) throws {
-        process.executableURL = URL(fileURLWithPath: try Tools.path("qnsp"))
-        process.arguments = ["serve", "-p", "0", "-h", dir + "/host", "--authorized-keys", dir + "/authorized_keys"] + extra
+    convenience init(dir: String, extra: [String] = ["--echo"]) throws {
+        try self.init(tool: "qnsp", arguments: ["serve", "-p", "0", "-h", dir + "/host", "--authorized-keys", dir + "/authorized_keys"] + extra)
+    }
+
+    /// Starts `tool` (which must print "listening on 127.0.0.1:PORT" on stderr) and waits for the port.
+    init(tool: String, arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: try Tools.path(tool))
+        process.arguments = arguments
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
         try process.run()
@@ -145,7 +151,7 @@ final class ServeProcess {
         guard let r = text.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression),
               let p = Int(text[r].split(separator: ":").last ?? "") else {
             process.terminate()
-            throw ToolTestError("qnsp serve did not start: \(text)")
+            throw ToolTestError("\(tool) did not start: \(text)")
         }
         port = p
     }

@@ -1,0 +1,16 @@
+#ifndef CQSSH_POSIX_H
+#define CQSSH_POSIX_H
+
+#include <spawn.h>
+
+/// posix_spawn_file_actions_addchdir_np where the C library has it (glibc >= 2.29, macOS 10.15);
+/// returns ENOSYS elsewhere.
+int qssh_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+
+/// POSIX_SPAWN_SETSID where available, else 0 (callers then fall back to a new process group).
+short qssh_spawn_setsid_flag(void);
+
+/// A pipe whose both ends are close-on-exec (pipe2 with O_CLOEXEC, or pipe + fcntl). 0 on success.
+int qssh_pipe_cloexec(int fds[2]);
+
+#endif

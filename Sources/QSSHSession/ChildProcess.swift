@@ -1,0 +1,101 @@
+import CQSSHPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A child process started with posix_spawn, its stdin/stdout/stderr on pipes.
+/// (Foundation's Process is not used: on Linux its monitor thread can block on one child and never reap others.)
+public struct ChildProcess: Sendable {
+    public let pid: pid_t
+    /// Our ends: write to `stdin`, read `stdout` and `stderr`.
+    public let stdin: CInt
+    public let stdout: CInt
+    public let stderr: CInt
+
+    /// Errors starting a process.
+    public struct SpawnError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Starts `argv[0]` (an absolute path) with `environment` and working directory `directory`.
+    public static func spawn(_ argv: [String], environment: [String: String], directory: String?) throws -> ChildProcess {
+        // Close-on-exec pipes: a process spawned for another session must not inherit this
+        // session's pipe ends (it would hold a stdin open and the command would never see EOF).
+        var inPipe: [CInt] = [0, 0], outPipe: [CInt] = [0, 0], errPipe: [CInt] = [0, 0]
+        guard cloexecPipe(&inPipe) else { throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))") }
+        guard cloexecPipe(&outPipe) else {
+            close(inPipe[0]); close(inPipe[1])
+            throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))")
+        }
+        guard cloexecPipe(&errPipe) else {
+            for fd in inPipe + outPipe { close(fd) }
+            throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        for fd in inPipe + outPipe + errPipe { posix_spawn_file_actions_addclose(&actions, fd) }
+        if let directory { _ = qssh_spawn_file_actions_addchdir(&actions, directory) }
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for s in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        let setsid = qssh_spawn_setsid_flag()
+        var flags = Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) | setsid
+        if setsid == 0 {
+            posix_spawnattr_setpgroup(&attr, 0)
+            flags |= Int16(POSIX_SPAWN_SETPGROUP)
+        }
+        posix_spawnattr_setflags(&attr, flags)
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArgs.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, argv[0], &actions, &attr, cArgs, cEnv)
+        close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
+        guard rc == 0 else {
+            close(inPipe[1]); close(outPipe[0]); close(errPipe[0])
+            throw SpawnError(description: "\(argv[0]): \(String(cString: strerror(rc)))")
+        }
+        return ChildProcess(pid: pid, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0])
+    }
+
+    private static func cloexecPipe(_ fds: inout [CInt]) -> Bool {
+        fds.withUnsafeMutableBufferPointer { qssh_pipe_cloexec($0.baseAddress) == 0 }
+    }
+
+    /// How a process ended.
+    public enum Termination: Sendable, Equatable {
+        case exited(Int32)
+        case signaled(Int32, coreDumped: Bool)
+    }
+
+    /// Blocks until the process ends (call on a thread of its own).
+    public func waitForExit() -> Termination {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { return .exited(255) }
+        }
+        let signal = status & 0x7f
+        if signal == 0 { return .exited((status >> 8) & 0xff) }
+        return .signaled(signal, coreDumped: status & 0x80 != 0)
+    }
+
+    /// Sends `signal` to the process group the child leads.
+    public func signalGroup(_ signal: Int32) { kill(-pid, signal) }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSH
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The client side of one SSH session channel: sends `exec` (or `shell`), streams the
+/// channel's data to stdout and its extended data to stderr, and reports the exit status.
+public final class ExecClientHandler: ChannelInboundHandler {
+    public typealias InboundIn = SSHChannelData
+    public typealias OutboundOut = SSHChannelData
+
+    /// How the remote side ended.
+    public enum Outcome: Sendable, Equatable {
+        case exited(Int)
+        case signaled(String)
+    }
+
+    private let command: String?
+    private let environment: [String: String]
+    private let started: EventLoopPromise<Void>
+    private let outcome: NIOLockedValueBox<Outcome?>
+    private let stdoutFD: CInt
+    private let stderrFD: CInt
+
+    /// - Parameters:
+    ///   - command: nil asks for a shell.
+    ///   - started: succeeds when the server accepted the request, fails when it refused.
+    public init(command: String?, environment: [String: String] = [:], started: EventLoopPromise<Void>,
+                outcome: NIOLockedValueBox<Outcome?>, stdoutFD: CInt = 1, stderrFD: CInt = 2) {
+        self.command = command; self.environment = environment; self.started = started
+        self.outcome = outcome; self.stdoutFD = stdoutFD; self.stderrFD = stderrFD
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        context.channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).whenFailure { _ in }
+        if context.channel.isActive { sendRequests(context: context) }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        sendRequests(context: context)
+        context.fireChannelActive()
+    }
+
+    private var requested = false
+    private func sendRequests(context: ChannelHandlerContext) {
+        guard !requested else { return }
+        requested = true
+        for (name, value) in environment.sorted(by: { $0.key < $1.key }) {
+            context.triggerUserOutboundEvent(SSHChannelRequestEvent.EnvironmentRequest(wantReply: false, name: name, value: value), promise: nil)
+        }
+        if let command {
+            context.triggerUserOutboundEvent(SSHChannelRequestEvent.ExecRequest(command: command, wantReply: true), promise: nil)
+        } else {
+            context.triggerUserOutboundEvent(SSHChannelRequestEvent.ShellRequest(wantReply: true), promise: nil)
+        }
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case is ChannelSuccessEvent:
+            started.succeed(())
+        case is ChannelFailureEvent:
+            started.fail(SSHSessionError.execRefused)
+            context.close(promise: nil)
+        case let status as SSHChannelRequestEvent.ExitStatus:
+            outcome.withLockedValue { $0 = .exited(status.exitStatus) }
+        case let signal as SSHChannelRequestEvent.ExitSignal:
+            outcome.withLockedValue { $0 = .signaled(signal.signalName) }
+        case let e as ChannelEvent where e == .inputClosed:
+            break
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let message = unwrapInboundIn(data)
+        guard case .byteBuffer(let bytes) = message.data else { return }
+        let fd = message.type == .stdErr ? stderrFD : stdoutFD
+        bytes.withUnsafeReadableBytes { raw in
+            var off = 0
+            while off < raw.count {
+                let n = write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return }
+                off += n
+            }
+        }
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        started.fail(SSHSessionError.sessionEndedWithoutStatus)
+        context.fireChannelInactive()
+    }
+}
+
+@available(*, unavailable)
+extension ExecClientHandler: Sendable {}
+
+/// Client helpers: the SSH handler for a QNSP channel and the stdin pump for a session channel.
+public enum SSHSessionClient {
+    /// Adds the SSH client handler above QNSP (call after the QNSP handshake).
+    public static func install(on channel: Channel, username: String) throws -> NIOSSHHandler {
+        let handler = NIOSSHHandler(
+            role: .client(.init(userAuthDelegate: QNSPIdentityClientAuthDelegate(username: username), serverAuthDelegate: TunnelHostKeyDelegate())),
+            allocator: channel.allocator, inboundChildChannelInitializer: nil)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.pipeline.syncOperations.addHandler(CloseOnError())
+        return handler
+    }
+
+    /// Reads `fd` on a thread of its own into the session channel, one chunk in flight at a time;
+    /// sends EOF at end of file.
+    public static func pumpStdin(fd: CInt = 0, into channel: Channel) {
+        let thread = Thread {
+            var chunk = [UInt8](repeating: 0, count: 32 * 1024)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                let data = SSHChannelData(type: .channel, data: .byteBuffer(channel.allocator.buffer(bytes: chunk[0..<n])))
+                do { try channel.writeAndFlush(data).wait() } catch { return }
+            }
+            channel.close(mode: .output, promise: nil)
+        }
+        thread.start()
+    }
+}

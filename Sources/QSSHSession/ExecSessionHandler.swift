@@ -1,0 +1,228 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSH
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Serves one SSH session channel without a terminal: `exec` runs the command with the
+/// user's shell, `shell` runs the shell reading commands from stdin. stdout and stderr are
+/// streamed separately; the exit status (or signal) is sent before the channel closes.
+///
+/// Not yet: `pty-req` (refused with a failure reply), running as another user (the
+/// session runs as the server's own account).
+public final class ExecSessionHandler: ChannelInboundHandler {
+    public typealias InboundIn = SSHChannelData
+    public typealias OutboundOut = SSHChannelData
+
+    /// Client environment variables a session accepts (like sshd's AcceptEnv LANG LC_*).
+    public static func isAllowedEnvironment(_ name: String) -> Bool {
+        name == "LANG" || name.hasPrefix("LC_") || name == "TZ" || name == "TERM"
+    }
+
+    private let user: SessionUser
+    private var environment: [String: String] = [:]
+    private var child: ChildProcess?
+    private var stdinChannel: Channel?
+    private var heldStdin: [ByteBuffer] = []
+    private var stdinEnded = false
+    private var stdinLastWrite: EventLoopFuture<Void>?
+    private var openOutputs = 2
+    private var termination: ChildProcess.Termination?
+    private var context: ChannelHandlerContext?
+
+    public init(user: SessionUser) { self.user = user }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        context.channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).whenFailure { _ in }
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        // The client went away: hang up the session's process group, as sshd does.
+        if let child, termination == nil { child.signalGroup(SIGHUP) }
+        stdinChannel?.close(promise: nil)
+        context.fireChannelInactive()
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let request as SSHChannelRequestEvent.ExecRequest:
+            start([user.shell, "-c", request.command], wantReply: request.wantReply, context: context)
+        case let request as SSHChannelRequestEvent.ShellRequest:
+            start([user.shell], wantReply: request.wantReply, context: context)
+        case let request as SSHChannelRequestEvent.EnvironmentRequest:
+            if Self.isAllowedEnvironment(request.name) { environment[request.name] = request.value }
+            if request.wantReply { context.channel.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil) }
+        case let request as SSHChannelRequestEvent.PseudoTerminalRequest:
+            if request.wantReply { context.channel.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil) }
+        case let request as SSHChannelRequestEvent.SignalRequest:
+            if let child, let number = Self.signalNumber(request.signal) { child.signalGroup(number) }
+        case let e as ChannelEvent where e == .inputClosed:
+            stdinEnded = true
+            closeStdinAfterWrites()
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let message = unwrapInboundIn(data)
+        guard case .channel = message.type, case .byteBuffer(let bytes) = message.data else { return }
+        if let stdinChannel {
+            stdinLastWrite = stdinChannel.writeAndFlush(bytes)
+        } else {
+            heldStdin.append(bytes)
+        }
+    }
+
+    // MARK: Process
+
+    private func start(_ argv: [String], wantReply: Bool, context: ChannelHandlerContext) {
+        guard child == nil else {
+            if wantReply { context.channel.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil) }
+            return
+        }
+        var env = user.environment
+        env.merge(environment) { _, client in client }
+        let process: ChildProcess
+        do {
+            process = try ChildProcess.spawn(argv, environment: env, directory: user.home)
+        } catch {
+            if wantReply { context.channel.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil) }
+            context.close(promise: nil)
+            return
+        }
+        child = process
+        if wantReply { context.channel.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil) }
+        let ssh = context.channel
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        for (fd, type) in [(process.stdout, SSHChannelData.DataType.channel), (process.stderr, .stdErr)] {
+            NIOPipeBootstrap(group: loop)
+                .channelOption(.autoRead, value: false)
+                .channelOption(.allowRemoteHalfClosure, value: true)
+                .channelInitializer { pipe in
+                    pipe.eventLoop.makeCompletedFuture {
+                        try pipe.pipeline.syncOperations.addHandler(ProcessOutputForwarder(ssh: ssh, type: type) { bound.value.outputEnded() })
+                    }
+                }
+                .takingOwnershipOfDescriptor(input: fd)
+                .whenFailure { _ in bound.value.outputEnded() }
+        }
+        NIOPipeBootstrap(group: loop)
+            .takingOwnershipOfDescriptor(output: process.stdin)
+            .whenComplete { result in
+                let handler = bound.value
+                switch result {
+                case .success(let channel):
+                    handler.stdinChannel = channel
+                    for b in handler.heldStdin { handler.stdinLastWrite = channel.write(b) }
+                    handler.heldStdin.removeAll()
+                    channel.flush()
+                    if handler.stdinEnded { handler.closeStdinAfterWrites() }
+                case .failure:
+                    close(process.stdin)
+                }
+            }
+        let waiter = Thread { let t = process.waitForExit(); loop.execute { bound.value.exited(t) } }
+        waiter.start()
+    }
+
+    /// End of the client's input: close the process's stdin once what was written reached it
+    /// (a plain close would drop writes still queued in the pipe channel).
+    private func closeStdinAfterWrites() {
+        guard let channel = stdinChannel else { return }
+        if let last = stdinLastWrite {
+            last.whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            channel.close(promise: nil)
+        }
+    }
+
+    private func outputEnded() {
+        openOutputs -= 1
+        finishIfDone()
+    }
+
+    private func exited(_ t: ChildProcess.Termination) {
+        termination = t
+        stdinChannel?.close(promise: nil)
+        finishIfDone()
+    }
+
+    /// Sends the exit status once the process has ended and both outputs are drained.
+    private func finishIfDone() {
+        guard openOutputs == 0, let termination, let context else { return }
+        let channel = context.channel
+        let sent: EventLoopFuture<Void>
+        switch termination {
+        case .exited(let code):
+            sent = channel.triggerUserOutboundEvent(SSHChannelRequestEvent.ExitStatus(exitStatus: Int(code)))
+        case .signaled(let number, let core):
+            sent = channel.triggerUserOutboundEvent(SSHChannelRequestEvent.ExitSignal(
+                signalName: Self.signalName(number), errorMessage: "", language: "", dumpedCore: core))
+        }
+        sent.whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    static let signals: [(String, Int32)] = [
+        ("HUP", SIGHUP), ("INT", SIGINT), ("QUIT", SIGQUIT), ("KILL", SIGKILL), ("TERM", SIGTERM),
+        ("USR1", SIGUSR1), ("USR2", SIGUSR2), ("ALRM", SIGALRM), ("PIPE", SIGPIPE), ("ABRT", SIGABRT), ("SEGV", SIGSEGV),
+    ]
+    static func signalNumber(_ name: String) -> Int32? { signals.first { $0.0 == name }?.1 }
+    static func signalName(_ number: Int32) -> String { signals.first { $0.1 == number }?.0 ?? "KILL" }
+}
+
+@available(*, unavailable)
+extension ExecSessionHandler: Sendable {}
+
+/// Copies a process's stdout or stderr pipe into the SSH channel, reading the next chunk only
+/// after the previous one was written (so a slow client stops the process instead of filling memory).
+final class ProcessOutputForwarder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private let ssh: Channel
+    private let type: SSHChannelData.DataType
+    private var ended: (() -> Void)?
+    private var lastWrite: EventLoopFuture<Void>?
+
+    init(ssh: Channel, type: SSHChannelData.DataType, ended: @escaping () -> Void) {
+        self.ssh = ssh; self.type = type; self.ended = ended
+    }
+
+    func channelActive(context: ChannelHandlerContext) { context.read() }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastWrite = ssh.write(SSHChannelData(type: type, data: .byteBuffer(unwrapInboundIn(data))))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        ssh.flush()
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        if let lastWrite {
+            lastWrite.whenComplete { _ in bound.value.read() }
+        } else {
+            context.read()
+        }
+        lastWrite = nil
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed? = event as? ChannelEvent { finish(context) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) { finish(context) }
+
+    private func finish(_ context: ChannelHandlerContext) {
+        guard let ended else { return }
+        self.ended = nil
+        ended()
+        context.close(promise: nil)
+    }
+}

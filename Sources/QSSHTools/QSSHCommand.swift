@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSH
+import QNSP
+import QNSPNIO
+import QSSHSession
+
+/// `qssh`: the client. Runs a command (or a shell) on a qsshd host over a QNSP tunnel.
+public struct QSSHCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "qssh",
+        abstract: "Post-quantum SSH client: run a command or a shell on a qsshd host.",
+        discussion: """
+            qssh connects over QNSP (X-Wing key exchange; your ML-DSA-65 key from qssh-keygen), checks
+            the host key against ~/.qssh/known_hosts (asking on first contact, refusing a changed key),
+            and runs COMMAND with its stdout and stderr kept apart. The exit status is the remote
+            command's; 255 means the connection failed.
+
+            Not yet: PTY sessions (-t), forwarding, ProxyJump, config file.
+
+            Examples:
+              qssh -p 22222 alice@server.example uptime
+              tar cz dir | qssh server 'tar xz -C /tmp'
+            """)
+
+    @Option(name: .customShort("p"), help: "Port of qsshd.")
+    var port: Int = 22222
+
+    @Option(name: .customShort("i"), help: "Identity (user key) file.")
+    var identity: String = NSHomeDirectory() + "/.qssh/id_mldsa65"
+
+    @Option(name: .customShort("l"), help: "User to log in as.")
+    var loginName: String?
+
+    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes.")
+    var sshOptions: [String] = []
+
+    @Option(name: .long, help: "known_hosts file.")
+    var knownHosts: String = NSHomeDirectory() + "/.qssh/known_hosts"
+
+    @Flag(name: .customShort("T"), help: "Do not ask for a terminal (the only mode so far).")
+    var noTTY = false
+
+    @Flag(name: .customShort("t"), help: "Ask for a terminal (not supported yet).")
+    var forceTTY = false
+
+    @Flag(name: .shortAndLong, help: "Print connection details to stderr.")
+    var verbose = false
+
+    @Argument(help: "[user@]host")
+    var destination: String
+
+    @Argument(parsing: .captureForPassthrough, help: "Command to run (default: a shell without a terminal).")
+    var command: [String] = []
+
+    public init() {}
+
+    public func run() throws {
+        if forceTTY { throw ToolError("PTY sessions (-t) are not supported yet") }
+        var batch = false, acceptNew = false
+        for option in sshOptions {
+            let parts = option.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2 else { throw ToolError("-o expects Name=value, got '\(option)'") }
+            switch (parts[0].lowercased(), parts[1].lowercased()) {
+            case ("batchmode", "yes"): batch = true
+            case ("batchmode", "no"): batch = false
+            case ("stricthostkeychecking", "accept-new"): acceptNew = true
+            case ("stricthostkeychecking", "yes"): acceptNew = false
+            default: throw ToolError("unsupported option -o \(option)")
+            }
+        }
+        var host = destination
+        var user = loginName ?? ProcessInfo.processInfo.environment["USER"] ?? SessionUser.current()?.name ?? "root"
+        if let at = destination.lastIndex(of: "@") {
+            if loginName == nil { user = String(destination[..<at]) }
+            host = String(destination[destination.index(after: at)...])
+        }
+        guard !host.isEmpty, !user.isEmpty else { throw ToolError("bad destination '\(destination)'") }
+
+        let client = TunnelClient(
+            host: host, port: port, identityPath: identity, user: user, knownHostsPath: knownHosts,
+            acceptNew: acceptNew, batch: batch, verbose: verbose, options: QNSPBootstrap.Options(), toolName: "qssh")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        // The SSH handler goes in before the handshake: the server speaks first once the
+        // tunnel is up, and bytes arriving before a handler exists would be lost.
+        let loginUser = user
+        let (channel, _) = try client.open(group: group) { channel in
+            channel.eventLoop.makeCompletedFuture { _ = try SSHSessionClient.install(on: channel, username: loginUser) }
+        }
+        let outcome = NIOLockedValueBox<ExecClientHandler.Outcome?>(nil)
+        let started = channel.eventLoop.makePromise(of: Void.self)
+        let line = command.isEmpty ? nil : command.joined(separator: " ")
+        var env: [String: String] = [:]
+        for (k, v) in ProcessInfo.processInfo.environment where ExecSessionHandler.isAllowedEnvironment(k) && k != "TERM" { env[k] = v }
+        let environment = env
+        let session: Channel
+        do {
+            session = try channel.eventLoop.flatSubmit { () -> EventLoopFuture<Channel> in
+                let promise = channel.eventLoop.makePromise(of: Channel.self)
+                guard let ssh = try? channel.pipeline.syncOperations.handler(type: NIOSSHHandler.self) else {
+                    promise.fail(SSHSessionError.sessionEndedWithoutStatus)
+                    return promise.futureResult
+                }
+                ssh.createChannel(promise, channelType: .session) { child, _ in
+                    child.eventLoop.makeCompletedFuture {
+                        try child.pipeline.syncOperations.addHandler(
+                            ExecClientHandler(command: line, environment: environment, started: started, outcome: outcome))
+                    }
+                }
+                return promise.futureResult
+            }.wait()
+            try started.futureResult.wait()
+        } catch {
+            started.fail(error)  // a promise must not be dropped incomplete
+            throw ToolError("cannot start the session on \(host): \(error)")
+        }
+        SSHSessionClient.pumpStdin(into: session)
+        try? session.closeFuture.wait()
+        try? channel.close().wait()
+        switch outcome.withLockedValue({ $0 }) {
+        case .exited(let code)?:
+            if code != 0 { throw ExitCode(Int32(truncatingIfNeeded: code)) }
+        case .signaled(let name)?:
+            Terminal.warn("qssh: remote command killed by signal \(name)")
+            throw ExitCode(255)
+        case nil:
+            throw ToolError("the session on \(host) ended without an exit status")
+        }
+    }
+}

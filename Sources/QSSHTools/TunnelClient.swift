@@ -1,0 +1,94 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import QNSP
+import QNSPCrypto
+import QNSPNIO
+
+/// Opens an authenticated QNSP session as a client tool does: loads the identity, checks
+/// known_hosts (trust on first use, loud refusal of a changed key), connects, and records
+/// a newly trusted host key. Shared by `qnsp connect` and `qssh`.
+public struct TunnelClient {
+    public var host: String
+    public var port: Int
+    public var identityPath: String
+    public var user: String
+    public var knownHostsPath: String
+    public var acceptNew: Bool
+    public var batch: Bool
+    public var verbose: Bool
+    public var options: QNSPBootstrap.Options
+    /// Prefix for messages ("qnsp", "qssh").
+    public var toolName: String
+
+    public init(
+        host: String, port: Int, identityPath: String, user: String, knownHostsPath: String,
+        acceptNew: Bool, batch: Bool, verbose: Bool, options: QNSPBootstrap.Options, toolName: String
+    ) {
+        self.host = host; self.port = port; self.identityPath = identityPath; self.user = user
+        self.knownHostsPath = knownHostsPath; self.acceptNew = acceptNew; self.batch = batch
+        self.verbose = verbose; self.options = options; self.toolName = toolName
+    }
+
+    /// Connects and completes the handshake; `initializer` adds the handlers that see the plaintext.
+    public func open(
+        group: EventLoopGroup, initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
+    ) throws -> (Channel, QNSPSessionInfo) {
+        let identity = try ClientIdentity.load(path: identityPath, interactive: !batch)
+        let pattern = KnownHosts.hostPattern(host: host, port: port, defaultPort: 22222)
+        let known = try KnownHosts.load(path: knownHostsPath)
+        let (entry, lookup) = known.lookup(pattern)
+        var pinned: HostPublicKey?
+        if case .known(let key) = lookup { pinned = key }
+        let acceptNew = self.acceptNew, batch = self.batch, host = self.host
+        let params = QNSPConnection.ClientParameters(username: user, user: identity, pinnedHostKey: pinned) { key in
+            if acceptNew { return true }
+            guard !batch, Terminal.stdinIsTTY || FileManager.default.isReadableFile(atPath: "/dev/tty") else { return false }
+            let answer = Terminal.prompt(
+                "The authenticity of host '\(host)' can't be established.\nQNSP host key fingerprint is \(key.fingerprint).\nAre you sure you want to continue connecting (yes/no)? ",
+                secret: false)
+            return answer?.lowercased() == "yes"
+        }
+        let connected: (Channel, EventLoopFuture<QNSPSessionInfo>)
+        do {
+            connected = try QNSPBootstrap.connect(group: group, host: host, port: port, parameters: params, options: options, initializer: initializer).wait()
+        } catch {
+            throw ToolError("connect to \(host) port \(port): \(ConnectErrorText.describe(error))")
+        }
+        let (channel, handshake) = connected
+        let info: QNSPSessionInfo
+        do {
+            info = try handshake.wait()
+        } catch let error as QNSPError {
+            throw ToolError(explain(error, entry: entry))
+        }
+        if verbose {
+            Terminal.warn("\(toolName): authenticated to \(host) (\(info.hostKey.fingerprint)) as \(info.username) using \(info.cipher), cell \(info.cellSize)")
+        }
+        if pinned == nil {
+            _ = try known.appending(pattern: pattern, key: info.hostKey)
+            Terminal.warn("\(toolName): permanently added '\(pattern)' to the list of known hosts (\(knownHostsPath)).")
+        }
+        return (channel, info)
+    }
+
+    func explain(_ error: QNSPError, entry: KnownHosts.Entry?) -> String {
+        switch error {
+        case .serverAuthenticationFailed, .rejectedByPeer(code: 2, _), .rejectedByPeer(code: 3, _), .unknownHostKey, .clientHelloUndecryptable:
+            let line = entry.map { "\(knownHostsPath):\($0.line)" } ?? knownHostsPath
+            return """
+                @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+                @    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @
+                @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@
+                The server at \(host) port \(port) could not prove it holds the host key pinned in
+                \(line). Someone could be eavesdropping on you right now (man-in-the-middle),
+                or the host key has just been changed. Offending key in \(line).
+                Host key verification failed. (\(error))
+                """
+        case .hostKeyNotTrusted:
+            return "Host key verification failed: \(error)"
+        default:
+            return "\(error)"
+        }
+    }
+}

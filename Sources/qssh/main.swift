@@ -1,0 +1,3 @@
+import QSSHTools
+
+ToolMain.run(QSSHCommand.self, name: "qssh", failureStatus: 255)

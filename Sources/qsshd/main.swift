@@ -1,0 +1,3 @@
+import QSSHTools
+
+ToolMain.run(QSSHDCommand.self, name: "qsshd")
