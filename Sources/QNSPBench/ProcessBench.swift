@@ -47,6 +47,30 @@ struct ProcessBench {
         return try measure(connect: client + " </dev/null >/dev/null", bulk: client + " >/dev/null", bytes: bytes, runs: runs)
     }
 
+    /// `qsshd` and `qssh HOST true` (connect, QNSP handshake, SSH-2 session, remote `true`, exit),
+    /// and `qssh HOST 'cat >/dev/null'` for bulk.
+    func qssh(bytes: Int, runs: Int) throws -> Figures {
+        let keygen = toolDir + "/qssh-keygen", qsshd = toolDir + "/qsshd", qssh = toolDir + "/qssh"
+        try ProcessRunner.shell("'\(keygen)' -q -t host -f '\(dir)/shost' -N '' && '\(keygen)' -q -t user -f '\(dir)/sid' -N '' && cp '\(dir)/sid.pub' '\(dir)/sauth'")
+        let (server, text) = try ProcessRunner.startServer(
+            [qsshd, "-p", "0", "-l", "127.0.0.1", "-h", dir + "/shost", "--authorized-keys", dir + "/sauth"], marker: "\n")
+        defer { ProcessRunner.stop(server) }
+        guard let r = text.range(of: #"127\.0\.0\.1:(\d+)"#, options: .regularExpression),
+              let port = Int(text[r].split(separator: ":").last ?? "") else { throw BenchError("qsshd: \(text)") }
+        let client = "'\(qssh)' -p \(port) -i '\(dir)/sid' --known-hosts '\(dir)/skh' -o StrictHostKeyChecking=accept-new 127.0.0.1"
+        return try measure(connect: client + " true </dev/null", bulk: client + " 'cat >/dev/null'", bytes: bytes, runs: runs)
+    }
+
+    /// Private dirty memory (kB) of a process, from /proc/PID/smaps_rollup.
+    static func privateKB(_ pid: pid_t) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { return 0 }
+        var total = 0
+        for line in text.split(separator: "\n") where line.hasPrefix("Private_") {
+            total += Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+        }
+        return total
+    }
+
     /// A stock sshd (OpenSSH) on a free 127.0.0.1 port with its default key exchange
     /// (sntrup761x25519 in OpenSSH 9.x) and the given cipher.
     func openssh(bytes: Int, runs: Int, cipher: String) throws -> (Figures, String)? {
