@@ -26,7 +26,7 @@ let package = Package(
     targets: [
         // MARK: C shims
         .target(name: "CQNSPBoringAEAD"),
-        .target(name: "CQSSHPosix"),
+        .target(name: "CQSSHPosix", linkerSettings: [.linkedLibrary("util", .when(platforms: [.linux]))]),
 
         // MARK: Crypto layer
         .target(
@@ -72,7 +72,7 @@ let package = Package(
         .target(
             name: "QSSHTools",
             dependencies: [
-                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession",
+                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession", "CQSSHPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -114,6 +114,6 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "QSSHToolsTests", dependencies: ["QSSHTools"], swiftSettings: strict),
+        .testTarget(name: "QSSHToolsTests", dependencies: ["QSSHTools", "QSSHSession"], swiftSettings: strict),
     ]
 )

@@ -4,6 +4,14 @@
 #include <spawn.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
+#include <signal.h>
+#include <termios.h>
+#if defined(__APPLE__)
+#include <util.h>
+#else
+#include <pty.h>
+#endif
 
 int qssh_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 29))
@@ -33,4 +41,42 @@ int qssh_pipe_cloexec(int fds[2]) {
     fcntl(fds[1], F_SETFD, FD_CLOEXEC);
     return 0;
 #endif
+}
+
+int qssh_forkpty_exec(int *master, const char *path, char *const argv[], char *const envp[], const char *dir,
+                      unsigned short rows, unsigned short cols) {
+    struct winsize ws = {0};
+    ws.ws_row = rows;
+    ws.ws_col = cols;
+    pid_t pid = forkpty(master, NULL, NULL, &ws);
+    if (pid == 0) {
+        /* Child: only async-signal-safe calls until exec. Default signal handling, nothing blocked. */
+        int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU};
+        for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) signal(sigs[i], SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (dir != NULL && chdir(dir) != 0) { /* stay where we are, like sshd when HOME is missing */ }
+        execve(path, argv, envp);
+        _exit(127);
+    }
+    if (pid > 0) {
+        fcntl(*master, F_SETFD, FD_CLOEXEC);
+    }
+    return pid;
+}
+
+int qssh_set_winsize(int fd, unsigned short rows, unsigned short cols) {
+    struct winsize ws = {0};
+    ws.ws_row = rows;
+    ws.ws_col = cols;
+    return ioctl(fd, TIOCSWINSZ, &ws);
+}
+
+int qssh_get_winsize(int fd, unsigned short *rows, unsigned short *cols) {
+    struct winsize ws = {0};
+    if (ioctl(fd, TIOCGWINSZ, &ws) != 0) return -1;
+    *rows = ws.ws_row;
+    *cols = ws.ws_col;
+    return 0;
 }

@@ -75,6 +75,36 @@ public struct ChildProcess: Sendable {
         return ChildProcess(pid: pid, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0])
     }
 
+    /// Starts `argv[0]` on a new pseudo-terminal; `stdin` and `stdout` are both the master side
+    /// (separate descriptors), `stderr` is -1 (the terminal merges it).
+    public static func spawnOnTerminal(
+        _ argv: [String], environment: [String: String], directory: String?, rows: Int, columns: Int
+    ) throws -> ChildProcess {
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArgs.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        var master: CInt = -1
+        let pid = qssh_forkpty_exec(
+            &master, argv[0], cArgs, cEnv, directory,
+            UInt16(clamping: rows > 0 ? rows : 24), UInt16(clamping: columns > 0 ? columns : 80))
+        guard pid > 0 else { throw SpawnError(description: "forkpty: \(String(cString: strerror(errno)))") }
+        let second = fcntl(master, F_DUPFD_CLOEXEC, 0)
+        guard second >= 0 else {
+            close(master)
+            kill(pid, SIGKILL)
+            throw SpawnError(description: "dup: \(String(cString: strerror(errno)))")
+        }
+        return ChildProcess(pid: pid, stdin: second, stdout: master, stderr: -1)
+    }
+
+    /// Resizes the terminal of a process started with `spawnOnTerminal`.
+    public func setWindowSize(rows: Int, columns: Int) {
+        _ = qssh_set_winsize(stdout, UInt16(clamping: rows), UInt16(clamping: columns))
+    }
+
     private static func cloexecPipe(_ fds: inout [CInt]) -> Bool {
         fds.withUnsafeMutableBufferPointer { qssh_pipe_cloexec($0.baseAddress) == 0 }
     }

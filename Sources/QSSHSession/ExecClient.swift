@@ -23,6 +23,7 @@ public final class ExecClientHandler: ChannelInboundHandler {
 
     private let command: String?
     private let environment: [String: String]
+    private let terminal: (term: String, rows: Int, columns: Int)?
     private let started: EventLoopPromise<Void>
     private let outcome: NIOLockedValueBox<Outcome?>
     private let stdoutFD: CInt
@@ -31,9 +32,10 @@ public final class ExecClientHandler: ChannelInboundHandler {
     /// - Parameters:
     ///   - command: nil asks for a shell.
     ///   - started: succeeds when the server accepted the request, fails when it refused.
-    public init(command: String?, environment: [String: String] = [:], started: EventLoopPromise<Void>,
-                outcome: NIOLockedValueBox<Outcome?>, stdoutFD: CInt = 1, stderrFD: CInt = 2) {
-        self.command = command; self.environment = environment; self.started = started
+    ///   - terminal: when set, a pseudo-terminal of this type and size is requested first.
+    public init(command: String?, environment: [String: String] = [:], terminal: (term: String, rows: Int, columns: Int)? = nil,
+                started: EventLoopPromise<Void>, outcome: NIOLockedValueBox<Outcome?>, stdoutFD: CInt = 1, stderrFD: CInt = 2) {
+        self.command = command; self.environment = environment; self.terminal = terminal; self.started = started
         self.outcome = outcome; self.stdoutFD = stdoutFD; self.stderrFD = stderrFD
     }
 
@@ -53,6 +55,11 @@ public final class ExecClientHandler: ChannelInboundHandler {
         requested = true
         for (name, value) in environment.sorted(by: { $0.key < $1.key }) {
             context.triggerUserOutboundEvent(SSHChannelRequestEvent.EnvironmentRequest(wantReply: false, name: name, value: value), promise: nil)
+        }
+        if let terminal {
+            context.triggerUserOutboundEvent(SSHChannelRequestEvent.PseudoTerminalRequest(
+                wantReply: false, term: terminal.term, terminalCharacterWidth: terminal.columns, terminalRowHeight: terminal.rows,
+                terminalPixelWidth: 0, terminalPixelHeight: 0, terminalModes: SSHTerminalModes([:])), promise: nil)
         }
         if let command {
             context.triggerUserOutboundEvent(SSHChannelRequestEvent.ExecRequest(command: command, wantReply: true), promise: nil)

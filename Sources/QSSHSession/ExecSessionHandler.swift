@@ -13,8 +13,10 @@ import Darwin
 /// user's shell, `shell` runs the shell reading commands from stdin. stdout and stderr are
 /// streamed separately; the exit status (or signal) is sent before the channel closes.
 ///
-/// Not yet: `pty-req` (refused with a failure reply), running as another user (the
-/// session runs as the server's own account).
+/// With a `pty-req` first, the process runs on a pseudo-terminal of the requested size
+/// (stderr merged, as with sshd) and follows `window-change`.
+///
+/// Not yet: running as another user (the session runs as the server's own account).
 public final class ExecSessionHandler: ChannelInboundHandler {
     public typealias InboundIn = SSHChannelData
     public typealias OutboundOut = SSHChannelData
@@ -34,6 +36,7 @@ public final class ExecSessionHandler: ChannelInboundHandler {
     private var openOutputs = 2
     private var termination: ChildProcess.Termination?
     private var context: ChannelHandlerContext?
+    private var terminal: (term: String, rows: Int, columns: Int)?
 
     public init(user: SessionUser) { self.user = user }
 
@@ -61,7 +64,20 @@ public final class ExecSessionHandler: ChannelInboundHandler {
             if Self.isAllowedEnvironment(request.name) { environment[request.name] = request.value }
             if request.wantReply { context.channel.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil) }
         case let request as SSHChannelRequestEvent.PseudoTerminalRequest:
-            if request.wantReply { context.channel.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil) }
+            let ok = child == nil
+            if ok {
+                let term = request.term.isEmpty || request.term.utf8.count > 64 ? "vt100" : request.term
+                terminal = (term, request.terminalRowHeight, request.terminalCharacterWidth)
+            }
+            if request.wantReply {
+                if ok {
+                    context.channel.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil)
+                } else {
+                    context.channel.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil)
+                }
+            }
+        case let request as SSHChannelRequestEvent.WindowChangeRequest:
+            if terminal != nil, let child { child.setWindowSize(rows: request.terminalRowHeight, columns: request.terminalCharacterWidth) }
         case let request as SSHChannelRequestEvent.SignalRequest:
             if let child, let number = Self.signalNumber(request.signal) { child.signalGroup(number) }
         case let e as ChannelEvent where e == .inputClosed:
@@ -93,7 +109,13 @@ public final class ExecSessionHandler: ChannelInboundHandler {
         env.merge(environment) { _, client in client }
         let process: ChildProcess
         do {
-            process = try ChildProcess.spawn(argv, environment: env, directory: user.home)
+            if let terminal {
+                env["TERM"] = terminal.term
+                process = try ChildProcess.spawnOnTerminal(argv, environment: env, directory: user.home, rows: terminal.rows, columns: terminal.columns)
+                openOutputs = 1
+            } else {
+                process = try ChildProcess.spawn(argv, environment: env, directory: user.home)
+            }
         } catch {
             if wantReply { context.channel.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil) }
             context.close(promise: nil)
@@ -104,7 +126,7 @@ public final class ExecSessionHandler: ChannelInboundHandler {
         let ssh = context.channel
         let loop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
-        for (fd, type) in [(process.stdout, SSHChannelData.DataType.channel), (process.stderr, .stdErr)] {
+        for (fd, type) in [(process.stdout, SSHChannelData.DataType.channel), (process.stderr, .stdErr)] where fd >= 0 {
             NIOPipeBootstrap(group: loop)
                 .channelOption(.autoRead, value: false)
                 .channelOption(.allowRemoteHalfClosure, value: true)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -19,7 +20,11 @@ public struct QSSHCommand: ParsableCommand {
             and runs COMMAND with its stdout and stderr kept apart. The exit status is the remote
             command's; 255 means the connection failed.
 
-            Not yet: PTY sessions (-t), forwarding, ProxyJump, config file.
+            Without a command and with a terminal on stdin, qssh asks for a remote terminal and an
+            interactive shell (the local terminal is in raw mode until the session ends); -t asks for
+            one with a command too, -T never.
+
+            Not yet: the ~. escape, forwarding, ProxyJump, config file.
 
             Examples:
               qssh -p 22222 alice@server.example uptime
@@ -41,10 +46,10 @@ public struct QSSHCommand: ParsableCommand {
     @Option(name: .long, help: "known_hosts file.")
     var knownHosts: String = NSHomeDirectory() + "/.qssh/known_hosts"
 
-    @Flag(name: .customShort("T"), help: "Do not ask for a terminal (the only mode so far).")
+    @Flag(name: .customShort("T"), help: "Do not ask for a terminal.")
     var noTTY = false
 
-    @Flag(name: .customShort("t"), help: "Ask for a terminal (not supported yet).")
+    @Flag(name: .customShort("t"), help: "Ask for a terminal even for a command (default: only for a shell on a terminal).")
     var forceTTY = false
 
     @Flag(name: .shortAndLong, help: "Print connection details to stderr.")
@@ -59,7 +64,7 @@ public struct QSSHCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        if forceTTY { throw ToolError("PTY sessions (-t) are not supported yet") }
+        if forceTTY && noTTY { throw ToolError("-t and -T contradict each other") }
         var batch = false, acceptNew = false
         for option in sshOptions {
             let parts = option.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -97,6 +102,14 @@ public struct QSSHCommand: ParsableCommand {
         var env: [String: String] = [:]
         for (k, v) in ProcessInfo.processInfo.environment where ExecSessionHandler.isAllowedEnvironment(k) && k != "TERM" { env[k] = v }
         let environment = env
+        let stdinIsTerminal = isatty(0) == 1
+        let wantTerminal = forceTTY || (!noTTY && command.isEmpty && stdinIsTerminal)
+        var terminal: (term: String, rows: Int, columns: Int)?
+        if wantTerminal {
+            let size = RawTerminal.windowSize() ?? (24, 80)
+            terminal = (ProcessInfo.processInfo.environment["TERM"] ?? "xterm", size.rows, size.columns)
+        }
+        let requestedTerminal = terminal
         let session: Channel
         do {
             session = try channel.eventLoop.flatSubmit { () -> EventLoopFuture<Channel> in
@@ -108,7 +121,7 @@ public struct QSSHCommand: ParsableCommand {
                 ssh.createChannel(promise, channelType: .session) { child, _ in
                     child.eventLoop.makeCompletedFuture {
                         try child.pipeline.syncOperations.addHandler(
-                            ExecClientHandler(command: line, environment: environment, started: started, outcome: outcome))
+                            ExecClientHandler(command: line, environment: environment, terminal: requestedTerminal, started: started, outcome: outcome))
                     }
                 }
                 return promise.futureResult
@@ -117,6 +130,25 @@ public struct QSSHCommand: ParsableCommand {
         } catch {
             started.fail(error)  // a promise must not be dropped incomplete
             throw ToolError("cannot start the session on \(host): \(error)")
+        }
+        let raw = RawTerminal()
+        var resize: DispatchSourceSignal?
+        if terminal != nil && stdinIsTerminal {
+            raw.enable()
+            signal(SIGWINCH, SIG_IGN)  // delivered to the dispatch source instead
+            let source = DispatchSource.makeSignalSource(signal: SIGWINCH)
+            source.setEventHandler {
+                guard let size = RawTerminal.windowSize() else { return }
+                session.triggerUserOutboundEvent(SSHChannelRequestEvent.WindowChangeRequest(
+                    terminalCharacterWidth: size.columns, terminalRowHeight: size.rows, terminalPixelWidth: 0, terminalPixelHeight: 0),
+                    promise: nil)
+            }
+            source.resume()
+            resize = source
+        }
+        defer {
+            resize?.cancel()
+            raw.restore()
         }
         SSHSessionClient.pumpStdin(into: session)
         try? session.closeFuture.wait()

@@ -1,4 +1,5 @@
 import Foundation
+import QSSHSession
 import Testing
 
 extension ToolSuites {
@@ -57,8 +58,8 @@ struct QSSHTests {
         let changed = try qssh(dir, port: server.port, options: [], ["touch " + marker])
         #expect(changed.status == 255 && changed.stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"), "\(changed.stderr)")
         #expect(!FileManager.default.fileExists(atPath: marker))
-        let tty = try qssh(dir, port: server.port, options: ["-t"], ["true"])
-        #expect(tty.status == 255 && tty.stderr.contains("not supported yet"))
+        let both = try qssh(dir, port: server.port, options: ["-t", "-T"], ["true"])
+        #expect(both.status == 255 && both.stderr.contains("-t and -T contradict"), "\(both.stderr)")
     }
 
     @Test("40 concurrent sessions with stdin all finish; afterwards qsshd holds no extra fds or children")
@@ -89,6 +90,46 @@ struct QSSHTests {
         #expect(fdsAfter <= fdsBefore, "qsshd had \(fdsBefore) fds before and \(fdsAfter) after")
         #expect(children.trimmingCharacters(in: .whitespaces).isEmpty, "children left: \(children)")
     }
+
+    @Test("PTY: -t gives a terminal of the default size with TERM; the exit status still comes back")
+    func ptyExec() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try start(dir)
+        defer { server.stop() }
+        let r = try qssh(dir, port: server.port, options: ["-o", "StrictHostKeyChecking=accept-new", "-t"], ["tty; stty size; exit 4"])
+        let out = String(decoding: r.stdout, as: UTF8.self)
+        #expect(r.status == 4, "\(r.stderr)")
+        #expect(out.contains("/dev/pts/") && out.contains("24 80"), "\(out)")
+    }
+
+    @Test("interactive PTY session in tmux: prompt, window size and resize, Ctrl-C, exit", .enabled(if: Tmux.available))
+    func interactive() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try start(dir)
+        defer { server.stop() }
+        #expect(try qssh(dir, port: server.port, ["true"]).status == 0)  // pin the host key
+        let tmux = Tmux(socket: "qssh-test-\(getpid())")
+        defer { tmux.kill() }
+        let qsshPath = try Tools.path("qssh")
+        try tmux.start(width: 100, height: 30, command:
+            "'\(qsshPath)' -p \(server.port) -i '\(dir)/id' --known-hosts '\(dir)/known_hosts' 127.0.0.1; echo QSSH-EXIT=$?; sleep 60")
+        tmux.send("PS1='READY> '", enter: true)
+        try tmux.waitFor("READY> ")
+        tmux.send("stty size", enter: true)
+        try tmux.waitFor("30 100")
+        tmux.resize(width: 120, height: 40)
+        tmux.send("stty size", enter: true)
+        try tmux.waitFor("40 120")
+        tmux.send("sleep 100", enter: true)
+        tmux.send("C-c", enter: false)
+        tmux.send("echo after-$((6*7))", enter: true)
+        try tmux.waitFor("after-42")
+        tmux.send("exit 5", enter: true)
+        try tmux.waitFor("QSSH-EXIT=5")
+    }
+
 }
 }
 
@@ -97,4 +138,50 @@ final class LockedResults: @unchecked Sendable {
     private var failed: [Int] = []
     func add(_ i: Int, _ ok: Bool) { lock.lock(); if !ok { failed.append(i) }; lock.unlock() }
     var failures: [Int] { lock.lock(); defer { lock.unlock() }; return failed.sorted() }
+}
+
+/// Drives a real terminal: a detached tmux server on its own socket.
+struct Tmux {
+    static var available: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") }
+    let socket: String
+
+    /// Runs tmux with posix_spawn (Foundation's Process loses track of children once the
+    /// daemonized tmux server closes the descriptors it inherited). Returns stdout.
+    @discardableResult
+    func run(_ args: [String]) -> String? {
+        guard let child = try? ChildProcess.spawn(
+            ["/usr/bin/tmux", "-L", socket] + args, environment: ProcessInfo.processInfo.environment, directory: nil)
+        else { return nil }
+        close(child.stdin)
+        var out = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(child.stdout, $0.baseAddress, 4096) }
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        close(child.stdout)
+        close(child.stderr)
+        guard case .exited(0) = child.waitForExit() else { return nil }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    func start(width: Int, height: Int, command: String) throws {
+        guard run(["new-session", "-d", "-s", "t", "-x", "\(width)", "-y", "\(height)", command]) != nil else {
+            throw ToolTestError("tmux did not start")
+        }
+    }
+    func send(_ keys: String, enter: Bool) { run(["send-keys", "-t", "t", keys] + (enter ? ["Enter"] : [])) }
+    func resize(width: Int, height: Int) { run(["resize-window", "-t", "t", "-x", "\(width)", "-y", "\(height)"]) }
+    func pane() -> String { run(["capture-pane", "-p", "-t", "t"]) ?? "" }
+    func kill() { run(["kill-server"]) }
+
+    /// Waits until the pane shows `text` (checked every 50 ms, for at most 15 s).
+    func waitFor(_ text: String) throws {
+        for _ in 0..<300 {
+            if pane().contains(text) { return }
+            usleep(50_000)
+        }
+        throw ToolTestError("terminal never showed '\(text)'; it shows:\n\(pane())")
+    }
 }

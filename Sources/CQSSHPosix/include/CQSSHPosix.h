@@ -13,4 +13,14 @@ short qssh_spawn_setsid_flag(void);
 /// A pipe whose both ends are close-on-exec (pipe2 with O_CLOEXEC, or pipe + fcntl). 0 on success.
 int qssh_pipe_cloexec(int fds[2]);
 
+/// Forks a child on a new pseudo-terminal of `rows` x `cols`, which chdirs to `dir` (if not NULL)
+/// and execs `path` with `argv`/`envp`. Returns the child's pid (the terminal's session leader)
+/// and stores the master side in `*master`; returns -1 with errno set on failure.
+int qssh_forkpty_exec(int *master, const char *path, char *const argv[], char *const envp[], const char *dir,
+                      unsigned short rows, unsigned short cols);
+
+/// Sets / reads a terminal's window size (TIOCSWINSZ / TIOCGWINSZ). 0 on success.
+int qssh_set_winsize(int fd, unsigned short rows, unsigned short cols);
+int qssh_get_winsize(int fd, unsigned short *rows, unsigned short *cols);
+
 #endif
