@@ -88,7 +88,7 @@ let package = Package(
         .target(
             name: "QNSPBench",
             dependencies: [
-                "QNSPCrypto", "QNSP", "QNSPNIO",
+                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import Foundation
+import QSSHSession
 
 #if canImport(Glibc)
 import Glibc
@@ -6,46 +7,11 @@ import Glibc
 import Darwin
 #endif
 
-/// Starts helper programs (sshd, ssh, qnsp) for the side-by-side comparison with posix_spawn and
-/// waitpid on the exact child. (Foundation's Process is avoided: on Linux its monitor thread
-/// blocks in wait4 on one long-running child and then never reaps the others.)
+/// Starts helper programs (sshd, ssh, qnsp, qsshd) for the side-by-side comparison, with
+/// `ChildProcess` (posix_spawn, waitpid on the exact child; Foundation's Process loses track of
+/// children when a daemon such as sshd closes the descriptors it inherited).
 enum ProcessRunner {
-    /// A started child: its pid and the read end of its stderr (or stdout) pipe.
-    struct Child {
-        let pid: pid_t
-        let output: Int32
-    }
-
-    /// Spawns `argv` with stdin from /dev/null, `captureFD` (1 or 2) into a pipe, the other to /dev/null,
-    /// and an empty signal mask.
-    static func spawn(_ argv: [String], captureFD: Int32) throws -> Child {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw BenchError("pipe failed") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], captureFD)
-        posix_spawn_file_actions_addopen(&actions, captureFD == 1 ? 2 : 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
-        posix_spawn_file_actions_addclose(&actions, fds[1])
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
-        var pid: pid_t = 0
-        let cArgs = argv.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
-        let rc = posix_spawn(&pid, argv[0], &actions, &attr, cArgs, environ)
-        close(fds[1])
-        guard rc == 0 else { close(fds[0]); throw BenchError("cannot start \(argv[0]): \(String(cString: strerror(rc)))") }
-        return Child(pid: pid, output: fds[0])
-    }
-
-    /// Reads until `marker` appears or the pipe closes.
+    /// Reads a descriptor to its end (or until `marker` appears) and returns the text.
     static func read(_ fd: Int32, until marker: String?) -> String {
         var data = [UInt8]()
         var buf = [UInt8](repeating: 0, count: 4096)
@@ -58,38 +24,46 @@ enum ProcessRunner {
         return String(decoding: data, as: UTF8.self)
     }
 
-    static func wait(_ pid: pid_t) -> Int32 {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    /// Keeps reading `fd` on a thread of its own so the child never blocks on a full pipe.
+    static func drain(_ fd: Int32) {
+        Thread.detachNewThread { _ = read(fd, until: nil); close(fd) }
+    }
+
+    static func exitStatus(_ t: ChildProcess.Termination) -> Int32 {
+        switch t {
+        case .exited(let code): return code
+        case .signaled(let signal, _): return 128 + signal
+        }
     }
 
     /// Runs a shell command line to completion; returns exit status and stdout.
     @discardableResult
     static func shell(_ command: String) throws -> (status: Int32, output: String) {
-        let child = try spawn(["/bin/sh", "-c", command], captureFD: 1)
-        let text = read(child.output, until: nil)
-        close(child.output)
-        return (wait(child.pid), text)
+        let child = try ChildProcess.spawn(["/bin/sh", "-c", command], environment: ProcessInfo.processInfo.environment, directory: nil)
+        close(child.stdin)
+        drain(child.stderr)
+        let text = read(child.stdout, until: nil)
+        close(child.stdout)
+        return (exitStatus(child.waitForExit()), text)
     }
 
     /// Starts a long-running server and waits for `marker` on its stderr; returns the child and that text.
-    static func startServer(_ argv: [String], marker: String) throws -> (Child, String) {
-        let child = try spawn(argv, captureFD: 2)
-        let text = read(child.output, until: marker)
+    static func startServer(_ argv: [String], marker: String) throws -> (ChildProcess, String) {
+        let child = try ChildProcess.spawn(argv, environment: ProcessInfo.processInfo.environment, directory: nil)
+        close(child.stdin)
+        drain(child.stdout)
+        let text = read(child.stderr, until: marker)
         guard text.contains(marker) else {
             stop(child)
             throw BenchError("\(argv[0]) did not start: \(text)")
         }
-        // Keep draining stderr so the server never blocks on a full pipe.
-        let fd = child.output
-        Thread.detachNewThread { _ = read(fd, until: nil); close(fd) }
+        drain(child.stderr)
         return (child, text)
     }
 
-    static func stop(_ child: Child) {
+    static func stop(_ child: ChildProcess) {
         kill(child.pid, SIGTERM)
-        _ = wait(child.pid)
+        _ = child.waitForExit()
     }
 
     /// A port that was free a moment ago on 127.0.0.1.
