@@ -89,16 +89,7 @@ public final class ExecClientHandler: ChannelInboundHandler {
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = unwrapInboundIn(data)
         guard case .byteBuffer(let bytes) = message.data else { return }
-        let fd = message.type == .stdErr ? stderrFD : stdoutFD
-        bytes.withUnsafeReadableBytes { raw in
-            var off = 0
-            while off < raw.count {
-                let n = write(fd, raw.baseAddress! + off, raw.count - off)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
-                off += n
-            }
-        }
+        _ = BlockingIO.writeAll(message.type == .stdErr ? stderrFD : stdoutFD, bytes)
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
@@ -122,20 +113,8 @@ public enum SSHSessionClient {
         return handler
     }
 
-    /// Reads `fd` on a thread of its own into the session channel, one chunk in flight at a time;
-    /// sends EOF at end of file.
+    /// Pumps `fd` into the session channel as channel data; sends EOF at end of file.
     public static func pumpStdin(fd: CInt = 0, into channel: Channel) {
-        let thread = Thread {
-            var chunk = [UInt8](repeating: 0, count: 32 * 1024)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                let data = SSHChannelData(type: .channel, data: .byteBuffer(channel.allocator.buffer(bytes: chunk[0..<n])))
-                do { try channel.writeAndFlush(data).wait() } catch { return }
-            }
-            channel.close(mode: .output, promise: nil)
-        }
-        thread.start()
+        BlockingIO.pump(fd, into: channel) { SSHChannelData(type: .channel, data: .byteBuffer($0)) }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import QSSHSession
 
 #if canImport(Darwin)
 import Darwin
@@ -26,15 +27,7 @@ public final class StdoutWriter: ChannelInboundHandler {
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         guard !failed else { return }
-        buffer.withUnsafeReadableBytes { raw in
-            var off = 0
-            while off < raw.count {
-                let n = write(fd, raw.baseAddress! + off, raw.count - off)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { failed = true; return }
-                off += n
-            }
-        }
+        failed = !BlockingIO.writeAll(fd, buffer)
         if failed {
             failure.withLockedValue { $0 = true }
             context.close(promise: nil)
@@ -54,17 +47,6 @@ extension StdoutWriter: Sendable {}
 /// each write to complete (backpressure); half-closes the channel at end of file.
 public enum StdinPump {
     public static func start(fd: CInt = 0, into channel: Channel, chunkSize: Int = 64 * 1024) {
-        let thread = Thread {
-            var chunk = [UInt8](repeating: 0, count: chunkSize)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                let buffer = channel.allocator.buffer(bytes: chunk[0..<n])
-                do { try channel.writeAndFlush(buffer).wait() } catch { return }
-            }
-            channel.close(mode: .output, promise: nil)
-        }
-        thread.start()
+        BlockingIO.pump(fd, into: channel, chunkSize: chunkSize) { $0 }
     }
 }

@@ -1,0 +1,44 @@
+import Foundation
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Blocking file-descriptor I/O for the terminal side of client tools: stdin and stdout may be
+/// regular files or terminals, which an event loop cannot poll.
+public enum BlockingIO {
+    /// Writes all readable bytes of `buffer` to `fd`, retrying on EINTR; false when the write fails.
+    public static func writeAll(_ fd: CInt, _ buffer: ByteBuffer) -> Bool {
+        buffer.withUnsafeReadableBytes { raw in
+            var off = 0
+            while off < raw.count {
+                let n = write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                off += n
+            }
+            return true
+        }
+    }
+
+    /// Reads `fd` on a thread of its own and writes each chunk, wrapped by `wrap`, into `channel`,
+    /// waiting for each write to complete (backpressure); half-closes the channel at end of file.
+    public static func pump(
+        _ fd: CInt, into channel: Channel, chunkSize: Int = 32 * 1024, wrap: @escaping @Sendable (ByteBuffer) -> any Sendable
+    ) {
+        let thread = Thread {
+            var chunk = [UInt8](repeating: 0, count: chunkSize)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                do { try channel.writeAndFlush(wrap(channel.allocator.buffer(bytes: chunk[0..<n]))).wait() } catch { return }
+            }
+            channel.close(mode: .output, promise: nil)
+        }
+        thread.start()
+    }
+}
