@@ -24,6 +24,21 @@ int qssh_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const 
 #endif
 }
 
+int qssh_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowfd);
+#else
+    /* Fallback: close what is open now (descriptors opened later by other threads are
+       close-on-exec in this codebase). */
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536) max = 65536;
+    for (int fd = lowfd; fd < max; fd++) {
+        if (fcntl(fd, F_GETFD) != -1) posix_spawn_file_actions_addclose(actions, fd);
+    }
+    return 0;
+#endif
+}
+
 short qssh_spawn_setsid_flag(void) {
 #ifdef POSIX_SPAWN_SETSID
     return POSIX_SPAWN_SETSID;
@@ -56,6 +71,10 @@ int qssh_forkpty_exec(int *master, const char *path, char *const argv[], char *c
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        /* Close every inherited descriptor above stderr (sockets, event loops, other sessions). */
+        long max = sysconf(_SC_OPEN_MAX);
+        if (max < 0 || max > 65536) max = 65536;
+        for (int fd = 3; fd < max; fd++) close(fd);
         if (dir != NULL && chdir(dir) != 0) { /* stay where we are, like sshd when HOME is missing */ }
         execve(path, argv, envp);
         _exit(127);

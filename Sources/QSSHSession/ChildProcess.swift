@@ -40,7 +40,11 @@ public struct ChildProcess: Sendable {
         posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        for fd in inPipe + outPipe + errPipe { posix_spawn_file_actions_addclose(&actions, fd) }
+        // Nothing above stderr reaches the child: not the server's sockets, not other sessions' pipes.
+        guard qssh_spawn_file_actions_addclosefrom(&actions, 3) == 0 else {
+            for fd in inPipe + outPipe + errPipe { close(fd) }
+            throw SpawnError(description: "posix_spawn_file_actions_addclosefrom: \(String(cString: strerror(errno)))")
+        }
         if let directory { _ = qssh_spawn_file_actions_addchdir(&actions, directory) }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)

@@ -104,12 +104,15 @@ extension ExecClientHandler: Sendable {}
 /// Client helpers: the SSH handler for a QNSP channel and the stdin pump for a session channel.
 public enum SSHSessionClient {
     /// Adds the SSH client handler above QNSP (call after the QNSP handshake).
-    public static func install(on channel: Channel, username: String) throws -> NIOSSHHandler {
+    /// - Parameter onError: told the first error that ends the connection (a dead or misbehaving peer).
+    public static func install(
+        on channel: Channel, username: String, onError: (@Sendable (String) -> Void)? = nil
+    ) throws -> NIOSSHHandler {
         let handler = NIOSSHHandler(
             role: .client(.init(userAuthDelegate: QNSPIdentityClientAuthDelegate(username: username), serverAuthDelegate: TunnelHostKeyDelegate())),
             allocator: channel.allocator, inboundChildChannelInitializer: nil)
         try channel.pipeline.syncOperations.addHandler(handler)
-        try channel.pipeline.syncOperations.addHandler(CloseOnError())
+        try channel.pipeline.syncOperations.addHandler(CloseOnError(log: onError))
         return handler
     }
 

@@ -51,7 +51,7 @@ final class CloseOnError: ChannelInboundHandler, Sendable {
     let log: (@Sendable (String) -> Void)?
     init(log: (@Sendable (String) -> Void)? = nil) { self.log = log }
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        log?("closing \(context.channel.remoteAddress?.description ?? "connection"): \(error)")
+        log?("\(error)")
         context.close(promise: nil)
     }
 }

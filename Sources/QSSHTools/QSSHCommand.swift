@@ -93,8 +93,13 @@ public struct QSSHCommand: ParsableCommand {
         // The SSH handler goes in before the handshake: the server speaks first once the
         // tunnel is up, and bytes arriving before a handler exists would be lost.
         let loginUser = user
+        let connectionError = NIOLockedValueBox<String?>(nil)
         let (channel, _) = try client.open(group: group) { channel in
-            channel.eventLoop.makeCompletedFuture { _ = try SSHSessionClient.install(on: channel, username: loginUser) }
+            channel.eventLoop.makeCompletedFuture {
+                _ = try SSHSessionClient.install(on: channel, username: loginUser) { message in
+                    connectionError.withLockedValue { if $0 == nil { $0 = message } }
+                }
+            }
         }
         let outcome = NIOLockedValueBox<ExecClientHandler.Outcome?>(nil)
         let started = channel.eventLoop.makePromise(of: Void.self)
@@ -160,6 +165,7 @@ public struct QSSHCommand: ParsableCommand {
             Terminal.warn("qssh: remote command killed by signal \(name)")
             throw ExitCode(255)
         case nil:
+            if let why = connectionError.withLockedValue({ $0 }) { throw ToolError("connection to \(host) lost: \(why)") }
             throw ToolError("the session on \(host) ended without an exit status")
         }
     }

@@ -74,7 +74,10 @@ public struct QSSHDCommand: ParsableCommand {
             server = try QNSPBootstrap.bindServer(group: group, host: listen, port: port, parameters: params) { channel, handshake in
                 channel.eventLoop.makeCompletedFuture {
                     // Installed now, not when the handshake ends: bytes must never reach a pipeline without it.
-                    let auth = try SSHSessionServer.install(on: channel, sessionUser: account, hostKey: sshHostKey, log: sessionLog)
+                    let peer = channel.remoteAddress?.description ?? "?"
+                    let auth = try SSHSessionServer.install(
+                        on: channel, sessionUser: account, hostKey: sshHostKey,
+                        log: sessionLog.map { log in { @Sendable message in log("closing connection from \(peer): \(message)") } })
                     handshake.whenComplete { result in
                         switch result {
                         case .success(let info):

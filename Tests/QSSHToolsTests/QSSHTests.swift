@@ -83,7 +83,7 @@ struct QSSHTests {
         var fdsAfter = 0, children = ""
         for _ in 0..<100 {
             fdsAfter = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count
-            children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+            children = self.children(of: pid)
             if fdsAfter <= fdsBefore && children.trimmingCharacters(in: .whitespaces).isEmpty { break }
             usleep(50_000)
         }
@@ -128,6 +128,83 @@ struct QSSHTests {
         try tmux.waitFor("after-42")
         tmux.send("exit 5", enter: true)
         try tmux.waitFor("QSSH-EXIT=5")
+    }
+
+
+    @Test("a session's processes inherit no descriptors beyond stdin, stdout and stderr")
+    func noInheritedDescriptors() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try start(dir)
+        defer { server.stop() }
+        for tty in [false, true] {
+            let r = try qssh(dir, port: server.port, options: ["-o", "StrictHostKeyChecking=accept-new"] + (tty ? ["-t"] : []),
+                             ["ls -l /proc/$$/fd; true"])  // '; true': the shell's own descriptors, not ls's
+            let lines = String(decoding: r.stdout, as: UTF8.self).split(whereSeparator: \.isNewline).filter { $0.contains(" -> ") }
+            #expect(r.status == 0 && lines.count == 3, "tty \(tty): \(lines)")
+            #expect(!lines.contains { $0.contains("socket:") || $0.contains("anon_inode") })
+        }
+    }
+
+    /// Starts `qssh ... 'sleep 77'` with posix_spawn and waits until qsshd has started the command.
+    func startSleeper(_ dir: String, server: ServeProcess) throws -> ChildProcess {
+        let client = try ChildProcess.spawn(
+            [try Tools.path("qssh"), "-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts",
+             "-o", "StrictHostKeyChecking=accept-new", "127.0.0.1", "sleep 77"],
+            environment: ProcessInfo.processInfo.environment, directory: nil)
+        try waitUntil("qsshd started the command") { !children(of: server.process.processIdentifier).isEmpty }
+        return client
+    }
+
+    /// Child pids of `pid`, from every thread (sessions are started on event-loop threads).
+    func children(of pid: Int32) -> String {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.compactMap { try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/children", encoding: .utf8) }
+            .joined(separator: " ").trimmingCharacters(in: .whitespaces)
+    }
+
+    /// Polls `condition` every 20 ms for at most 10 s.
+    func waitUntil(_ what: String, _ condition: () -> Bool) throws {
+        for _ in 0..<500 {
+            if condition() { return }
+            usleep(20_000)
+        }
+        throw ToolTestError("timed out waiting until \(what)")
+    }
+
+    @Test("killing the client mid-session leaves no process behind on the server")
+    func clientKilled() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try start(dir)
+        defer { server.stop() }
+        let client = try startSleeper(dir, server: server)
+        kill(client.pid, SIGKILL)
+        _ = client.waitForExit()
+        for fd in [client.stdin, client.stdout, client.stderr] { close(fd) }
+        try waitUntil("the session's process is gone") { children(of: server.process.processIdentifier).isEmpty }
+    }
+
+    @Test("killing the server gives the client a clear error at once")
+    func serverKilled() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try start(dir)
+        defer { server.stop() }
+        let client = try startSleeper(dir, server: server)
+        let orphan = children(of: server.process.processIdentifier)
+        defer { if let pid = Int32(orphan.split(separator: " ").first ?? "") { kill(pid, SIGKILL) } }
+        let started = Date()
+        kill(server.process.processIdentifier, SIGKILL)
+        close(client.stdin)
+        let status = client.waitForExit()
+        var err = [UInt8](repeating: 0, count: 4096)
+        let n = err.withUnsafeMutableBytes { read(client.stderr, $0.baseAddress, 4096) }
+        let text = String(decoding: err.prefix(max(0, n)), as: UTF8.self)
+        for fd in [client.stdout, client.stderr] { close(fd) }
+        #expect(status == .exited(255))
+        #expect(text.contains("connection to 127.0.0.1 lost"), "\(text)")
+        #expect(Date().timeIntervalSince(started) < 10, "the client noticed only after \(Date().timeIntervalSince(started)) s")
     }
 
 }

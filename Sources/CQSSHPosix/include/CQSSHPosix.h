@@ -7,6 +7,10 @@
 /// returns ENOSYS elsewhere.
 int qssh_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 
+/// Makes the spawned child close every descriptor from `lowfd` up (so a session never inherits
+/// the server's sockets, event-loop descriptors or other sessions' pipes). 0 on success.
+int qssh_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd);
+
 /// POSIX_SPAWN_SETSID where available, else 0 (callers then fall back to a new process group).
 short qssh_spawn_setsid_flag(void);
 
