@@ -189,7 +189,8 @@ public struct QNSPToolCommand: ParsableCommand {
                 host: host, port: port, identityPath: identity, user: user, knownHostsPath: knownHosts,
                 acceptNew: acceptNew, batch: batch, verbose: verbose, options: try proto.options(), toolName: "qnsp")
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            defer { try? group.syncShutdownGracefully() }
+            // The group is not shut down: the stdin thread may still touch the channel until the
+            // process exits, and scheduling on a stopped loop is an error. The process ends right after.
             let stdoutFailed = NIOLockedValueBox(false)
             let (channel, _) = try client.open(group: group) { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(StdoutWriter(failure: stdoutFailed)) }

@@ -89,7 +89,8 @@ public struct QSSHCommand: ParsableCommand {
             host: host, port: port, identityPath: identity, user: user, knownHostsPath: knownHosts,
             acceptNew: acceptNew, batch: batch, verbose: verbose, options: QNSPBootstrap.Options(), toolName: "qssh")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { try? group.syncShutdownGracefully() }
+        // The group is not shut down: the stdin thread may still touch the channel until the
+        // process exits, and scheduling on a stopped loop is an error. The process ends right after.
         // The SSH handler goes in before the handshake: the server speaks first once the
         // tunnel is up, and bytes arriving before a handler exists would be lost.
         let loginUser = user
@@ -134,6 +135,7 @@ public struct QSSHCommand: ParsableCommand {
             try started.futureResult.wait()
         } catch {
             started.fail(error)  // a promise must not be dropped incomplete
+            if let why = connectionError.withLockedValue({ $0 }) { throw ToolError("connection to \(host) lost: \(why)") }
             throw ToolError("cannot start the session on \(host): \(error)")
         }
         let raw = RawTerminal()

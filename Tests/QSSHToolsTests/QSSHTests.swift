@@ -29,7 +29,7 @@ struct QSSHTests {
         let r = try qssh(dir, port: server.port, ["printf hi; echo oops >&2; exit 3"])
         #expect(r.status == 3, "\(r.stderr)")
         #expect(String(decoding: r.stdout, as: UTF8.self) == "hi")
-        #expect(r.stderr.contains("oops") && !r.stderr.contains("hi"))
+        #expect(r.stderr.contains("oops") && !r.stderr.contains("hi"), "\(r.stderr)")
         var blob = Data(count: 16 << 20)
         for i in stride(from: 0, to: blob.count, by: 4096) { blob[i] = UInt8(truncatingIfNeeded: i >> 12 &* 31) }
         let hash = try qssh(dir, port: server.port, options: ["-o", "BatchMode=yes"], ["sha256sum"], stdin: blob)
@@ -198,9 +198,13 @@ struct QSSHTests {
         kill(server.process.processIdentifier, SIGKILL)
         close(client.stdin)
         let status = client.waitForExit()
-        var err = [UInt8](repeating: 0, count: 4096)
-        let n = err.withUnsafeMutableBytes { read(client.stderr, $0.baseAddress, 4096) }
-        let text = String(decoding: err.prefix(max(0, n)), as: UTF8.self)
+        var err = [UInt8](), chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(client.stderr, $0.baseAddress, 4096) }
+            if n <= 0 { break }
+            err += chunk[0..<n]
+        }
+        let text = String(decoding: err, as: UTF8.self)
         for fd in [client.stdout, client.stderr] { close(fd) }
         #expect(status == .exited(255))
         #expect(text.contains("connection to 127.0.0.1 lost"), "\(text)")
