@@ -32,11 +32,14 @@ public enum QNSPError: Error, Equatable, Sendable, CustomStringConvertible {
     case sequenceExhausted
     case peerClosed(code: UInt8, reason: String)
     case connectionClosed
+    /// Nothing arrived from the peer for this long, keepalive pings included.
+    case peerUnresponsive(seconds: Int64)
     case keyMaterial(String)
 
     public var description: String {
         switch self {
         case .badMagic: return "peer does not speak QNSP (bad magic)"
+        case .peerUnresponsive(let seconds): return "the peer did not answer for \(seconds) s (keepalive timeout)"
         case .unsupportedVersion(let offered, let supported):
             return "no common QNSP version (offered \(offered), supported \(supported))"
         case .unsupportedCellSize(let n): return "unsupported cell size \(n)"

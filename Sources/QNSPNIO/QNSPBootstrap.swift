@@ -11,6 +11,8 @@ public enum QNSPBootstrap {
     public struct Options: Sendable {
         public var configuration = QNSPConfiguration()
         public var rekeyInterval: TimeAmount? = .hours(1)
+        /// Dead-peer detection (nil: off).
+        public var keepalive: QNSPHandler.Keepalive?
         /// When false, the caller's handlers must call `read()` (for backpressure).
         public var autoRead = true
         public init() {}
@@ -22,7 +24,7 @@ public enum QNSPBootstrap {
     ) throws -> QNSPHandshakeWaiter {
         let waiter = QNSPHandshakeWaiter(promise: channel.eventLoop.makePromise())
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(QNSPHandler(connection: connection(), isClient: isClient, rekeyInterval: options.rekeyInterval))
+        try sync.addHandler(QNSPHandler(connection: connection(), isClient: isClient, rekeyInterval: options.rekeyInterval, keepalive: options.keepalive))
         try sync.addHandler(waiter)
         return waiter
     }

@@ -21,14 +21,27 @@ public final class QNSPHandler: ChannelDuplexHandler {
     private let rekeyInterval: TimeAmount?
     private var heldWrites: MarkedCircularBuffer<(ByteBuffer, EventLoopPromise<Void>?)> = MarkedCircularBuffer(initialCapacity: 4)
     private var rekeyTask: RepeatedTask?
+    private var keepaliveTask: RepeatedTask?
+    private let keepalive: Keepalive?
+    private var quietTicks = 0
+
+    /// Dead-peer detection: after `interval` with nothing received, a ping is sent; after
+    /// `maxMissed` such intervals in a row the connection fails with `peerUnresponsive`.
+    public struct Keepalive: Sendable {
+        public var interval: TimeAmount
+        public var maxMissed: Int
+        public init(interval: TimeAmount, maxMissed: Int = 3) { self.interval = interval; self.maxMissed = max(1, maxMissed) }
+    }
     private var closeReceived = false
     private var failed = false
 
     /// - Parameter rekeyInterval: update the sending key this often (in addition to the byte limit).
-    public init(connection: QNSPConnection, isClient: Bool, rekeyInterval: TimeAmount? = .hours(1)) {
+    /// - Parameter keepalive: dead-peer detection once the session is established (nil: off).
+    public init(connection: QNSPConnection, isClient: Bool, rekeyInterval: TimeAmount? = .hours(1), keepalive: Keepalive? = nil) {
         self.connection = connection
         self.isClient = isClient
         self.rekeyInterval = rekeyInterval
+        self.keepalive = keepalive
     }
 
     public var sessionInfo: QNSPSessionInfo? { connection.sessionInfo }
@@ -54,11 +67,13 @@ public final class QNSPHandler: ChannelDuplexHandler {
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         rekeyTask?.cancel()
+        keepaliveTask?.cancel()
         while let (_, promise) = heldWrites.popFirst() { promise?.fail(QNSPError.connectionClosed) }
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
         rekeyTask?.cancel()
+        keepaliveTask?.cancel()
         if !failed && !closeReceived && !connection.isClosed {
             do { try connection.receiveEOF() } catch { context.fireErrorCaught(error) }
         }
@@ -80,6 +95,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
             return
         }
         rekeyTask?.cancel()
+        keepaliveTask?.cancel()
         if !failed && !closeReceived && !connection.isClosed {
             do { try connection.receiveEOF() } catch { fail(context: context, error: error); return }
         }
@@ -88,6 +104,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
+        quietTicks = 0
         let input = unwrapInboundIn(data)
         var plaintext = context.channel.allocator.buffer(capacity: input.readableBytes)
         let events: [QNSPEvent]
@@ -112,6 +129,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
         switch event {
         case .established(let info):
             scheduleRekey(context: context)
+            scheduleKeepalive(context: context)
             context.fireUserInboundEventTriggered(QNSPUserEvent.established(info))
             releaseHeldWrites(context: context)
         case .closed(let code, let reason):
@@ -233,6 +251,27 @@ public final class QNSPHandler: ChannelDuplexHandler {
         flushOutbound(context: context)  // a reject or auth result may be queued
         context.fireErrorCaught(error)
         context.close(promise: nil)
+    }
+
+    private func scheduleKeepalive(context: ChannelHandlerContext) {
+        guard let keepalive, keepalive.interval > .zero else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        keepaliveTask = context.eventLoop.scheduleRepeatedTask(initialDelay: keepalive.interval, delay: keepalive.interval) { _ in
+            let (handler, context) = loopBound.value
+            guard handler.connection.isEstablished else { return }
+            handler.quietTicks += 1
+            if handler.quietTicks >= keepalive.maxMissed {
+                let seconds = keepalive.interval.nanoseconds * Int64(keepalive.maxMissed) / 1_000_000_000
+                handler.fail(context: context, error: QNSPError.peerUnresponsive(seconds: seconds))
+                return
+            }
+            do {
+                try handler.connection.ping([])
+                handler.flushOutbound(context: context)
+            } catch {
+                handler.fail(context: context, error: error)
+            }
+        }
     }
 
     private func scheduleRekey(context: ChannelHandlerContext) {

@@ -40,7 +40,7 @@ public struct QSSHCommand: ParsableCommand {
     @Option(name: .customShort("l"), help: "User to log in as.")
     var loginName: String?
 
-    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes.")
+    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3).")
     var sshOptions: [String] = []
 
     @Option(name: .long, help: "known_hosts file.")
@@ -65,7 +65,7 @@ public struct QSSHCommand: ParsableCommand {
 
     public func run() throws {
         if forceTTY && noTTY { throw ToolError("-t and -T contradict each other") }
-        var batch = false, acceptNew = false
+        var batch = false, acceptNew = false, aliveInterval: Int64 = 30, aliveCount = 3
         for option in sshOptions {
             let parts = option.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2 else { throw ToolError("-o expects Name=value, got '\(option)'") }
@@ -74,6 +74,12 @@ public struct QSSHCommand: ParsableCommand {
             case ("batchmode", "no"): batch = false
             case ("stricthostkeychecking", "accept-new"): acceptNew = true
             case ("stricthostkeychecking", "yes"): acceptNew = false
+            case ("serveraliveinterval", let v):
+                guard let n = Int64(v), n >= 0 else { throw ToolError("ServerAliveInterval must be a number of seconds") }
+                aliveInterval = n
+            case ("serveralivecountmax", let v):
+                guard let n = Int(v), n >= 1 else { throw ToolError("ServerAliveCountMax must be at least 1") }
+                aliveCount = n
             default: throw ToolError("unsupported option -o \(option)")
             }
         }
@@ -85,9 +91,11 @@ public struct QSSHCommand: ParsableCommand {
         }
         guard !host.isEmpty, !user.isEmpty else { throw ToolError("bad destination '\(destination)'") }
 
+        var options = QNSPBootstrap.Options()
+        if aliveInterval > 0 { options.keepalive = .init(interval: .seconds(aliveInterval), maxMissed: aliveCount) }
         let client = TunnelClient(
             host: host, port: port, identityPath: identity, user: user, knownHostsPath: knownHosts,
-            acceptNew: acceptNew, batch: batch, verbose: verbose, options: QNSPBootstrap.Options(), toolName: "qssh")
+            acceptNew: acceptNew, batch: batch, verbose: verbose, options: options, toolName: "qssh")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // The group is not shut down: the stdin thread may still touch the channel until the
         // process exits, and scheduling on a stopped loop is an error. The process ends right after.

@@ -40,6 +40,12 @@ public struct QSSHDCommand: ParsableCommand {
     @Option(name: .long, help: "authorized_keys file (default: ~/.qssh/authorized_keys).")
     var authorizedKeys: String = NSHomeDirectory() + "/.qssh/authorized_keys"
 
+    @Option(name: .long, help: "Ping a silent client after this many seconds (0 = off).")
+    var keepalive: Int64 = 30
+
+    @Option(name: .long, help: "Drop a client after this many unanswered keepalive intervals.")
+    var keepaliveMax: Int = 3
+
     @Flag(name: .customShort("D"), help: "Stay in the foreground (the only mode so far).")
     var foreground = false
 
@@ -71,7 +77,9 @@ public struct QSSHDCommand: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let server: Channel
         do {
-            server = try QNSPBootstrap.bindServer(group: group, host: listen, port: port, parameters: params) { channel, handshake in
+            var options = QNSPBootstrap.Options()
+            if keepalive > 0 { options.keepalive = .init(interval: .seconds(keepalive), maxMissed: max(1, keepaliveMax)) }
+            server = try QNSPBootstrap.bindServer(group: group, host: listen, port: port, parameters: params, options: options) { channel, handshake in
                 channel.eventLoop.makeCompletedFuture {
                     // Installed now, not when the handshake ends: bytes must never reach a pipeline without it.
                     let peer = channel.remoteAddress?.description ?? "?"

@@ -150,4 +150,30 @@ struct EmbeddedTests {
         }
         #expect(se.data == Array("AB".utf8), "server got \(String(decoding: se.data, as: UTF8.self))")
     }
+
+    @Test("keepalive: pings keep a live session open; a silent peer fails it within interval x maxMissed")
+    func keepalive() throws {
+        let loop = EmbeddedEventLoop()
+        let client = EmbeddedChannel(loop: loop), server = EmbeddedChannel(loop: loop)
+        try server.pipeline.syncOperations.addHandler(QNSPHandler(connection: QNSPConnection(server: NIOKeys.serverParameters), isClient: false))
+        try client.pipeline.syncOperations.addHandler(QNSPHandler(
+            connection: QNSPConnection(client: NIOKeys.clientParameters()), isClient: true,
+            keepalive: .init(interval: .seconds(10), maxMissed: 3)))
+        try server.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try client.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try shuttle(client, server)
+        for _ in 0..<6 {  // a minute of answered pings
+            loop.advanceTime(by: .seconds(10))
+            try shuttle(client, server)
+        }
+        #expect(client.isActive)
+        #expect(throws: Never.self) { try client.throwIfErrorCaught() }
+        // The server stops answering (nothing is shuttled any more).
+        loop.advanceTime(by: .seconds(20))
+        #expect(client.isActive)
+        loop.advanceTime(by: .seconds(10))
+        #expect(throws: QNSPError.peerUnresponsive(seconds: 30)) { try client.throwIfErrorCaught() }
+        #expect(!client.isActive)
+        _ = try? server.finish()
+    }
 }

@@ -211,6 +211,38 @@ struct QSSHTests {
         #expect(Date().timeIntervalSince(started) < 10, "the client noticed only after \(Date().timeIntervalSince(started)) s")
     }
 
+
+    @Test("a frozen server (SIGSTOP) is detected by qssh's keepalive within the configured bound")
+    func frozenServer() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try start(dir)
+        defer { kill(server.process.processIdentifier, SIGCONT); server.stop() }
+        let client = try ChildProcess.spawn(
+            [try Tools.path("qssh"), "-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts",
+             "-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2",
+             "127.0.0.1", "sleep 30"],
+            environment: ProcessInfo.processInfo.environment, directory: nil)
+        try waitUntil("qsshd started the command") { !children(of: server.process.processIdentifier).isEmpty }
+        let orphan = children(of: server.process.processIdentifier)
+        defer { if let pid = Int32(orphan.split(separator: " ").first ?? "") { kill(pid, SIGKILL) } }
+        let started = Date()
+        kill(server.process.processIdentifier, SIGSTOP)
+        close(client.stdin)
+        let status = client.waitForExit()
+        var err = [UInt8](), chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(client.stderr, $0.baseAddress, 4096) }
+            if n <= 0 { break }
+            err += chunk[0..<n]
+        }
+        for fd in [client.stdout, client.stderr] { close(fd) }
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(status == .exited(255))
+        #expect(String(decoding: err, as: UTF8.self).contains("keepalive timeout"), "\(String(decoding: err, as: UTF8.self))")
+        #expect(elapsed >= 1 && elapsed < 6, "detected after \(elapsed) s")
+    }
+
 }
 }
 
