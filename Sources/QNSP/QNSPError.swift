@@ -34,12 +34,15 @@ public enum QNSPError: Error, Equatable, Sendable, CustomStringConvertible {
     case connectionClosed
     /// Nothing arrived from the peer for this long, keepalive pings included.
     case peerUnresponsive(seconds: Int64)
+    /// The handshake did not finish within the allowed time (login grace time).
+    case handshakeTimeout(seconds: Int64)
     case keyMaterial(String)
 
     public var description: String {
         switch self {
         case .badMagic: return "peer does not speak QNSP (bad magic)"
         case .peerUnresponsive(let seconds): return "the peer did not answer for \(seconds) s (keepalive timeout)"
+        case .handshakeTimeout(let seconds): return "the handshake did not finish within \(seconds) s"
         case .unsupportedVersion(let offered, let supported):
             return "no common QNSP version (offered \(offered), supported \(supported))"
         case .unsupportedCellSize(let n): return "unsupported cell size \(n)"

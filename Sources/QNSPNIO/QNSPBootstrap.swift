@@ -13,6 +13,8 @@ public enum QNSPBootstrap {
         public var rekeyInterval: TimeAmount? = .hours(1)
         /// Dead-peer detection (nil: off).
         public var keepalive: QNSPHandler.Keepalive?
+        /// Fail connections whose handshake takes longer (nil: no limit).
+        public var handshakeTimeout: TimeAmount?
         /// When false, the caller's handlers must call `read()` (for backpressure).
         public var autoRead = true
         public init() {}
@@ -24,7 +26,7 @@ public enum QNSPBootstrap {
     ) throws -> QNSPHandshakeWaiter {
         let waiter = QNSPHandshakeWaiter(promise: channel.eventLoop.makePromise())
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(QNSPHandler(connection: connection(), isClient: isClient, rekeyInterval: options.rekeyInterval, keepalive: options.keepalive))
+        try sync.addHandler(QNSPHandler(connection: connection(), isClient: isClient, rekeyInterval: options.rekeyInterval, keepalive: options.keepalive, handshakeTimeout: options.handshakeTimeout))
         try sync.addHandler(waiter)
         return waiter
     }

@@ -23,6 +23,8 @@ public final class QNSPHandler: ChannelDuplexHandler {
     private var rekeyTask: RepeatedTask?
     private var keepaliveTask: RepeatedTask?
     private let keepalive: Keepalive?
+    private let handshakeTimeout: TimeAmount?
+    private var handshakeTimer: Scheduled<Void>?
     private var quietTicks = 0
 
     /// Dead-peer detection: after `interval` with nothing received, a ping is sent; after
@@ -37,11 +39,17 @@ public final class QNSPHandler: ChannelDuplexHandler {
 
     /// - Parameter rekeyInterval: update the sending key this often (in addition to the byte limit).
     /// - Parameter keepalive: dead-peer detection once the session is established (nil: off).
-    public init(connection: QNSPConnection, isClient: Bool, rekeyInterval: TimeAmount? = .hours(1), keepalive: Keepalive? = nil) {
+    /// - Parameter handshakeTimeout: fail the connection if the handshake has not finished this long
+    ///   after the transport became active (a server's login grace time; nil: no limit).
+    public init(
+        connection: QNSPConnection, isClient: Bool, rekeyInterval: TimeAmount? = .hours(1), keepalive: Keepalive? = nil,
+        handshakeTimeout: TimeAmount? = nil
+    ) {
         self.connection = connection
         self.isClient = isClient
         self.rekeyInterval = rekeyInterval
         self.keepalive = keepalive
+        self.handshakeTimeout = handshakeTimeout
     }
 
     public var sessionInfo: QNSPSessionInfo? { connection.sessionInfo }
@@ -58,6 +66,14 @@ public final class QNSPHandler: ChannelDuplexHandler {
     }
 
     private func start(context: ChannelHandlerContext) {
+        if let limit = handshakeTimeout, handshakeTimer == nil {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            handshakeTimer = context.eventLoop.scheduleTask(in: limit) {
+                let (handler, context) = loopBound.value
+                guard !handler.connection.isEstablished else { return }
+                handler.fail(context: context, error: QNSPError.handshakeTimeout(seconds: limit.nanoseconds / 1_000_000_000))
+            }
+        }
         if isClient {
             do { try connection.start() } catch { fail(context: context, error: error); return }
             flushOutbound(context: context)
@@ -68,12 +84,14 @@ public final class QNSPHandler: ChannelDuplexHandler {
     public func handlerRemoved(context: ChannelHandlerContext) {
         rekeyTask?.cancel()
         keepaliveTask?.cancel()
+        handshakeTimer?.cancel()
         while let (_, promise) = heldWrites.popFirst() { promise?.fail(QNSPError.connectionClosed) }
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
         rekeyTask?.cancel()
         keepaliveTask?.cancel()
+        handshakeTimer?.cancel()
         if !failed && !closeReceived && !connection.isClosed {
             do { try connection.receiveEOF() } catch { context.fireErrorCaught(error) }
         }
@@ -96,6 +114,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
         }
         rekeyTask?.cancel()
         keepaliveTask?.cancel()
+        handshakeTimer?.cancel()
         if !failed && !closeReceived && !connection.isClosed {
             do { try connection.receiveEOF() } catch { fail(context: context, error: error); return }
         }
@@ -128,6 +147,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
     private func handle(_ event: QNSPEvent, context: ChannelHandlerContext) {
         switch event {
         case .established(let info):
+            handshakeTimer?.cancel()
             scheduleRekey(context: context)
             scheduleKeepalive(context: context)
             context.fireUserInboundEventTriggered(QNSPUserEvent.established(info))

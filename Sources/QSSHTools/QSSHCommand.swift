@@ -93,6 +93,7 @@ public struct QSSHCommand: ParsableCommand {
 
         var options = QNSPBootstrap.Options()
         if aliveInterval > 0 { options.keepalive = .init(interval: .seconds(aliveInterval), maxMissed: aliveCount) }
+        options.handshakeTimeout = .seconds(30)
         let client = TunnelClient(
             host: host, port: port, identityPath: identity, user: user, knownHostsPath: knownHosts,
             acceptNew: acceptNew, batch: batch, verbose: verbose, options: options, toolName: "qssh")

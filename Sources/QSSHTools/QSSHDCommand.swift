@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSH
@@ -46,6 +47,12 @@ public struct QSSHDCommand: ParsableCommand {
     @Option(name: .long, help: "Drop a client after this many unanswered keepalive intervals.")
     var keepaliveMax: Int = 3
 
+    @Option(name: .long, help: "Most connections at once; more are closed at once (logged with -v).")
+    var maxConnections: Int = 100
+
+    @Option(name: .long, help: "Seconds a client has to finish the handshake (login grace time).")
+    var loginGraceTime: Int64 = 30
+
     @Flag(name: .customShort("D"), help: "Stay in the foreground (the only mode so far).")
     var foreground = false
 
@@ -79,8 +86,21 @@ public struct QSSHDCommand: ParsableCommand {
         do {
             var options = QNSPBootstrap.Options()
             if keepalive > 0 { options.keepalive = .init(interval: .seconds(keepalive), maxMissed: max(1, keepaliveMax)) }
+            if loginGraceTime > 0 { options.handshakeTimeout = .seconds(loginGraceTime) }
+            let active = NIOLockedValueBox(0)
+            let limit = max(1, maxConnections)
             server = try QNSPBootstrap.bindServer(group: group, host: listen, port: port, parameters: params, options: options) { channel, handshake in
-                channel.eventLoop.makeCompletedFuture {
+                let admitted = active.withLockedValue { count in
+                    guard count < limit else { return false }
+                    count += 1
+                    return true
+                }
+                guard admitted else {
+                    sessionLog?("refused \(channel.remoteAddress?.description ?? "?"): \(limit) connections already open (--max-connections)")
+                    return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+                }
+                channel.closeFuture.whenComplete { _ in active.withLockedValue { $0 -= 1 } }
+                return channel.eventLoop.makeCompletedFuture {
                     // Installed now, not when the handshake ends: bytes must never reach a pipeline without it.
                     let peer = channel.remoteAddress?.description ?? "?"
                     let auth = try SSHSessionServer.install(

@@ -176,4 +176,19 @@ struct EmbeddedTests {
         #expect(!client.isActive)
         _ = try? server.finish()
     }
+
+    @Test("login grace time: a server drops a connection whose handshake does not finish in time")
+    func handshakeTimeout() throws {
+        let loop = EmbeddedEventLoop()
+        let server = EmbeddedChannel(loop: loop)
+        try server.pipeline.syncOperations.addHandler(QNSPHandler(
+            connection: QNSPConnection(server: NIOKeys.serverParameters), isClient: false, handshakeTimeout: .seconds(30)))
+        try server.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        try server.writeInbound(ByteBuffer(bytes: Array("QNSP".utf8)))  // a client that starts and stalls
+        loop.advanceTime(by: .seconds(29))
+        #expect(server.isActive)
+        loop.advanceTime(by: .seconds(1))
+        #expect(throws: QNSPError.handshakeTimeout(seconds: 30)) { try server.throwIfErrorCaught() }
+        #expect(!server.isActive)
+    }
 }

@@ -6,13 +6,13 @@ extension ToolSuites {
 @Suite("qssh and qsshd")
 struct QSSHTests {
     /// Keys and an authorized_keys file in a temp dir; qsshd started on an ephemeral loopback port.
-    func start(_ dir: String) throws -> ServeProcess {
+    func start(_ dir: String, extra: [String] = []) throws -> ServeProcess {
         for (t, f) in [("host", "host"), ("user", "id"), ("user", "stranger")] {
             let r = try Tools.run("qssh-keygen", ["-q", "-t", t, "-f", dir + "/" + f, "-N", ""])
             guard r.status == 0 else { throw ToolTestError(r.stderr) }
         }
         try FileManager.default.copyItem(atPath: dir + "/id.pub", toPath: dir + "/authorized_keys")
-        return try ServeProcess(tool: "qsshd", arguments: ["-p", "0", "-l", "127.0.0.1", "-h", dir + "/host", "--authorized-keys", dir + "/authorized_keys"])
+        return try ServeProcess(tool: "qsshd", arguments: ["-p", "0", "-l", "127.0.0.1", "-h", dir + "/host", "--authorized-keys", dir + "/authorized_keys"] + extra)
     }
 
     func qssh(_ dir: String, port: Int, identity: String = "id", options: [String] = ["-o", "StrictHostKeyChecking=accept-new"],
@@ -241,6 +241,28 @@ struct QSSHTests {
         #expect(status == .exited(255))
         #expect(String(decoding: err, as: UTF8.self).contains("keepalive timeout"), "\(String(decoding: err, as: UTF8.self))")
         #expect(elapsed >= 1 && elapsed < 6, "detected after \(elapsed) s")
+    }
+
+
+    @Test("--max-connections: a connection over the limit is refused; a slot frees when a session ends")
+    func connectionLimit() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try start(dir, extra: ["--max-connections", "1"])
+        defer { server.stop() }
+        let holder = try startSleeper(dir, server: server)
+        let refused = try qssh(dir, port: server.port, options: ["-o", "BatchMode=yes"], ["echo should-not-run"])
+        #expect(refused.status == 255 && !String(decoding: refused.stdout, as: UTF8.self).contains("should-not-run"), "\(refused.stderr)")
+        kill(holder.pid, SIGKILL)
+        _ = holder.waitForExit()
+        for fd in [holder.stdin, holder.stdout, holder.stderr] { close(fd) }
+        try waitUntil("the first session is gone") { children(of: server.process.processIdentifier).isEmpty }
+        var again = try qssh(dir, port: server.port, options: ["-o", "BatchMode=yes"], ["echo ok"])
+        for _ in 0..<100 where again.status != 0 {  // the slot frees when qsshd sees the close
+            usleep(20_000)
+            again = try qssh(dir, port: server.port, options: ["-o", "BatchMode=yes"], ["echo ok"])
+        }
+        #expect(again.status == 0 && String(decoding: again.stdout, as: UTF8.self) == "ok\n", "\(again.stderr)")
     }
 
 }
