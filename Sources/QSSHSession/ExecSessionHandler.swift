@@ -38,7 +38,13 @@ public final class ExecSessionHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var terminal: (term: String, rows: Int, columns: Int)?
 
-    public init(user: SessionUser) { self.user = user }
+    private let onStart: (@Sendable (String) -> Void)?
+
+    /// - Parameter onStart: told what each session runs ("exec: CMD", "shell", with " (pty)"), e.g. for an audit log.
+    public init(user: SessionUser, onStart: (@Sendable (String) -> Void)? = nil) {
+        self.user = user
+        self.onStart = onStart
+    }
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -122,6 +128,7 @@ public final class ExecSessionHandler: ChannelInboundHandler {
             return
         }
         child = process
+        onStart?((argv.count > 2 ? "exec: " + argv[2] : "shell") + (terminal != nil ? " (pty)" : ""))
         if wantReply { context.channel.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil) }
         let ssh = context.channel
         let loop = context.eventLoop

@@ -10,7 +10,7 @@ public enum SSHSessionServer {
     /// delegate the user name once the handshake succeeds.
     public static func install(
         on channel: Channel, sessionUser: SessionUser, hostKey: NIOSSHPrivateKey,
-        log: (@Sendable (String) -> Void)? = nil
+        log: (@Sendable (String) -> Void)? = nil, onSessionStart: (@Sendable (String) -> Void)? = nil
     ) throws -> QNSPIdentityAuthDelegate {
         let auth = QNSPIdentityAuthDelegate()
         let handler = NIOSSHHandler(
@@ -21,7 +21,7 @@ public enum SSHSessionServer {
                     return child.eventLoop.makeFailedFuture(SSHSessionError.unsupportedChannelType)
                 }
                 return child.eventLoop.makeCompletedFuture {
-                    try child.pipeline.syncOperations.addHandler(ExecSessionHandler(user: sessionUser))
+                    try child.pipeline.syncOperations.addHandler(ExecSessionHandler(user: sessionUser, onStart: onSessionStart))
                 }
             })
         try channel.pipeline.syncOperations.addHandler(handler)

@@ -53,6 +53,12 @@ public struct QSSHDCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds a client has to finish the handshake (login grace time).")
     var loginGraceTime: Int64 = 30
 
+    @Option(name: .long, help: "Append a hash-chained JSON line per connect, auth success/failure, exec and disconnect.")
+    var auditLog: String?
+
+    @Option(name: .long, help: "Check the hash chain of an audit log, print the result and exit.")
+    var verifyAudit: String?
+
     @Flag(name: .customShort("D"), help: "Stay in the foreground (the only mode so far).")
     var foreground = false
 
@@ -62,6 +68,18 @@ public struct QSSHDCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        if let path = verifyAudit {
+            do {
+                let (count, chain) = try AuditLog.verify(path: path)
+                print("\(path): \(count) records, hash chain intact; last link \(chain)")
+                return
+            } catch let e as AuditLog.AuditError {
+                throw ToolError("\(path): \(e)")
+            }
+        }
+        let audit = try auditLog.map { path in
+            do { return try AuditLog(path: path) } catch { throw ToolError("\(path): \(error)") }
+        }
         guard let account = SessionUser.current() else { throw ToolError("cannot look up the account qsshd runs as") }
         let text = try KeyFileIO.readPrivateKey(path: hostKey)
         guard case .host(let host) = try PrivateKeyFile.decode(text) else { throw ToolError("\(hostKey) is not a host key") }
@@ -99,19 +117,32 @@ public struct QSSHDCommand: ParsableCommand {
                     sessionLog?("refused \(channel.remoteAddress?.description ?? "?"): \(limit) connections already open (--max-connections)")
                     return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
                 }
-                channel.closeFuture.whenComplete { _ in active.withLockedValue { $0 -= 1 } }
+                let peer = channel.remoteAddress?.description ?? "?"
+                audit?.record("connect", peer: peer)
+                let who = NIOLockedValueBox<(String, String)?>(nil)
+                channel.closeFuture.whenComplete { _ in
+                    active.withLockedValue { $0 -= 1 }
+                    let w = who.withLockedValue { $0 }
+                    audit?.record("disconnect", peer: peer, user: w?.0, key: w?.1)
+                }
                 return channel.eventLoop.makeCompletedFuture {
                     // Installed now, not when the handshake ends: bytes must never reach a pipeline without it.
-                    let peer = channel.remoteAddress?.description ?? "?"
                     let auth = try SSHSessionServer.install(
                         on: channel, sessionUser: account, hostKey: sshHostKey,
-                        log: sessionLog.map { log in { @Sendable message in log("closing connection from \(peer): \(message)") } })
+                        log: sessionLog.map { log in { @Sendable message in log("closing connection from \(peer): \(message)") } },
+                        onSessionStart: { what in
+                            let w = who.withLockedValue { $0 }
+                            audit?.record("exec", peer: peer, user: w?.0, key: w?.1, detail: what)
+                        })
                     handshake.whenComplete { result in
                         switch result {
                         case .success(let info):
                             auth.setAuthenticatedUser(info.username)
+                            who.withLockedValue { $0 = (info.username, info.userKeyFingerprint) }
+                            audit?.record("auth-success", peer: peer, user: info.username, key: info.userKeyFingerprint)
                             sessionLog?("accepted \(info.username) (\(info.userKeyFingerprint)) from \(channel.remoteAddress?.description ?? "?")")
                         case .failure(let error):
+                            audit?.record("auth-failure", peer: peer, detail: "\(error)")
                             sessionLog?("connection from \(channel.remoteAddress?.description ?? "?") failed: \(error)")
                         }
                     }

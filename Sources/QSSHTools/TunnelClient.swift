@@ -61,6 +61,8 @@ public struct TunnelClient {
             info = try handshake.wait()
         } catch let error as QNSPError {
             throw ToolError(explain(error, entry: entry))
+        } catch {
+            throw ToolError("connection to \(host) port \(port) failed during the handshake: \(ConnectErrorText.describe(error))")
         }
         if verbose {
             Terminal.warn("\(toolName): authenticated to \(host) (\(info.hostKey.fingerprint)) as \(info.username) using \(info.cipher), cell \(info.cellSize)")

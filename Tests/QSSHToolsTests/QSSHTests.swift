@@ -265,6 +265,43 @@ struct QSSHTests {
         #expect(again.status == 0 && String(decoding: again.stdout, as: UTF8.self) == "ok\n", "\(again.stderr)")
     }
 
+
+    @Test("audit log: connect, auth success/failure, exec, disconnect as chained JSON lines; edits and removals are detected")
+    func auditLog() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = dir + "/audit.jsonl"
+        let server = try start(dir, extra: ["--audit-log", log])
+        #expect(try qssh(dir, port: server.port, ["true"]).status == 0)
+        #expect(try qssh(dir, port: server.port, identity: "stranger", options: ["-o", "BatchMode=yes"], ["true"]).status == 255)
+        // qsshd records a disconnect when it sees the close, which may come just after the client exits.
+        func readLines() -> [String] { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
+        try waitUntil("seven audit records") { readLines().count >= 7 }
+        server.stop()
+        let lines = readLines()
+        let events = lines.compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["event"] as? String
+        }
+        #expect(Array(events.prefix(3)) == ["connect", "auth-success", "exec"], "\(events)")
+        #expect(events.sorted() == ["auth-failure", "auth-success", "connect", "connect", "disconnect", "disconnect", "exec"], "\(events)")
+        #expect(lines[2].contains("\"detail\":\"exec: true\""), "\(lines[2])")
+        #expect(try mode(log) & 0o077 == 0)
+        let ok = try Tools.run("qsshd", ["--verify-audit", log])
+        #expect(ok.status == 0 && String(decoding: ok.stdout, as: UTF8.self).contains("7 records, hash chain intact"), "\(ok.stderr)")
+        // Edit one field of line 3.
+        var edited = lines
+        edited[2] = edited[2].replacingOccurrences(of: "exec: true", with: "exec: rm")
+        try (edited.joined(separator: "\n") + "\n").write(toFile: log, atomically: true, encoding: .utf8)
+        let bad = try Tools.run("qsshd", ["--verify-audit", log])
+        #expect(bad.status != 0 && bad.stderr.contains("line 3 does not match the hash chain"), "\(bad.stderr)")
+        // Remove line 2.
+        var removed = lines
+        removed.remove(at: 1)
+        try (removed.joined(separator: "\n") + "\n").write(toFile: log, atomically: true, encoding: .utf8)
+        let gap = try Tools.run("qsshd", ["--verify-audit", log])
+        #expect(gap.status != 0 && gap.stderr.contains("line 2"), "\(gap.stderr)")
+    }
+
 }
 }
 
