@@ -26,16 +26,32 @@ public enum BlockingIO {
 
     /// Reads `fd` on a thread of its own and writes each chunk, wrapped by `wrap`, into `channel`,
     /// waiting for each write to complete (backpressure); half-closes the channel at end of file.
+    ///   - escapes: when set, typed bytes go through it and `~.` closes the channel (interactive sessions).
     public static func pump(
-        _ fd: CInt, into channel: Channel, chunkSize: Int = 32 * 1024, wrap: @escaping @Sendable (ByteBuffer) -> any Sendable
+        _ fd: CInt, into channel: Channel, chunkSize: Int = 32 * 1024, escapes: EscapeScanner? = nil,
+        onDisconnect: (@Sendable () -> Void)? = nil, wrap: @escaping @Sendable (ByteBuffer) -> any Sendable
     ) {
         let thread = Thread {
+            var scanner = escapes
             var chunk = [UInt8](repeating: 0, count: chunkSize)
             while true {
                 let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
-                do { try channel.writeAndFlush(wrap(channel.allocator.buffer(bytes: chunk[0..<n]))).wait() } catch { return }
+                var bytes = Array(chunk[0..<n])
+                var disconnect = false
+                if scanner != nil, let (out, action) = scanner?.feed(bytes) {
+                    bytes = out
+                    disconnect = action == .disconnect
+                }
+                if !bytes.isEmpty {
+                    do { try channel.writeAndFlush(wrap(channel.allocator.buffer(bytes: bytes))).wait() } catch { return }
+                }
+                if disconnect {
+                    onDisconnect?()
+                    channel.close(promise: nil)
+                    return
+                }
             }
             channel.close(mode: .output, promise: nil)
         }

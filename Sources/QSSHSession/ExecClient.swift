@@ -117,7 +117,10 @@ public enum SSHSessionClient {
     }
 
     /// Pumps `fd` into the session channel as channel data; sends EOF at end of file.
-    public static func pumpStdin(fd: CInt = 0, into channel: Channel) {
-        BlockingIO.pump(fd, into: channel) { SSHChannelData(type: .channel, data: .byteBuffer($0)) }
+    /// With `escapes`, `~.` after a newline closes the session (`onDisconnect` is told first).
+    public static func pumpStdin(fd: CInt = 0, into channel: Channel, escapes: Bool = false, onDisconnect: (@Sendable () -> Void)? = nil) {
+        BlockingIO.pump(fd, into: channel, escapes: escapes ? EscapeScanner() : nil, onDisconnect: onDisconnect) {
+            SSHChannelData(type: .channel, data: .byteBuffer($0))
+        }
     }
 }

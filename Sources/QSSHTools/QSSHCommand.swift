@@ -24,7 +24,9 @@ public struct QSSHCommand: ParsableCommand {
             interactive shell (the local terminal is in raw mode until the session ends); -t asks for
             one with a command too, -T never.
 
-            Not yet: the ~. escape, forwarding, ProxyJump, config file.
+            In an interactive session, ~. after a newline disconnects and ~~ sends a ~.
+
+            Not yet: forwarding, ProxyJump, config file.
 
             Examples:
               qssh -p 22222 alice@server.example uptime
@@ -166,9 +168,17 @@ public struct QSSHCommand: ParsableCommand {
             resize?.cancel()
             raw.restore()
         }
-        SSHSessionClient.pumpStdin(into: session)
+        let escaped = NIOLockedValueBox(false)
+        SSHSessionClient.pumpStdin(into: session, escapes: terminal != nil && stdinIsTerminal) {
+            escaped.withLockedValue { $0 = true }
+        }
         try? session.closeFuture.wait()
         try? channel.close().wait()
+        if escaped.withLockedValue({ $0 }) {
+            raw.restore()
+            Terminal.warn("\r\nConnection to \(host) closed (~.).")
+            throw ExitCode(255)
+        }
         switch outcome.withLockedValue({ $0 }) {
         case .exited(let code)?:
             if code != 0 { throw ExitCode(Int32(truncatingIfNeeded: code)) }

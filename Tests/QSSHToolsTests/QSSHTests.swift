@@ -128,6 +128,18 @@ struct QSSHTests {
         try tmux.waitFor("after-42")
         tmux.send("exit 5", enter: true)
         try tmux.waitFor("QSSH-EXIT=5")
+
+        // The escape: Enter, then ~. ends the session from the client side.
+        let second = Tmux(socket: "qssh-test-escape-\(getpid())")
+        defer { second.kill() }
+        try second.start(width: 100, height: 30, command:
+            "'\(qsshPath)' -p \(server.port) -i '\(dir)/id' --known-hosts '\(dir)/known_hosts' 127.0.0.1; echo QSSH-EXIT=$?; sleep 60")
+        second.send("PS1='READY> '", enter: true)
+        try second.waitFor("READY> ")
+        second.send("", enter: true)
+        second.send("~.", enter: false)
+        try second.waitFor("QSSH-EXIT=255")
+        #expect(second.pane().contains("closed (~.)"))
     }
 
 
