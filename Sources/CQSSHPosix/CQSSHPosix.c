@@ -6,6 +6,9 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <signal.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <stdlib.h>
 #include <termios.h>
 #if defined(__APPLE__)
 #include <util.h>
@@ -98,4 +101,53 @@ int qssh_get_winsize(int fd, unsigned short *rows, unsigned short *cols) {
     *rows = ws.ws_row;
     *cols = ws.ws_col;
     return 0;
+}
+
+/* Child side, async-signal-safe only: default signals, nothing blocked, no inherited descriptors,
+   working directory, credentials, exec. */
+static void qssh_child_exec(const char *path, char *const argv[], char *const envp[], const char *dir,
+                            int drop, unsigned uid, unsigned gid, const unsigned *groups, int ngroups) {
+    int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU};
+    for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) signal(sigs[i], SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536) max = 65536;
+    for (int fd = 3; fd < max; fd++) close(fd);
+    if (drop) {
+        if (setgroups((size_t)ngroups, (const gid_t *)groups) != 0) _exit(126);
+        if (setgid((gid_t)gid) != 0) _exit(126);
+        if (setuid((uid_t)uid) != 0) _exit(126);
+        if (uid != 0 && setuid(0) == 0) _exit(126); /* must not be able to regain root */
+    }
+    if (dir != NULL && chdir(dir) != 0) { if (chdir("/") != 0) _exit(126); }
+    execve(path, argv, envp);
+    _exit(127);
+}
+
+int qssh_spawn_as(const char *path, char *const argv[], char *const envp[], const char *dir,
+                  int in_fd, int out_fd, int err_fd, unsigned uid, unsigned gid, const unsigned *groups, int ngroups) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        setsid();
+        if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) _exit(126);
+        qssh_child_exec(path, argv, envp, dir, 1, uid, gid, groups, ngroups);
+    }
+    return pid;
+}
+
+int qssh_forkpty_exec_as(int *master, const char *path, char *const argv[], char *const envp[], const char *dir,
+                         unsigned short rows, unsigned short cols, unsigned uid, unsigned gid, const unsigned *groups, int ngroups) {
+    struct winsize ws = {0};
+    ws.ws_row = rows;
+    ws.ws_col = cols;
+    pid_t pid = forkpty(master, NULL, NULL, &ws);
+    if (pid == 0) {
+        /* The terminal belongs to the user who logs in on it, as with sshd. */
+        if (fchown(0, (uid_t)uid, (gid_t)gid) != 0 || fchmod(0, 0620) != 0) { /* keep going: the session still works */ }
+        qssh_child_exec(path, argv, envp, dir, 1, uid, gid, groups, ngroups);
+    }
+    if (pid > 0) fcntl(*master, F_SETFD, FD_CLOEXEC);
+    return pid;
 }

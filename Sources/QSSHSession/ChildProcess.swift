@@ -20,6 +20,48 @@ public struct ChildProcess: Sendable {
         public let description: String
     }
 
+    /// The account a child runs as when the server is root.
+    public struct Credentials: Sendable, Equatable {
+        public var uid: UInt32
+        public var gid: UInt32
+        public var groups: [UInt32]
+        public init(uid: UInt32, gid: UInt32, groups: [UInt32]) { self.uid = uid; self.gid = gid; self.groups = groups }
+    }
+
+    /// Starts `argv[0]` (an absolute path) with `environment` and working directory `directory`;
+    /// with `credentials`, as that account (fork, setgroups/setgid/setuid, exec — no exec if a step fails).
+    public static func spawn(
+        _ argv: [String], environment: [String: String], directory: String?, as credentials: Credentials?
+    ) throws -> ChildProcess {
+        guard let credentials else { return try spawn(argv, environment: environment, directory: directory) }
+        var inPipe: [CInt] = [0, 0], outPipe: [CInt] = [0, 0], errPipe: [CInt] = [0, 0]
+        guard cloexecPipe(&inPipe) else { throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))") }
+        guard cloexecPipe(&outPipe) else {
+            close(inPipe[0]); close(inPipe[1])
+            throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))")
+        }
+        guard cloexecPipe(&errPipe) else {
+            for fd in inPipe + outPipe { close(fd) }
+            throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))")
+        }
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArgs.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        let pid = credentials.groups.withUnsafeBufferPointer { groups in
+            qssh_spawn_as(argv[0], cArgs, cEnv, directory, inPipe[0], outPipe[1], errPipe[1],
+                          credentials.uid, credentials.gid, groups.baseAddress, CInt(groups.count))
+        }
+        close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
+        guard pid > 0 else {
+            close(inPipe[1]); close(outPipe[0]); close(errPipe[0])
+            throw SpawnError(description: "fork: \(String(cString: strerror(errno)))")
+        }
+        return ChildProcess(pid: pid, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0])
+    }
+
     /// Starts `argv[0]` (an absolute path) with `environment` and working directory `directory`.
     public static func spawn(_ argv: [String], environment: [String: String], directory: String?) throws -> ChildProcess {
         // Close-on-exec pipes: a process spawned for another session must not inherit this
@@ -82,7 +124,7 @@ public struct ChildProcess: Sendable {
     /// Starts `argv[0]` on a new pseudo-terminal; `stdin` and `stdout` are both the master side
     /// (separate descriptors), `stderr` is -1 (the terminal merges it).
     public static func spawnOnTerminal(
-        _ argv: [String], environment: [String: String], directory: String?, rows: Int, columns: Int
+        _ argv: [String], environment: [String: String], directory: String?, rows: Int, columns: Int, as credentials: Credentials? = nil
     ) throws -> ChildProcess {
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -91,9 +133,16 @@ public struct ChildProcess: Sendable {
             cEnv.forEach { free($0) }
         }
         var master: CInt = -1
-        let pid = qssh_forkpty_exec(
-            &master, argv[0], cArgs, cEnv, directory,
-            UInt16(clamping: rows > 0 ? rows : 24), UInt16(clamping: columns > 0 ? columns : 80))
+        let r = UInt16(clamping: rows > 0 ? rows : 24), c = UInt16(clamping: columns > 0 ? columns : 80)
+        let pid: CInt
+        if let credentials {
+            pid = credentials.groups.withUnsafeBufferPointer { groups in
+                qssh_forkpty_exec_as(&master, argv[0], cArgs, cEnv, directory, r, c,
+                                     credentials.uid, credentials.gid, groups.baseAddress, CInt(groups.count))
+            }
+        } else {
+            pid = qssh_forkpty_exec(&master, argv[0], cArgs, cEnv, directory, r, c)
+        }
         guard pid > 0 else { throw SpawnError(description: "forkpty: \(String(cString: strerror(errno)))") }
         let second = fcntl(master, F_DUPFD_CLOEXEC, 0)
         guard second >= 0 else {

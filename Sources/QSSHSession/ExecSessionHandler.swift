@@ -16,7 +16,8 @@ import Darwin
 /// With a `pty-req` first, the process runs on a pseudo-terminal of the requested size
 /// (stderr merged, as with sshd) and follows `window-change`.
 ///
-/// Not yet: running as another user (the session runs as the server's own account).
+/// Processes run as the session's account (`switchUser`, when the server is root) or as the
+/// server's own account.
 public final class ExecSessionHandler: ChannelInboundHandler {
     public typealias InboundIn = SSHChannelData
     public typealias OutboundOut = SSHChannelData
@@ -39,10 +40,14 @@ public final class ExecSessionHandler: ChannelInboundHandler {
     private var terminal: (term: String, rows: Int, columns: Int)?
 
     private let onStart: (@Sendable (String) -> Void)?
+    private let credentials: ChildProcess.Credentials?
 
-    /// - Parameter onStart: told what each session runs ("exec: CMD", "shell", with " (pty)"), e.g. for an audit log.
-    public init(user: SessionUser, onStart: (@Sendable (String) -> Void)? = nil) {
+    /// - Parameters:
+    ///   - switchUser: start processes as `user` (needs root); otherwise as this process's account.
+    ///   - onStart: told what each session runs ("exec: CMD", "shell", with " (pty)"), e.g. for an audit log.
+    public init(user: SessionUser, switchUser: Bool = false, onStart: (@Sendable (String) -> Void)? = nil) {
         self.user = user
+        self.credentials = switchUser ? user.credentials : nil
         self.onStart = onStart
     }
 
@@ -117,10 +122,11 @@ public final class ExecSessionHandler: ChannelInboundHandler {
         do {
             if let terminal {
                 env["TERM"] = terminal.term
-                process = try ChildProcess.spawnOnTerminal(argv, environment: env, directory: user.home, rows: terminal.rows, columns: terminal.columns)
+                process = try ChildProcess.spawnOnTerminal(
+                    argv, environment: env, directory: user.home, rows: terminal.rows, columns: terminal.columns, as: credentials)
                 openOutputs = 1
             } else {
-                process = try ChildProcess.spawn(argv, environment: env, directory: user.home)
+                process = try ChildProcess.spawn(argv, environment: env, directory: user.home, as: credentials)
             }
         } catch {
             if wantReply { context.channel.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil) }

@@ -17,6 +17,9 @@ public final class QNSPIdentityAuthDelegate: NIOSSHServerUserAuthenticationDeleg
     /// Records the user the QNSP handshake authenticated.
     public func setAuthenticatedUser(_ name: String) { user.withLockedValue { $0 = name } }
 
+    /// The user the QNSP handshake authenticated, once it has.
+    public var authenticatedUser: String? { user.withLockedValue { $0 } }
+
     public var supportedAuthenticationMethods: NIOSSHAvailableUserAuthenticationMethods { .publicKey }
 
     public func requestReceived(

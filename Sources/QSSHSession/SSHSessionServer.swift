@@ -9,7 +9,7 @@ public enum SSHSessionServer {
     /// handshake completes (QNSP holds the SSH banner until then), and hand the returned
     /// delegate the user name once the handshake succeeds.
     public static func install(
-        on channel: Channel, sessionUser: SessionUser, hostKey: NIOSSHPrivateKey,
+        on channel: Channel, sessionUser: @escaping @Sendable (String) -> SessionUser?, switchUser: Bool, hostKey: NIOSSHPrivateKey,
         log: (@Sendable (String) -> Void)? = nil, onSessionStart: (@Sendable (String) -> Void)? = nil
     ) throws -> QNSPIdentityAuthDelegate {
         let auth = QNSPIdentityAuthDelegate()
@@ -20,8 +20,11 @@ public enum SSHSessionServer {
                 guard case .session = type else {
                     return child.eventLoop.makeFailedFuture(SSHSessionError.unsupportedChannelType)
                 }
+                guard let name = auth.authenticatedUser, let account = sessionUser(name) else {
+                    return child.eventLoop.makeFailedFuture(SSHSessionError.unknownAccount)
+                }
                 return child.eventLoop.makeCompletedFuture {
-                    try child.pipeline.syncOperations.addHandler(ExecSessionHandler(user: sessionUser, onStart: onSessionStart))
+                    try child.pipeline.syncOperations.addHandler(ExecSessionHandler(user: account, switchUser: switchUser, onStart: onSessionStart))
                 }
             })
         try channel.pipeline.syncOperations.addHandler(handler)
@@ -35,12 +38,14 @@ public enum SSHSessionError: Error, Equatable, CustomStringConvertible {
     case unsupportedChannelType
     case execRefused
     case sessionEndedWithoutStatus
+    case unknownAccount
 
     public var description: String {
         switch self {
         case .unsupportedChannelType: return "channel type not supported"
         case .execRefused: return "the server refused to run the command"
         case .sessionEndedWithoutStatus: return "the session ended without an exit status"
+        case .unknownAccount: return "no such account on the server"
         }
     }
 }

@@ -37,6 +37,17 @@ public struct SessionUser: Sendable, Equatable {
         return lookup(String(cString: name))
     }
 
+    /// The account's uid, primary gid and supplementary groups (getgrouplist), for starting its processes.
+    public var credentials: ChildProcess.Credentials {
+        var count: CInt = 64
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        if getgrouplist(name, gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            _ = getgrouplist(name, gid, &groups, &count)
+        }
+        return ChildProcess.Credentials(uid: uid, gid: gid, groups: groups.prefix(Int(max(0, count))).map { UInt32($0) })
+    }
+
     /// The login environment (before allow-listed client variables are added).
     public var environment: [String: String] {
         ["HOME": home, "USER": name, "LOGNAME": name, "SHELL": shell,

@@ -20,9 +20,10 @@ public struct QSSHDCommand: ParsableCommand {
             when the QNSP handshake proves a key listed in the authorized_keys file; the SSH-2 session
             inside the tunnel is then bound to that identity (no second authentication).
 
-            Current limits (work in progress): sessions run as the account qsshd runs as, so only that
-            user can log in; no PTY sessions yet (exec and a shell without a terminal work); runs in
-            the foreground.
+            Run as root, qsshd logs each user in to their own account (groups, uid, HOME, SHELL, home
+            directory) with the keys in that account's authorized_keys, which must belong to the user or
+            root and must not be writable by others. Run as anyone else, only that account can log in.
+            It runs in the foreground.
 
             Example:
               qssh-keygen -t host -f ~/.qssh/host_key -N ''
@@ -38,8 +39,8 @@ public struct QSSHDCommand: ParsableCommand {
     @Option(name: .customShort("h"), help: "Host key file (from 'qssh-keygen -t host').")
     var hostKey: String = NSHomeDirectory() + "/.qssh/host_key"
 
-    @Option(name: .long, help: "authorized_keys file (default: ~/.qssh/authorized_keys).")
-    var authorizedKeys: String = NSHomeDirectory() + "/.qssh/authorized_keys"
+    @Option(name: .long, help: "authorized_keys file; %h is the user's home, %u the user name.")
+    var authorizedKeys: String = "%h/.qssh/authorized_keys"
 
     @Option(name: .long, help: "Ping a silent client after this many seconds (0 = off).")
     var keepalive: Int64 = 30
@@ -83,18 +84,28 @@ public struct QSSHDCommand: ParsableCommand {
         guard let account = SessionUser.current() else { throw ToolError("cannot look up the account qsshd runs as") }
         let text = try KeyFileIO.readPrivateKey(path: hostKey)
         guard case .host(let host) = try PrivateKeyFile.decode(text) else { throw ToolError("\(hostKey) is not a host key") }
-        _ = try AuthorizedKeys.load(path: authorizedKeys)  // fail early on a missing or unreadable file
-        let keysPath = authorizedKeys
+        // As root, each user logs in to their own account with their own keys; otherwise only
+        // the account qsshd runs as can log in.
+        let isRoot = getuid() == 0
+        let keysPattern = authorizedKeys
+        if !isRoot {
+            _ = try AuthorizedKeys.load(path: Self.keysPath(keysPattern, for: account))  // fail early on a missing file
+        }
         let params = QNSPConnection.ServerParameters(hostKeys: [host]) { user, key in
-            guard user == account.name else {
-                return .reject("qsshd runs as '\(account.name)' and cannot start sessions for '\(user)'")
+            guard let target = isRoot ? SessionUser.lookup(user) : (user == account.name ? account : nil) else {
+                return .reject(isRoot ? "no account '\(user)'" : "qsshd runs as '\(account.name)' and cannot start sessions for '\(user)'")
+            }
+            let path = Self.keysPath(keysPattern, for: target)
+            if isRoot, let problem = Self.unsafeKeysFile(path, owner: target.uid) {
+                return .reject("refusing \(path): \(problem)")
             }
             // Re-read for every login, as sshd does, so edits take effect at once.
-            guard let keys = try? AuthorizedKeys.load(path: keysPath), keys.contains(key) else {
+            guard let keys = try? AuthorizedKeys.load(path: path), keys.contains(key) else {
                 return .reject("key \(key.fingerprint) is not authorized for '\(user)'")
             }
             return .accept
         }
+        let sessionUser: @Sendable (String) -> SessionUser? = { name in isRoot ? SessionUser.lookup(name) : (name == account.name ? account : nil) }
         // The inner SSH host key only names this end of an already authenticated tunnel.
         let sshHostKey = NIOSSHPrivateKey(ed25519Key: .init())
         let verbose = self.verbose
@@ -128,7 +139,7 @@ public struct QSSHDCommand: ParsableCommand {
                 return channel.eventLoop.makeCompletedFuture {
                     // Installed now, not when the handshake ends: bytes must never reach a pipeline without it.
                     let auth = try SSHSessionServer.install(
-                        on: channel, sessionUser: account, hostKey: sshHostKey,
+                        on: channel, sessionUser: sessionUser, switchUser: isRoot, hostKey: sshHostKey,
                         log: sessionLog.map { log in { @Sendable message in log("closing connection from \(peer): \(message)") } },
                         onSessionStart: { what in
                             let w = who.withLockedValue { $0 }
@@ -153,5 +164,22 @@ public struct QSSHDCommand: ParsableCommand {
         }
         Terminal.warn("qsshd: listening on \(listen):\(server.localAddress?.port ?? port) (host key \(host.publicKey.fingerprint))")
         try server.closeFuture.wait()
+    }
+
+    /// Expands %h and %u in an authorized_keys path.
+    static func keysPath(_ pattern: String, for user: SessionUser) -> String {
+        pattern.replacingOccurrences(of: "%h", with: user.home).replacingOccurrences(of: "%u", with: user.name)
+    }
+
+    /// Why a keys file must not be trusted (sshd's StrictModes), or nil: the file and its directory
+    /// must belong to the user or root and not be writable by group or others.
+    static func unsafeKeysFile(_ path: String, owner: UInt32) -> String? {
+        for p in [path, (path as NSString).deletingLastPathComponent] {
+            var st = stat()
+            guard stat(p, &st) == 0 else { return nil }  // missing: the load reports it
+            if st.st_uid != owner && st.st_uid != 0 { return "\(p) belongs to uid \(st.st_uid)" }
+            if st.st_mode & 0o022 != 0 { return "\(p) is writable by group or others" }
+        }
+        return nil
     }
 }

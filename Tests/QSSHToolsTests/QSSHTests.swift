@@ -314,6 +314,47 @@ struct QSSHTests {
         #expect(gap.status != 0 && gap.stderr.contains("line 2"), "\(gap.stderr)")
     }
 
+
+    @Test("as root, qsshd logs a user in to their own account, with their own keys and a terminal they own",
+          .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/useradd")))
+    func otherAccount() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let name = "qsst\(getpid() % 100000)"
+        let home = dir + "/home-" + name
+        let add = try Tools.run("/usr/sbin/useradd", ["-m", "-d", home, "-s", "/bin/sh", name])
+        #expect(add.status == 0, "\(add.stderr)")
+        defer { _ = try? Tools.run("/usr/sbin/userdel", ["-r", name]) }
+        for (t, f) in [("host", "host"), ("user", "id"), ("user", "stranger")] {
+            #expect(try Tools.run("qssh-keygen", ["-q", "-t", t, "-f", dir + "/" + f, "-N", ""]).status == 0)
+        }
+        // The user's own ~/.qssh/authorized_keys, owned by the user.
+        let keysDir = home + "/.qssh"
+        try FileManager.default.createDirectory(atPath: keysDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.copyItem(atPath: dir + "/id.pub", toPath: keysDir + "/authorized_keys")
+        #expect(try Tools.run("/bin/chown", ["-R", "\(name):\(name)", keysDir]).status == 0)
+        chmod(dir, 0o755)
+        let server = try ServeProcess(tool: "qsshd", arguments: ["-p", "0", "-l", "127.0.0.1", "-h", dir + "/host"])
+        defer { server.stop() }
+        let base = ["-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts", "-o", "StrictHostKeyChecking=accept-new"]
+        let r = try Tools.run("qssh", base + ["-l", name, "127.0.0.1", "id -un; pwd; echo $HOME; id -u"])
+        let out = String(decoding: r.stdout, as: UTF8.self).split(separator: "\n").map(String.init)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(out.count == 4 && out[0] == name && out[1] == home && out[2] == home && out[3] != "0", "\(out)")
+        let tty = try Tools.run("qssh", base + ["-t", "-l", name, "127.0.0.1", "stat -c %U $(tty)"])
+        #expect(String(decoding: tty.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == name, "\(tty.stderr)")
+        // The same key is not root's, and a stranger's key is not the user's.
+        let asRoot = try Tools.run("qssh", base + ["-l", "root", "127.0.0.1", "true"])
+        #expect(asRoot.status == 255)
+        let stranger = try Tools.run("qssh", ["-p", "\(server.port)", "-i", dir + "/stranger", "--known-hosts", dir + "/known_hosts",
+                                             "-l", name, "127.0.0.1", "true"])
+        #expect(stranger.status == 255 && stranger.stderr.contains("not authorized"), "\(stranger.stderr)")
+        // A keys file others can write is refused.
+        chmod(keysDir + "/authorized_keys", 0o666)
+        let unsafe = try Tools.run("qssh", base + ["-l", name, "127.0.0.1", "true"])
+        #expect(unsafe.status == 255 && unsafe.stderr.contains("writable by group or others"), "\(unsafe.stderr)")
+    }
+
 }
 }
 
