@@ -61,33 +61,6 @@ int qssh_pipe_cloexec(int fds[2]) {
 #endif
 }
 
-int qssh_forkpty_exec(int *master, const char *path, char *const argv[], char *const envp[], const char *dir,
-                      unsigned short rows, unsigned short cols) {
-    struct winsize ws = {0};
-    ws.ws_row = rows;
-    ws.ws_col = cols;
-    pid_t pid = forkpty(master, NULL, NULL, &ws);
-    if (pid == 0) {
-        /* Child: only async-signal-safe calls until exec. Default signal handling, nothing blocked. */
-        int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU};
-        for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) signal(sigs[i], SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        /* Close every inherited descriptor above stderr (sockets, event loops, other sessions). */
-        long max = sysconf(_SC_OPEN_MAX);
-        if (max < 0 || max > 65536) max = 65536;
-        for (int fd = 3; fd < max; fd++) close(fd);
-        if (dir != NULL && chdir(dir) != 0) { /* stay where we are, like sshd when HOME is missing */ }
-        execve(path, argv, envp);
-        _exit(127);
-    }
-    if (pid > 0) {
-        fcntl(*master, F_SETFD, FD_CLOEXEC);
-    }
-    return pid;
-}
-
 int qssh_set_winsize(int fd, unsigned short rows, unsigned short cols) {
     struct winsize ws = {0};
     ws.ws_row = rows;
@@ -124,6 +97,17 @@ static void qssh_child_exec(const char *path, char *const argv[], char *const en
     if (dir != NULL && chdir(dir) != 0) { if (chdir("/") != 0) _exit(126); }
     execve(path, argv, envp);
     _exit(127);
+}
+
+int qssh_forkpty_exec(int *master, const char *path, char *const argv[], char *const envp[], const char *dir,
+                      unsigned short rows, unsigned short cols) {
+    struct winsize ws = {0};
+    ws.ws_row = rows;
+    ws.ws_col = cols;
+    pid_t pid = forkpty(master, NULL, NULL, &ws);
+    if (pid == 0) qssh_child_exec(path, argv, envp, dir, 0, 0, 0, NULL, 0);
+    if (pid > 0) fcntl(*master, F_SETFD, FD_CLOEXEC);
+    return pid;
 }
 
 int qssh_spawn_as(const char *path, char *const argv[], char *const envp[], const char *dir,

@@ -34,16 +34,7 @@ public struct ChildProcess: Sendable {
         _ argv: [String], environment: [String: String], directory: String?, as credentials: Credentials?
     ) throws -> ChildProcess {
         guard let credentials else { return try spawn(argv, environment: environment, directory: directory) }
-        var inPipe: [CInt] = [0, 0], outPipe: [CInt] = [0, 0], errPipe: [CInt] = [0, 0]
-        guard cloexecPipe(&inPipe) else { throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))") }
-        guard cloexecPipe(&outPipe) else {
-            close(inPipe[0]); close(inPipe[1])
-            throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))")
-        }
-        guard cloexecPipe(&errPipe) else {
-            for fd in inPipe + outPipe { close(fd) }
-            throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))")
-        }
+        let (inPipe, outPipe, errPipe) = try stdioPipes()
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -64,18 +55,7 @@ public struct ChildProcess: Sendable {
 
     /// Starts `argv[0]` (an absolute path) with `environment` and working directory `directory`.
     public static func spawn(_ argv: [String], environment: [String: String], directory: String?) throws -> ChildProcess {
-        // Close-on-exec pipes: a process spawned for another session must not inherit this
-        // session's pipe ends (it would hold a stdin open and the command would never see EOF).
-        var inPipe: [CInt] = [0, 0], outPipe: [CInt] = [0, 0], errPipe: [CInt] = [0, 0]
-        guard cloexecPipe(&inPipe) else { throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))") }
-        guard cloexecPipe(&outPipe) else {
-            close(inPipe[0]); close(inPipe[1])
-            throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))")
-        }
-        guard cloexecPipe(&errPipe) else {
-            for fd in inPipe + outPipe { close(fd) }
-            throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))")
-        }
+        let (inPipe, outPipe, errPipe) = try stdioPipes()
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -156,6 +136,23 @@ public struct ChildProcess: Sendable {
     /// Resizes the terminal of a process started with `spawnOnTerminal`.
     public func setWindowSize(rows: Int, columns: Int) {
         _ = qssh_set_winsize(stdout, UInt16(clamping: rows), UInt16(clamping: columns))
+    }
+
+    /// Three close-on-exec pipes for a child's stdin, stdout and stderr: a process spawned for
+    /// another session must not inherit this session's pipe ends (it would hold a stdin open
+    /// and the command would never see EOF).
+    private static func stdioPipes() throws -> ([CInt], [CInt], [CInt]) {
+        var inPipe: [CInt] = [0, 0], outPipe: [CInt] = [0, 0], errPipe: [CInt] = [0, 0]
+        guard cloexecPipe(&inPipe) else { throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))") }
+        guard cloexecPipe(&outPipe) else {
+            close(inPipe[0]); close(inPipe[1])
+            throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))")
+        }
+        guard cloexecPipe(&errPipe) else {
+            for fd in inPipe + outPipe { close(fd) }
+            throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))")
+        }
+        return (inPipe, outPipe, errPipe)
     }
 
     private static func cloexecPipe(_ fds: inout [CInt]) -> Bool {

@@ -159,10 +159,10 @@ struct QSSHTests {
     }
 
     /// Starts `qssh ... 'sleep 77'` with posix_spawn and waits until qsshd has started the command.
-    func startSleeper(_ dir: String, server: ServeProcess) throws -> ChildProcess {
+    func startSleeper(_ dir: String, server: ServeProcess, options: [String] = []) throws -> ChildProcess {
         let client = try ChildProcess.spawn(
             [try Tools.path("qssh"), "-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts",
-             "-o", "StrictHostKeyChecking=accept-new", "127.0.0.1", "sleep 77"],
+             "-o", "StrictHostKeyChecking=accept-new"] + options + ["127.0.0.1", "sleep 77"],
             environment: ProcessInfo.processInfo.environment, directory: nil)
         try waitUntil("qsshd started the command") { !children(of: server.process.processIdentifier).isEmpty }
         return client
@@ -210,13 +210,7 @@ struct QSSHTests {
         kill(server.process.processIdentifier, SIGKILL)
         close(client.stdin)
         let status = client.waitForExit()
-        var err = [UInt8](), chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(client.stderr, $0.baseAddress, 4096) }
-            if n <= 0 { break }
-            err += chunk[0..<n]
-        }
-        let text = String(decoding: err, as: UTF8.self)
+        let text = readAll(client.stderr)
         for fd in [client.stdout, client.stderr] { close(fd) }
         #expect(status == .exited(255))
         #expect(text.contains("connection to 127.0.0.1 lost"), "\(text)")
@@ -230,31 +224,20 @@ struct QSSHTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try start(dir)
         defer { kill(server.process.processIdentifier, SIGCONT); server.stop() }
-        let client = try ChildProcess.spawn(
-            [try Tools.path("qssh"), "-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts",
-             "-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2",
-             "127.0.0.1", "sleep 30"],
-            environment: ProcessInfo.processInfo.environment, directory: nil)
-        try waitUntil("qsshd started the command") { !children(of: server.process.processIdentifier).isEmpty }
+        let client = try startSleeper(dir, server: server, options: ["-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2"])
         let orphan = children(of: server.process.processIdentifier)
         defer { if let pid = Int32(orphan.split(separator: " ").first ?? "") { kill(pid, SIGKILL) } }
         let started = Date()
         kill(server.process.processIdentifier, SIGSTOP)
         close(client.stdin)
         let status = client.waitForExit()
-        var err = [UInt8](), chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(client.stderr, $0.baseAddress, 4096) }
-            if n <= 0 { break }
-            err += chunk[0..<n]
-        }
+        let err = readAll(client.stderr)
         for fd in [client.stdout, client.stderr] { close(fd) }
         let elapsed = Date().timeIntervalSince(started)
         #expect(status == .exited(255))
-        #expect(String(decoding: err, as: UTF8.self).contains("keepalive timeout"), "\(String(decoding: err, as: UTF8.self))")
+        #expect(err.contains("keepalive timeout"), "\(err)")
         #expect(elapsed >= 1 && elapsed < 6, "detected after \(elapsed) s")
     }
-
 
     @Test("--max-connections: a connection over the limit is refused; a slot frees when a session ends")
     func connectionLimit() throws {
@@ -365,6 +348,17 @@ final class LockedResults: @unchecked Sendable {
     var failures: [Int] { lock.lock(); defer { lock.unlock() }; return failed.sorted() }
 }
 
+/// Reads a descriptor to its end.
+func readAll(_ fd: CInt) -> String {
+    var data = [UInt8](), chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4096) }
+        if n <= 0 { break }
+        data += chunk[0..<n]
+    }
+    return String(decoding: data, as: UTF8.self)
+}
+
 /// Drives a real terminal: a detached tmux server on its own socket.
 struct Tmux {
     static var available: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") }
@@ -378,17 +372,11 @@ struct Tmux {
             ["/usr/bin/tmux", "-L", socket] + args, environment: ProcessInfo.processInfo.environment, directory: nil)
         else { return nil }
         close(child.stdin)
-        var out = [UInt8]()
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buf.withUnsafeMutableBytes { read(child.stdout, $0.baseAddress, 4096) }
-            if n <= 0 { break }
-            out += buf[0..<n]
-        }
+        let out = readAll(child.stdout)
         close(child.stdout)
         close(child.stderr)
         guard case .exited(0) = child.waitForExit() else { return nil }
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
     func start(width: Int, height: Int, command: String) throws {
