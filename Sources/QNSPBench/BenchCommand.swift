@@ -76,6 +76,7 @@ public struct BenchCommand: ParsableCommand {
             line("connect+exec 'true' median", ms(s.connectMedian), ms(o.connectMedian))
             line("connect+exec 'true' p90", ms(s.connectP90), ms(o.connectP90))
             line("bulk into 'cat >/dev/null' (incl. connect)", mbps(s.bulkMBps), mbps(o.bulkMBps))
+            line("server private memory per idle session", String(format: "%.0f kB", s.idleSessionKB), String(format: "%.0f kB", o.idleSessionKB))
             line("raw tunnel: qnsp connect+auth median", ms(q.connectMedian), "")
             line("raw tunnel: qnsp bulk to --discard", mbps(q.bulkMBps), "")
             print("  (both sides run the remote command through the login shell; ssh uses its default KEX,")

@@ -1,3 +1,4 @@
+import QSSHSession
 import Foundation
 
 /// Process-level comparison: `qnsp connect` against `qnsp serve`, and stock `ssh` against a
@@ -14,7 +15,49 @@ struct ProcessBench {
 
     func cleanup() { try? FileManager.default.removeItem(atPath: dir) }
 
-    struct Figures { var connectMedian: Double; var connectP90: Double; var bulkMBps: Double }
+    struct Figures {
+        var connectMedian: Double
+        var connectP90: Double
+        var bulkMBps: Double
+        /// Server-side private memory per idle session (kB): qsshd's growth, or all of sshd's per-connection processes.
+        var idleSessionKB: Double = 0
+    }
+
+    /// Opens `count` sessions running `sleep` through `client` (a shell command prefix) and returns
+    /// the server-side private memory they cost per session, as `serverKB` measures it once all are up.
+    func idleSessions(count: Int, client: String, serverPid: pid_t, serverKB: () -> Int, ready: () -> Bool) throws -> Double {
+        let before = serverKB()
+        var clients: [ChildProcess] = []
+        defer {
+            // The remote sleeps first: a session without a terminal may outlive its client (sshd's do).
+            for p in Self.descendants(of: serverPid) where p.comm == "sleep" { kill(p.pid, SIGKILL) }
+            for c in clients { kill(c.pid, SIGKILL); _ = c.waitForExit(); for fd in [c.stdin, c.stdout, c.stderr] { close(fd) } }
+        }
+        for _ in 0..<count {
+            clients.append(try ChildProcess.spawn(["/bin/sh", "-c", client + " 'sleep 120' </dev/null"],
+                                                  environment: ProcessInfo.processInfo.environment, directory: nil))
+        }
+        for _ in 0..<3000 where !ready() { usleep(20_000) }
+        guard ready() else { throw BenchError("the \(count) idle sessions did not all start (server \(serverPid): \(Self.descendants(of: serverPid).map { "\($0.pid):\($0.comm)" }))") }
+        return Double(serverKB() - before) / Double(count)
+    }
+
+    /// Processes whose parent chain leads to `root` (not including it).
+    static func descendants(of root: pid_t) -> [(pid: pid_t, comm: String)] {
+        var parent: [pid_t: pid_t] = [:], comm: [pid_t: String] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
+            comm[pid] = String(stat[stat.index(after: open)..<close])
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            if fields.count > 1, let ppid = pid_t(fields[1]) { parent[pid] = ppid }
+        }
+        return parent.keys.filter { pid in
+            var p = parent[pid]
+            while let q = p, q > 1 { if q == root { return true }; p = parent[q] }
+            return false
+        }.map { ($0, comm[$0] ?? "") }
+    }
 
     /// Repeats `command` `runs` times (each a full process: spawn, handshake, exit), then pipes `bytes` through `bulk`.
     func measure(connect command: String, bulk: String, bytes: Int, runs: Int) throws -> Figures {
@@ -58,7 +101,14 @@ struct ProcessBench {
         guard let r = text.range(of: #"127\.0\.0\.1:(\d+)"#, options: .regularExpression),
               let port = Int(text[r].split(separator: ":").last ?? "") else { throw BenchError("qsshd: \(text)") }
         let client = "'\(qssh)' -p \(port) -i '\(dir)/sid' --known-hosts '\(dir)/skh' -o StrictHostKeyChecking=accept-new 127.0.0.1"
-        return try measure(connect: client + " true </dev/null", bulk: client + " 'cat >/dev/null'", bytes: bytes, runs: runs)
+        // Idle sessions first, on a fresh server, so that memory freed by earlier traffic does not hide their cost.
+        let sessions = 20
+        let idle = try idleSessions(
+            count: sessions, client: client, serverPid: server.pid, serverKB: { Self.privateKB(server.pid) },
+            ready: { Self.descendants(of: server.pid).filter { $0.comm == "sleep" }.count >= sessions })
+        var figures = try measure(connect: client + " true </dev/null", bulk: client + " 'cat >/dev/null'", bytes: bytes, runs: runs)
+        figures.idleSessionKB = idle
+        return figures
     }
 
     /// Private dirty memory (kB) of a process, from /proc/PID/smaps_rollup.
@@ -90,12 +140,20 @@ struct ProcessBench {
             KbdInteractiveAuthentication no
             StrictModes no
             UsePAM no
+            MaxStartups 100
             """
         try config.write(toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
         let (server, _) = try ProcessRunner.startServer([sshd, "-D", "-e", "-f", dir + "/sshd_config"], marker: "Server listening")
         defer { ProcessRunner.stop(server) }
         let ssh = "ssh -F /dev/null -p \(port) -i '\(dir)/ssh_id' -o UserKnownHostsFile='\(dir)/ssh_kh' -o StrictHostKeyChecking=accept-new -o BatchMode=yes -c \(cipher) -T 127.0.0.1"
         let version = try ProcessRunner.shell("ssh -V 2>&1").output.trimmingCharacters(in: .whitespacesAndNewlines)
-        return (try measure(connect: ssh + " true", bulk: ssh + " 'cat >/dev/null'", bytes: bytes, runs: runs), version)
+        var figures = try measure(connect: ssh + " true", bulk: ssh + " 'cat >/dev/null'", bytes: bytes, runs: runs)
+        let sessions = 20
+        // sshd forks processes per connection: count all of them (not the listener, not the sleeps).
+        let perConnection = { Self.descendants(of: server.pid).filter { $0.comm.hasPrefix("sshd") }.reduce(0) { $0 + Self.privateKB($1.pid) } }
+        figures.idleSessionKB = try idleSessions(
+            count: sessions, client: ssh, serverPid: server.pid, serverKB: perConnection,
+            ready: { Self.descendants(of: server.pid).filter { $0.comm == "sleep" }.count >= sessions })
+        return (figures, version)
     }
 }
