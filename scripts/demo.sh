@@ -6,10 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --product qnsp >&2
 swift build -c release --product qssh-keygen >&2
+swift build -c release --product qsshd >&2
+swift build -c release --product qssh >&2
 bin=$(swift build -c release --show-bin-path)
 dir=$(mktemp -d)
 server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$dir"; }
+sshd_pid=""
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null; rm -rf "$dir"; }
 trap cleanup EXIT
 
 "$bin/qssh-keygen" -t host -f "$dir/host_key" -N '' -C demo-host
@@ -36,4 +39,18 @@ echo "received $got"
 [ "$sent" = "$got" ] || { echo "demo: MISMATCH" >&2; exit 1; }
 echo "== server log:"
 cat "$dir/server.log"
+
+echo "== qsshd (SSH-2 sessions inside QNSP) and a remote command with its exit status:"
+"$bin/qsshd" -p 0 -l 127.0.0.1 -h "$dir/host_key" --authorized-keys "$dir/authorized_keys" 2>"$dir/qsshd.log" &
+sshd_pid=$!
+for _ in $(seq 200); do grep -q "listening on" "$dir/qsshd.log" && break; sleep 0.05; done
+sport=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/qsshd.log")
+[ -n "$sport" ] || { cat "$dir/qsshd.log" >&2; echo "demo: qsshd did not start" >&2; exit 1; }
+set +e
+"$bin/qssh" -p "$sport" -i "$dir/id" --known-hosts "$dir/known_hosts" -o StrictHostKeyChecking=accept-new 127.0.0.1 \
+    'echo "hello from $(uname -n) as $(id -un)"; exit 3'
+status=$?
+set -e
+echo "remote exit status: $status"
+[ "$status" = 3 ] || { echo "demo: expected exit status 3" >&2; exit 1; }
 echo "demo: OK"
