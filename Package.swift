@@ -74,6 +74,7 @@ let package = Package(
             dependencies: [
                 "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession", "CQSSHPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -114,6 +115,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "QSSHToolsTests", dependencies: ["QSSHTools", "QSSHSession"], swiftSettings: strict),
+        .testTarget(
+            name: "QSSHToolsTests",
+            dependencies: [
+                "QSSHTools", "QSSHSession", "QNSPCrypto", "QNSPNIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
     ]
 )

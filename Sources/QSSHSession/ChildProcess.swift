@@ -54,17 +54,27 @@ public struct ChildProcess: Sendable {
     }
 
     /// Starts `argv[0]` (an absolute path) with `environment` and working directory `directory`.
-    public static func spawn(_ argv: [String], environment: [String: String], directory: String?) throws -> ChildProcess {
-        let (inPipe, outPipe, errPipe) = try stdioPipes()
+    /// - Parameters:
+    ///   - inheritStderr: the child writes to this process's stderr (`stderr` is then -1).
+    ///   - newSession: the child leads a session of its own (no controlling terminal); a proxy
+    ///     command that may prompt on /dev/tty keeps ours.
+    public static func spawn(
+        _ argv: [String], environment: [String: String], directory: String?, inheritStderr: Bool = false, newSession: Bool = true
+    ) throws -> ChildProcess {
+        var (inPipe, outPipe, errPipe) = try stdioPipes()
+        if inheritStderr {
+            close(errPipe[0]); close(errPipe[1])
+            errPipe = [-1, 2]
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        if !inheritStderr { posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2) }
         // Nothing above stderr reaches the child: not the server's sockets, not other sessions' pipes.
         guard qssh_spawn_file_actions_addclosefrom(&actions, 3) == 0 else {
-            for fd in inPipe + outPipe + errPipe { close(fd) }
+            for fd in inPipe + outPipe + errPipe where fd > 2 { close(fd) }
             throw SpawnError(description: "posix_spawn_file_actions_addclosefrom: \(String(cString: strerror(errno)))")
         }
         if let directory { _ = qssh_spawn_file_actions_addchdir(&actions, directory) }
@@ -78,9 +88,9 @@ public struct ChildProcess: Sendable {
         for s in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD] { sigaddset(&defaults, s) }
         posix_spawnattr_setsigmask(&attr, &none)
         posix_spawnattr_setsigdefault(&attr, &defaults)
-        let setsid = qssh_spawn_setsid_flag()
+        let setsid = newSession ? qssh_spawn_setsid_flag() : 0
         var flags = Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) | setsid
-        if setsid == 0 {
+        if setsid == 0 && newSession {
             posix_spawnattr_setpgroup(&attr, 0)
             flags |= Int16(POSIX_SPAWN_SETPGROUP)
         }
@@ -93,9 +103,11 @@ public struct ChildProcess: Sendable {
         }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, argv[0], &actions, &attr, cArgs, cEnv)
-        close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
+        close(inPipe[0]); close(outPipe[1])
+        if !inheritStderr { close(errPipe[1]) }
         guard rc == 0 else {
-            close(inPipe[1]); close(outPipe[0]); close(errPipe[0])
+            close(inPipe[1]); close(outPipe[0])
+            if !inheritStderr { close(errPipe[0]) }
             throw SpawnError(description: "\(argv[0]): \(String(cString: strerror(rc)))")
         }
         return ChildProcess(pid: pid, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0])

@@ -104,13 +104,14 @@ extension ExecClientHandler: Sendable {}
 /// Client helpers: the SSH handler for a QNSP channel and the stdin pump for a session channel.
 public enum SSHSessionClient {
     /// Adds the SSH client handler above QNSP (call after the QNSP handshake).
+    /// - Parameter remoteForwards: serves the server's `forwarded-tcpip` channels (`-R`); without it they are refused.
     /// - Parameter onError: told the first error that ends the connection (a dead or misbehaving peer).
     public static func install(
-        on channel: Channel, username: String, onError: (@Sendable (String) -> Void)? = nil
+        on channel: Channel, username: String, remoteForwards: RemoteForwards? = nil, onError: (@Sendable (String) -> Void)? = nil
     ) throws -> NIOSSHHandler {
         let handler = NIOSSHHandler(
             role: .client(.init(userAuthDelegate: QNSPIdentityClientAuthDelegate(username: username), serverAuthDelegate: TunnelHostKeyDelegate())),
-            allocator: channel.allocator, inboundChildChannelInitializer: nil)
+            allocator: channel.allocator, inboundChildChannelInitializer: remoteForwards.map { forwards in { forwards.initializer(child: $0, type: $1) } })
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.pipeline.syncOperations.addHandler(CloseOnError(log: onError))
         return handler

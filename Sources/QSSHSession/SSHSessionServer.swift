@@ -3,25 +3,37 @@ import NIOSSH
 
 /// Runs the SSH-2 connection protocol (swift-nio-ssh, server role) on an established QNSP
 /// channel: inner user auth bound to the QNSP identity, session channels served by
-/// `ExecSessionHandler`. Other channel types are refused.
+/// `ExecSessionHandler`, `direct-tcpip` channels and `tcpip-forward` requests by
+/// `ServerForwarding` when a forwarding policy is given.
 public enum SSHSessionServer {
     /// Adds the SSH server handler above QNSP. Call from the channel initializer, before the
     /// handshake completes (QNSP holds the SSH banner until then), and hand the returned
     /// delegate the user name once the handshake succeeds.
     public static func install(
         on channel: Channel, sessionUser: @escaping @Sendable (String) -> SessionUser?, switchUser: Bool, hostKey: NIOSSHPrivateKey,
+        forwarding: ForwardingPolicy? = nil,
         log: (@Sendable (String) -> Void)? = nil, onSessionStart: (@Sendable (String) -> Void)? = nil
     ) throws -> QNSPIdentityAuthDelegate {
         let auth = QNSPIdentityAuthDelegate()
+        let forwarder = forwarding.map { policy in
+            ServerForwarding(policy: policy, connection: channel, sessionIsRoot: {
+                auth.authenticatedUser.flatMap(sessionUser)?.uid == 0
+            }, log: log)
+        }
         let handler = NIOSSHHandler(
-            role: .server(.init(hostKeys: [hostKey], userAuthDelegate: auth)),
+            role: .server(.init(hostKeys: [hostKey], userAuthDelegate: auth, globalRequestDelegate: forwarder)),
             allocator: channel.allocator,
             inboundChildChannelInitializer: { child, type in
-                guard case .session = type else {
-                    return child.eventLoop.makeFailedFuture(SSHSessionError.unsupportedChannelType)
-                }
                 guard let name = auth.authenticatedUser, let account = sessionUser(name) else {
                     return child.eventLoop.makeFailedFuture(SSHSessionError.unknownAccount)
+                }
+                switch type {
+                case .session: break
+                case .directTCPIP(let request):
+                    guard let forwarder else { return child.eventLoop.makeFailedFuture(ForwardingRelay.ForwardingError.refusedByPolicy("forwarding is disabled")) }
+                    return forwarder.serveDirect(child: child, request: request)
+                case .forwardedTCPIP:
+                    return child.eventLoop.makeFailedFuture(SSHSessionError.unsupportedChannelType)
                 }
                 return child.eventLoop.makeCompletedFuture {
                     try child.pipeline.syncOperations.addHandler(ExecSessionHandler(user: account, switchUser: switchUser, onStart: onSessionStart))

@@ -26,27 +26,55 @@ public struct QSSHCommand: ParsableCommand {
 
             In an interactive session, ~. after a newline disconnects and ~~ sends a ~.
 
-            Not yet: forwarding, ProxyJump, config file.
+            Forwarding works as with ssh: -L [bind:]port:host:hostport listens here and connects
+            there, -R [bind:]port:host:hostport listens there and connects here (port 0 picks a free
+            port and prints it: "Allocated port N for ..."), -D [bind:]port is a SOCKS4/4a/5 proxy here whose connections
+            leave from the server. Listeners bind 127.0.0.1 unless a bind address is given ("*" for
+            all). -N runs no command (forwarding only). -W host:port joins stdin/stdout to host:port
+            as seen from the server (for ProxyCommand).
+
+            -J [user@]jump[:port][,...] reaches the destination through jump hosts; each hop runs
+            'qssh -W' on the previous one, so every QNSP handshake is end to end and a jump host only
+            relays ciphertext. -o ProxyCommand=CMD speaks QNSP over CMD's stdin/stdout (%h host,
+            %p port, %r user, %% a percent sign).
+
+            'qssh tunnel [user@]host' is a stdio mode for stock OpenSSH: it joins stdin/stdout to
+            the SSH-2 server inside the tunnel (see the README recipe).
+
+            Not yet: -f, config file.
 
             Examples:
               qssh -p 22222 alice@server.example uptime
               tar cz dir | qssh server 'tar xz -C /tmp'
+              qssh -N -L 8080:intranet:80 -D 1080 gateway
+              qssh -J alice@bastion:22222 alice@inner 'hostname'
             """)
 
-    @Option(name: .customShort("p"), help: "Port of qsshd.")
-    var port: Int = 22222
+    @OptionGroup var connection: ClientOptions
+    var port: Int { connection.port }
+    var identity: String { connection.identity }
+    var knownHosts: String { connection.knownHosts }
 
-    @Option(name: .customShort("i"), help: "Identity (user key) file.")
-    var identity: String = NSHomeDirectory() + "/.qssh/id_mldsa65"
-
-    @Option(name: .customShort("l"), help: "User to log in as.")
-    var loginName: String?
-
-    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3).")
+    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3), ProxyCommand=CMD, ExitOnForwardFailure=yes|no.")
     var sshOptions: [String] = []
 
-    @Option(name: .long, help: "known_hosts file.")
-    var knownHosts: String = NSHomeDirectory() + "/.qssh/known_hosts"
+    @Option(name: .customShort("L"), help: ArgumentHelp("Forward a local port: connections to bind:port go to host:hostport from the server.", valueName: "[bind:]port:host:hostport"))
+    var localForwards: [String] = []
+
+    @Option(name: .customShort("R"), help: ArgumentHelp("Forward a remote port: the server listens on bind:port and connections come to host:hostport from here.", valueName: "[bind:]port:host:hostport"))
+    var remoteForwards: [String] = []
+
+    @Option(name: .customShort("D"), help: ArgumentHelp("SOCKS4/4a/5 proxy on a local port; connections leave from the server.", valueName: "[bind:]port"))
+    var dynamicForwards: [String] = []
+
+    @Flag(name: .customShort("N"), help: "Run no remote command (forwarding only).")
+    var noCommand = false
+
+    @Option(name: .customShort("W"), help: ArgumentHelp("Join stdin/stdout to host:port, connected from the server.", valueName: "host:port"))
+    var stdioForward: String?
+
+    @Option(name: .customShort("J"), help: ArgumentHelp("Jump hosts, comma-separated; each hop is a QNSP handshake end to end.", valueName: "[user@]host[:port][,...]"))
+    var jump: String?
 
     @Flag(name: .customShort("T"), help: "Do not ask for a terminal.")
     var noTTY = false
@@ -68,10 +96,15 @@ public struct QSSHCommand: ParsableCommand {
     public func run() throws {
         if forceTTY && noTTY { throw ToolError("-t and -T contradict each other") }
         var batch = false, acceptNew = false, aliveInterval: Int64 = 30, aliveCount = 3
+        var proxyCommand: String?, exitOnForwardFailure = false
         for option in sshOptions {
             let parts = option.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2 else { throw ToolError("-o expects Name=value, got '\(option)'") }
             switch (parts[0].lowercased(), parts[1].lowercased()) {
+            case ("proxycommand", "none"): proxyCommand = nil
+            case ("proxycommand", _): proxyCommand = parts[1]
+            case ("exitonforwardfailure", "yes"): exitOnForwardFailure = true
+            case ("exitonforwardfailure", "no"): exitOnForwardFailure = false
             case ("batchmode", "yes"): batch = true
             case ("batchmode", "no"): batch = false
             case ("stricthostkeychecking", "accept-new"): acceptNew = true
@@ -85,20 +118,31 @@ public struct QSSHCommand: ParsableCommand {
             default: throw ToolError("unsupported option -o \(option)")
             }
         }
-        var host = destination
-        var user = loginName ?? ProcessInfo.processInfo.environment["USER"] ?? SessionUser.current()?.name ?? "root"
-        if let at = destination.lastIndex(of: "@") {
-            if loginName == nil { user = String(destination[..<at]) }
-            host = String(destination[destination.index(after: at)...])
+        let (user, host) = try connection.resolve(destination)
+        let forwards = try ForwardRequests(local: localForwards, remote: remoteForwards, dynamic: dynamicForwards)
+        let stdioTarget = try stdioForward.map { text in
+            do { return try ForwardSpec.parse(hostPort: text) } catch { throw ToolError("-W: \(error)") }
         }
-        guard !host.isEmpty, !user.isEmpty else { throw ToolError("bad destination '\(destination)'") }
+        if stdioTarget != nil && (!command.isEmpty || noCommand) { throw ToolError("-W cannot be combined with a command or -N") }
+        if noCommand && !command.isEmpty { throw ToolError("-N means no command, but one was given") }
+        if let jump {
+            if proxyCommand != nil { throw ToolError("-J and -o ProxyCommand cannot be combined") }
+            proxyCommand = try jumpCommand(jump, batch: batch, acceptNew: acceptNew)
+        }
 
         var options = QNSPBootstrap.Options()
         if aliveInterval > 0 { options.keepalive = .init(interval: .seconds(aliveInterval), maxMissed: aliveCount) }
         options.handshakeTimeout = .seconds(30)
-        let client = TunnelClient(
+        var client = TunnelClient(
             host: host, port: port, identityPath: identity, user: user, knownHostsPath: knownHosts,
             acceptNew: acceptNew, batch: batch, verbose: verbose, options: options, toolName: "qssh")
+        if let proxyCommand {
+            // The values reach a shell unquoted (as with ssh): allow only what names a host or user.
+            let safe = { (s: String) in !s.hasPrefix("-") && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._:-".contains($0)) } }
+            guard safe(host), safe(user) else { throw ToolError("host or user name '\(user)@\(host)' has characters a proxy command must not see") }
+            client.proxyCommand = Self.substitute(proxyCommand, host: host, port: port, user: user)
+        }
+        let remote = forwards.remote.isEmpty ? nil : RemoteForwards(log: { Terminal.warn("qssh: " + $0) })
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // The group is not shut down: the stdin thread may still touch the channel until the
         // process exits, and scheduling on a stopped loop is an error. The process ends right after.
@@ -108,10 +152,20 @@ public struct QSSHCommand: ParsableCommand {
         let connectionError = NIOLockedValueBox<String?>(nil)
         let (channel, _) = try client.open(group: group) { channel in
             channel.eventLoop.makeCompletedFuture {
-                _ = try SSHSessionClient.install(on: channel, username: loginUser) { message in
+                _ = try SSHSessionClient.install(on: channel, username: loginUser, remoteForwards: remote) { message in
                     connectionError.withLockedValue { if $0 == nil { $0 = message } }
                 }
             }
+        }
+        try forwards.start(on: channel, remote: remote, exitOnFailure: exitOnForwardFailure, verbose: verbose)
+        if let (targetHost, targetPort) = stdioTarget {
+            try StdioForward.run(on: channel, host: targetHost, port: targetPort)
+            return
+        }
+        if noCommand {
+            try? channel.closeFuture.wait()
+            if let why = connectionError.withLockedValue({ $0 }) { throw ToolError("connection to \(host) lost: \(why)") }
+            return
         }
         let outcome = NIOLockedValueBox<ExecClientHandler.Outcome?>(nil)
         let started = channel.eventLoop.makePromise(of: Void.self)
@@ -189,5 +243,62 @@ public struct QSSHCommand: ParsableCommand {
             if let why = connectionError.withLockedValue({ $0 }) { throw ToolError("connection to \(host) lost: \(why)") }
             throw ToolError("the session on \(host) ended without an exit status")
         }
+    }
+
+    /// The proxy command for `-J`: this program with `-W` on the last hop, earlier hops as its own `-J`.
+    func jumpCommand(_ spec: String, batch: Bool, acceptNew: Bool) throws -> String {
+        var hops = spec.split(separator: ",").map(String.init)
+        guard let last = hops.popLast(), !last.isEmpty else { throw ToolError("-J: no jump host given") }
+        var userPart = "", hostPart = last
+        if let at = last.lastIndex(of: "@") {
+            userPart = String(last[...at])
+            hostPart = String(last[last.index(after: at)...])
+        }
+        var jumpPort = 22222
+        let parts = try { () throws -> [String] in
+            do { return try ForwardSpec.split(hostPart) } catch { throw ToolError("-J: \(error)") }
+        }()
+        if parts.count == 2 {
+            guard let p = Int(parts[1]), (1...65535).contains(p) else { throw ToolError("-J: bad port in '\(last)'") }
+            jumpPort = p
+        } else if parts.count != 1 || parts[0].isEmpty {
+            throw ToolError("-J: bad jump host '\(last)'")
+        }
+        let jumpHost = parts[0]
+        let me = Bundle.main.executablePath ?? CommandLine.arguments[0]
+        var args = [me]
+        if !hops.isEmpty { args += ["-J", hops.joined(separator: ",")] }
+        args += ["-i", identity, "--known-hosts", knownHosts, "-p", String(jumpPort)]
+        if batch { args += ["-o", "BatchMode=yes"] }
+        if acceptNew { args += ["-o", "StrictHostKeyChecking=accept-new"] }
+        args += ["-W", "%h:%p", userPart + (jumpHost.contains(":") ? "[\(jumpHost)]" : jumpHost)]
+        return args.map { Self.shellQuote($0) }.joined(separator: " ")
+    }
+
+    /// ProxyCommand substitutions: %h, %p, %r and %%.
+    static func substitute(_ command: String, host: String, port: Int, user: String) -> String {
+        var out = "", percent = false
+        for c in command {
+            if percent {
+                switch c {
+                case "h": out += host
+                case "p": out += String(port)
+                case "r": out += user
+                case "%": out += "%"
+                default: out += "%" + String(c)
+                }
+                percent = false
+            } else if c == "%" {
+                percent = true
+            } else {
+                out.append(c)
+            }
+        }
+        return percent ? out + "%" : out
+    }
+
+    static func shellQuote(_ s: String) -> String {
+        if !s.isEmpty && s.allSatisfy({ $0.isLetter || $0.isNumber || "/-_.,:@%=+".contains($0) }) { return s }
+        return "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Crypto
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -24,6 +25,10 @@ public struct QSSHDCommand: ParsableCommand {
             directory) with the keys in that account's authorized_keys, which must belong to the user or
             root and must not be writable by others. Run as anyone else, only that account can log in.
             It runs in the foreground.
+
+            TCP forwarding (qssh -L, -R, -D, -W) is allowed by default, as with sshd; --permit-open,
+            --permit-listen and --no-forwarding restrict it. Remote forwards bind 127.0.0.1 unless
+            --gateway-ports is given; ports below 1024 need a root session.
 
             Example:
               qssh-keygen -t host -f ~/.qssh/host_key -N ''
@@ -60,6 +65,18 @@ public struct QSSHDCommand: ParsableCommand {
     @Option(name: .long, help: "Check the hash chain of an audit log, print the result and exit.")
     var verifyAudit: String?
 
+    @Option(name: .long, help: ArgumentHelp("Where clients may forward (-L, -D, -W): any, none, or host:port,... ('*' is a wildcard).", valueName: "rules"))
+    var permitOpen: String = "any"
+
+    @Option(name: .long, help: ArgumentHelp("Ports clients may have this server listen on (-R): any, none, or [host:]port,...", valueName: "rules"))
+    var permitListen: String = "any"
+
+    @Flag(name: .long, help: "Let remote forwards (-R) bind the address the client names; otherwise they bind 127.0.0.1.")
+    var gatewayPorts = false
+
+    @Flag(name: .long, help: "Refuse all TCP forwarding.")
+    var noForwarding = false
+
     @Flag(name: .customShort("D"), help: "Stay in the foreground (the only mode so far).")
     var foreground = false
 
@@ -78,6 +95,17 @@ public struct QSSHDCommand: ParsableCommand {
                 throw ToolError("\(path): \(e)")
             }
         }
+        var forwarding: ForwardingPolicy?
+        if !noForwarding {
+            do {
+                forwarding = ForwardingPolicy(permitOpen: try ForwardingPolicy.parseRules(permitOpen, listen: false),
+                                              permitListen: try ForwardingPolicy.parseRules(permitListen, listen: true),
+                                              gatewayPorts: gatewayPorts)
+            } catch {
+                throw ToolError("\(error)")
+            }
+        }
+        let policy = forwarding
         let audit = try auditLog.map { path in
             do { return try AuditLog(path: path) } catch { throw ToolError("\(path): \(error)") }
         }
@@ -106,8 +134,10 @@ public struct QSSHDCommand: ParsableCommand {
             return .accept
         }
         let sessionUser: @Sendable (String) -> SessionUser? = { name in isRoot ? SessionUser.lookup(name) : (name == account.name ? account : nil) }
-        // The inner SSH host key only names this end of an already authenticated tunnel.
-        let sshHostKey = NIOSSHPrivateKey(ed25519Key: .init())
+        // The inner SSH host key only names this end of an already authenticated tunnel. It is
+        // derived from the host key so that it stays the same across restarts (OpenSSH clients
+        // using `qssh tunnel` record it once).
+        let sshHostKey = try Self.innerHostKey(host)
         let verbose = self.verbose
         let sessionLog: (@Sendable (String) -> Void)? = verbose ? { @Sendable message in Terminal.warn("qsshd: " + message) } : nil
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
@@ -139,7 +169,7 @@ public struct QSSHDCommand: ParsableCommand {
                 return channel.eventLoop.makeCompletedFuture {
                     // Installed now, not when the handshake ends: bytes must never reach a pipeline without it.
                     let auth = try SSHSessionServer.install(
-                        on: channel, sessionUser: sessionUser, switchUser: isRoot, hostKey: sshHostKey,
+                        on: channel, sessionUser: sessionUser, switchUser: isRoot, hostKey: sshHostKey, forwarding: policy,
                         log: sessionLog.map { log in { @Sendable message in log("closing connection from \(peer): \(message)") } },
                         onSessionStart: { what in
                             let w = who.withLockedValue { $0 }
@@ -164,6 +194,13 @@ public struct QSSHDCommand: ParsableCommand {
         }
         Terminal.warn("qsshd: listening on \(listen):\(server.localAddress?.port ?? port) (host key \(host.publicKey.fingerprint))")
         try server.closeFuture.wait()
+    }
+
+    /// The inner SSH-2 ed25519 host key, derived from the QNSP host key's signing seed.
+    static func innerHostKey(_ host: HostKeyPair) throws -> NIOSSHPrivateKey {
+        let prk = KeyDerivation.extract(salt: Array("qsshd inner ssh-ed25519 host key v1".utf8), inputKeyMaterial: host.signingKey.seed)
+        let seed = KeyDerivation.expand(pseudoRandomKey: prk, info: [], length: 32)
+        return NIOSSHPrivateKey(ed25519Key: try Curve25519.Signing.PrivateKey(rawRepresentation: seed))
     }
 
     /// Expands %h and %u in an authorized_keys path.

@@ -8,10 +8,10 @@ import Glibc
 
 /// Entry point shared by the executables: parses, runs, and reports errors as `tool: message`.
 public enum ToolMain {
-    public static func run<C: ParsableCommand>(_ command: C.Type, name: String, failureStatus: Int32 = 1) -> Never {
+    public static func run<C: ParsableCommand>(_ command: C.Type, name: String, failureStatus: Int32 = 1, arguments: [String]? = nil) -> Never {
         resetSignalMask()
         do {
-            var parsed = try C.parseAsRoot()
+            var parsed = try C.parseAsRoot(arguments)
             try parsed.run()
             exit(0)
         } catch let e as ToolError {

@@ -1,9 +1,11 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import QNSP
 import QNSPCrypto
 import QNSPNIO
+import QSSHSession
 
 /// Opens an authenticated QNSP session as a client tool does: loads the identity, checks
 /// known_hosts (trust on first use, loud refusal of a changed key), connects, and records
@@ -20,6 +22,9 @@ public struct TunnelClient {
     public var options: QNSPBootstrap.Options
     /// Prefix for messages ("qnsp", "qssh").
     public var toolName: String
+    /// Run this shell command and speak QNSP over its stdin/stdout instead of connecting
+    /// (ProxyCommand, ProxyJump). `%h`, `%p` and `%r` are already substituted.
+    public var proxyCommand: String?
 
     public init(
         host: String, port: Int, identityPath: String, user: String, knownHostsPath: String,
@@ -50,10 +55,14 @@ public struct TunnelClient {
             return answer?.lowercased() == "yes"
         }
         let connected: (Channel, EventLoopFuture<QNSPSessionInfo>)
-        do {
-            connected = try QNSPBootstrap.connect(group: group, host: host, port: port, parameters: params, options: options, initializer: initializer).wait()
-        } catch {
-            throw ToolError("connect to \(host) port \(port): \(ConnectErrorText.describe(error))")
+        if let proxyCommand {
+            connected = try openThroughProxy(proxyCommand, group: group, parameters: params, initializer: initializer)
+        } else {
+            do {
+                connected = try QNSPBootstrap.connect(group: group, host: host, port: port, parameters: params, options: options, initializer: initializer).wait()
+            } catch {
+                throw ToolError("connect to \(host) port \(port): \(ConnectErrorText.describe(error))")
+            }
         }
         let (channel, handshake) = connected
         let info: QNSPSessionInfo
@@ -72,6 +81,36 @@ public struct TunnelClient {
             Terminal.warn("\(toolName): permanently added '\(pattern)' to the list of known hosts (\(knownHostsPath)).")
         }
         return (channel, info)
+    }
+
+    /// Starts the proxy command and runs the QNSP client over its stdin/stdout; its stderr is ours.
+    func openThroughProxy(
+        _ command: String, group: EventLoopGroup, parameters: QNSPConnection.ClientParameters,
+        initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
+    ) throws -> (Channel, EventLoopFuture<QNSPSessionInfo>) {
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn(["/bin/sh", "-c", command], environment: ProcessInfo.processInfo.environment,
+                                           directory: nil, inheritStderr: true, newSession: false)
+        } catch {
+            throw ToolError("cannot start the proxy command '\(command)': \(error)")
+        }
+        Thread.detachNewThread { _ = child.waitForExit() }  // reaped when it ends
+        let handshake = NIOLockedValueBox<EventLoopFuture<QNSPSessionInfo>?>(nil)
+        let configuration = options.configuration
+        do {
+            let channel = try QNSPBootstrap.stdio(
+                group: group, input: child.stdout, output: child.stdin,
+                connection: { QNSPConnection(client: parameters, configuration: configuration) }, isClient: true, options: options
+            ) { channel, future in
+                handshake.withLockedValue { $0 = future }
+                return initializer(channel)
+            }.wait()
+            guard let future = handshake.withLockedValue({ $0 }) else { throw ChannelError.inappropriateOperationForState }
+            return (channel, future)
+        } catch {
+            throw ToolError("proxy command '\(command)': \(ConnectErrorText.describe(error))")
+        }
     }
 
     func explain(_ error: QNSPError, entry: KnownHosts.Entry?) -> String {

@@ -1,0 +1,91 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSH
+
+/// The server's side of forwarding for one SSH connection: serves `direct-tcpip` channels
+/// (connecting where the client asks, if the policy allows) and `tcpip-forward` requests
+/// (listening and opening a `forwarded-tcpip` channel per accepted connection). Listeners
+/// close with the connection or on `cancel-tcpip-forward`.
+public final class ServerForwarding: GlobalRequestDelegate, Sendable {
+    private let policy: ForwardingPolicy
+    private let connection: Channel
+    private let sessionIsRoot: @Sendable () -> Bool
+    private let log: (@Sendable (String) -> Void)?
+    private let listeners = NIOLockedValueBox<[String: Channel]>([:])
+
+    public init(policy: ForwardingPolicy, connection: Channel, sessionIsRoot: @escaping @Sendable () -> Bool, log: (@Sendable (String) -> Void)?) {
+        self.policy = policy; self.connection = connection; self.sessionIsRoot = sessionIsRoot; self.log = log
+        let listeners = self.listeners
+        connection.closeFuture.whenComplete { _ in
+            for l in listeners.withLockedValue({ d in defer { d = [:] }; return Array(d.values) }) { l.close(promise: nil) }
+        }
+    }
+
+    /// Serves an inbound `direct-tcpip` channel.
+    public func serveDirect(child: Channel, request: SSHChannelType.DirectTCPIP) -> EventLoopFuture<Void> {
+        if let why = policy.refusalToOpen(host: request.targetHost, port: request.targetPort) {
+            log?("refused direct-tcpip: \(why)")
+            return child.eventLoop.makeFailedFuture(ForwardingRelay.ForwardingError.refusedByPolicy(why))
+        }
+        let log = self.log
+        return ForwardingRelay.serveInbound(child: child, host: request.targetHost, port: request.targetPort).flatMapErrorThrowing { error in
+            log?("direct-tcpip: \(error)")
+            throw error
+        }
+    }
+
+    public func tcpForwardingRequest(
+        _ request: GlobalRequest.TCPForwardingRequest, handler: NIOSSHHandler, promise: EventLoopPromise<GlobalRequest.TCPForwardingResponse>
+    ) {
+        switch request {
+        case .listen(let host, let port):
+            if let why = policy.refusalToListen(port: port, sessionIsRoot: sessionIsRoot()) {
+                log?("refused tcpip-forward \(host):\(port): \(why)")
+                return promise.fail(ForwardingRelay.ForwardingError.refusedByPolicy(why))
+            }
+            let connection = self.connection
+            let listeners = self.listeners
+            let log = self.log
+            let bound = NIOLockedValueBox(port)
+            ServerBootstrap(group: connection.eventLoop)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { tcp in
+                    let type = SSHChannelType.forwardedTCPIP(.init(
+                        listeningHost: host, listeningPort: bound.withLockedValue { $0 },
+                        originatorAddress: ForwardingRelay.originator(tcp.remoteAddress)))
+                    return ForwardingRelay.openChannel(on: connection, type: type, joining: tcp).map { _ in }.flatMapErrorThrowing { error in
+                        log?("forwarded-tcpip for port \(port) refused by the client: \(error)")
+                        throw error
+                    }
+                }
+                .bind(host: policy.listenAddress(requested: host), port: port)
+                .whenComplete { result in
+                    switch result {
+                    case .success(let listener):
+                        let actual = listener.localAddress?.port ?? port
+                        bound.withLockedValue { $0 = actual }
+                        let stale = listeners.withLockedValue { d -> Channel? in
+                            defer { d["\(host):\(port)"] = listener }
+                            return d["\(host):\(port)"]
+                        }
+                        stale?.close(promise: nil)
+                        if !connection.isActive { listener.close(promise: nil) }
+                        promise.succeed(.init(boundPort: port == 0 ? actual : nil))
+                    case .failure(let error):
+                        log?("tcpip-forward \(host):\(port): \(error)")
+                        promise.fail(error)
+                    }
+                }
+        case .cancel(let host, let port):
+            if let listener = listeners.withLockedValue({ $0.removeValue(forKey: "\(host):\(port)") }) {
+                listener.close(promise: nil)
+                promise.succeed(.init(boundPort: nil))
+            } else {
+                promise.fail(ForwardingRelay.ForwardingError.refusedByPolicy("no forwarding on \(host):\(port) to cancel"))
+            }
+        }
+    }
+}

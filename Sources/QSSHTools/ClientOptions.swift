@@ -1,0 +1,32 @@
+import ArgumentParser
+import Foundation
+import QSSHSession
+
+/// The connection options every client mode shares (`qssh`, `qssh tunnel`): port, identity,
+/// login name and known_hosts file, and the `[user@]host` destination they apply to.
+struct ClientOptions: ParsableArguments {
+    @Option(name: .customShort("p"), help: "Port of qsshd.")
+    var port: Int = 22222
+
+    @Option(name: .customShort("i"), help: "Identity (user key) file.")
+    var identity: String = NSHomeDirectory() + "/.qssh/id_mldsa65"
+
+    @Option(name: .customShort("l"), help: "User to log in as.")
+    var loginName: String?
+
+    @Option(name: .long, help: "known_hosts file.")
+    var knownHosts: String = NSHomeDirectory() + "/.qssh/known_hosts"
+
+    /// Splits `[user@]host`; -l wins over the user part, then $USER, then the account name.
+    func resolve(_ destination: String) throws -> (user: String, host: String) {
+        var host = destination
+        var user = loginName ?? ProcessInfo.processInfo.environment["USER"] ?? SessionUser.current()?.name ?? "root"
+        if let at = destination.lastIndex(of: "@") {
+            if loginName == nil { user = String(destination[..<at]) }
+            host = String(destination[destination.index(after: at)...])
+        }
+        guard !host.isEmpty, !user.isEmpty, !host.hasPrefix("-") else { throw ToolError("bad destination '\(destination)'") }
+        guard (1...65535).contains(port) else { throw ToolError("bad port \(port)") }
+        return (user, host)
+    }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import QNSPNIO
+import QSSHSession
+
+/// `qssh tunnel`: opens a QNSP session to qsshd and joins stdin/stdout to the SSH-2 server
+/// inside it, so a stock OpenSSH client can use it as its ProxyCommand.
+public struct QSSHTunnelCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "qssh tunnel",
+        abstract: "Join stdin/stdout to the SSH-2 server inside a QNSP tunnel (for OpenSSH's ProxyCommand).",
+        discussion: """
+            The QNSP handshake authenticates both ends (your ML-DSA-65 key, the host key pinned in
+            ~/.qssh/known_hosts); OpenSSH then speaks SSH-2 to qsshd's inner server, which logs it in
+            as the QNSP-authenticated user (method 'none').
+
+            ~/.ssh/config:
+              Host *.pq
+                ProxyCommand qssh tunnel -p 22222 %r@%h
+                # the inner host key is stable per qsshd host key; the tunnel already checked the host
+            Then: ssh alice@server.pq, sftp alice@server.pq, scp file alice@server.pq:
+            (the .pq suffix is removed before connecting).
+            """)
+
+    @OptionGroup var connection: ClientOptions
+
+    @Option(name: .customShort("o"), help: "BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes.")
+    var sshOptions: [String] = []
+
+    @Flag(name: .shortAndLong, help: "Print connection details to stderr.")
+    var verbose = false
+
+    @Argument(help: "[user@]host (a trailing .pq is removed)")
+    var destination: String
+
+    public init() {}
+
+    public func run() throws {
+        var batch = false, acceptNew = false
+        for option in sshOptions {
+            switch option.lowercased().replacingOccurrences(of: " ", with: "") {
+            case "batchmode=yes": batch = true
+            case "batchmode=no": batch = false
+            case "stricthostkeychecking=accept-new": acceptNew = true
+            case "stricthostkeychecking=yes": acceptNew = false
+            default: throw ToolError("unsupported option -o \(option)")
+            }
+        }
+        var (user, host) = try connection.resolve(destination)
+        if host.hasSuffix(".pq") { host.removeLast(3) }
+        guard !host.isEmpty else { throw ToolError("bad destination '\(destination)'") }
+        var options = QNSPBootstrap.Options()
+        options.keepalive = .init(interval: .seconds(30), maxMissed: 3)
+        options.handshakeTimeout = .seconds(30)
+        // stdin is OpenSSH's pipe: a first-contact question goes to /dev/tty (or is refused in batch mode).
+        let client = TunnelClient(
+            host: host, port: connection.port, identityPath: connection.identity, user: user, knownHostsPath: connection.knownHosts,
+            acceptNew: acceptNew, batch: batch, verbose: verbose, options: options, toolName: "qssh tunnel")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let stdoutFailed = NIOLockedValueBox(false)
+        let (channel, _) = try client.open(group: group) { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(StdoutWriter(failure: stdoutFailed)) }
+        }
+        StdinPump.start(into: channel)
+        try? channel.closeFuture.wait()
+        if stdoutFailed.withLockedValue({ $0 }) { throw ExitCode(255) }
+    }
+}

@@ -1,0 +1,37 @@
+import NIOCore
+import NIOConcurrencyHelpers
+import NIOSSH
+import QSSHSession
+
+/// `qssh -W host:port`: a `direct-tcpip` channel joined to stdin and stdout, the building
+/// block of ProxyCommand and `-J`.
+enum StdioForward {
+    static func run(on connection: Channel, host: String, port: Int) throws {
+        let failed = NIOLockedValueBox(false)
+        let opened = connection.eventLoop.flatSubmit { () -> EventLoopFuture<Channel> in
+            let promise = connection.eventLoop.makePromise(of: Channel.self)
+            guard let ssh = try? connection.pipeline.syncOperations.handler(type: NIOSSHHandler.self) else {
+                promise.fail(ForwardingRelay.ForwardingError.noSSHHandler)
+                return promise.futureResult
+            }
+            let type = SSHChannelType.directTCPIP(.init(targetHost: host, targetPort: port, originatorAddress: ForwardingRelay.originator(nil)))
+            ssh.createChannel(promise, channelType: type) { child, _ in
+                child.eventLoop.makeCompletedFuture {
+                    try child.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+                    try child.pipeline.syncOperations.addHandlers([SSHChannelBytesCodec(), StdoutWriter(failure: failed)])
+                }
+            }
+            return promise.futureResult
+        }
+        let channel: Channel
+        do {
+            channel = try opened.wait()
+        } catch {
+            throw ToolError("-W \(host):\(port): \(ForwardingRelay.describe(error))")
+        }
+        StdinPump.start(into: channel)
+        try? channel.closeFuture.wait()
+        try? connection.close().wait()
+        if failed.withLockedValue({ $0 }) { throw ToolError("writing to stdout failed") }
+    }
+}
