@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "qnsp", targets: ["qnsp"]),
         .executable(name: "qssh", targets: ["qssh"]),
         .executable(name: "qsshd", targets: ["qsshd"]),
+        .executable(name: "qscp", targets: ["qscp"]),
         .executable(name: "qnsp-bench", targets: ["qnsp-bench"]),
     ],
     dependencies: [
@@ -68,11 +69,14 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: SFTP v3 (codec, server, client; no NIO)
+        .target(name: "QSFTP", swiftSettings: strict),
+
         // MARK: Tool logic (executables stay thin)
         .target(
             name: "QSSHTools",
             dependencies: [
-                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession", "CQSSHPosix",
+                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession", "QSFTP", "CQSSHPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -86,6 +90,7 @@ let package = Package(
         .executableTarget(name: "qsshd", dependencies: ["QSSHTools"], swiftSettings: strict),
         .executableTarget(name: "qssh-keygen", dependencies: ["QSSHTools"], swiftSettings: strict),
         .executableTarget(name: "qnsp", dependencies: ["QSSHTools"], swiftSettings: strict),
+        .executableTarget(name: "qscp", dependencies: ["QSSHTools"], swiftSettings: strict),
         .target(
             name: "QNSPBench",
             dependencies: [
@@ -101,6 +106,7 @@ let package = Package(
         .executableTarget(name: "qnsp-bench", dependencies: ["QNSPBench", "QSSHTools"], swiftSettings: strict),
 
         // MARK: Tests
+        .testTarget(name: "QSFTPTests", dependencies: ["QSFTP"], swiftSettings: strict),
         .testTarget(name: "QNSPCryptoTests", dependencies: ["QNSPCrypto"], swiftSettings: strict),
         .testTarget(name: "QNSPTests", dependencies: ["QNSP", "QNSPCrypto"], swiftSettings: strict),
         .testTarget(
@@ -118,7 +124,7 @@ let package = Package(
         .testTarget(
             name: "QSSHToolsTests",
             dependencies: [
-                "QSSHTools", "QSSHSession", "QNSPCrypto", "QNSPNIO",
+                "QSSHTools", "QSSHSession", "QNSPCrypto", "QNSPNIO", "QNSPBench", "QSFTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

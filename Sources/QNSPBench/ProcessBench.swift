@@ -124,27 +124,10 @@ struct ProcessBench {
     /// A stock sshd (OpenSSH) on a free 127.0.0.1 port with its default key exchange
     /// (sntrup761x25519 in OpenSSH 9.x) and the given cipher.
     func openssh(bytes: Int, runs: Int, cipher: String) throws -> (Figures, String)? {
-        let sshd = ["/usr/sbin/sshd", "/usr/local/sbin/sshd"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let sshd, FileManager.default.isExecutableFile(atPath: "/usr/bin/ssh") else { return nil }
-        try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
-        try ProcessRunner.shell("ssh-keygen -q -t ed25519 -f '\(dir)/ssh_host' -N '' && ssh-keygen -q -t ed25519 -f '\(dir)/ssh_id' -N '' && cp '\(dir)/ssh_id.pub' '\(dir)/ssh_auth'")
-        let port = try ProcessRunner.freePort()
-        let config = """
-            ListenAddress 127.0.0.1
-            Port \(port)
-            HostKey \(dir)/ssh_host
-            AuthorizedKeysFile \(dir)/ssh_auth
-            PidFile \(dir)/sshd.pid
-            PermitRootLogin prohibit-password
-            PasswordAuthentication no
-            KbdInteractiveAuthentication no
-            StrictModes no
-            UsePAM no
-            MaxStartups 100
-            """
-        try config.write(toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
-        let (server, _) = try ProcessRunner.startServer([sshd, "-D", "-e", "-f", dir + "/sshd_config"], marker: "Server listening")
-        defer { ProcessRunner.stop(server) }
+        guard StockSSHD.binary != nil, FileManager.default.isExecutableFile(atPath: "/usr/bin/ssh") else { return nil }
+        let stock = try StockSSHD.start(dir: dir)
+        let server = stock.process, port = stock.port
+        defer { stock.stop() }
         let ssh = "ssh -F /dev/null -p \(port) -i '\(dir)/ssh_id' -o UserKnownHostsFile='\(dir)/ssh_kh' -o StrictHostKeyChecking=accept-new -o BatchMode=yes -c \(cipher) -T 127.0.0.1"
         let version = try ProcessRunner.shell("ssh -V 2>&1").output.trimmingCharacters(in: .whitespacesAndNewlines)
         var figures = try measure(connect: ssh + " true", bulk: ssh + " 'cat >/dev/null'", bytes: bytes, runs: runs)

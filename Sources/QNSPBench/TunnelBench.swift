@@ -77,8 +77,8 @@ final class TunnelBench {
     }
 }
 
-struct BenchError: Error, CustomStringConvertible {
-    let description: String
+public struct BenchError: Error, CustomStringConvertible {
+    public let description: String
     init(_ d: String) { description = d }
 }
 

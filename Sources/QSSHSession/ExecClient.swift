@@ -22,6 +22,7 @@ public final class ExecClientHandler: ChannelInboundHandler {
     }
 
     private let command: String?
+    private let subsystem: String?
     private let environment: [String: String]
     private let terminal: (term: String, rows: Int, columns: Int)?
     private let started: EventLoopPromise<Void>
@@ -31,11 +32,12 @@ public final class ExecClientHandler: ChannelInboundHandler {
 
     /// - Parameters:
     ///   - command: nil asks for a shell.
+    ///   - subsystem: when set, asks for this subsystem (e.g. "sftp") instead of a command.
     ///   - started: succeeds when the server accepted the request, fails when it refused.
     ///   - terminal: when set, a pseudo-terminal of this type and size is requested first.
-    public init(command: String?, environment: [String: String] = [:], terminal: (term: String, rows: Int, columns: Int)? = nil,
+    public init(command: String?, subsystem: String? = nil, environment: [String: String] = [:], terminal: (term: String, rows: Int, columns: Int)? = nil,
                 started: EventLoopPromise<Void>, outcome: NIOLockedValueBox<Outcome?>, stdoutFD: CInt = 1, stderrFD: CInt = 2) {
-        self.command = command; self.environment = environment; self.terminal = terminal; self.started = started
+        self.command = command; self.subsystem = subsystem; self.environment = environment; self.terminal = terminal; self.started = started
         self.outcome = outcome; self.stdoutFD = stdoutFD; self.stderrFD = stderrFD
     }
 
@@ -61,7 +63,9 @@ public final class ExecClientHandler: ChannelInboundHandler {
                 wantReply: false, term: terminal.term, terminalCharacterWidth: terminal.columns, terminalRowHeight: terminal.rows,
                 terminalPixelWidth: 0, terminalPixelHeight: 0, terminalModes: SSHTerminalModes([:])), promise: nil)
         }
-        if let command {
+        if let subsystem {
+            context.triggerUserOutboundEvent(SSHChannelRequestEvent.SubsystemRequest(subsystem: subsystem, wantReply: true), promise: nil)
+        } else if let command {
             context.triggerUserOutboundEvent(SSHChannelRequestEvent.ExecRequest(command: command, wantReply: true), promise: nil)
         } else {
             context.triggerUserOutboundEvent(SSHChannelRequestEvent.ShellRequest(wantReply: true), promise: nil)
@@ -104,16 +108,22 @@ extension ExecClientHandler: Sendable {}
 /// Client helpers: the SSH handler for a QNSP channel and the stdin pump for a session channel.
 public enum SSHSessionClient {
     /// Adds the SSH client handler above QNSP (call after the QNSP handshake).
-    /// - Parameter remoteForwards: serves the server's `forwarded-tcpip` channels (`-R`); without it they are refused.
+    /// - Parameters:
+    ///   - auth: the user auth delegate (default: `none` only, for qsshd's own inner server).
+    ///   - hostKeyCheck: refuses an inner host key (for a classical server behind a bridge).
+    ///   - authenticated: set to true once the inner SSH user authentication succeeded.
+    ///   - remoteForwards: serves the server's `forwarded-tcpip` channels (`-R`); without it they are refused.
     /// - Parameter onError: told the first error that ends the connection (a dead or misbehaving peer).
     public static func install(
-        on channel: Channel, username: String, remoteForwards: RemoteForwards? = nil, onError: (@Sendable (String) -> Void)? = nil
+        on channel: Channel, username: String, auth: QNSPIdentityClientAuthDelegate? = nil, hostKeyCheck: TunnelHostKeyDelegate.Check? = nil,
+        remoteForwards: RemoteForwards? = nil, authenticated: NIOLockedValueBox<Bool>? = nil, onError: (@Sendable (String) -> Void)? = nil
     ) throws -> NIOSSHHandler {
         let handler = NIOSSHHandler(
-            role: .client(.init(userAuthDelegate: QNSPIdentityClientAuthDelegate(username: username), serverAuthDelegate: TunnelHostKeyDelegate())),
+            role: .client(.init(userAuthDelegate: auth ?? QNSPIdentityClientAuthDelegate(username: username),
+                                serverAuthDelegate: TunnelHostKeyDelegate(check: hostKeyCheck))),
             allocator: channel.allocator, inboundChildChannelInitializer: remoteForwards.map { forwards in { forwards.initializer(child: $0, type: $1) } })
         try channel.pipeline.syncOperations.addHandler(handler)
-        try channel.pipeline.syncOperations.addHandler(CloseOnError(log: onError))
+        try channel.pipeline.syncOperations.addHandler(CloseOnError(log: onError, authenticated: authenticated))
         return handler
     }
 

@@ -41,12 +41,15 @@ public final class ExecSessionHandler: ChannelInboundHandler {
 
     private let onStart: (@Sendable (String) -> Void)?
     private let credentials: ChildProcess.Credentials?
+    private let subsystems: [String: [String]]
 
     /// - Parameters:
     ///   - switchUser: start processes as `user` (needs root); otherwise as this process's account.
-    ///   - onStart: told what each session runs ("exec: CMD", "shell", with " (pty)"), e.g. for an audit log.
-    public init(user: SessionUser, switchUser: Bool = false, onStart: (@Sendable (String) -> Void)? = nil) {
+    ///   - onStart: told what each session runs ("exec: CMD", "shell", "subsystem: NAME", with " (pty)"), e.g. for an audit log.
+    ///   - subsystems: the program (argv, absolute path first) each subsystem name runs, e.g. "sftp".
+    public init(user: SessionUser, switchUser: Bool = false, subsystems: [String: [String]] = [:], onStart: (@Sendable (String) -> Void)? = nil) {
         self.user = user
+        self.subsystems = subsystems
         self.credentials = switchUser ? user.credentials : nil
         self.onStart = onStart
     }
@@ -68,9 +71,15 @@ public final class ExecSessionHandler: ChannelInboundHandler {
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case let request as SSHChannelRequestEvent.ExecRequest:
-            start([user.shell, "-c", request.command], wantReply: request.wantReply, context: context)
+            start([user.shell, "-c", request.command], what: "exec: " + request.command, wantReply: request.wantReply, context: context)
         case let request as SSHChannelRequestEvent.ShellRequest:
-            start([user.shell], wantReply: request.wantReply, context: context)
+            start([user.shell], what: "shell", wantReply: request.wantReply, context: context)
+        case let request as SSHChannelRequestEvent.SubsystemRequest:
+            if let argv = subsystems[request.subsystem] {
+                start(argv, what: "subsystem: " + request.subsystem, wantReply: request.wantReply, context: context)
+            } else if request.wantReply {
+                context.channel.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil)
+            }
         case let request as SSHChannelRequestEvent.EnvironmentRequest:
             if Self.isAllowedEnvironment(request.name) { environment[request.name] = request.value }
             if request.wantReply { context.channel.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil) }
@@ -111,7 +120,7 @@ public final class ExecSessionHandler: ChannelInboundHandler {
 
     // MARK: Process
 
-    private func start(_ argv: [String], wantReply: Bool, context: ChannelHandlerContext) {
+    private func start(_ argv: [String], what: String, wantReply: Bool, context: ChannelHandlerContext) {
         guard child == nil else {
             if wantReply { context.channel.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil) }
             return
@@ -134,7 +143,7 @@ public final class ExecSessionHandler: ChannelInboundHandler {
             return
         }
         child = process
-        onStart?((argv.count > 2 ? "exec: " + argv[2] : "shell") + (terminal != nil ? " (pty)" : ""))
+        onStart?(what + (terminal != nil ? " (pty)" : ""))
         if wantReply { context.channel.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil) }
         let ssh = context.channel
         let loop = context.eventLoop

@@ -33,31 +33,61 @@ public final class QNSPIdentityAuthDelegate: NIOSSHServerUserAuthenticationDeleg
     }
 }
 
-/// Client side of `QNSPIdentityAuthDelegate`: offers `none` for the QNSP user name, once.
+/// Client side of `QNSPIdentityAuthDelegate`: offers `none` for the QNSP user name first.
+/// When the server wants more (a stock sshd behind a qsshd bridge), offers each classical
+/// key in turn with `publickey`, and records what it tried for the error message.
 public final class QNSPIdentityClientAuthDelegate: NIOSSHClientUserAuthenticationDelegate, @unchecked Sendable {
     private let username: String
-    private var offered = false
+    private var offeredNone = false
+    private var keys: [(name: String, key: NIOSSHPrivateKey)]
+    private let tried = NIOLockedValueBox<[String]>([])
 
-    public init(username: String) { self.username = username }
+    /// - Parameter classicalKeys: keys for a classical server behind a bridge, with names for messages.
+    public init(username: String, classicalKeys: [(name: String, key: NIOSSHPrivateKey)] = []) {
+        self.username = username
+        self.keys = classicalKeys
+    }
+
+    /// Names of the classical keys offered so far (empty when `none` sufficed).
+    public var offeredKeys: [String] { tried.withLockedValue { $0 } }
 
     public func nextAuthenticationType(
         availableMethods: NIOSSHAvailableUserAuthenticationMethods,
         nextChallengePromise: EventLoopPromise<NIOSSHUserAuthenticationOffer?>
     ) {
-        guard !offered else {
-            nextChallengePromise.succeed(nil)
+        if !offeredNone {
+            offeredNone = true
+            nextChallengePromise.succeed(NIOSSHUserAuthenticationOffer(username: username, serviceName: "ssh-connection", offer: .none))
             return
         }
-        offered = true
-        nextChallengePromise.succeed(NIOSSHUserAuthenticationOffer(username: username, serviceName: "ssh-connection", offer: .none))
+        guard availableMethods.contains(.publicKey), !keys.isEmpty else {
+            // Failing (not answering nil, which swift-nio-ssh 0.15.1 leaves hanging) closes the connection with a reason.
+            nextChallengePromise.fail(SSHSessionError.authenticationFailed(tried: offeredKeys))
+            return
+        }
+        let next = keys.removeFirst()
+        tried.withLockedValue { $0.append(next.name) }
+        nextChallengePromise.succeed(NIOSSHUserAuthenticationOffer(
+            username: username, serviceName: "ssh-connection", offer: .privateKey(.init(privateKey: next.key))))
     }
 }
 
-/// Accepts the inner SSH host key: the server was already authenticated by QNSP's KEM
-/// handshake, and the inner key only names the endpoint of this same tunnel.
+/// Checks the inner SSH host key. The server was already authenticated by QNSP's KEM
+/// handshake; qsshd's own inner key only names the endpoint of this tunnel and is accepted.
+/// A classical server behind a bridge is also checked against OpenSSH known_hosts when an
+/// entry exists: a contradicting entry is refused.
 public final class TunnelHostKeyDelegate: NIOSSHClientServerAuthenticationDelegate, Sendable {
-    public init() {}
+    /// Why a key must be refused (nil accepts it).
+    public typealias Check = @Sendable (NIOSSHPublicKey) -> String?
+    private let check: Check?
+
+    public init(check: Check? = nil) { self.check = check }
+
     public func validateHostKey(hostKey: NIOSSHPublicKey, validationCompletePromise: EventLoopPromise<Void>) {
-        validationCompletePromise.succeed(())
+        if let why = check?(hostKey) {
+            validationCompletePromise.fail(SSHSessionError.innerHostKeyRefused(why))
+        } else {
+            validationCompletePromise.succeed(())
+        }
     }
 }

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSH
 
@@ -11,7 +12,7 @@ public enum SSHSessionServer {
     /// delegate the user name once the handshake succeeds.
     public static func install(
         on channel: Channel, sessionUser: @escaping @Sendable (String) -> SessionUser?, switchUser: Bool, hostKey: NIOSSHPrivateKey,
-        forwarding: ForwardingPolicy? = nil,
+        forwarding: ForwardingPolicy? = nil, subsystems: [String: [String]] = [:],
         log: (@Sendable (String) -> Void)? = nil, onSessionStart: (@Sendable (String) -> Void)? = nil
     ) throws -> QNSPIdentityAuthDelegate {
         let auth = QNSPIdentityAuthDelegate()
@@ -36,7 +37,7 @@ public enum SSHSessionServer {
                     return child.eventLoop.makeFailedFuture(SSHSessionError.unsupportedChannelType)
                 }
                 return child.eventLoop.makeCompletedFuture {
-                    try child.pipeline.syncOperations.addHandler(ExecSessionHandler(user: account, switchUser: switchUser, onStart: onSessionStart))
+                    try child.pipeline.syncOperations.addHandler(ExecSessionHandler(user: account, switchUser: switchUser, subsystems: subsystems, onStart: onSessionStart))
                 }
             })
         try channel.pipeline.syncOperations.addHandler(handler)
@@ -51,6 +52,8 @@ public enum SSHSessionError: Error, Equatable, CustomStringConvertible {
     case execRefused
     case sessionEndedWithoutStatus
     case unknownAccount
+    case innerHostKeyRefused(String)
+    case authenticationFailed(tried: [String])
 
     public var description: String {
         switch self {
@@ -58,15 +61,26 @@ public enum SSHSessionError: Error, Equatable, CustomStringConvertible {
         case .execRefused: return "the server refused to run the command"
         case .sessionEndedWithoutStatus: return "the session ended without an exit status"
         case .unknownAccount: return "no such account on the server"
+        case .innerHostKeyRefused(let why): return why
+        case .authenticationFailed(let tried) where tried.isEmpty:
+            return "the SSH server behind the qsshd bridge wants a classical key and there is none (give an OpenSSH ed25519 key with -o IdentityFile=FILE, or use OpenSSH's ssh with 'qssh tunnel' for ssh-agent keys)"
+        case .authenticationFailed(let tried):
+            return "the SSH server behind the qsshd bridge refused the key(s) \(tried.joined(separator: ", "))"
         }
     }
 }
 
-/// Closes a connection whose pipeline reports an error (the error was already surfaced below).
+/// Closes a connection whose pipeline reports an error (the error was already surfaced below);
+/// optionally notes when the inner SSH user authentication succeeded.
 final class CloseOnError: ChannelInboundHandler, Sendable {
     typealias InboundIn = Any
     let log: (@Sendable (String) -> Void)?
-    init(log: (@Sendable (String) -> Void)? = nil) { self.log = log }
+    let authenticated: NIOLockedValueBox<Bool>?
+    init(log: (@Sendable (String) -> Void)? = nil, authenticated: NIOLockedValueBox<Bool>? = nil) { self.log = log; self.authenticated = authenticated }
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is UserAuthSuccessEvent { authenticated?.withLockedValue { $0 = true } }
+        context.fireUserInboundEventTriggered(event)
+    }
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         log?("\(error)")
         context.close(promise: nil)

@@ -55,7 +55,7 @@ public struct QSSHCommand: ParsableCommand {
     var identity: String { connection.identity }
     var knownHosts: String { connection.knownHosts }
 
-    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3), ProxyCommand=CMD, ExitOnForwardFailure=yes|no.")
+    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3), ProxyCommand=CMD, ExitOnForwardFailure=yes|no, IdentityFile=FILE and UserKnownHostsFile=FILE (OpenSSH ed25519 key and known_hosts for a classical sshd behind a qsshd bridge).")
     var sshOptions: [String] = []
 
     @Option(name: .customShort("L"), help: ArgumentHelp("Forward a local port: connections to bind:port go to host:hostport from the server.", valueName: "[bind:]port:host:hostport"))
@@ -66,6 +66,9 @@ public struct QSSHCommand: ParsableCommand {
 
     @Option(name: .customShort("D"), help: ArgumentHelp("SOCKS4/4a/5 proxy on a local port; connections leave from the server.", valueName: "[bind:]port"))
     var dynamicForwards: [String] = []
+
+    @Flag(name: .customShort("s"), help: "The command is a subsystem name (e.g. sftp).")
+    var subsystemMode = false
 
     @Flag(name: .customShort("N"), help: "Run no remote command (forwarding only).")
     var noCommand = false
@@ -97,6 +100,7 @@ public struct QSSHCommand: ParsableCommand {
         if forceTTY && noTTY { throw ToolError("-t and -T contradict each other") }
         var batch = false, acceptNew = false, aliveInterval: Int64 = 30, aliveCount = 3
         var proxyCommand: String?, exitOnForwardFailure = false
+        var classicalKeyFiles: [String] = [], sshKnownHosts = NSHomeDirectory() + "/.ssh/known_hosts"
         for option in sshOptions {
             let parts = option.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2 else { throw ToolError("-o expects Name=value, got '\(option)'") }
@@ -105,6 +109,8 @@ public struct QSSHCommand: ParsableCommand {
             case ("proxycommand", _): proxyCommand = parts[1]
             case ("exitonforwardfailure", "yes"): exitOnForwardFailure = true
             case ("exitonforwardfailure", "no"): exitOnForwardFailure = false
+            case ("identityfile", _): classicalKeyFiles.append((parts[1] as NSString).expandingTildeInPath)
+            case ("userknownhostsfile", _): sshKnownHosts = (parts[1] as NSString).expandingTildeInPath
             case ("batchmode", "yes"): batch = true
             case ("batchmode", "no"): batch = false
             case ("stricthostkeychecking", "accept-new"): acceptNew = true
@@ -125,6 +131,7 @@ public struct QSSHCommand: ParsableCommand {
         }
         if stdioTarget != nil && (!command.isEmpty || noCommand) { throw ToolError("-W cannot be combined with a command or -N") }
         if noCommand && !command.isEmpty { throw ToolError("-N means no command, but one was given") }
+        if subsystemMode && command.count != 1 { throw ToolError("-s needs exactly one subsystem name, e.g. 'qssh -s host sftp'") }
         if let jump {
             if proxyCommand != nil { throw ToolError("-J and -o ProxyCommand cannot be combined") }
             proxyCommand = try jumpCommand(jump, batch: batch, acceptNew: acceptNew)
@@ -150,9 +157,18 @@ public struct QSSHCommand: ParsableCommand {
         // tunnel is up, and bytes arriving before a handler exists would be lost.
         let loginUser = user
         let connectionError = NIOLockedValueBox<String?>(nil)
+        let innerAuthenticated = NIOLockedValueBox(false)
+        let auth = QNSPIdentityClientAuthDelegate(username: user, classicalKeys: try loadClassicalKeys(classicalKeyFiles))
+        let bridgedHostKeys = OpenSSHKnownHosts(path: sshKnownHosts)
+        let hostKeyCheck: TunnelHostKeyDelegate.Check = { key in
+            guard case .mismatch(let line) = bridgedHostKeys.check(host: host, port: 22, key: key) else { return nil }
+            return "the SSH server behind \(host)'s bridge presented a host key that contradicts \(bridgedHostKeys.path):\(line); refusing (possible man-in-the-middle on the server side)"
+        }
         let (channel, _) = try client.open(group: group) { channel in
             channel.eventLoop.makeCompletedFuture {
-                _ = try SSHSessionClient.install(on: channel, username: loginUser, remoteForwards: remote) { message in
+                _ = try SSHSessionClient.install(
+                    on: channel, username: loginUser, auth: auth, hostKeyCheck: hostKeyCheck, remoteForwards: remote, authenticated: innerAuthenticated
+                ) { message in
                     connectionError.withLockedValue { if $0 == nil { $0 = message } }
                 }
             }
@@ -170,6 +186,7 @@ public struct QSSHCommand: ParsableCommand {
         let outcome = NIOLockedValueBox<ExecClientHandler.Outcome?>(nil)
         let started = channel.eventLoop.makePromise(of: Void.self)
         let line = command.isEmpty ? nil : command.joined(separator: " ")
+        let subsystemName = subsystemMode ? command.first : nil
         var env: [String: String] = [:]
         for (k, v) in ProcessInfo.processInfo.environment where ExecSessionHandler.isAllowedEnvironment(k) && k != "TERM" { env[k] = v }
         let environment = env
@@ -192,7 +209,7 @@ public struct QSSHCommand: ParsableCommand {
                 ssh.createChannel(promise, channelType: .session) { child, _ in
                     child.eventLoop.makeCompletedFuture {
                         try child.pipeline.syncOperations.addHandler(
-                            ExecClientHandler(command: line, environment: environment, terminal: requestedTerminal, started: started, outcome: outcome))
+                            ExecClientHandler(command: line, subsystem: subsystemName, environment: environment, terminal: requestedTerminal, started: started, outcome: outcome))
                     }
                 }
                 return promise.futureResult
@@ -201,6 +218,9 @@ public struct QSSHCommand: ParsableCommand {
         } catch {
             started.fail(error)  // a promise must not be dropped incomplete
             if let why = connectionError.withLockedValue({ $0 }) { throw ToolError("connection to \(host) lost: \(why)") }
+            if !innerAuthenticated.withLockedValue({ $0 }) {
+                throw ToolError("\(host) closed the connection before the SSH session started (a qsshd --bridge whose SSH server is down? see the server's log)")
+            }
             throw ToolError("cannot start the session on \(host): \(error)")
         }
         let raw = RawTerminal()
@@ -242,6 +262,19 @@ public struct QSSHCommand: ParsableCommand {
         case nil:
             if let why = connectionError.withLockedValue({ $0 }) { throw ToolError("connection to \(host) lost: \(why)") }
             throw ToolError("the session on \(host) ended without an exit status")
+        }
+    }
+
+    /// Classical (OpenSSH ed25519) keys for a stock sshd behind a qsshd bridge: the files named
+    /// with -o IdentityFile, else ~/.ssh/id_ed25519 when it exists and loads.
+    func loadClassicalKeys(_ files: [String]) throws -> [(name: String, key: NIOSSHPrivateKey)] {
+        if files.isEmpty {
+            let path = NSHomeDirectory() + "/.ssh/id_ed25519"
+            guard let key = try? OpenSSHPrivateKey.load(path: path) else { return [] }
+            return [(path, key)]
+        }
+        return try files.map { path in
+            do { return (path, try OpenSSHPrivateKey.load(path: path)) } catch { throw ToolError("\(path): \(error)") }
         }
     }
 

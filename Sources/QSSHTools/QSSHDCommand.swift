@@ -8,6 +8,7 @@ import NIOSSH
 import QNSP
 import QNSPCrypto
 import QNSPNIO
+import QSFTP
 import QSSHSession
 
 /// `qsshd`: the server. Accepts QNSP connections, authenticates users by their ML-DSA-65
@@ -29,6 +30,13 @@ public struct QSSHDCommand: ParsableCommand {
             TCP forwarding (qssh -L, -R, -D, -W) is allowed by default, as with sshd; --permit-open,
             --permit-listen and --no-forwarding restrict it. Remote forwards bind 127.0.0.1 unless
             --gateway-ports is given; ports below 1024 need a root session.
+
+            The sftp subsystem (qscp, OpenSSH's sftp through 'qssh tunnel') runs as the user; with
+            --sftp-root it cannot reach outside that directory.
+
+            With --bridge HOST:PORT, qsshd authenticates the QNSP tunnel as usual and then hands its
+            SSH-2 stream to a classical sshd (e.g. 127.0.0.1:22), which logs the user in with their
+            OpenSSH keys and runs the session; the network sees only QNSP.
 
             Example:
               qssh-keygen -t host -f ~/.qssh/host_key -N ''
@@ -77,6 +85,18 @@ public struct QSSHDCommand: ParsableCommand {
     @Flag(name: .long, help: "Refuse all TCP forwarding.")
     var noForwarding = false
 
+    @Option(name: .long, help: ArgumentHelp("Hand each authenticated tunnel's SSH-2 stream to this classical sshd instead of serving sessions here; clients then log in to it with their OpenSSH keys.", valueName: "host:port"))
+    var bridge: String?
+
+    @Option(name: .long, help: ArgumentHelp("Confine SFTP sessions to this directory (%h: the user's home, %u: the user name); default: no confinement, start in the home directory.", valueName: "dir"))
+    var sftpRoot: String?
+
+    @Flag(name: .long, help: "Refuse the sftp subsystem.")
+    var noSFTP = false
+
+    @Flag(name: .long, help: .hidden)
+    var internalSFTPServer = false
+
     @Flag(name: .customShort("D"), help: "Stay in the foreground (the only mode so far).")
     var foreground = false
 
@@ -86,6 +106,12 @@ public struct QSSHDCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        if internalSFTPServer {
+            // The sftp subsystem: started by a session (already as the user), speaks SFTP on stdin/stdout.
+            let env = ProcessInfo.processInfo.environment
+            let root = sftpRoot.map { $0.replacingOccurrences(of: "%h", with: env["HOME"] ?? "/").replacingOccurrences(of: "%u", with: env["USER"] ?? "") }
+            throw ExitCode(SFTPServerLoop.run(input: 0, output: 1, root: root))
+        }
         if let path = verifyAudit {
             do {
                 let (count, chain) = try AuditLog.verify(path: path)
@@ -106,6 +132,15 @@ public struct QSSHDCommand: ParsableCommand {
             }
         }
         let policy = forwarding
+        var subsystems: [String: [String]] = [:]
+        if !noSFTP {
+            let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
+            subsystems["sftp"] = [me, "--internal-sftp-server"] + (sftpRoot.map { ["--sftp-root", $0] } ?? [])
+        }
+        let sessionSubsystems = subsystems
+        let bridgeTarget = try bridge.map { text in
+            do { return try ForwardSpec.parse(hostPort: text) } catch { throw ToolError("--bridge: \(error)") }
+        }
         let audit = try auditLog.map { path in
             do { return try AuditLog(path: path) } catch { throw ToolError("\(path): \(error)") }
         }
@@ -167,9 +202,22 @@ public struct QSSHDCommand: ParsableCommand {
                     audit?.record("disconnect", peer: peer, user: w?.0, key: w?.1)
                 }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let (bridgeHost, bridgePort) = bridgeTarget {
+                        try SSHBridge.install(on: channel, handshake: handshake, host: bridgeHost, port: bridgePort, log: sessionLog)
+                        handshake.whenComplete { result in
+                            switch result {
+                            case .success(let info):
+                                who.withLockedValue { $0 = (info.username, info.userKeyFingerprint) }
+                                audit?.record("auth-success", peer: peer, user: info.username, key: info.userKeyFingerprint)
+                            case .failure(let error):
+                                audit?.record("auth-failure", peer: peer, detail: "\(error)")
+                            }
+                        }
+                        return
+                    }
                     // Installed now, not when the handshake ends: bytes must never reach a pipeline without it.
                     let auth = try SSHSessionServer.install(
-                        on: channel, sessionUser: sessionUser, switchUser: isRoot, hostKey: sshHostKey, forwarding: policy,
+                        on: channel, sessionUser: sessionUser, switchUser: isRoot, hostKey: sshHostKey, forwarding: policy, subsystems: sessionSubsystems,
                         log: sessionLog.map { log in { @Sendable message in log("closing connection from \(peer): \(message)") } },
                         onSessionStart: { what in
                             let w = who.withLockedValue { $0 }

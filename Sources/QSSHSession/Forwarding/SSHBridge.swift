@@ -1,0 +1,77 @@
+import NIOCore
+import QNSP
+import QNSPNIO
+
+/// qsshd's bridge mode: once the QNSP handshake succeeds, the tunnel's plaintext (the client's
+/// SSH-2 stream) is joined to a TCP connection to a classical sshd, which then runs the SSH
+/// session itself. The wire carries only QNSP; sshd sees a local connection.
+public enum SSHBridge {
+    /// Most bytes held from the client while the connection to sshd is being made.
+    public static let maxHeldBytes = 1 << 20
+
+    /// Installs the bridge on a server channel (call in the child initializer, before the handshake).
+    public static func install(
+        on channel: Channel, handshake: EventLoopFuture<QNSPSessionInfo>, host: String, port: Int, log: (@Sendable (String) -> Void)?
+    ) throws {
+        try channel.pipeline.syncOperations.addHandler(HoldingHandler())
+        handshake.whenSuccess { info in
+            ForwardingRelay.connect(host: host, port: port, on: channel.eventLoop) { _ in channel.eventLoop.makeSucceededVoidFuture() }
+                .whenComplete { result in
+                    switch result {
+                    case .success(let tcp):
+                        do {
+                            let holding = try channel.pipeline.syncOperations.handler(type: HoldingHandler.self)
+                            let (a, b) = GlueHandler.matchedPair()
+                            try channel.pipeline.syncOperations.addHandler(a)
+                            try tcp.pipeline.syncOperations.addHandler(b)
+                            holding.release()
+                            log?("bridged \(info.username) to \(host) port \(port)")
+                        } catch {
+                            tcp.close(promise: nil)
+                            channel.close(promise: nil)
+                        }
+                    case .failure(let error):
+                        log?("bridge for \(info.username): \(error); closing the connection")
+                        channel.close(promise: nil)
+                    }
+                }
+        }
+    }
+
+    /// Holds the client's bytes (and its half-close) until the bridge is joined, then replays
+    /// them and leaves the pipeline.
+    final class HoldingHandler: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = ByteBuffer
+        typealias InboundOut = ByteBuffer
+        private var held: [ByteBuffer] = []
+        private var heldBytes = 0
+        private var inputClosed = false
+        private var context: ChannelHandlerContext?
+
+        func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+        func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = unwrapInboundIn(data)
+            heldBytes += buffer.readableBytes
+            guard heldBytes <= SSHBridge.maxHeldBytes else { return context.close(promise: nil) }
+            held.append(buffer)
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if case .inputClosed? = event as? ChannelEvent { inputClosed = true } else { context.fireUserInboundEventTriggered(event) }
+        }
+
+        func release() {
+            guard let context else { return }
+            for b in held { context.fireChannelRead(wrapInboundOut(b)) }
+            held = []
+            context.fireChannelReadComplete()
+            if inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension SSHBridge.HoldingHandler: Sendable {}

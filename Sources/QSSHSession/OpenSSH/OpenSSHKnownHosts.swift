@@ -1,0 +1,88 @@
+import Crypto
+import Foundation
+import NIOSSH
+
+/// Checks a host key against OpenSSH's known_hosts files (plain and hashed `|1|` names,
+/// comma-separated patterns with `*`/`?` and `!` negation, `[host]:port`), for the classical
+/// server behind a qsshd bridge. Read-only: qssh never writes these files.
+public struct OpenSSHKnownHosts: Sendable {
+    /// The outcome for one host.
+    public enum Verdict: Equatable {
+        case match
+        case mismatch(line: Int)
+        case unknown
+    }
+
+    struct Entry: Sendable {
+        var patterns: String
+        var key: NIOSSHPublicKey
+        var line: Int
+    }
+
+    let entries: [Entry]
+    public let path: String
+
+    /// Loads `path`; a missing file is an empty list.
+    public init(path: String) {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        self.init(path: path, text: text)
+    }
+
+    public init(path: String, text: String) {
+        self.path = path
+        var entries: [Entry] = []
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let fields = raw.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            guard let first = fields.first, !first.hasPrefix("#"), !first.hasPrefix("@"), fields.count >= 3,
+                  let key = try? NIOSSHPublicKey(openSSHPublicKey: fields[1] + " " + fields[2]) else { continue }
+            entries.append(Entry(patterns: first, key: key, line: i + 1))
+        }
+        self.entries = entries
+    }
+
+    /// The verdict for `key` presented by `host` on `port` (22 is written without brackets).
+    public func check(host: String, port: Int, key: NIOSSHPublicKey) -> Verdict {
+        let name = port == 22 ? host : "[\(host)]:\(port)"
+        var mismatch: Int?
+        for e in entries where Self.matches(patterns: e.patterns, name: name) {
+            if e.key == key { return .match }
+            // Only a key of the same type contradicts (a host may have several types).
+            if Self.keyType(e.key) == Self.keyType(key) { mismatch = mismatch ?? e.line }
+        }
+        return mismatch.map { .mismatch(line: $0) } ?? .unknown
+    }
+
+    static func keyType(_ key: NIOSSHPublicKey) -> Substring {
+        String(openSSHPublicKey: key).split(separator: " ").first ?? ""
+    }
+
+    static func matches(patterns: String, name: String) -> Bool {
+        if patterns.hasPrefix("|1|") {
+            let parts = patterns.split(separator: "|")
+            guard parts.count == 3, let salt = Data(base64Encoded: String(parts[1])), let hash = Data(base64Encoded: String(parts[2])) else { return false }
+            let mac = HMAC<Insecure.SHA1>.authenticationCode(for: Data(name.utf8), using: SymmetricKey(data: salt))
+            return Data(mac) == hash
+        }
+        var matched = false
+        for p in patterns.split(separator: ",") {
+            if p.hasPrefix("!") {
+                if glob(Array(p.dropFirst().lowercased()), Array(name.lowercased())) { return false }
+            } else if glob(Array(p.lowercased()), Array(name.lowercased())) {
+                matched = true
+            }
+        }
+        return matched
+    }
+
+    static func glob(_ p: [Character], _ s: [Character]) -> Bool {
+        var pi = 0, si = 0, star = -1, mark = 0
+        while si < s.count {
+            if pi < p.count && (p[pi] == "?" || p[pi] == s[si]) { pi += 1; si += 1 }
+            else if pi < p.count && p[pi] == "*" { star = pi; mark = si; pi += 1 }
+            else if star >= 0 { pi = star + 1; mark += 1; si = mark }
+            else { return false }
+        }
+        while pi < p.count && p[pi] == "*" { pi += 1 }
+        return pi == p.count
+    }
+}

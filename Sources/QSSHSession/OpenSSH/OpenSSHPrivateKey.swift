@@ -1,0 +1,87 @@
+import Crypto
+import Foundation
+import NIOSSH
+
+/// Reads OpenSSH's private key files ("openssh-key-v1", as `ssh-keygen -t ed25519` writes
+/// them) for the classical login to a stock sshd behind a qsshd bridge. Ed25519 keys without
+/// a passphrase only; a passphrase-protected key gets a clear error naming the alternative.
+public enum OpenSSHPrivateKey {
+    /// Why a key file could not be used.
+    public enum KeyError: Error, Equatable, CustomStringConvertible {
+        case notOpenSSHFormat
+        case malformed(String)
+        case encrypted
+        case unsupportedType(String)
+
+        public var description: String {
+            switch self {
+            case .notOpenSSHFormat: return "not an OpenSSH private key (expected '-----BEGIN OPENSSH PRIVATE KEY-----')"
+            case .malformed(let why): return "malformed OpenSSH private key: \(why)"
+            case .encrypted: return "passphrase-protected OpenSSH keys are not supported by qssh yet; use ssh-agent with OpenSSH's ssh and 'qssh tunnel' (see the README)"
+            case .unsupportedType(let type): return "key type \(type) is not supported (only ssh-ed25519)"
+            }
+        }
+    }
+
+    /// Parses the text of a private key file.
+    public static func parse(_ text: String) throws(KeyError) -> NIOSSHPrivateKey {
+        let begin = "-----BEGIN OPENSSH PRIVATE KEY-----", end = "-----END OPENSSH PRIVATE KEY-----"
+        guard let b = text.range(of: begin), let e = text.range(of: end), b.upperBound <= e.lowerBound else { throw .notOpenSSHFormat }
+        let body = text[b.upperBound..<e.lowerBound].filter { !$0.isWhitespace }
+        guard let data = Data(base64Encoded: String(body)) else { throw .malformed("bad base64") }
+        var r = Reader(bytes: [UInt8](data))
+        let magic = Array("openssh-key-v1".utf8) + [0]
+        guard r.take(magic.count) == magic else { throw .notOpenSSHFormat }
+        let cipher = try r.string(), kdf = try r.string()
+        _ = try r.bytes()  // kdf options
+        guard cipher == "none" && kdf == "none" else { throw .encrypted }
+        guard try r.uint32() == 1 else { throw .malformed("expected exactly one key") }
+        _ = try r.bytes()  // public key
+        var p = Reader(bytes: try r.bytes())
+        guard try p.uint32() == p.uint32() else { throw .malformed("check bytes differ") }
+        let type = try p.string()
+        guard type == "ssh-ed25519" else { throw .unsupportedType(type) }
+        let pub = try p.bytes(), priv = try p.bytes()
+        guard pub.count == 32, priv.count == 64, Array(priv[32...]) == pub else { throw .malformed("bad ed25519 key sizes") }
+        guard let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: priv[0..<32]) else { throw .malformed("bad ed25519 seed") }
+        guard Array(key.publicKey.rawRepresentation) == pub else { throw .malformed("public key does not match the private key") }
+        return NIOSSHPrivateKey(ed25519Key: key)
+    }
+
+    /// Loads a key file, refusing one that others can read (as ssh does).
+    public static func load(path: String) throws -> NIOSSHPrivateKey {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw KeyError.malformed("cannot read \(path): \(String(cString: strerror(errno)))") }
+        if st.st_mode & 0o077 != 0 {
+            throw KeyError.malformed("permissions \(String(st.st_mode & 0o777, radix: 8)) for '\(path)' are too open (others may read it); chmod 600 it")
+        }
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return try parse(text)
+    }
+
+    /// Big-endian SSH wire reader over a byte array.
+    struct Reader {
+        var data: [UInt8]
+        var offset = 0
+        init(bytes: [UInt8]) { data = bytes }
+
+        mutating func take(_ n: Int) -> [UInt8]? {
+            guard n >= 0, data.count - offset >= n else { return nil }
+            defer { offset += n }
+            return Array(data[offset..<(offset + n)])
+        }
+
+        mutating func uint32() throws(KeyError) -> UInt32 {
+            guard let b = take(4) else { throw .malformed("truncated") }
+            return b.reduce(0) { $0 << 8 | UInt32($1) }
+        }
+
+        mutating func bytes() throws(KeyError) -> [UInt8] {
+            let n = try uint32()
+            guard n <= 1 << 20, let b = take(Int(n)) else { throw .malformed("truncated") }
+            return b
+        }
+
+        mutating func string() throws(KeyError) -> String { String(decoding: try bytes(), as: UTF8.self) }
+    }
+}

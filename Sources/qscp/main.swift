@@ -1,0 +1,3 @@
+import QSSHTools
+
+ToolMain.run(QSCPCommand.self, name: "qscp", failureStatus: 1)
