@@ -207,12 +207,15 @@ public struct QSCPCommand: ParsableCommand {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { throw FileError(message: "\(source): not a regular file") }
-        if let existing = try? client.stat(target), existing.isDirectory {
+        let existing = try? client.stat(target)
+        if let existing, existing.isDirectory {
             throw FileError(message: "\(target): is a directory on the remote side; not overwritten")
         }
-        let partial = Self.partialName(target)
+        // A device or pipe (e.g. /dev/null) is written in place: renaming over it would replace it.
+        let inPlace = existing.map { !$0.isRegularFile } ?? false
+        let partial = inPlace ? target : Self.partialName(target)
         var offset: UInt64 = 0
-        if resume, let size = (try? client.lstat(partial))?.size, size <= UInt64(st.st_size) { offset = size }
+        if resume && !inPlace, let size = (try? client.lstat(partial))?.size, size <= UInt64(st.st_size) { offset = size }
         if verbose { Terminal.warn("qscp: \(source) -> \(target)" + (offset > 0 ? " (resuming at \(offset))" : "")) }
         let mode = UInt32(st.st_mode & 0o7777)
         let handle = try client.open(partial, flags: offset > 0 ? [.write, .create] : [.write, .create, .truncate],
@@ -228,6 +231,7 @@ public struct QSCPCommand: ParsableCommand {
             throw error
         }
         progress.update(UInt64(st.st_size), final: true)
+        if inPlace { return }
         var attrs = SFTPAttributes(permissions: mode)
         if preserve { attrs.atime = Self.seconds(st.st_atim); attrs.mtime = Self.seconds(st.st_mtim) }
         try client.setstat(partial, attrs)
@@ -299,25 +303,29 @@ public struct QSCPCommand: ParsableCommand {
 
     func downloadFile(_ source: String, to target: String, attrs: SFTPAttributes, client: SFTPClient, progress: TransferProgress) throws {
         var st = stat()
-        if stat(target, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR {
+        let exists = stat(target, &st) == 0
+        if exists && st.st_mode & S_IFMT == S_IFDIR {
             throw FileError(message: "\(target): is a directory; not overwritten")
         }
-        let partial = Self.partialName(target)
+        // A device or pipe (e.g. /dev/null) is written in place: renaming over it would replace it.
+        let inPlace = exists && st.st_mode & S_IFMT != S_IFREG
+        let partial = inPlace ? target : Self.partialName(target)
         var offset: UInt64 = 0
-        if resume, lstat(partial, &st) == 0, st.st_mode & S_IFMT == S_IFREG, UInt64(st.st_size) <= attrs.size ?? 0 { offset = UInt64(st.st_size) }
+        if resume && !inPlace, lstat(partial, &st) == 0, st.st_mode & S_IFMT == S_IFREG, UInt64(st.st_size) <= attrs.size ?? 0 { offset = UInt64(st.st_size) }
         if verbose { Terminal.warn("qscp: \(source) -> \(target)" + (offset > 0 ? " (resuming at \(offset))" : "")) }
-        let fd = open(partial, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (offset > 0 ? 0 : O_TRUNC), 0o600)
+        let fd = inPlace ? open(partial, O_WRONLY | O_CLOEXEC) : open(partial, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (offset > 0 ? 0 : O_TRUNC), 0o600)
         guard fd >= 0 else { throw FileError(message: "\(partial): \(String(cString: strerror(errno)))") }
         progress.begin((source as NSString).lastPathComponent, total: attrs.size ?? 0, resumedAt: offset)
         do {
             try client.download(remotePath: source, to: fd, offset: offset) { progress.update(offset + $0) }
-            guard fsync(fd) == 0 else { throw FileError(message: "\(partial): \(String(cString: strerror(errno)))") }
+            guard inPlace || fsync(fd) == 0 else { throw FileError(message: "\(partial): \(String(cString: strerror(errno)))") }
         } catch {
             close(fd)
             progress.update(offset, final: true)
             throw error
         }
         progress.update(attrs.size ?? 0, final: true)
+        if inPlace { close(fd); return }
         let umask = Self.currentUmask()
         let mode = mode_t((attrs.permissions ?? 0o644) & 0o7777)
         fchmod(fd, preserve ? mode : mode & ~umask)

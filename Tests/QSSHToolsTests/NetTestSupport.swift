@@ -142,10 +142,19 @@ enum TCP {
         return (back.count == data.count && KeyDerivation.sha256(back) == KeyDerivation.sha256(data), back.count)
     }
 
-    /// Deterministic test bytes.
+    /// Deterministic test bytes: a xorshift stream, 4 bytes per step (fast enough for 200 MiB in a debug build).
     static func pattern(_ count: Int, seed: UInt32 = 1) -> [UInt8] {
         var x = seed | 1
-        return (0..<count).map { _ in x ^= x << 13; x ^= x >> 17; x ^= x << 5; return UInt8(truncatingIfNeeded: x) }
+        var out = [UInt8](repeating: 0, count: count)
+        out.withUnsafeMutableBytes { raw in
+            var i = 0
+            while i < count {
+                x ^= x << 13; x ^= x >> 17; x ^= x << 5
+                var v = x
+                for _ in 0..<min(4, count - i) { raw[i] = UInt8(truncatingIfNeeded: v); v >>= 8; i += 1 }
+            }
+        }
+        return out
     }
 }
 
