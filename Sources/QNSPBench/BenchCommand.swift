@@ -21,6 +21,9 @@ public struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Process-level connections to time (qnsp and ssh each).") var runs = 20
     @Option(name: .long, help: "MiB to pipe through qnsp connect and ssh.") var processMib = 256
     @Flag(name: .long, help: "Skip the process-level comparison with OpenSSH.") var noOpenssh = false
+    @Flag(name: .long, help: "Only the file copy comparison: qscp to qsshd against OpenSSH scp to sshd.") var copy = false
+    @Option(name: .long, help: "MiB of the file copied with --copy.") var copyMib = 1024
+    @Option(name: .long, help: "Rounds of --copy (qscp and scp alternate).") var copyRounds = 3
 
     public init() {}
 
@@ -28,6 +31,7 @@ public struct BenchCommand: ParsableCommand {
         #if DEBUG
         print("warning: this is a debug build; run 'swift run -c release qnsp-bench' for real figures\n")
         #endif
+        if copy { return try runCopy() }
         let bench = try TunnelBench()
         defer { bench.shutdown() }
         var rows: [(String, String)] = []
@@ -84,6 +88,37 @@ public struct BenchCommand: ParsableCommand {
         } else {
             print("  qnsp connect median \(ms(q.connectMedian)), bulk \(mbps(q.bulkMBps)); OpenSSH not installed (apt-get install openssh-server openssh-client)")
         }
+    }
+
+    /// qscp → qsshd against scp → sshd, same file, alternating rounds.
+    func runCopy() throws {
+        let toolDir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        guard FileManager.default.isExecutableFile(atPath: toolDir + "/qscp") else {
+            throw BenchError("build qscp, qsshd and qssh next to qnsp-bench first ('swift build -c release')")
+        }
+        let pb = try ProcessBench(toolDir: toolDir)
+        defer { pb.cleanup() }
+        print("File copy on 127.0.0.1: \(copyMib) MiB, \(copyRounds) rounds, qscp and scp alternating (upload; MB/s = 10^6 bytes/s, incl. connect)")
+        fflush(nil)
+        guard let r = try CopyBench(dir: pb.dir, toolDir: toolDir).run(mib: copyMib, rounds: copyRounds) else {
+            print("  OpenSSH not installed (apt-get install openssh-server openssh-client)")
+            return
+        }
+        let bytes = Double(copyMib << 20)
+        let q = r.qscp.map { bytes / $0.seconds / 1e6 }, o = r.scp.map { bytes / $0.seconds / 1e6 }
+        for i in 0..<r.qscp.count {
+            print(String(format: "  round %d: qscp %6.0f MB/s   scp %6.0f MB/s", i + 1, q[i], o[i]))
+        }
+        let qm = ProcessRunner.percentiles(q).median, om = ProcessRunner.percentiles(o).median
+        func line(_ a: String, _ b: String, _ c: String) {
+            print("  " + a.padding(toLength: 40, withPad: " ", startingAt: 0) + " " + b.padding(toLength: 20, withPad: " ", startingAt: 0) + " " + c)
+        }
+        line("", "qscp -> qsshd", "scp -> sshd (\(r.scpVersion))")
+        line("median throughput", mbps(qm), mbps(om))
+        line("ratio qscp / scp", String(format: "%.2fx", qm / om), "")
+        line("peak client memory (RSS, process tree)", "\(r.qscp.map(\.clientPeakKB).max() ?? 0) kB", "\(r.scp.map(\.clientPeakKB).max() ?? 0) kB")
+        line("peak server memory (RSS, per session)", "\(r.qscp.map(\.serverPeakKB).max() ?? 0) kB", "\(r.scp.map(\.serverPeakKB).max() ?? 0) kB")
+        print("  (scp uses the SFTP protocol (OpenSSH 9 default), -c aes128-gcm@openssh.com, default KEX; qscp: QNSP aes256-gcm 768-byte cells + inner SSH-2)")
     }
 
     func mbps(_ x: Double) -> String { String(format: "%.0f MB/s", x) }

@@ -36,6 +36,8 @@ public final class QNSPHandler: ChannelDuplexHandler {
     }
     private var closeReceived = false
     private var failed = false
+    /// Set while an orderly close waits for queued cells to reach the socket.
+    private var draining: EventLoopFuture<Void>?
 
     /// - Parameter rekeyInterval: update the sending key this often (in addition to the byte limit).
     /// - Parameter keepalive: dead-peer detection once the session is established (nil: off).
@@ -195,18 +197,27 @@ public final class QNSPHandler: ChannelDuplexHandler {
             closeIfBothEnded(context: context)
             return
         }
+        if mode == .all, let draining {
+            // A second close while the first still drains (e.g. both end-of-streams, then the
+            // next handler's own close) must not cut the drain short: it completes with it.
+            draining.whenComplete { _ in promise?.succeed(()) }
+            return
+        }
         if mode == .all, connection.isEstablished {
             // Orderly close: cells still queued in the channel (data, end-of-stream, then the close
             // cell) must reach the socket first; NIO's close would discard them.
             connection.close(code: .normal)
             let drained = context.eventLoop.makePromise(of: Void.self)
+            let closed = context.eventLoop.makePromise(of: Void.self)
+            draining = closed.futureResult
             flushOutbound(context: context, promise: drained)
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             let timeout = context.eventLoop.scheduleTask(in: Self.closeDrainTimeout) { bound.value.close(mode: .all, promise: nil) }
             drained.futureResult.whenComplete { _ in
                 timeout.cancel()
-                if bound.value.channel.isActive { bound.value.close(mode: mode, promise: promise) } else { promise?.succeed(()) }
+                if bound.value.channel.isActive { bound.value.close(mode: mode, promise: closed) } else { closed.succeed(()) }
             }
+            closed.futureResult.whenComplete { result in promise?.completeWith(result) }
             return
         }
         context.close(mode: mode, promise: promise)

@@ -175,7 +175,7 @@ public struct QSSHCommand: ParsableCommand {
         }
         try forwards.start(on: channel, remote: remote, exitOnFailure: exitOnForwardFailure, verbose: verbose)
         if let (targetHost, targetPort) = stdioTarget {
-            try StdioForward.run(on: channel, host: targetHost, port: targetPort)
+            try StdioForward.run(on: channel, host: targetHost, port: targetPort, connectionError: connectionError)
             return
         }
         if noCommand {

@@ -61,11 +61,15 @@ public struct QSSHTunnelCommand: ParsableCommand {
             acceptNew: acceptNew, batch: batch, verbose: verbose, options: options, toolName: "qssh tunnel")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let stdoutFailed = NIOLockedValueBox(false)
+        let lost = NIOLockedValueBox<String?>(nil)
         let (channel, _) = try client.open(group: group) { channel in
-            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(StdoutWriter(failure: stdoutFailed)) }
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(StdoutWriter(failure: stdoutFailed, connectionError: lost))
+            }
         }
         StdinPump.start(into: channel)
         try? channel.closeFuture.wait()
+        if let why = lost.withLockedValue({ $0 }) { throw ToolError("connection to \(host) lost: \(why)") }
         if stdoutFailed.withLockedValue({ $0 }) { throw ExitCode(255) }
     }
 }

@@ -6,7 +6,8 @@ import QSSHSession
 /// `qssh -W host:port`: a `direct-tcpip` channel joined to stdin and stdout, the building
 /// block of ProxyCommand and `-J`.
 enum StdioForward {
-    static func run(on connection: Channel, host: String, port: Int) throws {
+    /// - Parameter connectionError: the connection's first error, if any (reported instead of a clean end).
+    static func run(on connection: Channel, host: String, port: Int, connectionError: NIOLockedValueBox<String?>) throws {
         let failed = NIOLockedValueBox(false)
         let opened = connection.eventLoop.flatSubmit { () -> EventLoopFuture<Channel> in
             let promise = connection.eventLoop.makePromise(of: Channel.self)
@@ -32,6 +33,7 @@ enum StdioForward {
         StdinPump.start(into: channel)
         try? channel.closeFuture.wait()
         try? connection.close().wait()
+        if let why = connectionError.withLockedValue({ $0 }) { throw ToolError("connection lost: \(why)") }
         if failed.withLockedValue({ $0 }) { throw ToolError("writing to stdout failed") }
     }
 }

@@ -16,12 +16,22 @@ public final class StdoutWriter: ChannelInboundHandler {
     public typealias InboundIn = ByteBuffer
     private let fd: CInt
     private let failure: NIOLockedValueBox<Bool>
+    private let connectionError: NIOLockedValueBox<String?>?
     private var failed = false
 
-    /// - Parameter failure: set to true if a write to `fd` fails.
-    public init(fd: CInt = 1, failure: NIOLockedValueBox<Bool>) {
+    /// - Parameters:
+    ///   - failure: set to true if a write to `fd` fails.
+    ///   - connectionError: told the first error of the connection (e.g. a truncated stream), so
+    ///     that the tool can report it instead of ending as if the stream had ended cleanly.
+    public init(fd: CInt = 1, failure: NIOLockedValueBox<Bool>, connectionError: NIOLockedValueBox<String?>? = nil) {
         self.fd = fd
         self.failure = failure
+        self.connectionError = connectionError
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        connectionError?.withLockedValue { if $0 == nil { $0 = ConnectErrorText.describe(error) } }
+        context.close(promise: nil)
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {

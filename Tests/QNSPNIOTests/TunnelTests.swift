@@ -217,6 +217,33 @@ struct TunnelTests {
         try await group.shutdownGracefully()
     }
 
+    @Test("a half-close answered with a half-close while cells are still queued loses nothing (the double close waits for the drain)")
+    func halfCloseAnswerDrains() async throws {
+        let total = 32 << 20
+        let server = try await QNSPBootstrap.bindServer(group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters) { ch, handshake in
+            handshake.whenSuccess { _ in
+                var b = ch.allocator.buffer(capacity: total)
+                b.writeRepeatingByte(0x42, count: total)
+                ch.writeAndFlush(b, promise: nil)  // far more than the socket takes at once: cells stay queued
+            }
+            // Like an echo server: the client's end of stream is answered with ours, from inside the read.
+            return ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(HalfCloseOnEOF()) }
+        }.get()
+        let port = try #require(server.localAddress?.port)
+        let done = group.next().makePromise(of: (Int, QNSPUserEvent?).self)
+        let (client, handshake) = try await QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters()) { ch in
+            ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(CountUntilClosed(done: done)) }
+        }.get()
+        _ = try await handshake.get()
+        try await client.close(mode: .output)
+        // Both ends sent end-of-stream, so either may close first: what matters is every byte and no error.
+        let (count, event) = try await done.futureResult.get()
+        #expect(count == total)
+        #expect(event == nil || event == .peerClosed(code: 0, reason: ""))
+        try await server.close()
+        try await group.shutdownGracefully()
+    }
+
     @Test("handshake failures surface as errors through NIO: unknown user, wrong host key")
     func failures() async throws {
         let server = try await startEchoServer()
@@ -344,6 +371,15 @@ import Glibc
 #endif
 
 /// Counts plaintext until the channel closes; reports the count and the close event seen.
+/// Answers the peer's end of stream with its own, as an echo server does.
+final class HalfCloseOnEOF: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed? = event as? ChannelEvent { context.close(mode: .output, promise: nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
 final class CountUntilClosed: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     let done: EventLoopPromise<(Int, QNSPUserEvent?)>

@@ -1,0 +1,81 @@
+import Foundation
+import NIOConcurrencyHelpers
+import QSSHSession
+
+/// File copy, process against process: `qscp` to `qsshd` and OpenSSH `scp` (SFTP mode, the
+/// default since OpenSSH 9.0, with aes128-gcm) to a stock sshd, alternating, several rounds.
+/// Peak memory is sampled (VmRSS every 20 ms) over each side's whole process tree.
+struct CopyBench {
+    let dir: String
+    let toolDir: String
+
+    struct Round {
+        var seconds: Double
+        var clientPeakKB: Int
+        var serverPeakKB: Int
+    }
+
+    struct Result {
+        var qscp: [Round]
+        var scp: [Round]
+        var scpVersion: String
+    }
+
+    func run(mib: Int, rounds: Int) throws -> Result? {
+        guard StockSSHD.binary != nil, FileManager.default.isExecutableFile(atPath: "/usr/bin/scp") else { return nil }
+        let source = dir + "/payload"
+        try ProcessRunner.shell("head -c \(mib << 20) /dev/urandom > '\(source)'")
+        let keygen = toolDir + "/qssh-keygen"
+        try ProcessRunner.shell("'\(keygen)' -q -t host -f '\(dir)/chost' -N '' && '\(keygen)' -q -t user -f '\(dir)/cid' -N '' && cp '\(dir)/cid.pub' '\(dir)/cauth'")
+        let (qsshd, text) = try ProcessRunner.startServer(
+            [toolDir + "/qsshd", "-p", "0", "-l", "127.0.0.1", "-h", dir + "/chost", "--authorized-keys", dir + "/cauth"], marker: "\n")
+        defer { ProcessRunner.stop(qsshd) }
+        guard let r = text.range(of: #"127\.0\.0\.1:(\d+)"#, options: .regularExpression),
+              let port = Int(text[r].split(separator: ":").last ?? "") else { throw BenchError("qsshd: \(text)") }
+        let sshd = try StockSSHD.start(dir: dir)
+        defer { sshd.stop() }
+        let qscp = "'\(toolDir)/qscp' -q -P \(port) -i '\(dir)/cid' --known-hosts '\(dir)/ckh' -o StrictHostKeyChecking=accept-new '\(source)' 127.0.0.1:'\(dir)/to-qsshd'"
+        let scp = "scp -q -F /dev/null -P \(sshd.port) -i '\(sshd.userKey)' -o UserKnownHostsFile='\(dir)/skh' -o StrictHostKeyChecking=accept-new -o BatchMode=yes -c aes128-gcm@openssh.com '\(source)' 127.0.0.1:'\(dir)/to-sshd'"
+        let version = try ProcessRunner.shell("ssh -V 2>&1").output.trimmingCharacters(in: .whitespacesAndNewlines)
+        var result = Result(qscp: [], scp: [], scpVersion: version)
+        for _ in 0..<rounds {
+            result.qscp.append(try timed(qscp, server: qsshd.pid))
+            result.scp.append(try timed(scp, server: sshd.process.pid))
+        }
+        for f in ["/to-qsshd", "/to-sshd"] {
+            let same = try ProcessRunner.shell("cmp -s '\(source)' '\(dir)\(f)' && echo same").output
+            guard same.contains("same") else { throw BenchError("copy \(f) differs from the source") }
+        }
+        return result
+    }
+
+    /// Runs `command` with the shell, sampling the resident memory of its process tree and of
+    /// the server's descendants (plus qsshd itself, whose own growth is part of its cost).
+    func timed(_ command: String, server: pid_t) throws -> Round {
+        let serverBase = Self.rssKB(server)
+        let start = Clock.now
+        let child = try ChildProcess.spawn(["/bin/sh", "-c", command], environment: ProcessInfo.processInfo.environment, directory: nil)
+        close(child.stdin)
+        ProcessRunner.drain(child.stdout)
+        ProcessRunner.drain(child.stderr)
+        let done = NIOLockedValueBox<ChildProcess.Termination?>(nil)
+        Thread.detachNewThread { let t = child.waitForExit(); done.withLockedValue { $0 = t } }
+        var clientPeak = 0, serverPeak = 0
+        while done.withLockedValue({ $0 }) == nil {
+            clientPeak = max(clientPeak, ProcessBench.descendants(of: child.pid).reduce(Self.rssKB(child.pid)) { $0 + Self.rssKB($1.pid) })
+            let sessions = ProcessBench.descendants(of: server).reduce(0) { $0 + Self.rssKB($1.pid) }
+            serverPeak = max(serverPeak, sessions + max(0, Self.rssKB(server) - serverBase))
+            usleep(20_000)
+        }
+        let seconds = Clock.since(start)
+        guard case .exited(0)? = done.withLockedValue({ $0 }) else { throw BenchError("'\(command)' failed") }
+        return Round(seconds: seconds, clientPeakKB: clientPeak, serverPeakKB: serverPeak)
+    }
+
+    /// Resident set size (kB) of a process, 0 when it is gone.
+    static func rssKB(_ pid: pid_t) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+    }
+}
