@@ -10,6 +10,7 @@ public final class GlueHandler: ChannelDuplexHandler {
     private var partner: GlueHandler?
     private var context: ChannelHandlerContext?
     private var pendingRead = false
+    private var lastWrite: EventLoopFuture<Void>?
 
     private init() {}
 
@@ -24,9 +25,21 @@ public final class GlueHandler: ChannelDuplexHandler {
     public func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     public func handlerRemoved(context: ChannelHandlerContext) { self.context = nil; partner = nil }
 
-    private func partnerWrite(_ data: NIOAny) { context?.write(data, promise: nil) }
+    private func partnerWrite(_ data: NIOAny) {
+        guard let context else { return }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.write(data, promise: written)
+        lastWrite = written.futureResult
+    }
     private func partnerFlush() { context?.flush() }
-    private func partnerWriteEOF() { context?.close(mode: .output, promise: nil) }
+    /// The half-close waits for the writes before it: once this side's input is closed too, NIO
+    /// turns an output close into a full close, which would discard writes still queued.
+    private func partnerWriteEOF() {
+        guard let context else { return }
+        guard let lastWrite else { return context.close(mode: .output, promise: nil) }
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        lastWrite.whenComplete { _ in bound.value.close(mode: .output, promise: nil) }
+    }
     private func partnerCloseFull() { context?.close(promise: nil) }
     private var partnerWritable: Bool { context?.channel.isWritable ?? false }
     private func partnerBecameWritable() {

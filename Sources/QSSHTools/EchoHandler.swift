@@ -7,8 +7,12 @@ public final class EchoHandler: ChannelInboundHandler {
 
     public init() {}
 
+    private var lastWrite: EventLoopFuture<Void>?
+
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        context.write(data, promise: nil)
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.write(data, promise: written)
+        lastWrite = written.futureResult
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
@@ -16,7 +20,14 @@ public final class EchoHandler: ChannelInboundHandler {
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .inputClosed? = event as? ChannelEvent {
             context.flush()
-            context.close(mode: .output, promise: nil)
+            // After the writes: with the input already closed, NIO makes a TCP output close a full
+            // close, which would drop echoes still queued.
+            if let lastWrite {
+                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                lastWrite.whenComplete { _ in bound.value.close(mode: .output, promise: nil) }
+            } else {
+                context.close(mode: .output, promise: nil)
+            }
         }
         context.fireUserInboundEventTriggered(event)
     }

@@ -217,10 +217,11 @@ public struct QSSHCommand: ParsableCommand {
             try started.futureResult.wait()
         } catch {
             started.fail(error)  // a promise must not be dropped incomplete
-            if let why = connectionError.withLockedValue({ $0 }) { throw ToolError("connection to \(host) lost: \(why)") }
+            let why = connectionError.withLockedValue({ $0 })
             if !innerAuthenticated.withLockedValue({ $0 }) {
-                throw ToolError("\(host) closed the connection before the SSH session started (a qsshd --bridge whose SSH server is down? see the server's log)")
+                throw ToolError("no SSH session with \(host): " + (why ?? "the server closed the connection before the SSH session started (a qsshd --bridge whose SSH server is down? see the server's log)"))
             }
+            if let why { throw ToolError("connection to \(host) lost: \(why)") }
             throw ToolError("cannot start the session on \(host): \(error)")
         }
         let raw = RawTerminal()

@@ -91,6 +91,35 @@ struct QSSHTests {
         #expect(children.trimmingCharacters(in: .whitespaces).isEmpty, "children left: \(children)")
     }
 
+    @Test("200 qssh processes started at once against one qsshd all succeed; afterwards no leaked fds or children")
+    func twoHundredConnections() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try start(dir, extra: ["--max-connections", "300"])
+        defer { server.stop() }
+        #expect(try qssh(dir, port: server.port, ["true"]).status == 0)  // records the host key
+        let pid = server.process.processIdentifier
+        let fdsBefore = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count
+        let argv = [try Tools.path("qssh"), "-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts",
+                    "-o", "BatchMode=yes", "127.0.0.1", "true"]
+        var clients: [ChildProcess] = []
+        for _ in 0..<200 {
+            let c = try ChildProcess.spawn(argv, environment: ProcessInfo.processInfo.environment, directory: nil)
+            close(c.stdin)
+            clients.append(c)
+        }
+        var failures: [String] = []
+        for (i, c) in clients.enumerated() {
+            let err = readAll(c.stderr)
+            close(c.stdout); close(c.stderr)
+            if c.waitForExit() != .exited(0) { failures.append("\(i): \(err)") }
+        }
+        #expect(failures.isEmpty, "\(failures.count) of 200 failed: \(failures.prefix(3))")
+        try waitUntil("qsshd is back to its descriptors and has no children") {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? .max) <= fdsBefore && children(of: pid).isEmpty
+        }
+    }
+
     @Test("PTY: -t gives a terminal of the default size with TERM; the exit status still comes back")
     func ptyExec() throws {
         let dir = try makeTempDir()
