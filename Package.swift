@@ -125,6 +125,7 @@ let package = Package(
             name: "QSSHToolsTests",
             dependencies: [
                 "QSSHTools", "QSSHSession", "QNSPCrypto", "QNSPNIO", "QNSPBench", "QSFTP",
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -118,9 +118,11 @@ public enum SSHSessionClient {
         on channel: Channel, username: String, auth: QNSPIdentityClientAuthDelegate? = nil, hostKeyCheck: TunnelHostKeyDelegate.Check? = nil,
         remoteForwards: RemoteForwards? = nil, authenticated: NIOLockedValueBox<Bool>? = nil, onError: (@Sendable (String) -> Void)? = nil
     ) throws -> NIOSSHHandler {
+        var configuration = SSHClientConfiguration(
+            userAuthDelegate: auth ?? QNSPIdentityClientAuthDelegate(username: username), serverAuthDelegate: TunnelHostKeyDelegate(check: hostKeyCheck))
+        configuration.transportProtectionSchemes = QNSPTunnelTransportProtection.preferred(after: configuration.transportProtectionSchemes)
         let handler = NIOSSHHandler(
-            role: .client(.init(userAuthDelegate: auth ?? QNSPIdentityClientAuthDelegate(username: username),
-                                serverAuthDelegate: TunnelHostKeyDelegate(check: hostKeyCheck))),
+            role: .client(configuration),
             allocator: channel.allocator, inboundChildChannelInitializer: remoteForwards.map { forwards in { forwards.initializer(child: $0, type: $1) } })
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.pipeline.syncOperations.addHandler(CloseOnError(log: onError, authenticated: authenticated))

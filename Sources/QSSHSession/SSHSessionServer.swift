@@ -21,8 +21,10 @@ public enum SSHSessionServer {
                 auth.authenticatedUser.flatMap(sessionUser)?.uid == 0
             }, log: log)
         }
+        var configuration = SSHServerConfiguration(hostKeys: [hostKey], userAuthDelegate: auth, globalRequestDelegate: forwarder)
+        configuration.transportProtectionSchemes = QNSPTunnelTransportProtection.preferred(after: configuration.transportProtectionSchemes)
         let handler = NIOSSHHandler(
-            role: .server(.init(hostKeys: [hostKey], userAuthDelegate: auth, globalRequestDelegate: forwarder)),
+            role: .server(configuration),
             allocator: channel.allocator,
             inboundChildChannelInitializer: { child, type in
                 guard let name = auth.authenticatedUser, let account = sessionUser(name) else {
