@@ -34,6 +34,7 @@ public final class ExecSessionHandler: ChannelInboundHandler {
     private var heldStdin: [ByteBuffer] = []
     private var stdinEnded = false
     private var stdinLastWrite: EventLoopFuture<Void>?
+    private var inputPaused = false
     private var openOutputs = 2
     private var termination: ChildProcess.Termination?
     private var context: ChannelHandlerContext?
@@ -113,6 +114,12 @@ public final class ExecSessionHandler: ChannelInboundHandler {
         guard case .channel = message.type, case .byteBuffer(let bytes) = message.data else { return }
         if let stdinChannel {
             stdinLastWrite = stdinChannel.writeAndFlush(bytes)
+            // Backpressure: while the process's stdin is full, stop reading the SSH channel; its
+            // window then stops opening and the client has to wait (no unbounded buffering here).
+            if !stdinChannel.isWritable && !inputPaused {
+                inputPaused = true
+                context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+            }
         } else {
             heldStdin.append(bytes)
         }
@@ -161,6 +168,11 @@ public final class ExecSessionHandler: ChannelInboundHandler {
                 .whenFailure { _ in bound.value.outputEnded() }
         }
         NIOPipeBootstrap(group: loop)
+            .channelInitializer { pipe in
+                pipe.eventLoop.makeCompletedFuture {
+                    try pipe.pipeline.syncOperations.addHandler(WritableAgain { bound.value.resumeInput() })
+                }
+            }
             .takingOwnershipOfDescriptor(output: process.stdin)
             .whenComplete { result in
                 let handler = bound.value
@@ -177,6 +189,14 @@ public final class ExecSessionHandler: ChannelInboundHandler {
             }
         let waiter = Thread { let t = process.waitForExit(); loop.execute { bound.value.exited(t) } }
         waiter.start()
+    }
+
+    /// The process's stdin drained below the high-water mark: read the SSH channel again.
+    private func resumeInput() {
+        guard inputPaused else { return }
+        inputPaused = false
+        context?.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        context?.read()  // an SSH child channel does not start reading by itself when autoRead is turned back on
     }
 
     /// End of the client's input: close the process's stdin once what was written reached it
@@ -226,6 +246,20 @@ public final class ExecSessionHandler: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension ExecSessionHandler: Sendable {}
+
+/// Tells when a channel becomes writable again (the process's stdin pipe, for backpressure).
+final class WritableAgain: ChannelInboundHandler {
+    typealias InboundIn = Any
+    private let writable: () -> Void
+    init(_ writable: @escaping () -> Void) { self.writable = writable }
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { writable() }
+        context.fireChannelWritabilityChanged()
+    }
+}
+
+@available(*, unavailable)
+extension WritableAgain: Sendable {}
 
 /// Copies a process's stdout or stderr pipe into the SSH channel, reading the next chunk only
 /// after the previous one was written (so a slow client stops the process instead of filling memory).

@@ -120,6 +120,37 @@ struct QSSHTests {
         }
     }
 
+    @Test("backpressure: 96 MiB sent to a command that does not read yet does not pile up in qsshd's memory")
+    func stdinBackpressure() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try start(dir)
+        defer { server.stop() }
+        #expect(try qssh(dir, port: server.port, ["true"]).status == 0)
+        let pid = server.process.processIdentifier
+        func rssKB() -> Int {
+            let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            let line = text.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+        }
+        let before = rssKB()
+        try Data(count: 96 << 20).write(to: URL(fileURLWithPath: dir + "/zeros"))
+        // The remote command reads nothing until the marker file exists.
+        let client = try ChildProcess.spawn(
+            ["/bin/sh", "-c", "exec '\(try Tools.path("qssh"))' -p \(server.port) -i '\(dir)/id' --known-hosts '\(dir)/known_hosts' 127.0.0.1 'while [ ! -e \(dir)/go ]; do sleep 0.05; done; wc -c' < '\(dir)/zeros'"],
+            environment: ProcessInfo.processInfo.environment, directory: nil)
+        close(client.stdin)
+        // Long enough for the client to have pushed everything it could; the peak is what counts.
+        var peak = 0
+        for _ in 0..<40 { peak = max(peak, rssKB()); usleep(50_000) }
+        #expect(FileManager.default.createFile(atPath: dir + "/go", contents: nil))
+        let out = readAll(client.stdout)
+        close(client.stdout); close(client.stderr)
+        #expect(client.waitForExit() == .exited(0))
+        #expect(out.trimmingCharacters(in: .whitespacesAndNewlines) == "\(96 << 20)")
+        #expect(peak - before < 32 << 10, "qsshd grew by \(peak - before) kB while the command did not read")
+    }
+
     @Test("PTY: -t gives a terminal of the default size with TERM; the exit status still comes back")
     func ptyExec() throws {
         let dir = try makeTempDir()
