@@ -52,7 +52,11 @@ short qssh_spawn_setsid_flag(void) {
 
 int qssh_pipe_cloexec(int fds[2]) {
 #if defined(__linux__)
-    return pipe2(fds, O_CLOEXEC);
+    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+    /* Bulk data (sftp, cat) crosses these pipes: 1 MiB instead of 64 KiB means far fewer
+       wake-ups. Best effort: an unprivileged process may be capped by pipe-max-size. */
+    (void)fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+    return 0;
 #else
     if (pipe(fds) != 0) return -1;
     fcntl(fds[0], F_SETFD, FD_CLOEXEC);

@@ -116,8 +116,8 @@ public struct BenchCommand: ParsableCommand {
         line("", "qscp -> qsshd", "scp -> sshd (\(r.scpVersion))")
         line("median throughput", mbps(qm), mbps(om))
         line("ratio qscp / scp", String(format: "%.2fx", qm / om), "")
-        line("peak client memory (RSS, process tree)", "\(r.qscp.map(\.clientPeakKB).max() ?? 0) kB", "\(r.scp.map(\.clientPeakKB).max() ?? 0) kB")
-        line("peak server memory (RSS, per session)", "\(r.qscp.map(\.serverPeakKB).max() ?? 0) kB", "\(r.scp.map(\.serverPeakKB).max() ?? 0) kB")
+        line("peak client private memory (process tree)", "\(r.qscp.map(\.clientPeakKB).max() ?? 0) kB", "\(r.scp.map(\.clientPeakKB).max() ?? 0) kB")
+        line("peak server private memory (per session)", "\(r.qscp.map(\.serverPeakKB).max() ?? 0) kB", "\(r.scp.map(\.serverPeakKB).max() ?? 0) kB")
         print("  (scp uses the SFTP protocol (OpenSSH 9 default), -c aes128-gcm@openssh.com, default KEX; qscp: QNSP aes256-gcm 768-byte cells + inner SSH-2)")
     }
 

@@ -4,7 +4,8 @@ import QSSHSession
 
 /// File copy, process against process: `qscp` to `qsshd` and OpenSSH `scp` (SFTP mode, the
 /// default since OpenSSH 9.0, with aes128-gcm) to a stock sshd, alternating, several rounds.
-/// Peak memory is sampled (VmRSS every 20 ms) over each side's whole process tree.
+/// Peak memory is sampled every 20 ms over each side's whole process tree, as private memory
+/// (Private_Clean + Private_Dirty from smaps_rollup: what the processes cost beyond shared libraries).
 struct CopyBench {
     let dir: String
     let toolDir: String
@@ -39,7 +40,10 @@ struct CopyBench {
         let version = try ProcessRunner.shell("ssh -V 2>&1").output.trimmingCharacters(in: .whitespacesAndNewlines)
         var result = Result(qscp: [], scp: [], scpVersion: version)
         for _ in 0..<rounds {
+            // Both write a new file every round (freeing the old one is not part of the timing).
+            try ProcessRunner.shell("rm -f '\(dir)/to-qsshd'; sync")
             result.qscp.append(try timed(qscp, server: qsshd.pid))
+            try ProcessRunner.shell("rm -f '\(dir)/to-sshd'; sync")
             result.scp.append(try timed(scp, server: sshd.process.pid))
         }
         for f in ["/to-qsshd", "/to-sshd"] {
@@ -52,7 +56,7 @@ struct CopyBench {
     /// Runs `command` with the shell, sampling the resident memory of its process tree and of
     /// the server's descendants (plus qsshd itself, whose own growth is part of its cost).
     func timed(_ command: String, server: pid_t) throws -> Round {
-        let serverBase = Self.rssKB(server)
+        let serverBase = ProcessBench.privateKB(server)
         let start = Clock.now
         let child = try ChildProcess.spawn(["/bin/sh", "-c", command], environment: ProcessInfo.processInfo.environment, directory: nil)
         close(child.stdin)
@@ -62,20 +66,13 @@ struct CopyBench {
         Thread.detachNewThread { let t = child.waitForExit(); done.withLockedValue { $0 = t } }
         var clientPeak = 0, serverPeak = 0
         while done.withLockedValue({ $0 }) == nil {
-            clientPeak = max(clientPeak, ProcessBench.descendants(of: child.pid).reduce(Self.rssKB(child.pid)) { $0 + Self.rssKB($1.pid) })
-            let sessions = ProcessBench.descendants(of: server).reduce(0) { $0 + Self.rssKB($1.pid) }
-            serverPeak = max(serverPeak, sessions + max(0, Self.rssKB(server) - serverBase))
+            clientPeak = max(clientPeak, ProcessBench.descendants(of: child.pid).reduce(ProcessBench.privateKB(child.pid)) { $0 + ProcessBench.privateKB($1.pid) })
+            let sessions = ProcessBench.descendants(of: server).reduce(0) { $0 + ProcessBench.privateKB($1.pid) }
+            serverPeak = max(serverPeak, sessions + max(0, ProcessBench.privateKB(server) - serverBase))
             usleep(20_000)
         }
         let seconds = Clock.since(start)
         guard case .exited(0)? = done.withLockedValue({ $0 }) else { throw BenchError("'\(command)' failed") }
         return Round(seconds: seconds, clientPeakKB: clientPeak, serverPeakKB: serverPeak)
-    }
-
-    /// Resident set size (kB) of a process, 0 when it is gone.
-    static func rssKB(_ pid: pid_t) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
-        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
     }
 }

@@ -28,24 +28,30 @@ public enum BlockingIO {
     /// waiting for each write to complete (backpressure); half-closes the channel at end of file.
     ///   - escapes: when set, typed bytes go through it and `~.` closes the channel (interactive sessions).
     public static func pump(
-        _ fd: CInt, into channel: Channel, chunkSize: Int = 32 * 1024, escapes: EscapeScanner? = nil,
+        _ fd: CInt, into channel: Channel, chunkSize: Int = 128 * 1024, escapes: EscapeScanner? = nil,
         onDisconnect: (@Sendable () -> Void)? = nil, wrap: @escaping @Sendable (ByteBuffer) -> any Sendable
     ) {
         let thread = Thread {
             var scanner = escapes
-            var chunk = [UInt8](repeating: 0, count: chunkSize)
             while true {
-                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
+                // Read straight into the buffer that is written (no intermediate copy).
+                var buffer = channel.allocator.buffer(capacity: chunkSize)
+                var n = 0, interrupted = false
+                repeat {
+                    _ = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: chunkSize) { raw in
+                        n = read(fd, raw.baseAddress, chunkSize)
+                        interrupted = n < 0 && errno == EINTR
+                        return max(0, n)
+                    }
+                } while interrupted
                 if n <= 0 { break }
-                var bytes = Array(chunk[0..<n])
                 var disconnect = false
-                if scanner != nil, let (out, action) = scanner?.feed(bytes) {
-                    bytes = out
+                if scanner != nil, let (out, action) = scanner?.feed(buffer.readBytes(length: n) ?? []) {
+                    buffer = channel.allocator.buffer(bytes: out)
                     disconnect = action == .disconnect
                 }
-                if !bytes.isEmpty {
-                    do { try channel.writeAndFlush(wrap(channel.allocator.buffer(bytes: bytes))).wait() } catch { return }
+                if buffer.readableBytes > 0 {
+                    do { try channel.writeAndFlush(wrap(buffer)).wait() } catch { return }
                 }
                 if disconnect {
                     onDisconnect?()
