@@ -1,6 +1,8 @@
 import ArgumentParser
 import Crypto
+import Dispatch
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -25,7 +27,8 @@ public struct QSSHDCommand: ParsableCommand {
             Run as root, qsshd logs each user in to their own account (groups, uid, HOME, SHELL, home
             directory) with the keys in that account's authorized_keys, which must belong to the user or
             root and must not be writable by others. Run as anyone else, only that account can log in.
-            It runs in the foreground.
+            It runs in the foreground (--daemon detaches once it listens; --pid-file, --log-file).
+            -f FILE reads options from an sshd_config-style file; the command line wins.
 
             TCP forwarding (qssh -L, -R, -D, -W) is allowed by default, as with sshd; --permit-open,
             --permit-listen and --no-forwarding restrict it. Remote forwards bind 127.0.0.1 unless
@@ -97,10 +100,25 @@ public struct QSSHDCommand: ParsableCommand {
     @Flag(name: .long, help: .hidden)
     var internalSFTPServer = false
 
-    @Flag(name: .customShort("D"), help: "Stay in the foreground (the only mode so far).")
+    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile); options on the command line win.", valueName: "file"))
+    var config: String?
+
+    @Flag(name: .customShort("D"), help: "Stay in the foreground (the default; see --daemon).")
     var foreground = false
 
-    @Flag(name: .shortAndLong, help: "Log connections to stderr.")
+    @Flag(name: .long, help: "Detach once listening: the command returns when the server is ready (or has failed to start).")
+    var daemon = false
+
+    @Option(name: .long, help: ArgumentHelp("With --daemon: write the server's process id here (removed on SIGTERM).", valueName: "file"))
+    var pidFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("Write the log here (appended, 0600) instead of stderr.", valueName: "file"))
+    var logFile: String?
+
+    @Flag(name: .long, help: .hidden)
+    var internalDaemonChild = false
+
+    @Flag(name: .shortAndLong, help: "Log every connection (accepted, refused, failed, closed), not only problems.")
     var verbose = false
 
     public init() {}
@@ -141,6 +159,11 @@ public struct QSSHDCommand: ParsableCommand {
         let bridgeTarget = try bridge.map { text in
             do { return try ForwardSpec.parse(hostPort: text) } catch { throw ToolError("--bridge: \(error)") }
         }
+        if daemon && !internalDaemonChild { return try detach() }
+        let sink = try logFile.map(LineLogHandler.Sink.file) ?? LineLogHandler.Sink(fd: 2)
+        var logger = Logger(label: "qsshd") { label in LineLogHandler(label: label, sink: sink, level: .info) }
+        logger.logLevel = verbose ? .info : .notice
+        let log = logger
         let audit = try auditLog.map { path in
             do { return try AuditLog(path: path) } catch { throw ToolError("\(path): \(error)") }
         }
@@ -173,8 +196,7 @@ public struct QSSHDCommand: ParsableCommand {
         // derived from the host key so that it stays the same across restarts (OpenSSH clients
         // using `qssh tunnel` record it once).
         let sshHostKey = try Self.innerHostKey(host)
-        let verbose = self.verbose
-        let sessionLog: (@Sendable (String) -> Void)? = verbose ? { @Sendable message in Terminal.warn("qsshd: " + message) } : nil
+        let sessionLog: (@Sendable (String) -> Void)? = verbose ? { @Sendable message in log.info("\(message)") } : nil
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let server: Channel
         do {
@@ -218,7 +240,7 @@ public struct QSSHDCommand: ParsableCommand {
                     // Installed now, not when the handshake ends: bytes must never reach a pipeline without it.
                     let auth = try SSHSessionServer.install(
                         on: channel, sessionUser: sessionUser, switchUser: isRoot, hostKey: sshHostKey, forwarding: policy, subsystems: sessionSubsystems,
-                        log: sessionLog.map { log in { @Sendable message in log("closing connection from \(peer): \(message)") } },
+                        log: sessionLog.map { log in { @Sendable message in log("\(peer): \(message)") } },
                         onSessionStart: { what in
                             let w = who.withLockedValue { $0 }
                             audit?.record("exec", peer: peer, user: w?.0, key: w?.1, detail: what)
@@ -240,8 +262,73 @@ public struct QSSHDCommand: ParsableCommand {
         } catch {
             throw ToolError("cannot listen on \(listen) port \(port): \(ConnectErrorText.describe(error))")
         }
-        Terminal.warn("qsshd: listening on \(listen):\(server.localAddress?.port ?? port) (host key \(host.publicKey.fingerprint))")
+        let listening = "listening on \(listen):\(server.localAddress?.port ?? port) (host key \(host.publicKey.fingerprint))"
+        Terminal.warn("qsshd: " + listening)  // the startup report, on stderr (a --daemon parent waits for it)
+        if logFile != nil { log.notice("\(listening)") }
+        let termination = internalDaemonChild ? Self.becomeDaemon(sink: sink, logFile: logFile != nil, pidFile: pidFile) : nil
         try server.closeFuture.wait()
+        termination?.cancel()
+    }
+
+    /// --daemon: runs this command again in a session of its own (without --daemon), waits for its
+    /// "listening on" report, writes the pid file and returns; the server's startup errors are
+    /// shown and make this fail.
+    func detach() throws {
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
+        let args = CommandLine.arguments.dropFirst().filter { $0 != "--daemon" } + ["--internal-daemon-child"]
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn([me] + args, environment: ProcessInfo.processInfo.environment, directory: nil)
+        } catch {
+            throw ToolError("cannot start the server process: \(error)")
+        }
+        close(child.stdin)
+        var text = ""
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while !text.contains("listening on") || !text.hasSuffix("\n") {
+            let n = chunk.withUnsafeMutableBytes { read(child.stderr, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            text += String(decoding: chunk[0..<n], as: UTF8.self)
+        }
+        close(child.stderr); close(child.stdout)
+        guard text.contains("listening on") else {
+            FileHandle.standardError.write(Data(text.utf8))
+            _ = child.waitForExit()
+            throw ExitCode(1)
+        }
+        if let pidFile {
+            do { try "\(child.pid)\n".write(toFile: pidFile, atomically: true, encoding: .utf8) } catch {
+                kill(child.pid, SIGTERM)
+                throw ToolError("cannot write \(pidFile): \(error.localizedDescription)")
+            }
+        }
+        FileHandle.standardError.write(Data((text.trimmingCharacters(in: .newlines) + " (pid \(child.pid))\n").utf8))
+    }
+
+    /// In the detached server: stdin/stdout/stderr leave the parent's pipes (stderr goes to the
+    /// log file when there is one); SIGTERM removes the pid file and exits.
+    static func becomeDaemon(sink: LineLogHandler.Sink, logFile: Bool, pidFile: String?) -> DispatchSourceSignal {
+        signal(SIGPIPE, SIG_IGN)
+        let null = open("/dev/null", O_RDWR)
+        if null >= 0 {
+            dup2(null, 0)
+            dup2(null, 1)
+            if !logFile { dup2(null, 2); sink.redirect(to: 2) }
+            if null > 2 { close(null) }
+        }
+        signal(SIGTERM, SIG_IGN)
+        let term = DispatchSource.makeSignalSource(signal: SIGTERM)
+        term.setEventHandler {
+            if let pidFile { unlink(pidFile) }
+            #if canImport(Glibc)
+            Glibc.exit(0)
+            #else
+            Darwin.exit(0)
+            #endif
+        }
+        term.resume()
+        return term
     }
 
     /// The inner SSH-2 ed25519 host key, derived from the QNSP host key's signing seed.

@@ -28,6 +28,7 @@ enum StdioForward {
         do {
             channel = try opened.wait()
         } catch {
+            try? connection.close().wait()  // an orderly QNSP close, so the server does not log a lost connection
             throw ToolError("-W \(host):\(port): \(ForwardingRelay.describe(error))")
         }
         StdinPump.start(into: channel)

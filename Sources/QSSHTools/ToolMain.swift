@@ -24,6 +24,12 @@ public enum ToolMain {
         }
     }
 
+    /// Reports a failure that happened before parsing (e.g. a bad configuration file) and exits.
+    public static func fail(name: String, _ message: String, status: Int32 = 1) -> Never {
+        Terminal.warn("\(name): \(message)")
+        exit(status)
+    }
+
     /// A parent may have spawned us with signals blocked (posix_spawn inherits the mask);
     /// a server that cannot be stopped with SIGTERM is a surprise, so start from a clean mask.
     static func resetSignalMask() {

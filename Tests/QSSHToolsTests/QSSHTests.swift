@@ -151,6 +151,52 @@ struct QSSHTests {
         #expect(peak - before < 32 << 10, "qsshd grew by \(peak - before) kB while the command did not read")
     }
 
+    @Test("qsshd -f FILE (command line wins), --daemon with --pid-file and --log-file, SIGTERM; bad files and failed starts are reported")
+    func configAndDaemon() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (t, f) in [("host", "host"), ("user", "id")] {
+            #expect(try Tools.run("qssh-keygen", ["-q", "-t", t, "-f", dir + "/" + f, "-N", ""]).status == 0)
+        }
+        try FileManager.default.copyItem(atPath: dir + "/id.pub", toPath: dir + "/authorized_keys")
+        let config = """
+            # qsshd test configuration
+            Port 1
+            ListenAddress 127.0.0.1
+            HostKey \(dir)/host
+            AuthorizedKeysFile=\(dir)/authorized_keys
+            PermitOpen none
+            LogLevel VERBOSE
+            """
+        try config.write(toFile: dir + "/qsshd.conf", atomically: true, encoding: .utf8)
+        let started = try Tools.run("qsshd", ["-f", dir + "/qsshd.conf", "-p", "0", "--daemon", "--pid-file", dir + "/qsshd.pid", "--log-file", dir + "/qsshd.log"])
+        #expect(started.status == 0, "\(started.stderr)")
+        let pidText = try String(contentsOfFile: dir + "/qsshd.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let pid = try #require(pid_t(pidText))
+        #expect(started.stderr.contains("(pid \(pid))"), "\(started.stderr)")
+        let range = try #require(started.stderr.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression))
+        let port = try #require(Int(started.stderr[range].split(separator: ":").last ?? ""))
+        #expect(port != 1, "the command line's -p 0 should win over the file's Port 1")
+        let ok = try qssh(dir, port: port, ["echo from-daemon"])
+        #expect(ok.status == 0 && String(decoding: ok.stdout, as: UTF8.self) == "from-daemon\n", "\(ok.stderr)")
+        let refused = try qssh(dir, port: port, options: ["-o", "BatchMode=yes", "-W", "127.0.0.1:\(port)"], [])
+        #expect(refused.status == 255, "PermitOpen none from the file was not applied")
+        let log = try String(contentsOfFile: dir + "/qsshd.log", encoding: .utf8)
+        #expect(log.contains("NOTICE listening on") && log.contains("INFO accepted"), "\(log)")
+        kill(pid, SIGTERM)
+        try waitUntil("the daemon exits and removes its pid file") { kill(pid, 0) != 0 && !FileManager.default.fileExists(atPath: dir + "/qsshd.pid") }
+
+        try "Port 22222\nBogus yes\n".write(toFile: dir + "/bad.conf", atomically: true, encoding: .utf8)
+        let bad = try Tools.run("qsshd", ["-f", dir + "/bad.conf"])
+        #expect(bad.status == 1 && bad.stderr.contains("bad.conf:2: unknown keyword 'Bogus'"), "\(bad.stderr)")
+        try "GatewayPorts maybe\n".write(toFile: dir + "/bad2.conf", atomically: true, encoding: .utf8)
+        let bad2 = try Tools.run("qsshd", ["-f", dir + "/bad2.conf"])
+        #expect(bad2.status == 1 && bad2.stderr.contains("must be yes or no"), "\(bad2.stderr)")
+        let failed = try Tools.run("qsshd", ["-p", "0", "-l", "127.0.0.1", "-h", dir + "/missing-key", "--daemon", "--pid-file", dir + "/never.pid"])
+        #expect(failed.status == 1 && failed.stderr.contains("missing-key"), "\(failed.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/never.pid"))
+    }
+
     @Test("PTY: -t gives a terminal of the default size with TERM; the exit status still comes back")
     func ptyExec() throws {
         let dir = try makeTempDir()
