@@ -111,7 +111,7 @@ public struct BenchCommand: ParsableCommand {
         }
         let qm = ProcessRunner.percentiles(q).median, om = ProcessRunner.percentiles(o).median
         func line(_ a: String, _ b: String, _ c: String) {
-            print("  " + a.padding(toLength: 40, withPad: " ", startingAt: 0) + " " + b.padding(toLength: 20, withPad: " ", startingAt: 0) + " " + c)
+            print("  " + a.padding(toLength: 44, withPad: " ", startingAt: 0) + " " + b.padding(toLength: 20, withPad: " ", startingAt: 0) + " " + c)
         }
         line("", "qscp -> qsshd", "scp -> sshd (\(r.scpVersion))")
         line("median throughput", mbps(qm), mbps(om))

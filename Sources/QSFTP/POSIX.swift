@@ -26,6 +26,20 @@ enum POSIX {
     }
 
     /// Reads whatever is available into `buffer`; returns the byte count, 0 at EOF.
+    static func writeAll(_ fd: CInt, _ bytes: UnsafeRawBufferPointer) throws(SFTPError) {
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress.map { $0 + done }, bytes.count - done)
+            if n < 0 {
+                let e = errno
+                if e == EINTR { continue }
+                if e == EPIPE { throw .connectionClosed }
+                throw .io(e, "write")
+            }
+            done += n
+        }
+    }
+
     static func readSome(_ fd: CInt, _ buffer: inout [UInt8]) throws(SFTPError) -> Int {
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }

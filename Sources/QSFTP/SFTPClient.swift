@@ -87,6 +87,24 @@ public final class SFTPClient {
         try POSIX.writeAll(output, message.encode())
     }
 
+    /// WRITE without building the packet in memory: the header, then the data straight from
+    /// the caller's buffer (the bulk path: no per-request allocation or copy of the data).
+    private func sendWrite(id: UInt32, handle: [UInt8], offset: UInt64, data: [UInt8], count: Int) throws(SFTPError) {
+        var header = SFTPWireWriter()
+        header.u32(UInt32(1 + 4 + 4 + handle.count + 8 + 4 + count))
+        header.u8(SFTPMessage.PacketType.write.rawValue)
+        header.u32(id)
+        header.data(handle)
+        header.u64(offset)
+        header.u32(UInt32(count))
+        try POSIX.writeAll(output, header.bytes)
+        let failure: SFTPError? = data.withUnsafeBytes { raw in
+            do throws(SFTPError) { try POSIX.writeAll(output, UnsafeRawBufferPointer(rebasing: raw[0..<count])) } catch { return error }
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
     private func receive() throws(SFTPError) -> SFTPMessage {
         while true {
             if let body = try reader.next() { return try SFTPMessage.decode(body) }
@@ -438,7 +456,7 @@ public final class SFTPClient {
                 }
                 if n == 0 { localEOF = true; break }
                 let id = nextID()
-                try send(.write(id: id, handle: handle.bytes, offset: remoteOffset + position, data: Array(buffer[0..<n])))
+                try sendWrite(id: id, handle: handle.bytes, offset: remoteOffset + position, data: buffer, count: n)
                 outstanding[id] = n
                 position += UInt64(n)
             }

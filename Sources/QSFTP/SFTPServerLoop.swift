@@ -20,7 +20,7 @@ public enum SFTPServerLoop {
         let server = SFTPServer(root: root)
         defer { server.closeAll() }
         var reader = SFTPPacketReader()
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var buffer = [UInt8](repeating: 0, count: 256 * 1024)
         while true {
             let n: Int
             do { n = try POSIX.readSome(input, &buffer) } catch { return exitIOError }
