@@ -15,6 +15,9 @@ public enum QNSPBootstrap {
         public var keepalive: QNSPHandler.Keepalive?
         /// Fail connections whose handshake takes longer (nil: no limit).
         public var handshakeTimeout: TimeAmount?
+        /// Close an established connection (orderly, with the reason "idle timeout") after this long
+        /// without application data in either direction (nil: never). Keepalive pings do not count.
+        public var idleTimeout: TimeAmount?
         /// When false, the caller's handlers must call `read()` (for backpressure).
         public var autoRead = true
         public init() {}
@@ -26,7 +29,7 @@ public enum QNSPBootstrap {
     ) throws -> QNSPHandshakeWaiter {
         let waiter = QNSPHandshakeWaiter(promise: channel.eventLoop.makePromise())
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(QNSPHandler(connection: connection(), isClient: isClient, rekeyInterval: options.rekeyInterval, keepalive: options.keepalive, handshakeTimeout: options.handshakeTimeout))
+        try sync.addHandler(QNSPHandler(connection: connection(), isClient: isClient, rekeyInterval: options.rekeyInterval, keepalive: options.keepalive, handshakeTimeout: options.handshakeTimeout, idleTimeout: options.idleTimeout))
         try sync.addHandler(waiter)
         return waiter
     }

@@ -24,6 +24,11 @@ public final class QNSPHandler: ChannelDuplexHandler {
     private var keepaliveTask: RepeatedTask?
     private let keepalive: Keepalive?
     private let handshakeTimeout: TimeAmount?
+    private let idleTimeout: TimeAmount?
+    private var idleTask: RepeatedTask?
+    private var lastData = NIODeadline.now()
+    /// The reason sent with an orderly close started by this handler (e.g. "idle timeout").
+    private var closeReason = ""
     private var handshakeTimer: Scheduled<Void>?
     private var quietTicks = 0
 
@@ -41,12 +46,14 @@ public final class QNSPHandler: ChannelDuplexHandler {
 
     /// - Parameter rekeyInterval: update the sending key this often (in addition to the byte limit).
     /// - Parameter keepalive: dead-peer detection once the session is established (nil: off).
+    /// - Parameter idleTimeout: close the connection (orderly) after this long without data either way.
     /// - Parameter handshakeTimeout: fail the connection if the handshake has not finished this long
     ///   after the transport became active (a server's login grace time; nil: no limit).
     public init(
         connection: QNSPConnection, isClient: Bool, rekeyInterval: TimeAmount? = .hours(1), keepalive: Keepalive? = nil,
-        handshakeTimeout: TimeAmount? = nil
+        handshakeTimeout: TimeAmount? = nil, idleTimeout: TimeAmount? = nil
     ) {
+        self.idleTimeout = idleTimeout
         self.connection = connection
         self.isClient = isClient
         self.rekeyInterval = rekeyInterval
@@ -86,6 +93,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
     public func handlerRemoved(context: ChannelHandlerContext) {
         rekeyTask?.cancel()
         keepaliveTask?.cancel()
+        idleTask?.cancel()
         handshakeTimer?.cancel()
         while let (_, promise) = heldWrites.popFirst() { promise?.fail(QNSPError.connectionClosed) }
     }
@@ -93,6 +101,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
     public func channelInactive(context: ChannelHandlerContext) {
         rekeyTask?.cancel()
         keepaliveTask?.cancel()
+        idleTask?.cancel()
         handshakeTimer?.cancel()
         if !failed && !closeReceived && !connection.isClosed {
             do { try connection.receiveEOF() } catch { context.fireErrorCaught(error) }
@@ -116,6 +125,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
         }
         rekeyTask?.cancel()
         keepaliveTask?.cancel()
+        idleTask?.cancel()
         handshakeTimer?.cancel()
         if !failed && !closeReceived && !connection.isClosed {
             do { try connection.receiveEOF() } catch { fail(context: context, error: error); return }
@@ -141,7 +151,10 @@ public final class QNSPHandler: ChannelDuplexHandler {
         // The handshake's end comes first: data in the same read was sent after it, and a reply
         // the next handler writes while reading it must queue behind the writes held until now.
         for event in events { if case .established = event { handle(event, context: context) } }
-        if plaintext.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(plaintext)) }
+        if plaintext.readableBytes > 0 {
+            lastData = .now()
+            context.fireChannelRead(wrapInboundOut(plaintext))
+        }
         for event in events { if case .established = event { continue }; handle(event, context: context) }
         if !connection.isEstablished && !connection.isClosed { context.read() }
     }
@@ -152,6 +165,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
             handshakeTimer?.cancel()
             scheduleRekey(context: context)
             scheduleKeepalive(context: context)
+            scheduleIdleTimeout(context: context)
             context.fireUserInboundEventTriggered(QNSPUserEvent.established(info))
             releaseHeldWrites(context: context)
         case .closed(let code, let reason):
@@ -172,6 +186,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let buffer = unwrapOutboundIn(data)
+        if buffer.readableBytes > 0 { lastData = .now() }
         // Held writes keep their place: nothing overtakes them once the session is up.
         guard connection.isEstablished, heldWrites.isEmpty else {
             if connection.isClosed { promise?.fail(QNSPError.connectionClosed) } else { heldWrites.append((buffer, promise)) }
@@ -206,7 +221,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
         if mode == .all, connection.isEstablished {
             // Orderly close: cells still queued in the channel (data, end-of-stream, then the close
             // cell) must reach the socket first; NIO's close would discard them.
-            connection.close(code: .normal)
+            connection.close(code: .normal, reason: closeReason)
             let drained = context.eventLoop.makePromise(of: Void.self)
             let closed = context.eventLoop.makePromise(of: Void.self)
             draining = closed.futureResult
@@ -302,6 +317,20 @@ public final class QNSPHandler: ChannelDuplexHandler {
             } catch {
                 handler.fail(context: context, error: error)
             }
+        }
+    }
+
+    private func scheduleIdleTimeout(context: ChannelHandlerContext) {
+        guard let limit = idleTimeout, limit > .zero else { return }
+        lastData = .now()
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let step = TimeAmount.nanoseconds(max(limit.nanoseconds / 4, 50_000_000))
+        idleTask = context.eventLoop.scheduleRepeatedTask(initialDelay: step, delay: step) { task in
+            let (handler, context) = loopBound.value
+            guard handler.connection.isEstablished, NIODeadline.now() - handler.lastData >= limit else { return }
+            task.cancel()
+            handler.closeReason = "idle timeout (\(limit.nanoseconds / 1_000_000_000) s without data)"
+            context.channel.close(promise: nil)
         }
     }
 

@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSH
+import QNSPNIO
 
 /// Runs the SSH-2 connection protocol (swift-nio-ssh, server role) on an established QNSP
 /// channel: inner user auth bound to the QNSP identity, session channels served by
@@ -81,6 +82,7 @@ final class CloseOnError: ChannelInboundHandler, Sendable {
     init(log: (@Sendable (String) -> Void)? = nil, authenticated: NIOLockedValueBox<Bool>? = nil) { self.log = log; self.authenticated = authenticated }
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is UserAuthSuccessEvent { authenticated?.withLockedValue { $0 = true } }
+        if case .peerClosed(_, let reason)? = event as? QNSPUserEvent, !reason.isEmpty { log?("closed by the peer: \(reason)") }
         context.fireUserInboundEventTriggered(event)
     }
     func errorCaught(context: ChannelHandlerContext, error: Error) {

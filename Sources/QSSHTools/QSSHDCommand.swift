@@ -67,6 +67,9 @@ public struct QSSHDCommand: ParsableCommand {
     @Option(name: .long, help: "Most connections at once; more are closed at once (logged with -v).")
     var maxConnections: Int = 100
 
+    @Option(name: .long, help: "Close a connection after this many seconds without data either way (0 = never).")
+    var idleTimeout: Int64 = 0
+
     @Option(name: .long, help: "Seconds a client has to finish the handshake (login grace time).")
     var loginGraceTime: Int64 = 30
 
@@ -100,7 +103,7 @@ public struct QSSHDCommand: ParsableCommand {
     @Flag(name: .long, help: .hidden)
     var internalSFTPServer = false
 
-    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile); options on the command line win.", valueName: "file"))
+    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile); options on the command line win.", valueName: "file"))
     var config: String?
 
     @Flag(name: .customShort("D"), help: "Stay in the foreground (the default; see --daemon).")
@@ -203,6 +206,7 @@ public struct QSSHDCommand: ParsableCommand {
             var options = QNSPBootstrap.Options()
             if keepalive > 0 { options.keepalive = .init(interval: .seconds(keepalive), maxMissed: max(1, keepaliveMax)) }
             if loginGraceTime > 0 { options.handshakeTimeout = .seconds(loginGraceTime) }
+            if idleTimeout > 0 { options.idleTimeout = .seconds(idleTimeout) }
             let active = NIOLockedValueBox(0)
             let limit = max(1, maxConnections)
             server = try QNSPBootstrap.bindServer(group: group, host: listen, port: port, parameters: params, options: options) { channel, handshake in

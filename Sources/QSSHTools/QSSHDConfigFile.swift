@@ -17,7 +17,7 @@ public enum QSSHDConfigFile {
         "port": .value("-p"), "listenaddress": .value("-l"), "hostkey": .value("-h"),
         "authorizedkeysfile": .value("--authorized-keys"), "clientaliveinterval": .value("--keepalive"),
         "clientalivecountmax": .value("--keepalive-max"), "maxconnections": .value("--max-connections"),
-        "logingracetime": .value("--login-grace-time"), "auditlog": .value("--audit-log"),
+        "logingracetime": .value("--login-grace-time"), "idletimeout": .value("--idle-timeout"), "auditlog": .value("--audit-log"),
         "permitopen": .value("--permit-open"), "permitlisten": .value("--permit-listen"),
         "gatewayports": .yes("--gateway-ports"), "allowtcpforwarding": .no("--no-forwarding"),
         "bridge": .value("--bridge"), "sftproot": .value("--sftp-root"), "sftp": .no("--no-sftp"),

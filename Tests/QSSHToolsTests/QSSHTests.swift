@@ -197,6 +197,21 @@ struct QSSHTests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/never.pid"))
     }
 
+    @Test("--idle-timeout closes a silent connection with the reason; a session that keeps talking is not cut")
+    func idleTimeout() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try start(dir, extra: ["--idle-timeout", "1"])
+        defer { server.stop() }
+        let start = Date()
+        let silent = try qssh(dir, port: server.port, ["sleep 30"])
+        #expect(silent.status == 255 && silent.stderr.contains("idle timeout"), "\(silent.stderr)")
+        #expect(Date().timeIntervalSince(start) < 10)
+        let talking = try qssh(dir, port: server.port, options: ["-o", "BatchMode=yes"], ["for i in 1 2 3 4 5 6; do echo tick; sleep 0.4; done"])
+        #expect(talking.status == 0, "\(talking.stderr)")
+        #expect(String(decoding: talking.stdout, as: UTF8.self) == String(repeating: "tick\n", count: 6))
+    }
+
     @Test("PTY: -t gives a terminal of the default size with TERM; the exit status still comes back")
     func ptyExec() throws {
         let dir = try makeTempDir()
