@@ -55,7 +55,7 @@ public struct QSSHCommand: ParsableCommand {
     var identity: String { connection.identity }
     var knownHosts: String { connection.knownHosts }
 
-    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3), ProxyCommand=CMD, ExitOnForwardFailure=yes|no, IdentityFile=FILE and UserKnownHostsFile=FILE (OpenSSH ed25519 key and known_hosts for a classical sshd behind a qsshd bridge).")
+    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3), ProxyCommand=CMD, ExitOnForwardFailure=yes|no, HashKnownHosts=yes|no, IdentityFile=FILE and UserKnownHostsFile=FILE (OpenSSH ed25519 key and known_hosts for a classical sshd behind a qsshd bridge).")
     var sshOptions: [String] = []
 
     @Option(name: .customShort("L"), help: ArgumentHelp("Forward a local port: connections to bind:port go to host:hostport from the server.", valueName: "[bind:]port:host:hostport"))
@@ -100,6 +100,7 @@ public struct QSSHCommand: ParsableCommand {
         if forceTTY && noTTY { throw ToolError("-t and -T contradict each other") }
         var batch = false, acceptNew = false, aliveInterval: Int64 = 30, aliveCount = 3
         var proxyCommand: String?, exitOnForwardFailure = false
+        var hashKnownHosts = false
         var classicalKeyFiles: [String] = [], sshKnownHosts = NSHomeDirectory() + "/.ssh/known_hosts"
         for option in sshOptions {
             let parts = option.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -109,6 +110,8 @@ public struct QSSHCommand: ParsableCommand {
             case ("proxycommand", _): proxyCommand = parts[1]
             case ("exitonforwardfailure", "yes"): exitOnForwardFailure = true
             case ("exitonforwardfailure", "no"): exitOnForwardFailure = false
+            case ("hashknownhosts", "yes"): hashKnownHosts = true
+            case ("hashknownhosts", "no"): hashKnownHosts = false
             case ("identityfile", _): classicalKeyFiles.append((parts[1] as NSString).expandingTildeInPath)
             case ("userknownhostsfile", _): sshKnownHosts = (parts[1] as NSString).expandingTildeInPath
             case ("batchmode", "yes"): batch = true
@@ -149,6 +152,7 @@ public struct QSSHCommand: ParsableCommand {
             guard safe(host), safe(user) else { throw ToolError("host or user name '\(user)@\(host)' has characters a proxy command must not see") }
             client.proxyCommand = Self.substitute(proxyCommand, host: host, port: port, user: user)
         }
+        client.hashKnownHosts = hashKnownHosts
         let remote = forwards.remote.isEmpty ? nil : RemoteForwards(log: { Terminal.warn("qssh: " + $0) })
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // The group is not shut down: the stdin thread may still touch the channel until the

@@ -25,6 +25,8 @@ public struct TunnelClient {
     /// Run this shell command and speak QNSP over its stdin/stdout instead of connecting
     /// (ProxyCommand, ProxyJump). `%h`, `%p` and `%r` are already substituted.
     public var proxyCommand: String?
+    /// Record newly trusted hosts hashed (OpenSSH's HashKnownHosts).
+    public var hashKnownHosts = false
 
     public init(
         host: String, port: Int, identityPath: String, user: String, knownHostsPath: String,
@@ -77,7 +79,7 @@ public struct TunnelClient {
             Terminal.warn("\(toolName): authenticated to \(host) (\(info.hostKey.fingerprint)) as \(info.username) using \(info.cipher), cell \(info.cellSize)")
         }
         if pinned == nil {
-            _ = try known.appending(pattern: pattern, key: info.hostKey)
+            _ = try known.appending(pattern: pattern, key: info.hostKey, hash: hashKnownHosts)
             Terminal.warn("\(toolName): permanently added '\(pattern)' to the list of known hosts (\(knownHostsPath)).")
         }
         return (channel, info)

@@ -212,6 +212,27 @@ struct QSSHTests {
         #expect(String(decoding: talking.stdout, as: UTF8.self) == String(repeating: "tick\n", count: 6))
     }
 
+    @Test("HashKnownHosts=yes stores the host name hashed; the hashed entry still pins the key")
+    func hashedKnownHosts() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try start(dir)
+        let first = try qssh(dir, port: server.port, options: ["-o", "StrictHostKeyChecking=accept-new", "-o", "HashKnownHosts=yes"], ["true"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let text = try String(contentsOfFile: dir + "/known_hosts", encoding: .utf8)
+        #expect(text.hasPrefix("|1|") && !text.contains("127.0.0.1"), "\(text)")
+        let pinned = try qssh(dir, port: server.port, options: ["-o", "BatchMode=yes"], ["echo pinned"])
+        #expect(pinned.status == 0 && String(decoding: pinned.stdout, as: UTF8.self) == "pinned\n", "\(pinned.stderr)")
+        server.stop()
+        // Same port, another host key: the hashed line is recognised and the change refused.
+        #expect(try Tools.run("qssh-keygen", ["-q", "-t", "host", "-f", dir + "/other", "-N", ""]).status == 0)
+        let impostor = try ServeProcess(tool: "qsshd", arguments: ["-p", "\(server.port)", "-l", "127.0.0.1", "-h", dir + "/other", "--authorized-keys", dir + "/authorized_keys"])
+        defer { impostor.stop() }
+        let changed = try qssh(dir, port: server.port, options: ["-o", "BatchMode=yes"], ["touch \(dir)/ran"])
+        #expect(changed.status == 255 && changed.stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") && changed.stderr.contains("known_hosts:1"), "\(changed.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/ran"))
+    }
+
     @Test("PTY: -t gives a terminal of the default size with TERM; the exit status still comes back")
     func ptyExec() throws {
         let dir = try makeTempDir()
