@@ -113,6 +113,37 @@ public struct ChildProcess: Sendable {
         return ChildProcess(pid: pid, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0])
     }
 
+    /// Starts `argv[0]` detached for a tool going to the background (`qssh -f`): stdin from
+    /// /dev/null, stdout and stderr shared with this process, `notify` as the child's fd 3 (the
+    /// child reports readiness there), in a session of its own. Returns the child's pid.
+    public static func spawnDetached(_ argv: [String], environment: [String: String], notify: CInt) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, notify, 3)
+        guard qssh_spawn_file_actions_addclosefrom(&actions, 4) == 0 else {
+            throw SpawnError(description: "posix_spawn_file_actions_addclosefrom: \(String(cString: strerror(errno)))")
+        }
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK) | qssh_spawn_setsid_flag())
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArgs.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, argv[0], &actions, &attr, cArgs, cEnv)
+        guard rc == 0 else { throw SpawnError(description: "\(argv[0]): \(String(cString: strerror(rc)))") }
+        return pid
+    }
+
     /// Starts `argv[0]` on a new pseudo-terminal; `stdin` and `stdout` are both the master side
     /// (separate descriptors), `stderr` is -1 (the terminal merges it).
     public static func spawnOnTerminal(

@@ -41,7 +41,10 @@ public struct QSSHCommand: ParsableCommand {
             'qssh tunnel [user@]host' is a stdio mode for stock OpenSSH: it joins stdin/stdout to
             the SSH-2 server inside the tunnel (see the README recipe).
 
-            Not yet: -f, config file.
+            -f goes to the background once the connection, the forwards and the command are set up
+            (with -N: once the forwards are); stdin is /dev/null.
+
+            Not yet: a config file (~/.qssh/config).
 
             Examples:
               qssh -p 22222 alice@server.example uptime
@@ -69,6 +72,12 @@ public struct QSSHCommand: ParsableCommand {
 
     @Flag(name: .customShort("s"), help: "The command is a subsystem name (e.g. sftp).")
     var subsystemMode = false
+
+    @Flag(name: .customShort("f"), help: "Go to the background once authenticated and the forwards (and the command) are set up; stdin is /dev/null.")
+    var background = false
+
+    @Option(name: .long, help: .hidden)
+    var internalNotifyFD: Int32?
 
     @Flag(name: .customShort("N"), help: "Run no remote command (forwarding only).")
     var noCommand = false
@@ -134,6 +143,11 @@ public struct QSSHCommand: ParsableCommand {
         }
         if stdioTarget != nil && (!command.isEmpty || noCommand) { throw ToolError("-W cannot be combined with a command or -N") }
         if noCommand && !command.isEmpty { throw ToolError("-N means no command, but one was given") }
+        if background && internalNotifyFD == nil {
+            if stdioForward != nil { throw ToolError("-f cannot be combined with -W") }
+            if command.isEmpty && !noCommand { throw ToolError("-f needs a command or -N") }
+            return try goToBackground()
+        }
         if subsystemMode && command.count != 1 { throw ToolError("-s needs exactly one subsystem name, e.g. 'qssh -s host sftp'") }
         if let jump {
             if proxyCommand != nil { throw ToolError("-J and -o ProxyCommand cannot be combined") }
@@ -183,6 +197,7 @@ public struct QSSHCommand: ParsableCommand {
             return
         }
         if noCommand {
+            notifyReady()
             try? channel.closeFuture.wait()
             if let why = connectionError.withLockedValue({ $0 }) { throw ToolError("connection to \(host) lost: \(why)") }
             return
@@ -219,6 +234,7 @@ public struct QSSHCommand: ParsableCommand {
                 return promise.futureResult
             }.wait()
             try started.futureResult.wait()
+            notifyReady()
         } catch {
             started.fail(error)  // a promise must not be dropped incomplete
             let why = connectionError.withLockedValue({ $0 })
@@ -268,6 +284,41 @@ public struct QSSHCommand: ParsableCommand {
             if let why = connectionError.withLockedValue({ $0 }) { throw ToolError("connection to \(host) lost: \(why)") }
             throw ToolError("the session on \(host) ended without an exit status")
         }
+    }
+
+    /// -f: runs this command again, detached (stdin /dev/null, new session), and returns 0 once it
+    /// reports on fd 3 that it is ready; if it fails first, its messages are on stderr already and
+    /// its exit status becomes ours.
+    func goToBackground() throws {
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
+        var args = Array(CommandLine.arguments.dropFirst())
+        if let i = args.firstIndex(of: "-f") { args.remove(at: i) }
+        var fds: [CInt] = [0, 0]
+        guard pipe(&fds) == 0 else { throw ToolError("pipe: \(String(cString: strerror(errno)))") }
+        let pid: pid_t
+        do {
+            pid = try ChildProcess.spawnDetached([me, "--internal-notify-fd", "3"] + args, environment: ProcessInfo.processInfo.environment, notify: fds[1])
+        } catch {
+            close(fds[0]); close(fds[1])
+            throw ToolError("cannot go to the background: \(error)")
+        }
+        close(fds[1])
+        var byte: UInt8 = 0
+        var n = 0
+        repeat { n = read(fds[0], &byte, 1) } while n < 0 && errno == EINTR
+        close(fds[0])
+        if n == 1 { return }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        throw ExitCode(status & 0x7f == 0 ? (status >> 8) & 0xff : 255)
+    }
+
+    /// In the background child: tells the waiting parent that everything is set up.
+    func notifyReady() {
+        guard let fd = internalNotifyFD else { return }
+        var ok: UInt8 = 1
+        _ = write(fd, &ok, 1)
+        close(fd)
     }
 
     /// Classical (OpenSSH ed25519) keys for a stock sshd behind a qsshd bridge: the files named

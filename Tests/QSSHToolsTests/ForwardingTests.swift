@@ -115,6 +115,32 @@ struct ForwardingTests {
         #expect(after.ok, "the session did not survive bad input")
     }
 
+    @Test("-f -N: qssh returns once the forward is up and keeps it in the background; -f reports a failed start")
+    func background() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try q.start(dir)
+        let echo = try EchoServer()
+        defer { echo.stop() }
+        let parent = try ChildProcess.spawn(
+            [try Tools.path("qssh"), "-f", "-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts",
+             "-o", "StrictHostKeyChecking=accept-new", "-N", "-L", "0:127.0.0.1:\(echo.port)", "127.0.0.1"],
+            environment: ProcessInfo.processInfo.environment, directory: nil)
+        close(parent.stdin)
+        #expect(parent.waitForExit() == .exited(0))
+        let text = readStderr(of: parent, until: ["Allocated port"])
+        let port = try #require(allocated(text, "local forward to 127.0.0.1:\(echo.port)"), "\(text)")
+        let r = TCP.echoRoundTrip(try #require(TCP.connect(port)), Array("from the background".utf8))
+        #expect(r.ok, "the background qssh does not forward")
+        server.stop()  // the background qssh loses its connection and ends, closing the shared pipes
+        _ = readAll(parent.stderr)
+        close(parent.stdout); close(parent.stderr)
+        let failed = try Tools.run("qssh", ["-f", "-N", "-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts", "127.0.0.1"])
+        #expect(failed.status == 255 && failed.stderr.contains("connect to 127.0.0.1 port \(server.port)"), "\(failed.stderr)")
+        let noCommand = try Tools.run("qssh", ["-f", "-p", "\(server.port)", "127.0.0.1"])
+        #expect(noCommand.status == 255 && noCommand.stderr.contains("-f needs a command or -N"))
+    }
+
     @Test("server policy: --permit-open and --permit-listen refuse with clear errors; -W reaches what is allowed")
     func policy() throws {
         let dir = try makeTempDir()
