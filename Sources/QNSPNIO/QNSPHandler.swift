@@ -27,7 +27,8 @@ public final class QNSPHandler: ChannelDuplexHandler {
     private let idleTimeout: TimeAmount?
     private var idleTask: RepeatedTask?
     private var lastData = NIODeadline.now()
-    /// The reason sent with an orderly close started by this handler (e.g. "idle timeout").
+    /// The code and reason sent with an orderly close started by this handler (e.g. idle timeout).
+    private var closeCode = QNSPCloseCode.normal
     private var closeReason = ""
     private var handshakeTimer: Scheduled<Void>?
     private var quietTicks = 0
@@ -221,7 +222,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
         if mode == .all, connection.isEstablished {
             // Orderly close: cells still queued in the channel (data, end-of-stream, then the close
             // cell) must reach the socket first; NIO's close would discard them.
-            connection.close(code: .normal, reason: closeReason)
+            connection.close(code: closeCode, reason: closeReason)
             let drained = context.eventLoop.makePromise(of: Void.self)
             let closed = context.eventLoop.makePromise(of: Void.self)
             draining = closed.futureResult
@@ -329,6 +330,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
             let (handler, context) = loopBound.value
             guard handler.connection.isEstablished, NIODeadline.now() - handler.lastData >= limit else { return }
             task.cancel()
+            handler.closeCode = .idleTimeout
             handler.closeReason = "idle timeout (\(limit.nanoseconds / 1_000_000_000) s without data)"
             context.channel.close(promise: nil)
         }
