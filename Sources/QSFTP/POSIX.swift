@@ -10,22 +10,14 @@ enum POSIX {
 
     /// Writes all bytes, retrying on EINTR and partial writes.
     static func writeAll(_ fd: CInt, _ bytes: [UInt8]) throws(SFTPError) {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { buf in
-                write(fd, buf.baseAddress.map { $0 + done }, buf.count - done)
-            }
-            if n < 0 {
-                let e = errno
-                if e == EINTR { continue }
-                if e == EPIPE { throw .connectionClosed }
-                throw .io(e, "write")
-            }
-            done += n
+        let failure: SFTPError? = bytes.withUnsafeBytes { raw in
+            do throws(SFTPError) { try writeAll(fd, raw) } catch { return error }
+            return nil
         }
+        if let failure { throw failure }
     }
 
-    /// Reads whatever is available into `buffer`; returns the byte count, 0 at EOF.
+    /// Writes all bytes of a raw buffer, retrying on EINTR and partial writes.
     static func writeAll(_ fd: CInt, _ bytes: UnsafeRawBufferPointer) throws(SFTPError) {
         var done = 0
         while done < bytes.count {
@@ -40,6 +32,7 @@ enum POSIX {
         }
     }
 
+    /// Reads whatever is available into `buffer`; returns the byte count, 0 at EOF.
     static func readSome(_ fd: CInt, _ buffer: inout [UInt8]) throws(SFTPError) -> Int {
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }

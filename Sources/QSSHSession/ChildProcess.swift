@@ -95,14 +95,7 @@ public struct ChildProcess: Sendable {
             flags |= Int16(POSIX_SPAWN_SETPGROUP)
         }
         posix_spawnattr_setflags(&attr, flags)
-        let cArgs = argv.map { strdup($0) } + [nil]
-        let cEnv = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArgs.forEach { free($0) }
-            cEnv.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, &attr, cArgs, cEnv)
+        let (pid, rc) = posixSpawn(argv, environment, &actions, &attr)
         close(inPipe[0]); close(outPipe[1])
         if !inheritStderr { close(errPipe[1]) }
         guard rc == 0 else {
@@ -132,6 +125,15 @@ public struct ChildProcess: Sendable {
         sigemptyset(&none)
         posix_spawnattr_setsigmask(&attr, &none)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK) | qssh_spawn_setsid_flag())
+        let (pid, rc) = posixSpawn(argv, environment, &actions, &attr)
+        guard rc == 0 else { throw SpawnError(description: "\(argv[0]): \(String(cString: strerror(rc)))") }
+        return pid
+    }
+
+    /// posix_spawn with argv and the environment as C strings (freed afterwards); returns pid and result.
+    private static func posixSpawn(
+        _ argv: [String], _ environment: [String: String], _ actions: inout posix_spawn_file_actions_t, _ attr: inout posix_spawnattr_t
+    ) -> (pid_t, Int32) {
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -140,8 +142,7 @@ public struct ChildProcess: Sendable {
         }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, argv[0], &actions, &attr, cArgs, cEnv)
-        guard rc == 0 else { throw SpawnError(description: "\(argv[0]): \(String(cString: strerror(rc)))") }
-        return pid
+        return (pid, rc)
     }
 
     /// Starts `argv[0]` on a new pseudo-terminal; `stdin` and `stdout` are both the master side

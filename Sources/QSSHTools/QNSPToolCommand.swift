@@ -188,20 +188,7 @@ public struct QNSPToolCommand: ParsableCommand {
             let client = TunnelClient(
                 host: host, port: port, identityPath: identity, user: user, knownHostsPath: knownHosts,
                 acceptNew: acceptNew, batch: batch, verbose: verbose, options: try proto.options(), toolName: "qnsp")
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            // The group is not shut down: the stdin thread may still touch the channel until the
-            // process exits, and scheduling on a stopped loop is an error. The process ends right after.
-            let stdoutFailed = NIOLockedValueBox(false)
-            let lost = NIOLockedValueBox<String?>(nil)
-            let (channel, _) = try client.open(group: group) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(StdoutWriter(failure: stdoutFailed, connectionError: lost))
-                }
-            }
-            StdinPump.start(into: channel)
-            try channel.closeFuture.wait()
-            if let why = lost.withLockedValue({ $0 }) { throw ToolError("connection to \(host) lost: \(why)") }
-            return stdoutFailed.withLockedValue { $0 } ? 1 : 0
+            return try client.runStdio()
         }
     }
 }

@@ -59,17 +59,6 @@ public struct QSSHTunnelCommand: ParsableCommand {
         let client = TunnelClient(
             host: host, port: connection.port, identityPath: connection.identity, user: user, knownHostsPath: connection.knownHosts,
             acceptNew: acceptNew, batch: batch, verbose: verbose, options: options, toolName: "qssh tunnel")
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let stdoutFailed = NIOLockedValueBox(false)
-        let lost = NIOLockedValueBox<String?>(nil)
-        let (channel, _) = try client.open(group: group) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(StdoutWriter(failure: stdoutFailed, connectionError: lost))
-            }
-        }
-        StdinPump.start(into: channel)
-        try? channel.closeFuture.wait()
-        if let why = lost.withLockedValue({ $0 }) { throw ToolError("connection to \(host) lost: \(why)") }
-        if stdoutFailed.withLockedValue({ $0 }) { throw ExitCode(255) }
+        if try client.runStdio() != 0 { throw ExitCode(255) }
     }
 }

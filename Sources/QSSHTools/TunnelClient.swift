@@ -85,6 +85,25 @@ public struct TunnelClient {
         return (channel, info)
     }
 
+    /// Opens the session and joins its plaintext to stdin/stdout until it ends (`qnsp connect`,
+    /// `qssh tunnel`). Returns 1 when stdout could not be written; a lost connection throws.
+    public func runStdio() throws -> Int32 {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // The group is not shut down: the stdin thread may still touch the channel until the
+        // process exits, and scheduling on a stopped loop is an error. The process ends right after.
+        let stdoutFailed = NIOLockedValueBox(false)
+        let lost = NIOLockedValueBox<String?>(nil)
+        let (channel, _) = try open(group: group) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(StdoutWriter(failure: stdoutFailed, connectionError: lost))
+            }
+        }
+        StdinPump.start(into: channel)
+        try? channel.closeFuture.wait()
+        if let why = lost.withLockedValue({ $0 }) { throw ToolError("connection to \(host) lost: \(why)") }
+        return stdoutFailed.withLockedValue { $0 } ? 1 : 0
+    }
+
     /// Starts the proxy command and runs the QNSP client over its stdin/stdout; its stderr is ours.
     func openThroughProxy(
         _ command: String, group: EventLoopGroup, parameters: QNSPConnection.ClientParameters,
