@@ -149,6 +149,16 @@ struct QSCPTests {
         var st = stat()
         #expect(stat(dir + "/remote/a", &st) == 0 && st.st_mode & S_IFMT == S_IFDIR)
 
+        if getuid() != 0 {  // root reads and writes regardless of modes
+            try write(dir + "/secret", Array("s".utf8), mode: 0o000)
+            let unreadable = try qscp(dir, port: server.port, [dir + "/secret", dir + "/b", "127.0.0.1:" + dir + "/remote"])
+            #expect(unreadable.status == 1 && unreadable.stderr.contains("secret: Permission denied"), "\(unreadable.stderr)")
+            try FileManager.default.createDirectory(atPath: dir + "/readonly", withIntermediateDirectories: true)
+            chmod(dir + "/readonly", 0o555)
+            let readOnly = try qscp(dir, port: server.port, [dir + "/b", "127.0.0.1:" + dir + "/readonly/b"])
+            #expect(readOnly.status == 1 && readOnly.stderr.contains("ermission denied"), "\(readOnly.stderr)")
+            chmod(dir + "/readonly", 0o755)
+        }
         let full = try qscp(dir, port: server.port, [dir + "/a", "127.0.0.1:/dev/full"])
         #expect(full.status == 1 && full.stderr.contains("No space left"), "\(full.stderr)")
         #expect(stat("/dev/full", &st) == 0 && st.st_mode & S_IFMT == S_IFCHR, "/dev/full was replaced")
