@@ -35,8 +35,11 @@ public enum QNSPBootstrap {
     }
 
     /// Listens on `host:port`; `childInitializer` adds the handlers that see each session's plaintext.
+    /// - Parameter admit: asked first for each accepted connection; a returned reason refuses it
+    ///   with a clear Reject record carrying that reason (no handshake work is done for it).
     public static func bindServer(
         group: EventLoopGroup, host: String, port: Int, parameters: QNSPConnection.ServerParameters, options: Options = Options(),
+        admit: (@Sendable (Channel) -> String?)? = nil,
         childInitializer: @escaping @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void>
     ) -> EventLoopFuture<Channel> {
         ServerBootstrap(group: group)
@@ -46,6 +49,11 @@ public enum QNSPBootstrap {
             .childChannelOption(.autoRead, value: options.autoRead)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
+                if let why = admit?(channel) {
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(RejectAndClose(record: QNSPConnection.rejectRecord(code: .other, message: why)))
+                    }
+                }
                 do {
                     let waiter = try addHandlers(
                         to: channel, connection: QNSPConnection(server: parameters, configuration: options.configuration),
@@ -108,4 +116,30 @@ public enum QNSPBootstrap {
             }
             .takingOwnershipOfDescriptors(input: input, output: output)
     }
+}
+
+/// Sends one clear Reject record when the connection becomes active and half-closes; what the
+/// client sends is read and dropped until it closes (or 5 s pass). Closing at once, with the
+/// client's hello unread, would make the kernel answer with a reset that can destroy the Reject
+/// before the client reads it.
+final class RejectAndClose: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let record: [UInt8]
+    init(record: [UInt8]) { self.record = record }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(channel.allocator.buffer(bytes: record))).whenComplete { _ in
+            channel.close(mode: .output, promise: nil)
+        }
+        channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}  // the client's hello is dropped
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed? = event as? ChannelEvent { context.close(promise: nil) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
 }

@@ -209,7 +209,7 @@ public struct QSSHDCommand: ParsableCommand {
             if idleTimeout > 0 { options.idleTimeout = .seconds(idleTimeout) }
             let active = NIOLockedValueBox(0)
             let limit = max(1, maxConnections)
-            server = try QNSPBootstrap.bindServer(group: group, host: listen, port: port, parameters: params, options: options) { channel, handshake in
+            server = try QNSPBootstrap.bindServer(group: group, host: listen, port: port, parameters: params, options: options, admit: { channel in
                 let admitted = active.withLockedValue { count in
                     guard count < limit else { return false }
                     count += 1
@@ -217,8 +217,10 @@ public struct QSSHDCommand: ParsableCommand {
                 }
                 guard admitted else {
                     sessionLog?("refused \(channel.remoteAddress?.description ?? "?"): \(limit) connections already open (--max-connections)")
-                    return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+                    return "server busy: \(limit) connections already open, try again later"
                 }
+                return nil
+            }) { channel, handshake in
                 let peer = channel.remoteAddress?.description ?? "?"
                 audit?.record("connect", peer: peer)
                 let who = NIOLockedValueBox<(String, String)?>(nil)

@@ -3,6 +3,13 @@ import QNSPCrypto
 // MARK: - Server handshake
 
 extension QNSPConnection {
+    /// A complete clear Reject record, for a server that refuses a connection before any
+    /// handshake (e.g. too many connections): unauthenticated and advisory, like every Reject.
+    public static func rejectRecord(code: HandshakeMessages.Reject.Code, message: String) -> [UInt8] {
+        ClearRecord(version: QNSPConfiguration.supportedVersions.max() ?? 1, type: .reject, cellSize: QNSPConfiguration.defaultCellSize,
+                    body: HandshakeMessages.Reject(code: code, message: message).encoded()).encoded()
+    }
+
     /// Queues a clear reject record and returns `error` for the caller to throw.
     func reject(_ code: HandshakeMessages.Reject.Code, _ message: String, _ error: QNSPError) -> QNSPError {
         sendClear(.reject, body: HandshakeMessages.Reject(code: code, message: message).encoded())
