@@ -180,8 +180,10 @@ public struct QSSHDCommand: ParsableCommand {
         if !isRoot {
             _ = try AuthorizedKeys.load(path: Self.keysPath(keysPattern, for: account))  // fail early on a missing file
         }
+        // The account a user name logs in to: any account for a root qsshd, else only its own.
+        let sessionUser: @Sendable (String) -> SessionUser? = { name in isRoot ? SessionUser.lookup(name) : (name == account.name ? account : nil) }
         let params = QNSPConnection.ServerParameters(hostKeys: [host]) { user, key in
-            guard let target = isRoot ? SessionUser.lookup(user) : (user == account.name ? account : nil) else {
+            guard let target = sessionUser(user) else {
                 return .reject(isRoot ? "no account '\(user)'" : "qsshd runs as '\(account.name)' and cannot start sessions for '\(user)'")
             }
             let path = Self.keysPath(keysPattern, for: target)
@@ -194,7 +196,6 @@ public struct QSSHDCommand: ParsableCommand {
             }
             return .accept
         }
-        let sessionUser: @Sendable (String) -> SessionUser? = { name in isRoot ? SessionUser.lookup(name) : (name == account.name ? account : nil) }
         // The inner SSH host key only names this end of an already authenticated tunnel. It is
         // derived from the host key so that it stays the same across restarts (OpenSSH clients
         // using `qssh tunnel` record it once).

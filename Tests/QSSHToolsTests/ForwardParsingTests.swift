@@ -1,3 +1,5 @@
+import NIOCore
+import NIOPosix
 import QSSHSession
 import Testing
 
@@ -99,6 +101,20 @@ struct ForwardParsingTests {
             }
         }
         #expect(connects > 1000)  // the mutations leave many requests valid: the parser is exercised past the header
+    }
+
+    @Test("forwarded sockets get TCP keepalive with short timers (a dead peer ends the relay)")
+    func keepaliveOptions() async throws {
+        let echo = try EchoServer()
+        defer { echo.stop() }
+        let channel = try await ForwardingRelay.connect(host: "127.0.0.1", port: echo.port, on: echo.group.next()) { $0.eventLoop.makeSucceededVoidFuture() }.get()
+        #expect(try await channel.getOption(.socketOption(.so_keepalive)).get() != 0)
+        #if os(Linux)
+        let idle = try await channel.getOption(ChannelOptions.Types.SocketOption(level: .init(IPPROTO_TCP), name: .init(TCP_KEEPIDLE))).get()
+        let count = try await channel.getOption(ChannelOptions.Types.SocketOption(level: .init(IPPROTO_TCP), name: .init(TCP_KEEPCNT))).get()
+        #expect(idle == 60 && count == 3)
+        #endif
+        try await channel.close()
     }
 
     @Test("server policy rules: any, none, host:port lists, wildcards, privileged ports")

@@ -26,6 +26,7 @@ public final class LocalForwarder: Sendable {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { tcp in
+                ForwardingRelay.enableKeepalive(tcp)
                 guard let host = spec.targetHost else {
                     return tcp.eventLoop.makeCompletedFuture {
                         try tcp.pipeline.syncOperations.addHandler(SOCKSServerHandler(connection: connection, log: log))

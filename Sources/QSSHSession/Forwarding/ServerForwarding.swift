@@ -53,6 +53,7 @@ public final class ServerForwarding: GlobalRequestDelegate, Sendable {
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { tcp in
+                    ForwardingRelay.enableKeepalive(tcp)
                     let type = SSHChannelType.forwardedTCPIP(.init(
                         listeningHost: host, listeningPort: bound.withLockedValue { $0 },
                         originatorAddress: ForwardingRelay.originator(tcp.remoteAddress)))
