@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "qssh", targets: ["qssh"]),
         .executable(name: "qsshd", targets: ["qsshd"]),
         .executable(name: "qscp", targets: ["qscp"]),
+        .executable(name: "qsftp", targets: ["qsftp"]),
         .executable(name: "qnsp-bench", targets: ["qnsp-bench"]),
     ],
     dependencies: [
@@ -93,6 +94,7 @@ let package = Package(
         .executableTarget(name: "qssh-keygen", dependencies: ["QSSHTools"], swiftSettings: strict),
         .executableTarget(name: "qnsp", dependencies: ["QSSHTools"], swiftSettings: strict),
         .executableTarget(name: "qscp", dependencies: ["QSSHTools"], swiftSettings: strict),
+        .executableTarget(name: "qsftp", dependencies: ["QSSHTools"], swiftSettings: strict),
         .target(
             name: "QNSPBench",
             dependencies: [

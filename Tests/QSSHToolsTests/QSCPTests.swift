@@ -181,6 +181,43 @@ struct QSCPTests {
         #expect(viaLink.status == 1 && !FileManager.default.fileExists(atPath: dir + "/got/out"), "\(viaLink.stderr)")
     }
 
+    @Test("qsftp batch: mkdir, cd, put, ls -l, rename, get, chmod, rm, rmdir; a failing command ends the batch unless prefixed with '-'")
+    func qsftpBatch() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try q.start(dir)
+        defer { server.stop() }
+        try write(dir + "/local.txt", Array("hello qsftp\n".utf8))
+        let batch = """
+            mkdir \(dir)/r
+            cd \(dir)/r
+            put \(dir)/local.txt
+            ls -l
+            rename local.txt "new name.txt"
+            get "new name.txt" \(dir)/back.txt
+            -rm does-not-exist
+            chmod 600 "new name.txt"
+            ls
+            rm "new name.txt"
+            cd ..
+            rmdir r
+            """
+        try batch.write(toFile: dir + "/batch", atomically: true, encoding: .utf8)
+        let args = ["-P", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts", "-o", "StrictHostKeyChecking=accept-new"]
+        let r = try Tools.run("qsftp", args + ["-b", dir + "/batch", "127.0.0.1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let out = String(decoding: r.stdout, as: UTF8.self)
+        #expect(out.contains(" local.txt\n") && out.contains("-rw-"), "\(out)")
+        #expect(out.contains("\nnew name.txt\n"), "\(out)")
+        #expect(r.stderr.contains("does-not-exist"))
+        #expect(digest(dir + "/back.txt") == KeyDerivation.sha256(Array("hello qsftp\n".utf8)))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/r"))
+        try "ls \(dir)/nothing-here\nmkdir \(dir)/never\n".write(toFile: dir + "/bad", atomically: true, encoding: .utf8)
+        let bad = try Tools.run("qsftp", args + ["-b", dir + "/bad", "127.0.0.1"])
+        #expect(bad.status == 1 && bad.stderr.contains("nothing-here"), "\(bad.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/never"), "the batch went on after a failure")
+    }
+
     @Test("OpenSSH's sftp lists, gets, puts, renames and removes on qsshd through 'qssh tunnel'")
     func openSSHSFTP() throws {
         let dir = try makeTempDir()

@@ -1,0 +1,3 @@
+import QSSHTools
+
+ToolMain.run(QSFTPCommand.self, name: "qsftp", failureStatus: 1)
