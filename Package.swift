@@ -63,6 +63,7 @@ let package = Package(
             dependencies: [
                 "QNSP", "QNSPNIO", "CQSSHPosix",
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

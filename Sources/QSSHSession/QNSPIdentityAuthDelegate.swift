@@ -39,11 +39,12 @@ public final class QNSPIdentityAuthDelegate: NIOSSHServerUserAuthenticationDeleg
 public final class QNSPIdentityClientAuthDelegate: NIOSSHClientUserAuthenticationDelegate, @unchecked Sendable {
     private let username: String
     private var offeredNone = false
-    private var keys: [(name: String, key: NIOSSHPrivateKey)]
+    private var keys: [(name: String, load: () -> NIOSSHPrivateKey?)]
     private let tried = NIOLockedValueBox<[String]>([])
 
-    /// - Parameter classicalKeys: keys for a classical server behind a bridge, with names for messages.
-    public init(username: String, classicalKeys: [(name: String, key: NIOSSHPrivateKey)] = []) {
+    /// - Parameter classicalKeys: keys for a classical server behind a bridge, with names for
+    ///   messages; each is loaded (a passphrase asked for) only when the server wants a key.
+    public init(username: String, classicalKeys: [(name: String, load: () -> NIOSSHPrivateKey?)] = []) {
         self.username = username
         self.keys = classicalKeys
     }
@@ -60,15 +61,16 @@ public final class QNSPIdentityClientAuthDelegate: NIOSSHClientUserAuthenticatio
             nextChallengePromise.succeed(NIOSSHUserAuthenticationOffer(username: username, serviceName: "ssh-connection", offer: .none))
             return
         }
-        guard availableMethods.contains(.publicKey), !keys.isEmpty else {
-            // Failing (not answering nil, which swift-nio-ssh 0.15.1 leaves hanging) closes the connection with a reason.
-            nextChallengePromise.fail(SSHSessionError.authenticationFailed(tried: offeredKeys))
+        while availableMethods.contains(.publicKey), !keys.isEmpty {
+            let next = keys.removeFirst()
+            guard let key = next.load() else { continue }  // unreadable or not unlocked: the loader said why
+            tried.withLockedValue { $0.append(next.name) }
+            nextChallengePromise.succeed(NIOSSHUserAuthenticationOffer(
+                username: username, serviceName: "ssh-connection", offer: .privateKey(.init(privateKey: key))))
             return
         }
-        let next = keys.removeFirst()
-        tried.withLockedValue { $0.append(next.name) }
-        nextChallengePromise.succeed(NIOSSHUserAuthenticationOffer(
-            username: username, serviceName: "ssh-connection", offer: .privateKey(.init(privateKey: next.key))))
+        // Failing (not answering nil, which swift-nio-ssh 0.15.1 leaves hanging) closes the connection with a reason.
+        nextChallengePromise.fail(SSHSessionError.authenticationFailed(tried: offeredKeys))
     }
 }
 

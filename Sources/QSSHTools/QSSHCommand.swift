@@ -176,7 +176,7 @@ public struct QSSHCommand: ParsableCommand {
         let loginUser = user
         let connectionError = NIOLockedValueBox<String?>(nil)
         let innerAuthenticated = NIOLockedValueBox(false)
-        let auth = QNSPIdentityClientAuthDelegate(username: user, classicalKeys: try loadClassicalKeys(classicalKeyFiles))
+        let auth = QNSPIdentityClientAuthDelegate(username: user, classicalKeys: classicalKeyLoaders(classicalKeyFiles, batch: batch))
         let bridgedHostKeys = OpenSSHKnownHosts(path: sshKnownHosts)
         let hostKeyCheck: TunnelHostKeyDelegate.Check = { key in
             guard case .mismatch(let line) = bridgedHostKeys.check(host: host, port: 22, key: key) else { return nil }
@@ -322,15 +322,26 @@ public struct QSSHCommand: ParsableCommand {
     }
 
     /// Classical (OpenSSH ed25519) keys for a stock sshd behind a qsshd bridge: the files named
-    /// with -o IdentityFile, else ~/.ssh/id_ed25519 when it exists and loads.
-    func loadClassicalKeys(_ files: [String]) throws -> [(name: String, key: NIOSSHPrivateKey)] {
-        if files.isEmpty {
+    /// with -o IdentityFile, else ~/.ssh/id_ed25519 when it exists. Each is read only when the
+    /// server asks for a key; a protected one asks for its passphrase then (never in batch mode).
+    func classicalKeyLoaders(_ files: [String], batch: Bool) -> [(name: String, load: () -> NIOSSHPrivateKey?)] {
+        var paths = files
+        if paths.isEmpty {
             let path = NSHomeDirectory() + "/.ssh/id_ed25519"
-            guard let key = try? OpenSSHPrivateKey.load(path: path) else { return [] }
-            return [(path, key)]
+            guard FileManager.default.fileExists(atPath: path) else { return [] }
+            paths = [path]
         }
-        return try files.map { path in
-            do { return (path, try OpenSSHPrivateKey.load(path: path)) } catch { throw ToolError("\(path): \(error)") }
+        return paths.map { path in
+            (path, {
+                do {
+                    return try OpenSSHPrivateKey.load(path: path) {
+                        batch ? nil : Passphrase.ask("Enter passphrase for key '\(path)': ")
+                    }
+                } catch {
+                    Terminal.warn("qssh: \(path): \(error)")
+                    return nil
+                }
+            })
         }
     }
 

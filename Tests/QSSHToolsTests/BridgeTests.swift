@@ -41,6 +41,30 @@ struct BridgeTests {
         }
     }
 
+    @Test("a passphrase-protected OpenSSH key through the bridge: unlocked via SSH_ASKPASS; never asked in batch mode")
+    func protectedKeyThroughBridge() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let sshd = try StockSSHD.start(dir: dir)
+        defer { sshd.stop() }
+        let (server, wire) = try bridged(dir, sshd: sshd)
+        defer { server.stop(); wire.stop() }
+        #expect(try Tools.run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-f", dir + "/locked", "-N", "open sesame"]).status == 0)
+        let pub = try String(contentsOfFile: dir + "/locked.pub", encoding: .utf8)
+        let handle = try #require(FileHandle(forWritingAtPath: dir + "/ssh_auth"))
+        handle.seekToEndOfFile()
+        handle.write(Data(pub.utf8))
+        handle.closeFile()
+        try "#!/bin/sh\necho 'open sesame'\n".write(toFile: dir + "/askpass", atomically: true, encoding: .utf8)
+        chmod(dir + "/askpass", 0o700)
+        let base = [try Tools.path("qssh"), "-p", "\(wire.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts",
+                    "-o", "StrictHostKeyChecking=accept-new", "-o", "IdentityFile=\(dir)/locked"]
+        let unlocked = try Tools.run("/usr/bin/env", ["SSH_ASKPASS=\(dir)/askpass", "SSH_ASKPASS_REQUIRE=force"] + base + ["127.0.0.1", "echo unlocked"])
+        #expect(unlocked.status == 0 && String(decoding: unlocked.stdout, as: UTF8.self) == "unlocked\n", "\(unlocked.stderr)")
+        let batch = try Tools.run("/usr/bin/env", ["SSH_ASKPASS=\(dir)/askpass", "SSH_ASKPASS_REQUIRE=force"] + base + ["-o", "BatchMode=yes", "127.0.0.1", "echo no"])
+        #expect(batch.status == 255 && batch.stderr.contains("passphrase-protected"), "\(batch.stderr)")
+    }
+
     @Test("bridge refusals: no classical key, a wrong key, a contradicting known_hosts entry, sshd down — each a clear error, nothing runs")
     func bridgeRefusals() throws {
         let dir = try makeTempDir()

@@ -1,30 +1,35 @@
 import Crypto
+import CryptoExtras
 import Foundation
 import NIOSSH
 
 /// Reads OpenSSH's private key files ("openssh-key-v1", as `ssh-keygen -t ed25519` writes
-/// them) for the classical login to a stock sshd behind a qsshd bridge. Ed25519 keys without
-/// a passphrase only; a passphrase-protected key gets a clear error naming the alternative.
+/// them) for the classical login to a stock sshd behind a qsshd bridge. Ed25519 keys, without a
+/// passphrase or protected by one (kdf bcrypt, cipher aes256-ctr: what ssh-keygen writes).
 public enum OpenSSHPrivateKey {
     /// Why a key file could not be used.
     public enum KeyError: Error, Equatable, CustomStringConvertible {
         case notOpenSSHFormat
         case malformed(String)
         case encrypted
+        case wrongPassphrase
+        case unsupportedCipher(String)
         case unsupportedType(String)
 
         public var description: String {
             switch self {
             case .notOpenSSHFormat: return "not an OpenSSH private key (expected '-----BEGIN OPENSSH PRIVATE KEY-----')"
             case .malformed(let why): return "malformed OpenSSH private key: \(why)"
-            case .encrypted: return "passphrase-protected OpenSSH keys are not supported by qssh yet; use ssh-agent with OpenSSH's ssh and 'qssh tunnel' (see the README)"
+            case .encrypted: return "the key is passphrase-protected and no passphrase was given"
+            case .wrongPassphrase: return "incorrect passphrase"
+            case .unsupportedCipher(let c): return "key encrypted with \(c), which qssh does not read (ssh-keygen's default, aes256-ctr with bcrypt, works)"
             case .unsupportedType(let type): return "key type \(type) is not supported (only ssh-ed25519)"
             }
         }
     }
 
-    /// Parses the text of a private key file.
-    public static func parse(_ text: String) throws(KeyError) -> NIOSSHPrivateKey {
+    /// Parses the text of a private key file, decrypting it with `passphrase` when it is protected.
+    public static func parse(_ text: String, passphrase: String? = nil) throws(KeyError) -> NIOSSHPrivateKey {
         let begin = "-----BEGIN OPENSSH PRIVATE KEY-----", end = "-----END OPENSSH PRIVATE KEY-----"
         guard let b = text.range(of: begin), let e = text.range(of: end), b.upperBound <= e.lowerBound else { throw .notOpenSSHFormat }
         let body = text[b.upperBound..<e.lowerBound].filter { !$0.isWhitespace }
@@ -33,12 +38,27 @@ public enum OpenSSHPrivateKey {
         let magic = Array("openssh-key-v1".utf8) + [0]
         guard r.take(magic.count) == magic else { throw .notOpenSSHFormat }
         let cipher = try r.string(), kdf = try r.string()
-        _ = try r.bytes()  // kdf options
-        guard cipher == "none" && kdf == "none" else { throw .encrypted }
+        var options = Reader(bytes: try r.bytes())
         guard try r.uint32() == 1 else { throw .malformed("expected exactly one key") }
         _ = try r.bytes()  // public key
-        var p = Reader(bytes: try r.bytes())
-        guard try p.uint32() == p.uint32() else { throw .malformed("check bytes differ") }
+        var section = try r.bytes()
+        switch (cipher, kdf) {
+        case ("none", "none"): break
+        case ("aes256-ctr", "bcrypt"):
+            guard let passphrase else { throw .encrypted }
+            let salt = try options.bytes()
+            let rounds = Int(try options.uint32())
+            guard section.count % 16 == 0,
+                  let keyIV = BcryptPBKDF.derive(passphrase: Array(passphrase.utf8), salt: salt, count: 48, rounds: rounds),
+                  let nonce = try? AES._CTR.Nonce(nonceBytes: keyIV[32..<48]),
+                  let plain = try? AES._CTR.decrypt(section, using: SymmetricKey(data: keyIV[0..<32]), nonce: nonce)
+            else { throw .malformed("bad encryption parameters") }
+            section = [UInt8](plain)
+        case (_, "bcrypt"): throw .unsupportedCipher(cipher)
+        default: throw .malformed("unknown cipher '\(cipher)' or kdf '\(kdf)'")
+        }
+        var p = Reader(bytes: section)
+        guard try p.uint32() == p.uint32() else { throw cipher == "none" ? .malformed("check bytes differ") : .wrongPassphrase }
         let type = try p.string()
         guard type == "ssh-ed25519" else { throw .unsupportedType(type) }
         let pub = try p.bytes(), priv = try p.bytes()
@@ -48,15 +68,19 @@ public enum OpenSSHPrivateKey {
         return NIOSSHPrivateKey(ed25519Key: key)
     }
 
-    /// Loads a key file, refusing one that others can read (as ssh does).
-    public static func load(path: String) throws -> NIOSSHPrivateKey {
+    /// Loads a key file, refusing one that others can read (as ssh does); `passphrase` is asked
+    /// only when the key is protected.
+    public static func load(path: String, passphrase: (() -> String?)? = nil) throws -> NIOSSHPrivateKey {
         var st = stat()
         guard stat(path, &st) == 0 else { throw KeyError.malformed("cannot read \(path): \(String(cString: strerror(errno)))") }
         if st.st_mode & 0o077 != 0 {
             throw KeyError.malformed("permissions \(String(st.st_mode & 0o777, radix: 8)) for '\(path)' are too open (others may read it); chmod 600 it")
         }
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        return try parse(text)
+        let first: KeyError
+        do { return try parse(text) } catch { first = error }
+        guard first == .encrypted, let given = passphrase?() else { throw first }
+        return try parse(text, passphrase: given)
     }
 
     /// Big-endian SSH wire reader over a byte array.

@@ -1,0 +1,34 @@
+import Foundation
+import QSSHSession
+
+/// Asks for a key's passphrase: on the terminal, or through the program named by SSH_ASKPASS
+/// (as OpenSSH does: when there is no terminal, or always with SSH_ASKPASS_REQUIRE=force).
+enum Passphrase {
+    static func ask(_ prompt: String) -> String? {
+        let env = ProcessInfo.processInfo.environment
+        let hasTTY = FileManager.default.isReadableFile(atPath: "/dev/tty") && open("/dev/tty", O_RDWR | O_CLOEXEC).closingOnSuccess()
+        if let askpass = env["SSH_ASKPASS"], !askpass.isEmpty, env["SSH_ASKPASS_REQUIRE"] == "force" || !hasTTY {
+            guard let child = try? ChildProcess.spawn([askpass, prompt], environment: env, directory: nil, inheritStderr: true) else { return nil }
+            close(child.stdin)
+            var data = [UInt8](), chunk = [UInt8](repeating: 0, count: 1024)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(child.stdout, $0.baseAddress, $0.count) }
+                if n <= 0 { break }
+                data += chunk[0..<n]
+            }
+            close(child.stdout)
+            guard case .exited(0) = child.waitForExit() else { return nil }
+            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+        }
+        return Terminal.prompt(prompt, secret: true)
+    }
+}
+
+private extension Int32 {
+    /// For an `open` result: true (and the descriptor closed) when it succeeded.
+    func closingOnSuccess() -> Bool {
+        guard self >= 0 else { return false }
+        close(self)
+        return true
+    }
+}
