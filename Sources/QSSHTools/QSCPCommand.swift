@@ -56,6 +56,9 @@ public struct QSCPCommand: ParsableCommand {
     @Option(name: .long, help: "known_hosts file (passed to qssh).")
     var knownHosts: String?
 
+    @Option(name: .customShort("F"), help: ArgumentHelp("Client configuration file (passed to qssh; default ~/.qssh/config).", valueName: "file"))
+    var configFile: String?
+
     @Flag(name: .long, help: "Continue partial copies left by an interrupted run (.NAME.qscp-part).")
     var resume = false
 
@@ -110,6 +113,7 @@ public struct QSCPCommand: ParsableCommand {
 
     func connect(_ host: RemotePath) throws -> (SFTPClient, ChildProcess) {
         var argv = [try Self.qsshPath()]
+        if let configFile { argv += ["-F", configFile] }
         if let port { argv += ["-p", String(port)] }
         if let identity { argv += ["-i", identity] }
         if let knownHosts { argv += ["--known-hosts", knownHosts] }

@@ -39,6 +39,9 @@ public struct QSFTPCommand: ParsableCommand {
     @Option(name: .long, help: "known_hosts file (passed to qssh).")
     var knownHosts: String?
 
+    @Option(name: .customShort("F"), help: ArgumentHelp("Client configuration file (passed to qssh; default ~/.qssh/config).", valueName: "file"))
+    var configFile: String?
+
     @Option(name: .customShort("b"), help: ArgumentHelp("Read commands from this file (- for stdin); stop at the first error.", valueName: "file"))
     var batch: String?
 
@@ -51,7 +54,7 @@ public struct QSFTPCommand: ParsableCommand {
         let target = RemotePath.parse(destination.contains(":") ? destination : destination + ":") ?? RemotePath(user: nil, host: destination, path: ".")
         var copier = try QSCPCommand.parse(["-q", "-p", "x", "y"])
         copier.port = port; copier.identity = identity; copier.jump = jump
-        copier.sshOptions = sshOptions; copier.knownHosts = knownHosts
+        copier.sshOptions = sshOptions; copier.knownHosts = knownHosts; copier.configFile = configFile
         copier.preserve = false
         let (client, qssh) = try copier.connect(target)
         defer {

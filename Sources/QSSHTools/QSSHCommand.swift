@@ -44,7 +44,11 @@ public struct QSSHCommand: ParsableCommand {
             -f goes to the background once the connection, the forwards and the command are set up
             (with -N: once the forwards are); stdin is /dev/null.
 
-            Not yet: a config file (~/.qssh/config).
+            ~/.qssh/config (or -F FILE) holds per-host settings in ssh_config style: Host patterns,
+            then HostName, Port, User, IdentityFile, ProxyJump, ProxyCommand, LocalForward,
+            RemoteForward, DynamicForward, BatchMode, StrictHostKeyChecking, ServerAliveInterval,
+            ServerAliveCountMax, ExitOnForwardFailure, HashKnownHosts, UserKnownHostsFile,
+            QNSPKnownHostsFile. The first value found for a keyword wins; the command line wins over all.
 
             Examples:
               qssh -p 22222 alice@server.example uptime
@@ -58,7 +62,7 @@ public struct QSSHCommand: ParsableCommand {
     var identity: String { connection.identity }
     var knownHosts: String { connection.knownHosts }
 
-    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3), ProxyCommand=CMD, ExitOnForwardFailure=yes|no, HashKnownHosts=yes|no, IdentityFile=FILE and UserKnownHostsFile=FILE (OpenSSH ed25519 key and known_hosts for a classical sshd behind a qsshd bridge).")
+    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3), ProxyCommand=CMD, ExitOnForwardFailure=yes|no, HashKnownHosts=yes|no, IdentityFile=FILE and UserKnownHostsFile=FILE (OpenSSH ed25519 key and known_hosts for a classical sshd behind a qsshd bridge), HostName=NAME.")
     var sshOptions: [String] = []
 
     @Option(name: .customShort("L"), help: ArgumentHelp("Forward a local port: connections to bind:port go to host:hostport from the server.", valueName: "[bind:]port:host:hostport"))
@@ -85,6 +89,9 @@ public struct QSSHCommand: ParsableCommand {
     @Option(name: .customShort("W"), help: ArgumentHelp("Join stdin/stdout to host:port, connected from the server.", valueName: "host:port"))
     var stdioForward: String?
 
+    @Option(name: .customShort("F"), help: ArgumentHelp("Client configuration file (default ~/.qssh/config; 'none' for none).", valueName: "file"))
+    var configFile: String?
+
     @Option(name: .customShort("J"), help: ArgumentHelp("Jump hosts, comma-separated; each hop is a QNSP handshake end to end.", valueName: "[user@]host[:port][,...]"))
     var jump: String?
 
@@ -110,6 +117,7 @@ public struct QSSHCommand: ParsableCommand {
         var batch = false, acceptNew = false, aliveInterval: Int64 = 30, aliveCount = 3
         var proxyCommand: String?, exitOnForwardFailure = false
         var hashKnownHosts = false
+        var hostName: String?
         var classicalKeyFiles: [String] = [], sshKnownHosts = NSHomeDirectory() + "/.ssh/known_hosts"
         for option in sshOptions {
             let parts = option.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -119,6 +127,7 @@ public struct QSSHCommand: ParsableCommand {
             case ("proxycommand", _): proxyCommand = parts[1]
             case ("exitonforwardfailure", "yes"): exitOnForwardFailure = true
             case ("exitonforwardfailure", "no"): exitOnForwardFailure = false
+            case ("hostname", _): hostName = parts[1]
             case ("hashknownhosts", "yes"): hashKnownHosts = true
             case ("hashknownhosts", "no"): hashKnownHosts = false
             case ("identityfile", _): classicalKeyFiles.append((parts[1] as NSString).expandingTildeInPath)
@@ -136,7 +145,8 @@ public struct QSSHCommand: ParsableCommand {
             default: throw ToolError("unsupported option -o \(option)")
             }
         }
-        let (user, host) = try connection.resolve(destination)
+        let (user, alias) = try connection.resolve(destination)
+        let host = hostName ?? alias  // -o HostName / the config's HostName: the alias only selected settings
         let forwards = try ForwardRequests(local: localForwards, remote: remoteForwards, dynamic: dynamicForwards)
         let stdioTarget = try stdioForward.map { text in
             do { return try ForwardSpec.parse(hostPort: text) } catch { throw ToolError("-W: \(error)") }

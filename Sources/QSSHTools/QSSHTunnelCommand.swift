@@ -27,8 +27,11 @@ public struct QSSHTunnelCommand: ParsableCommand {
 
     @OptionGroup var connection: ClientOptions
 
-    @Option(name: .customShort("o"), help: "BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes.")
+    @Option(name: .customShort("o"), help: "BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, HostName=NAME.")
     var sshOptions: [String] = []
+
+    @Option(name: .customShort("F"), help: ArgumentHelp("Client configuration file (default ~/.qssh/config; 'none' for none).", valueName: "file"))
+    var configFile: String?
 
     @Flag(name: .shortAndLong, help: "Print connection details to stderr.")
     var verbose = false
@@ -40,17 +43,19 @@ public struct QSSHTunnelCommand: ParsableCommand {
 
     public func run() throws {
         var batch = false, acceptNew = false
+        var hostName: String?
         for option in sshOptions {
             switch option.lowercased().replacingOccurrences(of: " ", with: "") {
             case "batchmode=yes": batch = true
             case "batchmode=no": batch = false
             case "stricthostkeychecking=accept-new": acceptNew = true
             case "stricthostkeychecking=yes": acceptNew = false
+            case let o where o.hasPrefix("hostname="): hostName = String(option.split(separator: "=", maxSplits: 1).last ?? "")
             default: throw ToolError("unsupported option -o \(option)")
             }
         }
         var (user, host) = try connection.resolve(destination)
-        if host.hasSuffix(".pq") { host.removeLast(3) }
+        if let hostName { host = hostName } else if host.hasSuffix(".pq") { host.removeLast(3) }
         guard !host.isEmpty else { throw ToolError("bad destination '\(destination)'") }
         var options = QNSPBootstrap.Options()
         options.keepalive = .init(interval: .seconds(30), maxMissed: 3)

@@ -233,6 +233,44 @@ struct QSSHTests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/ran"))
     }
 
+    @Test("~/.qssh/config style file (-F): Host blocks, first value wins, the command line wins; qssh tunnel and qscp use it; bad files refused")
+    func clientConfig() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try start(dir)
+        defer { server.stop() }
+        let config = """
+            # per-host settings
+            Host other-alias
+                Port 1
+            Host myalias !nothing
+                HostName 127.0.0.1
+                Port \(server.port)
+                IdentityFile \(dir)/id
+                QNSPKnownHostsFile \(dir)/known_hosts
+                StrictHostKeyChecking accept-new
+            Host *
+                Port 1
+                BatchMode yes
+            """
+        try config.write(toFile: dir + "/config", atomically: true, encoding: .utf8)
+        let viaAlias = try Tools.run("qssh", ["-F", dir + "/config", "myalias", "echo via-config"])
+        #expect(viaAlias.status == 0 && String(decoding: viaAlias.stdout, as: UTF8.self) == "via-config\n", "\(viaAlias.stderr)")
+        let cliWins = try Tools.run("qssh", ["-F", dir + "/config", "-p", "1", "myalias", "true"])
+        #expect(cliWins.status == 255 && cliWins.stderr.contains("port 1"), "\(cliWins.stderr)")
+        try Data("copied".utf8).write(to: URL(fileURLWithPath: dir + "/src"))
+        let copy = try Tools.run("qscp", ["-F", dir + "/config", "-q", dir + "/src", "myalias:" + dir + "/dst"])
+        #expect(copy.status == 0 && FileManager.default.contents(atPath: dir + "/dst") == Data("copied".utf8), "\(copy.stderr)")
+        let me = try #require(SessionUser.current()?.name)
+        let ssh = try Tools.run("/usr/bin/ssh", ["-F", "/dev/null", "-o", "ProxyCommand=\(try Tools.path("qssh")) tunnel -F \(dir)/config %r@%h",
+                                                 "-o", "UserKnownHostsFile=\(dir)/ssh_kh", "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes",
+                                                 "-l", me, "myalias", "echo tunnel-config"])
+        #expect(ssh.status == 0 && String(decoding: ssh.stdout, as: UTF8.self) == "tunnel-config\n", "\(ssh.stderr)")
+        try "Host *\n  Colour blue\n".write(toFile: dir + "/bad", atomically: true, encoding: .utf8)
+        let bad = try Tools.run("qssh", ["-F", dir + "/bad", "myalias", "true"])
+        #expect(bad.status == 255 && bad.stderr.contains("bad:2: unknown keyword 'Colour'"), "\(bad.stderr)")
+    }
+
     @Test("PTY: -t gives a terminal of the default size with TERM; the exit status still comes back")
     func ptyExec() throws {
         let dir = try makeTempDir()

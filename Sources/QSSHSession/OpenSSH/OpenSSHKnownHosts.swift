@@ -66,23 +66,11 @@ public struct OpenSSHKnownHosts: Sendable {
         var matched = false
         for p in patterns.split(separator: ",") {
             if p.hasPrefix("!") {
-                if glob(Array(p.dropFirst().lowercased()), Array(name.lowercased())) { return false }
-            } else if glob(Array(p.lowercased()), Array(name.lowercased())) {
+                if OpenSSHGlob.matches(String(p.dropFirst()), name) { return false }
+            } else if OpenSSHGlob.matches(String(p), name) {
                 matched = true
             }
         }
         return matched
-    }
-
-    static func glob(_ p: [Character], _ s: [Character]) -> Bool {
-        var pi = 0, si = 0, star = -1, mark = 0
-        while si < s.count {
-            if pi < p.count && (p[pi] == "?" || p[pi] == s[si]) { pi += 1; si += 1 }
-            else if pi < p.count && p[pi] == "*" { star = pi; mark = si; pi += 1 }
-            else if star >= 0 { pi = star + 1; mark += 1; si = mark }
-            else { return false }
-        }
-        while pi < p.count && p[pi] == "*" { pi += 1 }
-        return pi == p.count
     }
 }
