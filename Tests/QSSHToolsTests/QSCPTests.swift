@@ -66,6 +66,10 @@ struct QSCPTests {
             #expect(digest(dir + "/back/f\(size)") == original, "download of \(size) bytes")
             #expect(fileMode(dir + "/back/f\(size)") == fileMode(dir + "/src/f\(size)"), "mode of \(size) bytes")
         }
+        // One request at a time (no pipelining) gives the same bytes.
+        let serial = try qscp(dir, port: server.port, ["--requests", "1", dir + "/src/f\(100 << 20)", "127.0.0.1:" + dir + "/remote/serial"])
+        #expect(serial.status == 0, "\(serial.stderr)")
+        #expect(digest(dir + "/remote/serial") == digest(dir + "/src/f\(100 << 20)"))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir + "/remote").filter { $0.hasSuffix(".qscp-part") }
         #expect(leftovers.isEmpty)
     }
