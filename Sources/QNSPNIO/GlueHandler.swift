@@ -40,7 +40,18 @@ public final class GlueHandler: ChannelDuplexHandler {
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         lastWrite.whenComplete { _ in bound.value.close(mode: .output, promise: nil) }
     }
-    private func partnerCloseFull() { context?.close(promise: nil) }
+    /// The partner is gone: close this side too, but only after what it sent us was written
+    /// (or after 10 s, if this side cannot take it).
+    private func partnerCloseFull() {
+        guard let context else { return }
+        guard let lastWrite else { return context.close(promise: nil) }
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let timeout = context.eventLoop.scheduleTask(in: .seconds(10)) { bound.value.close(promise: nil) }
+        lastWrite.whenComplete { _ in
+            timeout.cancel()
+            bound.value.close(promise: nil)
+        }
+    }
     private var partnerWritable: Bool { context?.channel.isWritable ?? false }
     private func partnerBecameWritable() {
         if pendingRead {

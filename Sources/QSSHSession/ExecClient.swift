@@ -118,8 +118,9 @@ public enum SSHSessionClient {
         on channel: Channel, username: String, auth: QNSPIdentityClientAuthDelegate? = nil, hostKeyCheck: TunnelHostKeyDelegate.Check? = nil,
         remoteForwards: RemoteForwards? = nil, authenticated: NIOLockedValueBox<Bool>? = nil, onError: (@Sendable (String) -> Void)? = nil
     ) throws -> NIOSSHHandler {
+        let userAuth = auth ?? QNSPIdentityClientAuthDelegate(username: username)
         var configuration = SSHClientConfiguration(
-            userAuthDelegate: auth ?? QNSPIdentityClientAuthDelegate(username: username), serverAuthDelegate: TunnelHostKeyDelegate(check: hostKeyCheck))
+            userAuthDelegate: userAuth, serverAuthDelegate: hostKeyCheck.map { TunnelHostKeyDelegate(check: $0) } ?? userAuth.hostKeys)
         configuration.transportProtectionSchemes = QNSPTunnelTransportProtection.preferred(after: configuration.transportProtectionSchemes)
         let handler = NIOSSHHandler(
             role: .client(configuration),

@@ -122,6 +122,11 @@ public final class ExecSessionHandler: ChannelInboundHandler {
             }
         } else {
             heldStdin.append(bytes)
+            // No process yet (before exec, or while it starts): hold at most ~1 MiB, then stop reading.
+            if !inputPaused && heldStdin.reduce(0, { $0 + $1.readableBytes }) > 1 << 20 {
+                inputPaused = true
+                context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+            }
         }
     }
 
@@ -182,6 +187,7 @@ public final class ExecSessionHandler: ChannelInboundHandler {
                     for b in handler.heldStdin { handler.stdinLastWrite = channel.write(b) }
                     handler.heldStdin.removeAll()
                     channel.flush()
+                    if channel.isWritable { handler.resumeInput() }  // else WritableAgain resumes it
                     if handler.stdinEnded { handler.closeStdinAfterWrites() }
                 case .failure:
                     close(process.stdin)

@@ -1,3 +1,4 @@
+import Dispatch
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSH
@@ -39,14 +40,24 @@ public final class QNSPIdentityAuthDelegate: NIOSSHServerUserAuthenticationDeleg
 public final class QNSPIdentityClientAuthDelegate: NIOSSHClientUserAuthenticationDelegate, @unchecked Sendable {
     private let username: String
     private var offeredNone = false
-    private var keys: [(name: String, load: () -> NIOSSHPrivateKey?)]
+    private var keys: [(name: String, load: @Sendable () -> NIOSSHPrivateKey?)]
     private let tried = NIOLockedValueBox<[String]>([])
 
-    /// - Parameter classicalKeys: keys for a classical server behind a bridge, with names for
-    ///   messages; each is loaded (a passphrase asked for) only when the server wants a key.
-    public init(username: String, classicalKeys: [(name: String, load: () -> NIOSSHPrivateKey?)] = []) {
+    private let classicalHostKeyCheck: TunnelHostKeyDelegate.Check?
+    private var checkedHostKey = false
+    /// The server-authentication delegate to install with this one (it records the host key).
+    public let hostKeys = TunnelHostKeyDelegate()
+
+    /// - Parameters:
+    ///   - classicalKeys: keys for a classical server behind a bridge, with names for messages;
+    ///     each is loaded (a passphrase asked for, off the event loop) only when the server wants a key.
+    ///   - classicalHostKeyCheck: applied to the server's host key when it turns out to be a
+    ///     classical server (it refused `none`), before any key is offered.
+    public init(username: String, classicalKeys: [(name: String, load: @Sendable () -> NIOSSHPrivateKey?)] = [],
+                classicalHostKeyCheck: TunnelHostKeyDelegate.Check? = nil) {
         self.username = username
         self.keys = classicalKeys
+        self.classicalHostKeyCheck = classicalHostKeyCheck
     }
 
     /// Names of the classical keys offered so far (empty when `none` sufficed).
@@ -61,31 +72,53 @@ public final class QNSPIdentityClientAuthDelegate: NIOSSHClientUserAuthenticatio
             nextChallengePromise.succeed(NIOSSHUserAuthenticationOffer(username: username, serviceName: "ssh-connection", offer: .none))
             return
         }
-        while availableMethods.contains(.publicKey), !keys.isEmpty {
-            let next = keys.removeFirst()
-            guard let key = next.load() else { continue }  // unreadable or not unlocked: the loader said why
+        // `none` was refused: a classical server (behind a bridge). Check its host key first.
+        if !checkedHostKey {
+            checkedHostKey = true
+            if let check = classicalHostKeyCheck, let key = hostKeys.presented, let why = check(key) {
+                nextChallengePromise.fail(SSHSessionError.innerHostKeyRefused(why))
+                return
+            }
+        }
+        guard availableMethods.contains(.publicKey), !keys.isEmpty else {
+            // Failing (not answering nil, which swift-nio-ssh 0.15.1 leaves hanging) closes the connection with a reason.
+            nextChallengePromise.fail(SSHSessionError.authenticationFailed(tried: offeredKeys))
+            return
+        }
+        let next = keys.removeFirst()
+        let username = self.username, tried = self.tried
+        // Reading a key may ask for a passphrase: not on the event loop (keepalives must go on).
+        DispatchQueue.global().async {
+            guard let key = next.load() else {
+                // Unreadable or not unlocked (the loader said why): let the server ask again.
+                nextChallengePromise.succeed(NIOSSHUserAuthenticationOffer(username: username, serviceName: "ssh-connection", offer: .none))
+                return
+            }
             tried.withLockedValue { $0.append(next.name) }
             nextChallengePromise.succeed(NIOSSHUserAuthenticationOffer(
                 username: username, serviceName: "ssh-connection", offer: .privateKey(.init(privateKey: key))))
-            return
         }
-        // Failing (not answering nil, which swift-nio-ssh 0.15.1 leaves hanging) closes the connection with a reason.
-        nextChallengePromise.fail(SSHSessionError.authenticationFailed(tried: offeredKeys))
     }
 }
 
 /// Checks the inner SSH host key. The server was already authenticated by QNSP's KEM
 /// handshake; qsshd's own inner key only names the endpoint of this tunnel and is accepted.
-/// A classical server behind a bridge is also checked against OpenSSH known_hosts when an
-/// entry exists: a contradicting entry is refused.
+/// The key presented is recorded, so that a classical server behind a bridge (detected when
+/// it refuses `none`) can be checked against OpenSSH known_hosts before any key is offered.
 public final class TunnelHostKeyDelegate: NIOSSHClientServerAuthenticationDelegate, Sendable {
     /// Why a key must be refused (nil accepts it).
     public typealias Check = @Sendable (NIOSSHPublicKey) -> String?
     private let check: Check?
+    private let recorded = NIOLockedValueBox<NIOSSHPublicKey?>(nil)
 
+    /// - Parameter check: applied at once to every key (nil: accept, record only).
     public init(check: Check? = nil) { self.check = check }
 
+    /// The key the server presented, once the key exchange got that far.
+    public var presented: NIOSSHPublicKey? { recorded.withLockedValue { $0 } }
+
     public func validateHostKey(hostKey: NIOSSHPublicKey, validationCompletePromise: EventLoopPromise<Void>) {
+        recorded.withLockedValue { $0 = hostKey }
         if let why = check?(hostKey) {
             validationCompletePromise.fail(SSHSessionError.innerHostKeyRefused(why))
         } else {

@@ -8,14 +8,17 @@ struct ClientOptions: ParsableArguments {
     @Option(name: .customShort("p"), help: "Port of qsshd.")
     var port: Int = 22222
 
+    static let defaultIdentity = NSHomeDirectory() + "/.qssh/id_mldsa65"
+    static let defaultKnownHosts = NSHomeDirectory() + "/.qssh/known_hosts"
+
     @Option(name: .customShort("i"), help: "Identity (user key) file.")
-    var identity: String = NSHomeDirectory() + "/.qssh/id_mldsa65"
+    var identity: String = ClientOptions.defaultIdentity
 
     @Option(name: .customShort("l"), help: "User to log in as.")
     var loginName: String?
 
     @Option(name: .long, help: "known_hosts file.")
-    var knownHosts: String = NSHomeDirectory() + "/.qssh/known_hosts"
+    var knownHosts: String = ClientOptions.defaultKnownHosts
 
     /// Splits `[user@]host`; -l wins over the user part, then $USER, then the account name.
     func resolve(_ destination: String) throws -> (user: String, host: String) {

@@ -8,7 +8,11 @@ enum Passphrase {
         let env = ProcessInfo.processInfo.environment
         let hasTTY = FileManager.default.isReadableFile(atPath: "/dev/tty") && open("/dev/tty", O_RDWR | O_CLOEXEC).closingOnSuccess()
         if let askpass = env["SSH_ASKPASS"], !askpass.isEmpty, env["SSH_ASKPASS_REQUIRE"] == "force" || !hasTTY {
-            guard let child = try? ChildProcess.spawn([askpass, prompt], environment: env, directory: nil, inheritStderr: true) else { return nil }
+            guard let program = resolve(askpass, path: env["PATH"] ?? "/usr/bin:/bin") else {
+                Terminal.warn("qssh: SSH_ASKPASS program '\(askpass)' not found")
+                return nil
+            }
+            guard let child = try? ChildProcess.spawn([program, prompt], environment: env, directory: nil, inheritStderr: true) else { return nil }
             close(child.stdin)
             var data = [UInt8](), chunk = [UInt8](repeating: 0, count: 1024)
             while true {
@@ -21,6 +25,12 @@ enum Passphrase {
             return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
         }
         return Terminal.prompt(prompt, secret: true)
+    }
+
+    /// An absolute path for `name` (searched on PATH when it has no slash), as a shell would.
+    static func resolve(_ name: String, path: String) -> String? {
+        if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) ? name : nil }
+        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 }
 

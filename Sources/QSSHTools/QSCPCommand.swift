@@ -257,7 +257,7 @@ public struct QSCPCommand: ParsableCommand {
                 let pattern = (source as NSString).lastPathComponent
                 do {
                     let matches = try client.listDirectory(dir.isEmpty ? "." : dir).map(\.filename)
-                        .filter { fnmatch(pattern, $0, FNM_PERIOD) == 0 }.sorted()
+                        .filter { Self.isPlainName($0) && fnmatch(pattern, $0, FNM_PERIOD) == 0 }.sorted()
                     if matches.isEmpty { report("\(source): no match") }
                     expanded += matches.map { dir.isEmpty ? $0 : Self.join(dir, $0) }
                 } catch { report(Self.text(error, source)) }
@@ -284,15 +284,25 @@ public struct QSCPCommand: ParsableCommand {
 
     func downloadTree(_ dir: String, to target: String, attrs: SFTPAttributes, client: SFTPClient, progress: TransferProgress, report: (String) -> Void) {
         var st = stat()
-        if stat(target, &st) == 0 {
-            guard st.st_mode & S_IFMT == S_IFDIR else { return report("\(target): exists and is not a directory") }
+        if lstat(target, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFDIR else { return report("\(target): exists and is not a directory (a link is not followed)") }
         } else if mkdir(target, mode_t((attrs.permissions ?? 0o755) & 0o7777) | 0o700) != 0 {
             return report("\(target): \(String(cString: strerror(errno)))")
         }
         let entries: [SFTPNameEntry]
         do { entries = try client.listDirectory(dir).sorted { $0.filename < $1.filename } } catch { return report(Self.text(error, dir)) }
         for entry in entries where entry.filename != "." && entry.filename != ".." {
+            // Names come from the server: one path component each, and never through a local link.
+            guard Self.isPlainName(entry.filename) else {
+                report("\(dir): the server sent the name '\(entry.filename)', which is not a plain file name; skipped")
+                continue
+            }
             let remote = Self.join(dir, entry.filename), local = Self.join(target, entry.filename)
+            var existing = stat()
+            if lstat(local, &existing) == 0 && existing.st_mode & S_IFMT == S_IFLNK && !entry.attributes.isSymlink {
+                report("\(local): is a symbolic link here; not followed, skipped")
+                continue
+            }
             do {
                 if entry.attributes.isDirectory {
                     downloadTree(remote, to: local, attrs: entry.attributes, client: client, progress: progress, report: report)
@@ -349,6 +359,11 @@ public struct QSCPCommand: ParsableCommand {
         let dir = (path as NSString).deletingLastPathComponent
         let name = "." + (path as NSString).lastPathComponent + ".qscp-part"
         return dir.isEmpty ? name : join(dir, name)
+    }
+
+    /// A name a server may hand us for a directory entry: one component, not "." or "..".
+    static func isPlainName(_ name: String) -> Bool {
+        !name.isEmpty && name != "." && name != ".." && !name.contains("/") && !name.contains("\0")
     }
 
     static func join(_ dir: String, _ name: String) -> String { dir.hasSuffix("/") ? dir + name : dir + "/" + name }

@@ -193,7 +193,10 @@ struct SFTPShell {
             try client.setPermissions(remote(args[1]), mode)
         case "df":
             let v = try client.statvfs(remote(args.first ?? "."))
-            print("\(v.blocks * v.fragmentSize / 1024) kB total, \(v.availableBlocks * v.fragmentSize / 1024) kB available")
+            // Server-supplied numbers: multiply without trapping on overflow.
+            let total = v.blocks.multipliedReportingOverflow(by: v.fragmentSize), free = v.availableBlocks.multipliedReportingOverflow(by: v.fragmentSize)
+            guard !total.overflow, !free.overflow else { throw ToolError("df: the server's numbers are out of range") }
+            print("\(total.partialValue / 1024) kB total, \(free.partialValue / 1024) kB available")
         default:
             throw ToolError("unknown command '\(words[0])'; see 'help'")
         }

@@ -93,6 +93,11 @@ public enum QSSHClientConfig {
         }
         guard path != "none", let destination = host else { return arguments }
         guard explicit || FileManager.default.fileExists(atPath: path) else { return arguments }
+        // It can name a ProxyCommand: as ssh does, refuse a file others could have written.
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_uid != getuid() && st.st_uid != 0) || st.st_mode & 0o022 != 0 {
+            throw ConfigError(description: "bad owner or permissions on \(path) (must be yours and not writable by group or others)")
+        }
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw ConfigError(description: "cannot read \(path): \(error.localizedDescription)")

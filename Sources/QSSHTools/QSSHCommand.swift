@@ -161,7 +161,7 @@ public struct QSSHCommand: ParsableCommand {
         if subsystemMode && command.count != 1 { throw ToolError("-s needs exactly one subsystem name, e.g. 'qssh -s host sftp'") }
         if let jump {
             if proxyCommand != nil { throw ToolError("-J and -o ProxyCommand cannot be combined") }
-            proxyCommand = try jumpCommand(jump, batch: batch, acceptNew: acceptNew)
+            proxyCommand = try jumpCommand(jump, batch: batch, acceptNew: acceptNew, targetIsIPv6: host.contains(":"))
         }
 
         var options = QNSPBootstrap.Options()
@@ -186,16 +186,26 @@ public struct QSSHCommand: ParsableCommand {
         let loginUser = user
         let connectionError = NIOLockedValueBox<String?>(nil)
         let innerAuthenticated = NIOLockedValueBox(false)
-        let auth = QNSPIdentityClientAuthDelegate(username: user, classicalKeys: classicalKeyLoaders(classicalKeyFiles, batch: batch))
+
         let bridgedHostKeys = OpenSSHKnownHosts(path: sshKnownHosts)
+        // Only a classical server behind a bridge is checked (qsshd's own inner server accepts `none`,
+        // and its key is derived from the QNSP host key, which was checked already).
         let hostKeyCheck: TunnelHostKeyDelegate.Check = { key in
-            guard case .mismatch(let line) = bridgedHostKeys.check(host: host, port: 22, key: key) else { return nil }
-            return "the SSH server behind \(host)'s bridge presented a host key that contradicts \(bridgedHostKeys.path):\(line); refusing (possible man-in-the-middle on the server side)"
+            switch bridgedHostKeys.check(host: host, port: 22, key: key) {
+            case .mismatch(let line):
+                return "the SSH server behind \(host)'s bridge presented a host key that contradicts \(bridgedHostKeys.path):\(line); refusing (possible man-in-the-middle on the server side)"
+            case .revoked(let line):
+                return "the SSH server behind \(host)'s bridge presented a key marked @revoked in \(bridgedHostKeys.path):\(line); refusing"
+            case .match, .unknown:
+                return nil
+            }
         }
+        let auth = QNSPIdentityClientAuthDelegate(
+            username: user, classicalKeys: classicalKeyLoaders(classicalKeyFiles, batch: batch), classicalHostKeyCheck: hostKeyCheck)
         let (channel, _) = try client.open(group: group) { channel in
             channel.eventLoop.makeCompletedFuture {
                 _ = try SSHSessionClient.install(
-                    on: channel, username: loginUser, auth: auth, hostKeyCheck: hostKeyCheck, remoteForwards: remote, authenticated: innerAuthenticated
+                    on: channel, username: loginUser, auth: auth, remoteForwards: remote, authenticated: innerAuthenticated
                 ) { message in
                     connectionError.withLockedValue { if $0 == nil { $0 = message } }
                 }
@@ -334,7 +344,7 @@ public struct QSSHCommand: ParsableCommand {
     /// Classical (OpenSSH ed25519) keys for a stock sshd behind a qsshd bridge: the files named
     /// with -o IdentityFile, else ~/.ssh/id_ed25519 when it exists. Each is read only when the
     /// server asks for a key; a protected one asks for its passphrase then (never in batch mode).
-    func classicalKeyLoaders(_ files: [String], batch: Bool) -> [(name: String, load: () -> NIOSSHPrivateKey?)] {
+    func classicalKeyLoaders(_ files: [String], batch: Bool) -> [(name: String, load: @Sendable () -> NIOSSHPrivateKey?)] {
         var paths = files
         if paths.isEmpty {
             let path = NSHomeDirectory() + "/.ssh/id_ed25519"
@@ -356,7 +366,8 @@ public struct QSSHCommand: ParsableCommand {
     }
 
     /// The proxy command for `-J`: this program with `-W` on the last hop, earlier hops as its own `-J`.
-    func jumpCommand(_ spec: String, batch: Bool, acceptNew: Bool) throws -> String {
+    /// Settings not named on the command line are left to the jump host's own (config file, defaults).
+    func jumpCommand(_ spec: String, batch: Bool, acceptNew: Bool, targetIsIPv6: Bool = false) throws -> String {
         var hops = spec.split(separator: ",").map(String.init)
         guard let last = hops.popLast(), !last.isEmpty else { throw ToolError("-J: no jump host given") }
         var userPart = "", hostPart = last
@@ -364,7 +375,7 @@ public struct QSSHCommand: ParsableCommand {
             userPart = String(last[...at])
             hostPart = String(last[last.index(after: at)...])
         }
-        var jumpPort = 22222
+        var jumpPort: Int?
         let parts = try { () throws -> [String] in
             do { return try ForwardSpec.split(hostPart) } catch { throw ToolError("-J: \(error)") }
         }()
@@ -378,10 +389,13 @@ public struct QSSHCommand: ParsableCommand {
         let me = Bundle.main.executablePath ?? CommandLine.arguments[0]
         var args = [me]
         if !hops.isEmpty { args += ["-J", hops.joined(separator: ",")] }
-        args += ["-i", identity, "--known-hosts", knownHosts, "-p", String(jumpPort)]
+        if let configFile { args += ["-F", configFile] }
+        if identity != ClientOptions.defaultIdentity { args += ["-i", identity] }
+        if knownHosts != ClientOptions.defaultKnownHosts { args += ["--known-hosts", knownHosts] }
+        if let jumpPort { args += ["-p", String(jumpPort)] }
         if batch { args += ["-o", "BatchMode=yes"] }
         if acceptNew { args += ["-o", "StrictHostKeyChecking=accept-new"] }
-        args += ["-W", "%h:%p", userPart + (jumpHost.contains(":") ? "[\(jumpHost)]" : jumpHost)]
+        args += ["-W", targetIsIPv6 ? "[%h]:%p" : "%h:%p", userPart + (jumpHost.contains(":") ? "[\(jumpHost)]" : jumpHost)]
         return args.map { Self.shellQuote($0) }.joined(separator: " ")
     }
 

@@ -32,10 +32,14 @@ public struct QSSHDCommand: ParsableCommand {
 
             TCP forwarding (qssh -L, -R, -D, -W) is allowed by default, as with sshd; --permit-open,
             --permit-listen and --no-forwarding restrict it. Remote forwards bind 127.0.0.1 unless
-            --gateway-ports is given; ports below 1024 need a root session.
+            --gateway-ports is given; ports below 1024 need a root session. Forwarded connections
+            and listeners are made by the qsshd process itself (as root when qsshd runs as root),
+            so per-user firewall rules (iptables owner match) do not apply to them.
 
             The sftp subsystem (qscp, OpenSSH's sftp through 'qssh tunnel') runs as the user; with
-            --sftp-root it cannot reach outside that directory.
+            --sftp-root its paths cannot reach outside that directory. This confines SFTP only: the
+            same user's shell, exec and forwarding are not confined, and a concurrent process of that
+            user could race a checked directory against a symlink.
 
             With --bridge HOST:PORT, qsshd authenticates the QNSP tunnel as usual and then hands its
             SSH-2 stream to a classical sshd (e.g. 127.0.0.1:22), which logs the user in with their

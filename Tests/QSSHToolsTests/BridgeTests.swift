@@ -72,6 +72,7 @@ struct BridgeTests {
         let sshd = try StockSSHD.start(dir: dir)
         let (server, wire) = try bridged(dir, sshd: sshd)
         defer { server.stop(); wire.stop() }
+        try FileManager.default.createDirectory(atPath: dir + "/plain", withIntermediateDirectories: true)
         let home = dir + "/home"  // no ~/.ssh/id_ed25519 here
         try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
         let noKey = try Tools.run("/usr/bin/env", ["HOME=\(home)", try Tools.path("qssh"), "-p", "\(wire.port)", "-i", dir + "/id",
@@ -84,6 +85,15 @@ struct BridgeTests {
         try "127.0.0.1 \(otherHost)".write(toFile: dir + "/bad_known_hosts", atomically: true, encoding: .utf8)
         let changed = try qssh(dir, port: wire.port, ["-o", "IdentityFile=\(sshd.userKey)", "-o", "UserKnownHostsFile=\(dir)/bad_known_hosts", "127.0.0.1", "touch \(dir)/ran"])
         #expect(changed.status == 255 && changed.stderr.contains("contradicts \(dir)/bad_known_hosts:1"), "\(changed.stderr)")
+        try "@revoked * \(sshd.hostPublicKey)\n".write(toFile: dir + "/revoked_known_hosts", atomically: true, encoding: .utf8)
+        let revoked = try qssh(dir, port: wire.port, ["-o", "IdentityFile=\(sshd.userKey)", "-o", "UserKnownHostsFile=\(dir)/revoked_known_hosts", "127.0.0.1", "touch \(dir)/ran"])
+        #expect(revoked.status == 255 && revoked.stderr.contains("@revoked"), "\(revoked.stderr)")
+        // A plain qsshd (no bridge) is not held to OpenSSH's known_hosts: its inner key is its own.
+        let plain = try q.start(dir + "/plain", extra: [])
+        defer { plain.stop() }
+        let notBridged = try Tools.run("qssh", ["-p", "\(plain.port)", "-i", dir + "/plain/id", "--known-hosts", dir + "/plain/known_hosts",
+                                                "-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=\(dir)/bad_known_hosts", "127.0.0.1", "echo plain"])
+        #expect(notBridged.status == 0 && String(decoding: notBridged.stdout, as: UTF8.self) == "plain\n", "\(notBridged.stderr)")
         sshd.stop()
         let down = try qssh(dir, port: wire.port, ["-o", "IdentityFile=\(sshd.userKey)", "127.0.0.1", "touch \(dir)/ran"])
         #expect(down.status == 255 && down.stderr.contains("no SSH session with 127.0.0.1"), "\(down.stderr)")

@@ -128,6 +128,8 @@ struct ForwardParsingTests {
         #expect(p.refusalToListen(port: 8080, sessionIsRoot: false) == nil)
         #expect(p.refusalToListen(port: 9000, sessionIsRoot: false) == nil)
         #expect(p.refusalToListen(port: 0, sessionIsRoot: false) != nil)
+        #expect(p.refusalToListen(host: "0.0.0.0", port: 9000, sessionIsRoot: false) != nil, "the rule names localhost")
+        #expect(ForwardingPolicy().refusalToListen(port: 65616, sessionIsRoot: true) != nil, "65616 would wrap to port 80")
         #expect(ForwardingPolicy().refusalToListen(port: 80, sessionIsRoot: false) != nil)
         #expect(ForwardingPolicy().refusalToListen(port: 80, sessionIsRoot: true) == nil)
         #expect(try ForwardingPolicy.parseRules("none", listen: true) == [])

@@ -55,11 +55,16 @@ public struct ForwardingPolicy: Sendable, Equatable {
         return rules.contains { $0.matches(host: host, port: port) } ? nil : "\(host) port \(port) is not permitted (--permit-open)"
     }
 
-    /// Why listening on port is refused, or nil. Ports below 1024 need a root session.
-    public func refusalToListen(port: Int, sessionIsRoot: Bool) -> String? {
+    /// Why listening on `host` (as the client named it) and `port` is refused, or nil. Ports below
+    /// 1024 need a root session; a rule's host must match the requested address unless it is "*".
+    public func refusalToListen(host: String = "localhost", port: Int, sessionIsRoot: Bool) -> String? {
+        guard (0...65535).contains(port) else { return "\(port) is not a port number" }
         if port != 0 && port < 1024 && !sessionIsRoot { return "port \(port) is privileged" }
         guard let rules = permitListen else { return nil }
-        return rules.contains { $0.port == nil || $0.port == port } ? nil : "listening on port \(port) is not permitted (--permit-listen)"
+        let permitted = rules.contains { rule in
+            (rule.port == nil || rule.port == port) && (rule.host == "*" || rule.host.lowercased() == host.lowercased())
+        }
+        return permitted ? nil : "listening on \(host) port \(port) is not permitted (--permit-listen)"
     }
 
     /// The address a remote listener binds for the host the client asked for.

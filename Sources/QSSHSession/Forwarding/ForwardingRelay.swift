@@ -89,7 +89,12 @@ public enum ForwardingRelay {
         }
         // Until the target answers, the SSH side must not be read (nothing would take the bytes).
         return connect(host: host, port: port, on: child.eventLoop) { _ in child.eventLoop.makeSucceededVoidFuture() }
-            .flatMapThrowing { tcp in try join(sshChild: child, tcp: tcp) }
+            .flatMapThrowing { tcp in
+                do { try join(sshChild: child, tcp: tcp) } catch {
+                    tcp.close(promise: nil)  // the SSH side went away while connecting
+                    throw error
+                }
+            }
     }
 
     /// A message for a forwarding error as the client sees it. The server gives no reason

@@ -12,6 +12,7 @@ public final class SOCKSServerHandler: ChannelInboundHandler, RemovableChannelHa
     private var parser = SOCKSRequestParser()
     private var connecting = false
     private var pending: [UInt8] = []
+    private var inputClosedEarly = false
     private let connection: Channel
     private let log: (@Sendable (String) -> Void)?
 
@@ -52,12 +53,22 @@ public final class SOCKSServerHandler: ChannelInboundHandler, RemovableChannelHa
                         context.fireChannelReadComplete()
                         self.pending = []
                     }
+                    if self.inputClosedEarly { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
                     context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
                 case .failure(let error):
                     self.fail(context, reply.failureReply(.hostUnreachable), "SOCKS connect to \(host) port \(port): \(ForwardingRelay.describe(error))")
                 }
             }
         }
+    }
+
+    /// A half-close while the target is being reached is passed on once the relay exists.
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed? = event as? ChannelEvent {
+            if connecting { inputClosedEarly = true } else { context.close(promise: nil) }  // before any request: nothing to do
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     private func fail(_ context: ChannelHandlerContext, _ reply: [UInt8], _ reason: String) {

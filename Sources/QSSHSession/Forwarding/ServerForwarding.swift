@@ -40,7 +40,12 @@ public final class ServerForwarding: GlobalRequestDelegate, Sendable {
     ) {
         switch request {
         case .listen(let host, let port):
-            if let why = policy.refusalToListen(port: port, sessionIsRoot: sessionIsRoot()) {
+            // swift-nio-ssh passes the 32-bit wire value; getaddrinfo would wrap 65616 to 80.
+            guard (0...65535).contains(port) else {
+                log?("refused tcpip-forward \(host):\(port): not a port number")
+                return promise.fail(ForwardingRelay.ForwardingError.refusedByPolicy("\(port) is not a port number"))
+            }
+            if let why = policy.refusalToListen(host: host, port: port, sessionIsRoot: sessionIsRoot()) {
                 log?("refused tcpip-forward \(host):\(port): \(why)")
                 return promise.fail(ForwardingRelay.ForwardingError.refusedByPolicy(why))
             }
@@ -68,9 +73,11 @@ public final class ServerForwarding: GlobalRequestDelegate, Sendable {
                     case .success(let listener):
                         let actual = listener.localAddress?.port ?? port
                         bound.withLockedValue { $0 = actual }
+                        // Keyed by the port actually bound: two "-R 0" forwards get two ports, and a
+                        // cancel names the bound port.
                         let stale = listeners.withLockedValue { d -> Channel? in
-                            defer { d["\(host):\(port)"] = listener }
-                            return d["\(host):\(port)"]
+                            defer { d["\(host):\(actual)"] = listener }
+                            return d["\(host):\(actual)"]
                         }
                         stale?.close(promise: nil)
                         if !connection.isActive { listener.close(promise: nil) }

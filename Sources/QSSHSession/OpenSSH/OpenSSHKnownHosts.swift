@@ -10,6 +10,8 @@ public struct OpenSSHKnownHosts: Sendable {
     public enum Verdict: Equatable {
         case match
         case mismatch(line: Int)
+        /// The key is listed under `@revoked` (for this host or any).
+        case revoked(line: Int)
         case unknown
     }
 
@@ -17,6 +19,7 @@ public struct OpenSSHKnownHosts: Sendable {
         var patterns: String
         var key: NIOSSHPublicKey
         var line: Int
+        var revoked = false
     }
 
     let entries: [Entry]
@@ -32,10 +35,13 @@ public struct OpenSSHKnownHosts: Sendable {
         self.path = path
         var entries: [Entry] = []
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let fields = raw.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            var fields = raw.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            let revoked = fields.first == "@revoked"
+            if revoked { fields.removeFirst() }
+            // Other markers (@cert-authority) are not supported: such lines are skipped.
             guard let first = fields.first, !first.hasPrefix("#"), !first.hasPrefix("@"), fields.count >= 3,
                   let key = try? NIOSSHPublicKey(openSSHPublicKey: fields[1] + " " + fields[2]) else { continue }
-            entries.append(Entry(patterns: first, key: key, line: i + 1))
+            entries.append(Entry(patterns: first, key: key, line: i + 1, revoked: revoked))
         }
         self.entries = entries
     }
@@ -43,8 +49,9 @@ public struct OpenSSHKnownHosts: Sendable {
     /// The verdict for `key` presented by `host` on `port` (22 is written without brackets).
     public func check(host: String, port: Int, key: NIOSSHPublicKey) -> Verdict {
         let name = port == 22 ? host : "[\(host)]:\(port)"
+        if let r = entries.first(where: { $0.revoked && $0.key == key }) { return .revoked(line: r.line) }
         var mismatch: Int?
-        for e in entries where Self.matches(patterns: e.patterns, name: name) {
+        for e in entries where !e.revoked && Self.matches(patterns: e.patterns, name: name) {
             if e.key == key { return .match }
             // Only a key of the same type contradicts (a host may have several types).
             if Self.keyType(e.key) == Self.keyType(key) { mismatch = mismatch ?? e.line }
