@@ -11,6 +11,7 @@ public final class GlueHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var pendingRead = false
     private var lastWrite: EventLoopFuture<Void>?
+    private var recheck: Scheduled<Void>?
 
     private init() {}
 
@@ -23,7 +24,12 @@ public final class GlueHandler: ChannelDuplexHandler {
     }
 
     public func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    public func handlerRemoved(context: ChannelHandlerContext) { self.context = nil; partner = nil }
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        partner = nil
+        recheck?.cancel()
+        recheck = nil
+    }
 
     private func partnerWrite(_ data: NIOAny) {
         guard let context else { return }
@@ -79,7 +85,32 @@ public final class GlueHandler: ChannelDuplexHandler {
     }
 
     public func read(context: ChannelHandlerContext) {
-        if let partner, partner.partnerWritable { context.read() } else { pendingRead = true }
+        if let partner, partner.partnerWritable {
+            context.read()
+        } else {
+            pendingRead = true
+            scheduleRecheck(context: context)
+        }
+    }
+
+    /// While reads wait for the partner, look again every 50 ms: a writability change can be
+    /// missed (swift-nio-ssh does not report one that happens before a child channel is active),
+    /// and a missed one would stall this side for good. Seen once under load: 14 forwarded
+    /// connections never read a byte.
+    private func scheduleRecheck(context: ChannelHandlerContext) {
+        guard recheck == nil else { return }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        recheck = context.eventLoop.scheduleTask(in: .milliseconds(50)) {
+            let (handler, context) = bound.value
+            handler.recheck = nil
+            guard handler.pendingRead else { return }
+            if let partner = handler.partner, partner.partnerWritable {
+                handler.pendingRead = false
+                context.read()
+            } else if handler.context != nil {
+                handler.scheduleRecheck(context: context)
+            }
+        }
     }
 }
 
