@@ -5,19 +5,19 @@ import QSSHSession
 /// The connection options every client mode shares (`qssh`, `qssh tunnel`): port, identity,
 /// login name and known_hosts file, and the `[user@]host` destination they apply to.
 struct ClientOptions: ParsableArguments {
-    @Option(name: .customShort("p"), help: "Port of qsshd.")
+    @Option(name: .customShort("p"), help: ArgumentHelp("Port of qsshd.", valueName: "port"))
     var port: Int = 22222
 
     static let defaultIdentity = NSHomeDirectory() + "/.qssh/id_mldsa65"
     static let defaultKnownHosts = NSHomeDirectory() + "/.qssh/known_hosts"
 
-    @Option(name: .customShort("i"), help: "Identity (user key) file.")
+    @Option(name: .customShort("i"), help: ArgumentHelp("Identity (user key) file.", valueName: "file"))
     var identity: String = ClientOptions.defaultIdentity
 
-    @Option(name: .customShort("l"), help: "User to log in as.")
+    @Option(name: .customShort("l"), help: ArgumentHelp("User to log in as.", valueName: "user"))
     var loginName: String?
 
-    @Option(name: .long, help: "known_hosts file.")
+    @Option(name: .long, help: ArgumentHelp("known_hosts file.", valueName: "file"))
     var knownHosts: String = ClientOptions.defaultKnownHosts
 
     /// Splits `[user@]host`; -l wins over the user part, then $USER, then the account name.

@@ -19,17 +19,18 @@ public struct QSCPCommand: ParsableCommand {
               qscp [options] SOURCE... [user@]host:DEST      (upload)
               qscp [options] [user@]host:SOURCE... DEST      (download; remote globs such as 'host:*.log' work)
 
-            It runs 'qssh -s host sftp' (so -P, -i, -J and -o reach qssh) and keeps many requests in
-            flight, so the speed does not depend on the round-trip time.
+            It runs 'qssh -s host sftp' (so -P, -i, -J and -o reach qssh) and keeps many
+            requests in flight, so the speed does not depend on the round-trip time.
 
-            Each file is written under a temporary name (.NAME.qscp-part) in the destination directory
-            and renamed over DEST only when complete: an interrupted copy never leaves a truncated
-            file in DEST's place. --resume continues such a partial file. A directory is never
-            overwritten by a file. -r copies trees (symbolic links are copied as links); a file that
-            fails is reported and the copy goes on with the others; the exit status is then 1.
+            Each file is written under a temporary name (.NAME.qscp-part) in the
+            destination directory and renamed over DEST only when complete: an
+            interrupted copy never leaves a truncated file in DEST's place. --resume
+            continues such a partial file. A directory is never overwritten by a file.
+            -r copies trees (symbolic links are copied as links); a file that fails is
+            reported and the copy goes on with the others; the exit status is then 1.
 
-            A progress line (name, percent, bytes, rate, ETA) is drawn when stderr is a terminal,
-            unless -q.
+            A progress line (name, percent, bytes, rate, ETA) is drawn when stderr is a
+            terminal, unless -q.
             """)
 
     @Flag(name: .customShort("r"), help: "Copy directories recursively.")
@@ -41,23 +42,7 @@ public struct QSCPCommand: ParsableCommand {
     @Flag(name: .customShort("q"), help: "No progress line.")
     var quiet = false
 
-    @Option(name: .customShort("P"), help: "Port of qsshd.")
-    var port: Int?
-
-    @Option(name: .customShort("i"), help: "Identity (user key) file.")
-    var identity: String?
-
-    @Option(name: .customShort("J"), help: "Jump hosts (as qssh -J).")
-    var jump: String?
-
-    @Option(name: .customShort("o"), help: "Option passed to qssh (e.g. BatchMode=yes, StrictHostKeyChecking=accept-new).")
-    var sshOptions: [String] = []
-
-    @Option(name: .long, help: "known_hosts file (passed to qssh).")
-    var knownHosts: String?
-
-    @Option(name: .customShort("F"), help: ArgumentHelp("Client configuration file (passed to qssh; default ~/.qssh/config).", valueName: "file"))
-    var configFile: String?
+    @OptionGroup var link: QSSHLinkOptions
 
     @Option(name: .long, help: "Requests in flight per transfer, each up to 256 KiB: 16 (4 MiB) fills a LAN; raise it for long, fast links.")
     var requests = 16
@@ -115,13 +100,7 @@ public struct QSCPCommand: ParsableCommand {
     // MARK: Connection
 
     func connect(_ host: RemotePath) throws -> (SFTPClient, ChildProcess) {
-        var argv = [try Self.qsshPath()]
-        if let configFile { argv += ["-F", configFile] }
-        if let port { argv += ["-p", String(port)] }
-        if let identity { argv += ["-i", identity] }
-        if let knownHosts { argv += ["--known-hosts", knownHosts] }
-        if let jump { argv += ["-J", jump] }
-        for o in sshOptions { argv += ["-o", o] }
+        var argv = [try Self.qsshPath()] + link.qsshArguments
         argv += ["-T", "-s", host.destination, "sftp"]
         let child: ChildProcess
         do {

@@ -17,30 +17,15 @@ public struct QSFTPCommand: ParsableCommand {
         discussion: """
             Commands (paths with spaces in quotes):
               ls [-l] [path]   cd path   pwd   lcd path   lpwd   lls [path]
-              get remote [local]   put local [remote]   (whole files; temporary name, then rename)
+              get remote [local]   put local [remote]   (temporary name, then rename)
               mkdir path   rmdir path   rm path   rename old new   ln -s target link
               chmod mode path   df [path]   help   exit | quit | bye
-            With -b FILE the commands come from FILE (- for stdin) and the first failing one ends
-            qsftp with status 1; a command prefixed with '-' may fail without ending the batch.
+            With -b FILE the commands come from FILE (- for stdin) and the first failing
+            one ends qsftp with status 1; a command prefixed with '-' may fail without
+            ending the batch.
             """)
 
-    @Option(name: .customShort("P"), help: "Port of qsshd.")
-    var port: Int?
-
-    @Option(name: .customShort("i"), help: "Identity (user key) file.")
-    var identity: String?
-
-    @Option(name: .customShort("J"), help: "Jump hosts (as qssh -J).")
-    var jump: String?
-
-    @Option(name: .customShort("o"), help: "Option passed to qssh.")
-    var sshOptions: [String] = []
-
-    @Option(name: .long, help: "known_hosts file (passed to qssh).")
-    var knownHosts: String?
-
-    @Option(name: .customShort("F"), help: ArgumentHelp("Client configuration file (passed to qssh; default ~/.qssh/config).", valueName: "file"))
-    var configFile: String?
+    @OptionGroup var link: QSSHLinkOptions
 
     @Option(name: .customShort("b"), help: ArgumentHelp("Read commands from this file (- for stdin); stop at the first error.", valueName: "file"))
     var batch: String?
@@ -53,8 +38,7 @@ public struct QSFTPCommand: ParsableCommand {
     public func run() throws {
         let target = RemotePath.parse(destination.contains(":") ? destination : destination + ":") ?? RemotePath(user: nil, host: destination, path: ".")
         var copier = try QSCPCommand.parse(["-q", "-p", "x", "y"])
-        copier.port = port; copier.identity = identity; copier.jump = jump
-        copier.sshOptions = sshOptions; copier.knownHosts = knownHosts; copier.configFile = configFile
+        copier.link = link
         copier.preserve = false
         let (client, qssh) = try copier.connect(target)
         defer {

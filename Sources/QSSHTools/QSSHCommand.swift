@@ -15,40 +15,44 @@ public struct QSSHCommand: ParsableCommand {
         commandName: "qssh",
         abstract: "Post-quantum SSH client: run a command or a shell on a qsshd host.",
         discussion: """
-            qssh connects over QNSP (X-Wing key exchange; your ML-DSA-65 key from qssh-keygen), checks
-            the host key against ~/.qssh/known_hosts (asking on first contact, refusing a changed key),
-            and runs COMMAND with its stdout and stderr kept apart. The exit status is the remote
-            command's; 255 means the connection failed.
+            qssh connects over QNSP (X-Wing key exchange; your ML-DSA-65 key from
+            qssh-keygen), checks the host key against ~/.qssh/known_hosts (asking on
+            first contact, refusing a changed key), and runs COMMAND with its stdout and
+            stderr kept apart. The exit status is the remote command's; 255 means the
+            connection failed.
 
-            Without a command and with a terminal on stdin, qssh asks for a remote terminal and an
-            interactive shell (the local terminal is in raw mode until the session ends); -t asks for
-            one with a command too, -T never.
+            Without a command and with a terminal on stdin, qssh asks for a remote
+            terminal and an interactive shell (the local terminal is in raw mode until
+            the session ends); -t asks for one with a command too, -T never.
 
             In an interactive session, ~. after a newline disconnects and ~~ sends a ~.
 
-            Forwarding works as with ssh: -L [bind:]port:host:hostport listens here and connects
-            there, -R [bind:]port:host:hostport listens there and connects here (port 0 picks a free
-            port and prints it: "Allocated port N for ..."), -D [bind:]port is a SOCKS4/4a/5 proxy here whose connections
-            leave from the server. Listeners bind 127.0.0.1 unless a bind address is given ("*" for
-            all). -N runs no command (forwarding only). -W host:port joins stdin/stdout to host:port
-            as seen from the server (for ProxyCommand).
+            Forwarding works as with ssh: -L [bind:]port:host:hostport listens here and
+            connects there, -R [bind:]port:host:hostport listens there and connects here
+            (port 0 picks a free port and prints it: "Allocated port N for ..."), -D
+            [bind:]port is a SOCKS4/4a/5 proxy here whose connections leave from the
+            server. Listeners bind 127.0.0.1 unless a bind address is given ("*" for
+            all). -N runs no command (forwarding only). -W host:port joins stdin/stdout
+            to host:port as seen from the server (for ProxyCommand).
 
-            -J [user@]jump[:port][,...] reaches the destination through jump hosts; each hop runs
-            'qssh -W' on the previous one, so every QNSP handshake is end to end and a jump host only
-            relays ciphertext. -o ProxyCommand=CMD speaks QNSP over CMD's stdin/stdout (%h host,
-            %p port, %r user, %% a percent sign).
+            -J [user@]jump[:port][,...] reaches the destination through jump hosts; each
+            hop runs 'qssh -W' on the previous one, so every QNSP handshake is end to
+            end and a jump host only relays ciphertext. -o ProxyCommand=CMD speaks QNSP
+            over CMD's stdin/stdout (%h host, %p port, %r user, %% a percent sign).
 
-            'qssh tunnel [user@]host' is a stdio mode for stock OpenSSH: it joins stdin/stdout to
-            the SSH-2 server inside the tunnel (see the README recipe).
+            'qssh tunnel [user@]host' is a stdio mode for stock OpenSSH: it joins
+            stdin/stdout to the SSH-2 server inside the tunnel (see the README recipe).
 
-            -f goes to the background once the connection, the forwards and the command are set up
-            (with -N: once the forwards are); stdin is /dev/null.
+            -f goes to the background once the connection, the forwards and the command
+            are set up (with -N: once the forwards are); stdin is /dev/null.
 
-            ~/.qssh/config (or -F FILE) holds per-host settings in ssh_config style: Host patterns,
-            then HostName, Port, User, IdentityFile, ProxyJump, ProxyCommand, LocalForward,
-            RemoteForward, DynamicForward, BatchMode, StrictHostKeyChecking, ServerAliveInterval,
-            ServerAliveCountMax, ExitOnForwardFailure, HashKnownHosts, UserKnownHostsFile,
-            QNSPKnownHostsFile. The first value found for a keyword wins; the command line wins over all.
+            ~/.qssh/config (or -F FILE) holds per-host settings in ssh_config style:
+            Host patterns, then HostName, Port, User, IdentityFile, ProxyJump,
+            ProxyCommand, LocalForward, RemoteForward, DynamicForward, BatchMode,
+            StrictHostKeyChecking, ServerAliveInterval, ServerAliveCountMax,
+            ExitOnForwardFailure, HashKnownHosts, UserKnownHostsFile,
+            QNSPKnownHostsFile. The first value found for a keyword wins; the command
+            line wins over all.
 
             Examples:
               qssh -p 22222 alice@server.example uptime

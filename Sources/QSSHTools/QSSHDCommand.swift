@@ -20,30 +20,36 @@ public struct QSSHDCommand: ParsableCommand {
         commandName: "qsshd",
         abstract: "Post-quantum SSH server: SSH-2 sessions inside a QNSP tunnel.",
         discussion: """
-            qsshd listens for QNSP connections (X-Wing key exchange, ML-DSA-65 user keys). A user logs in
-            when the QNSP handshake proves a key listed in the authorized_keys file; the SSH-2 session
-            inside the tunnel is then bound to that identity (no second authentication).
+            qsshd listens for QNSP connections (X-Wing key exchange, ML-DSA-65 user
+            keys). A user logs in when the QNSP handshake proves a key listed in the
+            authorized_keys file; the SSH-2 session inside the tunnel is then bound to
+            that identity (no second authentication).
 
-            Run as root, qsshd logs each user in to their own account (groups, uid, HOME, SHELL, home
-            directory) with the keys in that account's authorized_keys, which must belong to the user or
-            root and must not be writable by others. Run as anyone else, only that account can log in.
-            It runs in the foreground (--daemon detaches once it listens; --pid-file, --log-file).
-            -f FILE reads options from an sshd_config-style file; the command line wins.
+            Run as root, qsshd logs each user in to their own account (groups, uid,
+            HOME, SHELL, home directory) with the keys in that account's
+            authorized_keys, which must belong to the user or root and must not be
+            writable by others. Run as anyone else, only that account can log in. It
+            runs in the foreground (--daemon detaches once it listens; --pid-file,
+            --log-file). -f FILE reads options from an sshd_config-style file; the
+            command line wins.
 
-            TCP forwarding (qssh -L, -R, -D, -W) is allowed by default, as with sshd; --permit-open,
-            --permit-listen and --no-forwarding restrict it. Remote forwards bind 127.0.0.1 unless
-            --gateway-ports is given; ports below 1024 need a root session. Forwarded connections
-            and listeners are made by the qsshd process itself (as root when qsshd runs as root),
-            so per-user firewall rules (iptables owner match) do not apply to them.
+            TCP forwarding (qssh -L, -R, -D, -W) is allowed by default, as with sshd;
+            --permit-open, --permit-listen and --no-forwarding restrict it. Remote
+            forwards bind 127.0.0.1 unless --gateway-ports is given; ports below 1024
+            need a root session. Forwarded connections and listeners are made by the
+            qsshd process itself (as root when qsshd runs as root), so per-user firewall
+            rules (iptables owner match) do not apply to them.
 
-            The sftp subsystem (qscp, OpenSSH's sftp through 'qssh tunnel') runs as the user; with
-            --sftp-root its paths cannot reach outside that directory. This confines SFTP only: the
-            same user's shell, exec and forwarding are not confined, and a concurrent process of that
-            user could race a checked directory against a symlink.
+            The sftp subsystem (qscp, OpenSSH's sftp through 'qssh tunnel') runs as the
+            user; with --sftp-root its paths cannot reach outside that directory. This
+            confines SFTP only: the same user's shell, exec and forwarding are not
+            confined, and a concurrent process of that user could race a checked
+            directory against a symlink.
 
-            With --bridge HOST:PORT, qsshd authenticates the QNSP tunnel as usual and then hands its
-            SSH-2 stream to a classical sshd (e.g. 127.0.0.1:22), which logs the user in with their
-            OpenSSH keys and runs the session; the network sees only QNSP.
+            With --bridge HOST:PORT, qsshd authenticates the QNSP tunnel as usual and
+            then hands its SSH-2 stream to a classical sshd (e.g. 127.0.0.1:22), which
+            logs the user in with their OpenSSH keys and runs the session; the network
+            sees only QNSP.
 
             Example:
               qssh-keygen -t host -f ~/.qssh/host_key -N ''

@@ -13,9 +13,9 @@ public struct QSSHTunnelCommand: ParsableCommand {
         commandName: "qssh tunnel",
         abstract: "Join stdin/stdout to the SSH-2 server inside a QNSP tunnel (for OpenSSH's ProxyCommand).",
         discussion: """
-            The QNSP handshake authenticates both ends (your ML-DSA-65 key, the host key pinned in
-            ~/.qssh/known_hosts); OpenSSH then speaks SSH-2 to qsshd's inner server, which logs it in
-            as the QNSP-authenticated user (method 'none').
+            The QNSP handshake authenticates both ends (your ML-DSA-65 key, the host key
+            pinned in ~/.qssh/known_hosts); OpenSSH then speaks SSH-2 to qsshd's inner
+            server, which logs it in as the QNSP-authenticated user (method 'none').
 
             ~/.ssh/config:
               Host *.pq

@@ -1,0 +1,35 @@
+import ArgumentParser
+
+/// The options qscp and qsftp pass on to the `qssh -s HOST sftp` they run: port, identity,
+/// jump hosts, `-o` options, known_hosts and the client configuration file.
+struct QSSHLinkOptions: ParsableArguments {
+    @Option(name: .customShort("P"), help: ArgumentHelp("Port of qsshd.", valueName: "port"))
+    var port: Int?
+
+    @Option(name: .customShort("i"), help: ArgumentHelp("Identity (user key) file.", valueName: "file"))
+    var identity: String?
+
+    @Option(name: .customShort("J"), help: ArgumentHelp("Jump hosts (as qssh -J).", valueName: "hosts"))
+    var jump: String?
+
+    @Option(name: .customShort("o"), help: ArgumentHelp("Option passed to qssh (e.g. BatchMode=yes, StrictHostKeyChecking=accept-new).", valueName: "option"))
+    var sshOptions: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("known_hosts file (passed to qssh).", valueName: "file"))
+    var knownHosts: String?
+
+    @Option(name: .customShort("F"), help: ArgumentHelp("Client configuration file (passed to qssh; default ~/.qssh/config).", valueName: "file"))
+    var configFile: String?
+
+    /// The qssh arguments for these options (before `-s HOST sftp`).
+    var qsshArguments: [String] {
+        var argv: [String] = []
+        if let configFile { argv += ["-F", configFile] }
+        if let port { argv += ["-p", String(port)] }
+        if let identity { argv += ["-i", identity] }
+        if let knownHosts { argv += ["--known-hosts", knownHosts] }
+        if let jump { argv += ["-J", jump] }
+        for o in sshOptions { argv += ["-o", o] }
+        return argv
+    }
+}
