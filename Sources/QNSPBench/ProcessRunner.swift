@@ -13,15 +13,7 @@ import Darwin
 enum ProcessRunner {
     /// Reads a descriptor to its end (or until `marker` appears) and returns the text.
     static func read(_ fd: Int32, until marker: String?) -> String {
-        var data = [UInt8]()
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 4096) }
-            if n <= 0 { break }
-            data += buf[0..<n]
-            if let marker, String(decoding: data, as: UTF8.self).contains(marker) { break }
-        }
-        return String(decoding: data, as: UTF8.self)
+        BlockingIO.readText(fd, until: marker.map { m in { $0.contains(m) } })
     }
 
     /// Keeps reading `fd` on a thread of its own so the child never blocks on a full pipe.

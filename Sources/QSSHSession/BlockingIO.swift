@@ -24,6 +24,20 @@ public enum BlockingIO {
         }
     }
 
+    /// Reads `fd` (blocking, retrying on EINTR) until end of file, or until `stop` says the text
+    /// read so far is enough; returns the text.
+    public static func readText(_ fd: CInt, until stop: ((String) -> Bool)? = nil) -> String {
+        var data = [UInt8](), chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            data += chunk[0..<n]
+            if let stop, stop(String(decoding: data, as: UTF8.self)) { break }
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// Reads `fd` on a thread of its own and writes each chunk, wrapped by `wrap`, into `channel`,
     /// waiting for each write to complete (backpressure); half-closes the channel at end of file.
     ///   - escapes: when set, typed bytes go through it and `~.` closes the channel (interactive sessions).

@@ -1,4 +1,5 @@
 import CQSSHPosix
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -26,6 +27,11 @@ public struct ChildProcess: Sendable {
         public var gid: UInt32
         public var groups: [UInt32]
         public init(uid: UInt32, gid: UInt32, groups: [UInt32]) { self.uid = uid; self.gid = gid; self.groups = groups }
+    }
+
+    /// The absolute path of the running executable (to start another copy of this tool).
+    public static var currentExecutable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
     }
 
     /// Starts `argv[0]` (an absolute path) with `environment` and working directory `directory`;

@@ -14,15 +14,10 @@ enum Passphrase {
             }
             guard let child = try? ChildProcess.spawn([program, prompt], environment: env, directory: nil, inheritStderr: true) else { return nil }
             close(child.stdin)
-            var data = [UInt8](), chunk = [UInt8](repeating: 0, count: 1024)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { read(child.stdout, $0.baseAddress, $0.count) }
-                if n <= 0 { break }
-                data += chunk[0..<n]
-            }
+            let answer = BlockingIO.readText(child.stdout)
             close(child.stdout)
             guard case .exited(0) = child.waitForExit() else { return nil }
-            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+            return answer.trimmingCharacters(in: .newlines)
         }
         return Terminal.prompt(prompt, secret: true)
     }

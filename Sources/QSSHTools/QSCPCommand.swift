@@ -122,7 +122,7 @@ public struct QSCPCommand: ParsableCommand {
 
     /// qssh next to this executable, else on PATH.
     static func qsshPath() throws -> String {
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? Bundle.main.executablePath ?? ""
+        let me = ChildProcess.currentExecutable
         let sibling = (me as NSString).deletingLastPathComponent + "/qssh"
         if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin").split(separator: ":") {

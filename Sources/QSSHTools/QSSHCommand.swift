@@ -314,7 +314,7 @@ public struct QSSHCommand: ParsableCommand {
     /// reports on fd 3 that it is ready; if it fails first, its messages are on stderr already and
     /// its exit status becomes ours.
     func goToBackground() throws {
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
+        let me = ChildProcess.currentExecutable
         var args = Array(CommandLine.arguments.dropFirst())
         if let i = args.firstIndex(of: "-f") { args.remove(at: i) }
         var fds: [CInt] = [0, 0]
@@ -390,7 +390,7 @@ public struct QSSHCommand: ParsableCommand {
             throw ToolError("-J: bad jump host '\(last)'")
         }
         let jumpHost = parts[0]
-        let me = Bundle.main.executablePath ?? CommandLine.arguments[0]
+        let me = ChildProcess.currentExecutable
         var args = [me]
         if !hops.isEmpty { args += ["-J", hops.joined(separator: ",")] }
         if let configFile { args += ["-F", configFile] }

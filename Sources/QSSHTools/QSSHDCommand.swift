@@ -165,7 +165,7 @@ public struct QSSHDCommand: ParsableCommand {
         let policy = forwarding
         var subsystems: [String: [String]] = [:]
         if !noSFTP {
-            let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
+            let me = ChildProcess.currentExecutable
             subsystems["sftp"] = [me, "--internal-sftp-server"] + (sftpRoot.map { ["--sftp-root", $0] } ?? [])
         }
         let sessionSubsystems = subsystems
@@ -291,7 +291,7 @@ public struct QSSHDCommand: ParsableCommand {
     /// "listening on" report, writes the pid file and returns; the server's startup errors are
     /// shown and make this fail.
     func detach() throws {
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
+        let me = ChildProcess.currentExecutable
         let args = CommandLine.arguments.dropFirst().filter { $0 != "--daemon" } + ["--internal-daemon-child"]
         let child: ChildProcess
         do {
@@ -300,14 +300,7 @@ public struct QSSHDCommand: ParsableCommand {
             throw ToolError("cannot start the server process: \(error)")
         }
         close(child.stdin)
-        var text = ""
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while !text.contains("listening on") || !text.hasSuffix("\n") {
-            let n = chunk.withUnsafeMutableBytes { read(child.stderr, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            text += String(decoding: chunk[0..<n], as: UTF8.self)
-        }
+        let text = BlockingIO.readText(child.stderr) { $0.contains("listening on") && $0.hasSuffix("\n") }
         close(child.stderr); close(child.stdout)
         guard text.contains("listening on") else {
             FileHandle.standardError.write(Data(text.utf8))

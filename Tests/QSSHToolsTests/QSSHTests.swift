@@ -530,15 +530,7 @@ final class LockedResults: @unchecked Sendable {
 }
 
 /// Reads a descriptor to its end.
-func readAll(_ fd: CInt) -> String {
-    var data = [UInt8](), chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4096) }
-        if n <= 0 { break }
-        data += chunk[0..<n]
-    }
-    return String(decoding: data, as: UTF8.self)
-}
+func readAll(_ fd: CInt) -> String { BlockingIO.readText(fd) }
 
 /// Drives a real terminal: a detached tmux server on its own socket.
 struct Tmux {
