@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "QSSHSession",
             dependencies: [
-                "QNSP", "QNSPNIO", "CQSSHPosix",
+                "QNSPCrypto", "QNSP", "QNSPNIO", "CQSSHPosix",
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,6 +1,6 @@
-import Crypto
 import Foundation
 import QNSPCrypto
+import QSSHSession
 
 /// A known_hosts file pinning host keys: `<host>|[<host>]:<port> qnsp-xwing-mldsa65 <base64> [comment]`.
 /// With hashing (qssh `-o HashKnownHosts=yes`), the name is stored as OpenSSH does:
@@ -51,23 +51,12 @@ public struct KnownHosts: Sendable {
 
     /// A stored name matches `name` literally, or as a hashed `|1|salt|hash` entry.
     static func matches(_ stored: String, name: String) -> Bool {
-        guard stored.hasPrefix("|1|") else { return stored == name }
-        let parts = stored.split(separator: "|")
-        guard parts.count == 3, let salt = Data(base64Encoded: String(parts[1])), let hash = Data(base64Encoded: String(parts[2])) else { return false }
-        let mac = HMAC<Insecure.SHA1>.authenticationCode(for: Array(name.utf8), using: SymmetricKey(data: salt))
-        return ConstantTime.equals(Array(mac), [UInt8](hash))
-    }
-
-    /// The hashed form of a name, with a fresh 20-byte salt.
-    static func hashed(_ name: String) throws -> String {
-        let salt = try SecureRandom().bytes(20)
-        let mac = HMAC<Insecure.SHA1>.authenticationCode(for: Array(name.utf8), using: SymmetricKey(data: salt))
-        return "|1|" + Data(salt).base64EncodedString() + "|" + Data(mac).base64EncodedString()
+        HashedHostName.isHashed(stored) ? HashedHostName.matches(stored, name: name) : stored == name
     }
 
     /// Appends a line for `pattern` (creating the file 0644 if needed); `hash` stores the name hashed.
     public func appending(pattern: String, key: HostPublicKey, hash: Bool = false) throws -> KnownHosts {
-        let pattern = hash ? try Self.hashed(pattern) : pattern
+        let pattern = hash ? try HashedHostName.make(pattern) : pattern
         let existing = KeyFileIO.exists(path) ? try KeyFileIO.readText(path: path) : ""
         let sep = existing.isEmpty || existing.hasSuffix("\n") ? "" : "\n"
         let text = existing + sep + pattern + " " + PublicKeyLine.host(key, comment: "").text + "\n"

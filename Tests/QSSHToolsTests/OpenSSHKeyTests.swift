@@ -66,4 +66,18 @@ struct OpenSSHKeyTests {
         chmod(dir + "/plain", 0o644)
         #expect(throws: OpenSSHPrivateKey.KeyError.self) { try OpenSSHPrivateKey.load(path: dir + "/plain") }
     }
+
+    @Test("OpenSSH known_hosts: hashed, wildcard, negated and @revoked entries")
+    func knownHosts() throws {
+        let key = NIOSSHPrivateKey(ed25519Key: .init()).publicKey, other = NIOSSHPrivateKey(ed25519Key: .init()).publicKey
+        let line = String(openSSHPublicKey: key), otherLine = String(openSSHPublicKey: other)
+        let hashed = try HashedHostName.make("server.example")
+        #expect(HashedHostName.matches(hashed, name: "server.example") && !HashedHostName.matches(hashed, name: "server.exampl"))
+        let file = OpenSSHKnownHosts(path: "kh", text: "\(hashed) \(line)\n*.lab,!bad.lab \(otherLine)\n@revoked * \(otherLine)\n")
+        #expect(file.check(host: "server.example", port: 22, key: key) == .match)
+        #expect(file.check(host: "server.example", port: 22, key: NIOSSHPrivateKey(ed25519Key: .init()).publicKey) == .mismatch(line: 1))
+        #expect(file.check(host: "x.lab", port: 22, key: other) == .revoked(line: 3))
+        #expect(file.check(host: "bad.lab", port: 22, key: key) == .unknown)
+        #expect(file.check(host: "server.example", port: 2222, key: key) == .unknown)
+    }
 }

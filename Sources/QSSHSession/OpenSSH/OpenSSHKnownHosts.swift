@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import NIOSSH
 
@@ -64,12 +63,7 @@ public struct OpenSSHKnownHosts: Sendable {
     }
 
     static func matches(patterns: String, name: String) -> Bool {
-        if patterns.hasPrefix("|1|") {
-            let parts = patterns.split(separator: "|")
-            guard parts.count == 3, let salt = Data(base64Encoded: String(parts[1])), let hash = Data(base64Encoded: String(parts[2])) else { return false }
-            let mac = HMAC<Insecure.SHA1>.authenticationCode(for: Data(name.utf8), using: SymmetricKey(data: salt))
-            return Data(mac) == hash
-        }
+        if HashedHostName.isHashed(patterns) { return HashedHostName.matches(patterns, name: name) }
         var matched = false
         for p in patterns.split(separator: ",") {
             if p.hasPrefix("!") {
