@@ -40,24 +40,10 @@ public final class GlueHandler: ChannelDuplexHandler {
     private func partnerFlush() { context?.flush() }
     /// The half-close waits for the writes before it: once this side's input is closed too, NIO
     /// turns an output close into a full close, which would discard writes still queued.
-    private func partnerWriteEOF() {
-        guard let context else { return }
-        guard let lastWrite else { return context.close(mode: .output, promise: nil) }
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        lastWrite.whenComplete { _ in bound.value.close(mode: .output, promise: nil) }
-    }
+    private func partnerWriteEOF() { context?.close(mode: .output, after: lastWrite) }
     /// The partner is gone: close this side too, but only after what it sent us was written
     /// (or after 10 s, if this side cannot take it).
-    private func partnerCloseFull() {
-        guard let context else { return }
-        guard let lastWrite else { return context.close(promise: nil) }
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let timeout = context.eventLoop.scheduleTask(in: .seconds(10)) { bound.value.close(promise: nil) }
-        lastWrite.whenComplete { _ in
-            timeout.cancel()
-            bound.value.close(promise: nil)
-        }
-    }
+    private func partnerCloseFull() { context?.close(mode: .all, after: lastWrite, atMost: .seconds(10)) }
     private var partnerWritable: Bool { context?.channel.isWritable ?? false }
     private func partnerBecameWritable() {
         if pendingRead {
@@ -116,3 +102,18 @@ public final class GlueHandler: ChannelDuplexHandler {
 
 @available(*, unavailable)
 extension GlueHandler: Sendable {}
+
+extension ChannelHandlerContext {
+    /// Closes (`mode`) once `lastWrite` has completed, so that writes still queued go out first:
+    /// NIO drops them on a full close, and turns an output close into a full one once the input
+    /// is closed too. With `atMost`, closes anyway after that long.
+    public func close(mode: CloseMode, after lastWrite: EventLoopFuture<Void>?, atMost limit: TimeAmount? = nil) {
+        guard let lastWrite else { return close(mode: mode, promise: nil) }
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        let timer = limit.map { limit in eventLoop.scheduleTask(in: limit) { bound.value.close(mode: mode, promise: nil) } }
+        lastWrite.whenComplete { _ in
+            timer?.cancel()
+            bound.value.close(mode: mode, promise: nil)
+        }
+    }
+}

@@ -92,23 +92,25 @@ public final class QNSPHandler: ChannelDuplexHandler {
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
-        rekeyTask?.cancel()
-        keepaliveTask?.cancel()
-        idleTask?.cancel()
-        handshakeTimer?.cancel()
+        cancelTimers()
         while let (_, promise) = heldWrites.popFirst() { promise?.fail(QNSPError.connectionClosed) }
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        rekeyTask?.cancel()
-        keepaliveTask?.cancel()
-        idleTask?.cancel()
-        handshakeTimer?.cancel()
+        cancelTimers()
         if !failed && !closeReceived && !connection.isClosed {
             do { try connection.receiveEOF() } catch { context.fireErrorCaught(error) }
         }
         while let (_, promise) = heldWrites.popFirst() { promise?.fail(QNSPError.connectionClosed) }
         context.fireChannelInactive()
+    }
+
+    /// Stops the rekey, keepalive, idle and handshake timers (the transport is ending).
+    private func cancelTimers() {
+        rekeyTask?.cancel()
+        keepaliveTask?.cancel()
+        idleTask?.cancel()
+        handshakeTimer?.cancel()
     }
 
     /// How long an orderly close waits for queued cells to reach the socket before closing anyway.
@@ -124,10 +126,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
             context.fireUserInboundEventTriggered(event)
             return
         }
-        rekeyTask?.cancel()
-        keepaliveTask?.cancel()
-        idleTask?.cancel()
-        handshakeTimer?.cancel()
+        cancelTimers()
         if !failed && !closeReceived && !connection.isClosed {
             do { try connection.receiveEOF() } catch { fail(context: context, error: error); return }
         }

@@ -1,4 +1,5 @@
 import NIOCore
+import QNSPNIO
 
 /// Writes every byte it reads back to the peer; answers a half-close with one.
 public final class EchoHandler: ChannelInboundHandler {
@@ -22,12 +23,7 @@ public final class EchoHandler: ChannelInboundHandler {
             context.flush()
             // After the writes: with the input already closed, NIO makes a TCP output close a full
             // close, which would drop echoes still queued.
-            if let lastWrite {
-                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-                lastWrite.whenComplete { _ in bound.value.close(mode: .output, promise: nil) }
-            } else {
-                context.close(mode: .output, promise: nil)
-            }
+            context.close(mode: .output, after: lastWrite)
         }
         context.fireUserInboundEventTriggered(event)
     }
