@@ -31,20 +31,14 @@ public enum QSSHClientConfig {
         var args: [String] = []
         var seen = Set<String>()
         var applies = true  // lines before the first Host apply to every host
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            guard !line.isEmpty, !line.hasPrefix("#") else { continue }
-            let splitAt = line.firstIndex { $0 == " " || $0 == "\t" || $0 == "=" } ?? line.endIndex
-            let keyword = line[..<splitAt].lowercased()
-            var value = String(line[splitAt...]).trimmingCharacters(in: .whitespaces)
-            if value.hasPrefix("=") { value = String(value.dropFirst()).trimmingCharacters(in: .whitespaces) }
-            let at = "\(path):\(index + 1)"
+        for entry in ConfigLine.parse(text, path: path) {
+            let keyword = entry.keyword.lowercased(), value = entry.value, at = entry.location
             if keyword == "host" {
                 applies = matches(patterns: value, host: host)
                 continue
             }
-            guard let kind = keywords[keyword] else { throw ConfigError(description: "\(at): unknown keyword '\(line[..<splitAt])'") }
-            guard !value.isEmpty else { throw ConfigError(description: "\(at): '\(line[..<splitAt])' needs a value") }
+            guard let kind = keywords[keyword] else { throw ConfigError(description: "\(at): unknown keyword '\(entry.keyword)'") }
+            guard !value.isEmpty else { throw ConfigError(description: "\(at): '\(entry.keyword)' needs a value") }
             guard applies else { continue }
             switch kind {
             case .forward(let option):

@@ -27,14 +27,8 @@ public enum QSSHDConfigFile {
     /// The options `text` stands for.
     public static func arguments(from text: String, path: String) throws -> [String] {
         var args: [String] = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            guard !line.isEmpty, !line.hasPrefix("#") else { continue }
-            let splitAt = line.firstIndex { $0 == " " || $0 == "\t" || $0 == "=" } ?? line.endIndex
-            let keyword = String(line[..<splitAt])
-            var value = String(line[splitAt...]).trimmingCharacters(in: .whitespaces)
-            if value.hasPrefix("=") { value = String(value.dropFirst()).trimmingCharacters(in: .whitespaces) }
-            let at = "\(path):\(index + 1)"
+        for entry in ConfigLine.parse(text, path: path) {
+            let (keyword, value, at) = (entry.keyword, entry.value, entry.location)
             guard let kind = keywords[keyword.lowercased()] else {
                 throw ConfigError(description: "\(at): unknown keyword '\(keyword)' (known: \(keywords.keys.sorted().joined(separator: ", ")))")
             }
