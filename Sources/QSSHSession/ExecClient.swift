@@ -130,6 +130,23 @@ public enum SSHSessionClient {
         return handler
     }
 
+    /// Opens an SSH channel of `type` on `connection` (the QNSP channel carrying the SSH handler),
+    /// from any thread; `initializer` sets the child up before it becomes active.
+    public static func createChannel(
+        on connection: Channel, type: SSHChannelType, initializer: @escaping @Sendable (Channel) throws -> Void
+    ) -> EventLoopFuture<Channel> {
+        let open: @Sendable () -> EventLoopFuture<Channel> = {
+            let promise = connection.eventLoop.makePromise(of: Channel.self)
+            guard let ssh = try? connection.pipeline.syncOperations.handler(type: NIOSSHHandler.self) else {
+                promise.fail(ForwardingRelay.ForwardingError.noSSHHandler)
+                return promise.futureResult
+            }
+            ssh.createChannel(promise, channelType: type) { child, _ in child.eventLoop.makeCompletedFuture { try initializer(child) } }
+            return promise.futureResult
+        }
+        return connection.eventLoop.inEventLoop ? open() : connection.eventLoop.flatSubmit(open)
+    }
+
     /// Pumps `fd` into the session channel as channel data; sends EOF at end of file.
     /// With `escapes`, `~.` after a newline closes the session (`onDisconnect` is told first).
     public static func pumpStdin(fd: CInt = 0, into channel: Channel, escapes: Bool = false, onDisconnect: (@Sendable () -> Void)? = nil) {

@@ -243,19 +243,9 @@ public struct QSSHCommand: ParsableCommand {
         let requestedTerminal = terminal
         let session: Channel
         do {
-            session = try channel.eventLoop.flatSubmit { () -> EventLoopFuture<Channel> in
-                let promise = channel.eventLoop.makePromise(of: Channel.self)
-                guard let ssh = try? channel.pipeline.syncOperations.handler(type: NIOSSHHandler.self) else {
-                    promise.fail(SSHSessionError.sessionEndedWithoutStatus)
-                    return promise.futureResult
-                }
-                ssh.createChannel(promise, channelType: .session) { child, _ in
-                    child.eventLoop.makeCompletedFuture {
-                        try child.pipeline.syncOperations.addHandler(
-                            ExecClientHandler(command: line, subsystem: subsystemName, environment: environment, terminal: requestedTerminal, started: started, outcome: outcome))
-                    }
-                }
-                return promise.futureResult
+            session = try SSHSessionClient.createChannel(on: channel, type: .session) { child in
+                try child.pipeline.syncOperations.addHandler(
+                    ExecClientHandler(command: line, subsystem: subsystemName, environment: environment, terminal: requestedTerminal, started: started, outcome: outcome))
             }.wait()
             try started.futureResult.wait()
             notifyReady()

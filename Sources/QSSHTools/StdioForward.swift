@@ -9,20 +9,10 @@ enum StdioForward {
     /// - Parameter connectionError: the connection's first error, if any (reported instead of a clean end).
     static func run(on connection: Channel, host: String, port: Int, connectionError: NIOLockedValueBox<String?>) throws {
         let failed = NIOLockedValueBox(false)
-        let opened = connection.eventLoop.flatSubmit { () -> EventLoopFuture<Channel> in
-            let promise = connection.eventLoop.makePromise(of: Channel.self)
-            guard let ssh = try? connection.pipeline.syncOperations.handler(type: NIOSSHHandler.self) else {
-                promise.fail(ForwardingRelay.ForwardingError.noSSHHandler)
-                return promise.futureResult
-            }
-            let type = SSHChannelType.directTCPIP(.init(targetHost: host, targetPort: port, originatorAddress: ForwardingRelay.originator(nil)))
-            ssh.createChannel(promise, channelType: type) { child, _ in
-                child.eventLoop.makeCompletedFuture {
-                    try child.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-                    try child.pipeline.syncOperations.addHandlers([SSHChannelBytesCodec(), StdoutWriter(failure: failed)])
-                }
-            }
-            return promise.futureResult
+        let type = SSHChannelType.directTCPIP(.init(targetHost: host, targetPort: port, originatorAddress: ForwardingRelay.originator(nil)))
+        let opened = SSHSessionClient.createChannel(on: connection, type: type) { child in
+            try child.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            try child.pipeline.syncOperations.addHandlers([SSHChannelBytesCodec(), StdoutWriter(failure: failed)])
         }
         let channel: Channel
         do {

@@ -38,18 +38,10 @@ public enum ForwardingRelay {
     /// Opens an SSH channel of `type` on the connection `connection` (QNSP channel with the SSH
     /// handler) and joins it with `tcp`. Call on the connection's event loop.
     public static func openChannel(on connection: Channel, type: SSHChannelType, joining tcp: Channel) -> EventLoopFuture<Channel> {
-        let promise = connection.eventLoop.makePromise(of: Channel.self)
-        guard let ssh = try? connection.pipeline.syncOperations.handler(type: NIOSSHHandler.self) else {
-            promise.fail(ForwardingError.noSSHHandler)
-            return promise.futureResult
+        SSHSessionClient.createChannel(on: connection, type: type) { child in
+            try child.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            try join(sshChild: child, tcp: tcp)
         }
-        ssh.createChannel(promise, channelType: type) { child, _ in
-            child.eventLoop.makeCompletedFuture {
-                try child.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-                try join(sshChild: child, tcp: tcp)
-            }
-        }
-        return promise.futureResult
     }
 
     /// Connects to `host:port` from `eventLoop`, with half-closes allowed and TCP keepalive on
