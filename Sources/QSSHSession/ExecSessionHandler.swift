@@ -32,6 +32,7 @@ public final class ExecSessionHandler: ChannelInboundHandler {
     private var child: ChildProcess?
     private var stdinChannel: Channel?
     private var heldStdin: [ByteBuffer] = []
+    private var heldStdinBytes = 0
     private var stdinEnded = false
     private var stdinLastWrite: EventLoopFuture<Void>?
     private var inputPaused = false
@@ -116,17 +117,12 @@ public final class ExecSessionHandler: ChannelInboundHandler {
             stdinLastWrite = stdinChannel.writeAndFlush(bytes)
             // Backpressure: while the process's stdin is full, stop reading the SSH channel; its
             // window then stops opening and the client has to wait (no unbounded buffering here).
-            if !stdinChannel.isWritable && !inputPaused {
-                inputPaused = true
-                context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-            }
+            if !stdinChannel.isWritable { pauseInput(context) }
         } else {
             heldStdin.append(bytes)
+            heldStdinBytes += bytes.readableBytes
             // No process yet (before exec, or while it starts): hold at most ~1 MiB, then stop reading.
-            if !inputPaused && heldStdin.reduce(0, { $0 + $1.readableBytes }) > 1 << 20 {
-                inputPaused = true
-                context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-            }
+            if heldStdinBytes > 1 << 20 { pauseInput(context) }
         }
     }
 
@@ -186,6 +182,7 @@ public final class ExecSessionHandler: ChannelInboundHandler {
                     handler.stdinChannel = channel
                     for b in handler.heldStdin { handler.stdinLastWrite = channel.write(b) }
                     handler.heldStdin.removeAll()
+                    handler.heldStdinBytes = 0
                     channel.flush()
                     if channel.isWritable { handler.resumeInput() }  // else WritableAgain resumes it
                     if handler.stdinEnded { handler.closeStdinAfterWrites() }
@@ -195,6 +192,13 @@ public final class ExecSessionHandler: ChannelInboundHandler {
             }
         let waiter = Thread { let t = process.waitForExit(); loop.execute { bound.value.exited(t) } }
         waiter.start()
+    }
+
+    /// Stops reading the SSH channel (its window stops opening, so the client waits).
+    private func pauseInput(_ context: ChannelHandlerContext) {
+        guard !inputPaused else { return }
+        inputPaused = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
     }
 
     /// The process's stdin drained below the high-water mark: read the SSH channel again.
