@@ -65,15 +65,15 @@ extension POSIX {
         return got
     }
 
-    /// pwrite all bytes at `offset`.
-    static func pwriteAll(_ fd: CInt, _ bytes: [UInt8], offset: UInt64) throws(SFTPError) {
+    /// pwrite all bytes at `offset`; `what` names the operation in an I/O error.
+    static func pwriteAll(_ fd: CInt, _ bytes: [UInt8], offset: UInt64, what: String = "write local file") throws(SFTPError) {
         guard let start = off_t(exactly: offset) else { throw .invalidArgument("offset \(offset) out of range") }
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress.map { $0 + done }, $0.count - done, start + off_t(done)) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw .io(errno, "write local file")
+                throw .io(errno, what)
             }
             done += n
         }

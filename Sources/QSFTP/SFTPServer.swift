@@ -282,16 +282,8 @@ public final class SFTPServer {
 
         case .write(_, let handle, let offset, let data):
             let fd = try fileDescriptor(handle)
-            guard let start = off_t(exactly: offset) else { throw .status(.badMessage, "offset out of range") }
-            var done = 0
-            while done < data.count {
-                let n = data.withUnsafeBytes { pwrite(fd, $0.baseAddress.map { $0 + done }, $0.count - done, start + off_t(done)) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw .io(errno, "write")
-                }
-                done += n
-            }
+            guard off_t(exactly: offset) != nil else { throw .status(.badMessage, "offset out of range") }
+            try POSIX.pwriteAll(fd, data, offset: offset, what: "write")
             return Self.ok(id)
 
         case .lstat(_, let path):
