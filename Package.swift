@@ -129,12 +129,13 @@ let package = Package(
         .testTarget(
             name: "QSSHToolsTests",
             dependencies: [
-                "QSSHTools", "QSSHSession", "QNSPCrypto", "QNSPNIO", "QNSPBench", "QSFTP",
+                "QSSHTools", "QSSHSession", "QNSPCrypto", "QNSP", "QNSPNIO", "QNSPBench", "QSFTP",
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
+            exclude: ["Python"],
             swiftSettings: strict
         ),
     ]

@@ -126,14 +126,19 @@ int qssh_spawn_as(const char *path, char *const argv[], char *const envp[], cons
 }
 
 int qssh_forkpty_exec_as(int *master, const char *path, char *const argv[], char *const envp[], const char *dir,
-                         unsigned short rows, unsigned short cols, unsigned uid, unsigned gid, const unsigned *groups, int ngroups) {
+                         unsigned short rows, unsigned short cols, unsigned uid, unsigned gid, const unsigned *groups, int ngroups,
+                         int tty_gid) {
     struct winsize ws = {0};
     ws.ws_row = rows;
     ws.ws_col = cols;
     pid_t pid = forkpty(master, NULL, NULL, &ws);
     if (pid == 0) {
-        /* The terminal belongs to the user who logs in on it, as with sshd. */
-        if (fchown(0, (uid_t)uid, (gid_t)gid) != 0 || fchmod(0, 0620) != 0) { /* keep going: the session still works */ }
+        /* The terminal belongs to the user who logs in on it and to the tty group (so that write(1)
+           and wall can reach it, and nobody else), mode 0620, as with sshd. Without a tty group
+           the user's own group is used and the mode is 0600. */
+        gid_t group = tty_gid >= 0 ? (gid_t)tty_gid : (gid_t)gid;
+        mode_t mode = tty_gid >= 0 ? 0620 : 0600;
+        if (fchown(0, (uid_t)uid, group) != 0 || fchmod(0, mode) != 0) { /* keep going: the session still works */ }
         qssh_child_exec(path, argv, envp, dir, 1, uid, gid, groups, ngroups);
     }
     if (pid > 0) fcntl(*master, F_SETFD, FD_CLOEXEC);

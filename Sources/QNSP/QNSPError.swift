@@ -22,6 +22,10 @@ public enum QNSPError: Error, Equatable, Sendable, CustomStringConvertible {
     case userNotAuthorized(String)
     case noCommonCipher
     case rejectedByPeer(code: UInt8, message: String)
+    /// The server's handshake guard refused a hello (replay, rate limit, cookie): server side.
+    case handshakeRefused(String)
+    /// The server sent a second Retry, or a Retry where none belongs.
+    case unexpectedRetry
 
     // MARK: Cells
     case cellAuthenticationFailed(sequence: UInt64)
@@ -59,9 +63,11 @@ public enum QNSPError: Error, Equatable, Sendable, CustomStringConvertible {
         case .hostKeyNotTrusted(let fp): return "host key \(fp) is not trusted"
         case .hostKeySignatureInvalid: return "host key announcement signature is invalid"
         case .userSignatureInvalid: return "user authentication signature is invalid"
-        case .userNotAuthorized(let why): return "permission denied: \(why)"
+        case .userNotAuthorized(let why): return why == QNSPConnection.genericRefusal ? why : "permission denied: \(why)"
         case .noCommonCipher: return "no common cipher suite"
         case .rejectedByPeer(let code, let message): return "rejected by peer (code \(code)): \(message)"
+        case .handshakeRefused(let why): return "client hello refused: \(why)"
+        case .unexpectedRetry: return "the server asked for a second retry"
         case .cellAuthenticationFailed(let seq): return "cell \(seq) failed authentication (corrupted or forged)"
         case .replayedCell(let seq, let expected): return "replayed cell: got sequence \(seq), expected \(expected)"
         case .reorderedCell(let seq, let expected): return "reordered cell: got sequence \(seq), expected \(expected)"

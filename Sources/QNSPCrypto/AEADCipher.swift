@@ -21,15 +21,21 @@ public final class AEADCipher {
     public static var usesFastPath: Bool { qnsp_aead_available() == 1 }
 
     /// Creates a cipher; `forcePortable` selects the swift-crypto path (used by tests to cross-check).
-    public init(algorithm: AEADAlgorithm, key: [UInt8], forcePortable: Bool = false) throws(QNSPCryptoError) {
-        guard key.count == AEADAlgorithm.keySize else {
-            throw .invalidKeySize(what: "AEAD key", expected: AEADAlgorithm.keySize, actual: key.count)
+    /// The key may be a ``SecretBytes`` (no copy is kept outside the cipher's own state, which
+    /// BoringSSL wipes when the context is freed, and swift-crypto's `SymmetricKey`, which wipes
+    /// itself) or an array.
+    public init(algorithm: AEADAlgorithm, key: some ContiguousBytes, forcePortable: Bool = false) throws(QNSPCryptoError) {
+        let keyCount = key.withUnsafeBytes { $0.count }
+        guard keyCount == AEADAlgorithm.keySize else {
+            throw .invalidKeySize(what: "AEAD key", expected: AEADAlgorithm.keySize, actual: keyCount)
         }
         self.algorithm = algorithm
         self.portableKey = SymmetricKey(data: key)
         if !forcePortable && qnsp_aead_available() == 1 {
             let id: Int32 = algorithm == .aes256GCM ? Int32(QNSP_AEAD_AES_256_GCM) : Int32(QNSP_AEAD_CHACHA20_POLY1305)
-            self.context = key.withUnsafeBufferPointer { qnsp_aead_new(id, $0.baseAddress, $0.count) }
+            self.context = key.withUnsafeBytes { raw in
+                qnsp_aead_new(id, raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count)
+            }
             if self.context == nil { throw .aeadFailure }
         } else {
             self.context = nil

@@ -24,13 +24,16 @@ public enum ConstantTime {
 
     /// Overwrites the contents of a buffer with zeros, keeping its length.
     public static func wipe(bytesOf bytes: inout [UInt8]) {
-        bytes.withUnsafeMutableBytes { raw in
-            guard let base = raw.baseAddress, raw.count > 0 else { return }
-            #if canImport(Darwin)
-            _ = memset_s(base, raw.count, 0, raw.count)
-            #else
-            explicit_bzero(base, raw.count)
-            #endif
-        }
+        bytes.withUnsafeMutableBytes { wipe($0) }
+    }
+
+    /// Overwrites memory with zeros in a way the optimizer keeps.
+    public static func wipe(_ raw: UnsafeMutableRawBufferPointer) {
+        guard let base = raw.baseAddress, raw.count > 0 else { return }
+        #if canImport(Darwin)
+        _ = memset_s(base, raw.count, 0, raw.count)
+        #else
+        explicit_bzero(base, raw.count)
+        #endif
     }
 }

@@ -42,12 +42,12 @@ public enum HybridKEM {
 
         /// Recovers the shared secret from an encapsulation. X-Wing rejects implicitly:
         /// a well-formed encapsulation made for another key yields an unrelated secret.
-        public func decapsulate(_ encapsulation: [UInt8]) throws(QNSPCryptoError) -> [UInt8] {
+        public func decapsulate(_ encapsulation: [UInt8]) throws(QNSPCryptoError) -> SecretBytes {
             guard encapsulation.count == HybridKEM.encapsulationSize else {
                 throw .invalidKeySize(what: "X-Wing encapsulation", expected: HybridKEM.encapsulationSize, actual: encapsulation.count)
             }
             do {
-                return try key.decapsulate(Data(encapsulation)).withUnsafeBytes { Array($0) }
+                return SecretBytes(copying: try key.decapsulate(Data(encapsulation)))
             } catch {
                 throw .invalidKeyMaterial("X-Wing decapsulation failed: \(error)")
             }
@@ -77,10 +77,10 @@ public enum HybridKEM {
         }
 
         /// Encapsulates a fresh shared secret to this key.
-        public func encapsulate() throws(QNSPCryptoError) -> (sharedSecret: [UInt8], encapsulation: [UInt8]) {
+        public func encapsulate() throws(QNSPCryptoError) -> (sharedSecret: SecretBytes, encapsulation: [UInt8]) {
             do {
                 let r = try key.encapsulate()
-                return (r.sharedSecret.withUnsafeBytes { Array($0) }, Array(r.encapsulated))
+                return (SecretBytes(copying: r.sharedSecret), Array(r.encapsulated))
             } catch {
                 throw .invalidKeyMaterial("X-Wing encapsulation failed: \(error)")
             }

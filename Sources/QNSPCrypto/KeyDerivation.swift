@@ -1,4 +1,9 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// HKDF (RFC 5869) over SHA-256 or SHA-384, with QNSP's labelled expansion.
 ///
@@ -45,6 +50,31 @@ public enum KeyDerivation {
 
     public static func expandLabel(hash: Hash = .sha256, secret: [UInt8], label: String, context: [UInt8], length: Int) -> [UInt8] {
         expand(hash: hash, pseudoRandomKey: secret, info: labelInfo(label: label, context: context, length: length), length: length)
+    }
+
+    // MARK: Secrets kept in wipeable memory
+
+    /// HKDF-Extract into a ``SecretBytes`` (no array copy of the output exists).
+    public static func extract(hash: Hash = .sha256, salt: some ContiguousBytes, secret ikm: some ContiguousBytes) -> SecretBytes {
+        let key = SymmetricKey(data: ikm)
+        let saltBytes = salt.withUnsafeBytes { Array($0) }
+        switch hash {
+        case .sha256: return SecretBytes(copying: HKDF<SHA256>.extract(inputKeyMaterial: key, salt: saltBytes))
+        case .sha384: return SecretBytes(copying: HKDF<SHA384>.extract(inputKeyMaterial: key, salt: saltBytes))
+        }
+    }
+
+    /// HKDF-Expand-Label of a secret into a ``SecretBytes``.
+    public static func expandLabelSecret(
+        hash: Hash = .sha256, secret: some ContiguousBytes, label: String, context: [UInt8], length: Int
+    ) -> SecretBytes {
+        precondition(length > 0 && length <= 255 * hash.outputSize, "internal: HKDF output length out of range")
+        let prk = SymmetricKey(data: secret)
+        let info = labelInfo(label: label, context: context, length: length)
+        switch hash {
+        case .sha256: return SecretBytes(copying: HKDF<SHA256>.expand(pseudoRandomKey: prk, info: info, outputByteCount: length))
+        case .sha384: return SecretBytes(copying: HKDF<SHA384>.expand(pseudoRandomKey: prk, info: info, outputByteCount: length))
+        }
     }
 
     public static func sha256(_ data: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: data)) }

@@ -20,6 +20,9 @@ public enum QNSPBootstrap {
         public var idleTimeout: TimeAmount?
         /// When false, the caller's handlers must call `read()` (for backpressure).
         public var autoRead = true
+        /// How a server runs its authorization policy (inline by default; servers whose policy
+        /// reads files or the password database use a thread pool).
+        public var authorization: QNSPHandler.Authorization = .inline
         public init() {}
     }
 
@@ -29,7 +32,7 @@ public enum QNSPBootstrap {
     ) throws -> QNSPHandshakeWaiter {
         let waiter = QNSPHandshakeWaiter(promise: channel.eventLoop.makePromise())
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(QNSPHandler(connection: connection(), isClient: isClient, rekeyInterval: options.rekeyInterval, keepalive: options.keepalive, handshakeTimeout: options.handshakeTimeout, idleTimeout: options.idleTimeout))
+        try sync.addHandler(QNSPHandler(connection: connection(), isClient: isClient, rekeyInterval: options.rekeyInterval, keepalive: options.keepalive, handshakeTimeout: options.handshakeTimeout, idleTimeout: options.idleTimeout, authorization: options.authorization))
         try sync.addHandler(waiter)
         return waiter
     }
@@ -42,6 +45,18 @@ public enum QNSPBootstrap {
         admit: (@Sendable (Channel) -> String?)? = nil,
         childInitializer: @escaping @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void>
     ) -> EventLoopFuture<Channel> {
+        bindServer(group: group, host: host, port: port, parametersFor: { _ in parameters }, options: options, admit: admit,
+                   childInitializer: childInitializer)
+    }
+
+    /// As above, with parameters made for each connection (e.g. an authorization policy that
+    /// records what it resolved for that connection). `peerAddress` is filled in here.
+    public static func bindServer(
+        group: EventLoopGroup, host: String, port: Int, parametersFor: @escaping @Sendable (Channel) -> QNSPConnection.ServerParameters,
+        options: Options = Options(),
+        admit: (@Sendable (Channel) -> String?)? = nil,
+        childInitializer: @escaping @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<Channel> {
         ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -51,10 +66,12 @@ public enum QNSPBootstrap {
             .childChannelInitializer { channel in
                 if let why = admit?(channel) {
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(RejectAndClose(record: QNSPConnection.rejectRecord(code: .other, message: why)))
+                        try channel.pipeline.syncOperations.addHandler(RejectAndClose(record: QNSPConnection.rejectRecord(code: .busy, message: why)))
                     }
                 }
                 do {
+                    var parameters = parametersFor(channel)
+                    parameters.peerAddress = addressBytes(channel.remoteAddress)
                     let waiter = try addHandlers(
                         to: channel, connection: QNSPConnection(server: parameters, configuration: options.configuration),
                         isClient: false, options: options)
@@ -64,6 +81,18 @@ public enum QNSPBootstrap {
                 }
             }
             .bind(host: host, port: port)
+    }
+
+    /// The IP address of a socket address as bytes (4 or 16; no port), for per-source limits.
+    public static func addressBytes(_ address: SocketAddress?) -> [UInt8] {
+        switch address {
+        case .v4(let a)?:
+            return withUnsafeBytes(of: a.address.sin_addr) { Array($0) }
+        case .v6(let a)?:
+            return withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
+        default:
+            return []
+        }
     }
 
     /// Connects to `host:port`; the returned future gives the channel and the handshake result.

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import QNSP
 import QNSPCrypto
 
@@ -40,6 +41,27 @@ public final class QNSPHandler: ChannelDuplexHandler {
         public var maxMissed: Int
         public init(interval: TimeAmount, maxMissed: Int = 3) { self.interval = interval; self.maxMissed = max(1, maxMissed) }
     }
+    /// How a server runs its authorization policy (see ``Authorization``).
+    public struct Authorization: Sendable {
+        enum Mode: Sendable {
+            case inline
+            case pool(NIOThreadPool, timeout: TimeAmount)
+        }
+        let mode: Mode
+        /// Refusals are answered no sooner than this says (nil: at once).
+        public var refusalDelay: RefusalDelay?
+
+        /// On the event loop, at once: only for policies that never block (tests, in-memory lists).
+        public static let inline = Authorization(mode: .inline, refusalDelay: nil)
+
+        /// On `pool`, so that a slow password database or keys file cannot stall the event loop;
+        /// a policy that has not answered within `timeout` counts as a refusal.
+        public static func threadPool(_ pool: NIOThreadPool, timeout: TimeAmount, refusalDelay: RefusalDelay? = RefusalDelay()) -> Authorization {
+            Authorization(mode: .pool(pool, timeout: timeout), refusalDelay: refusalDelay)
+        }
+    }
+    private let authorization: Authorization
+    private var removed = false
     private var closeReceived = false
     private var failed = false
     /// Set while an orderly close waits for queued cells to reach the socket.
@@ -50,10 +72,12 @@ public final class QNSPHandler: ChannelDuplexHandler {
     /// - Parameter idleTimeout: close the connection (orderly) after this long without data either way.
     /// - Parameter handshakeTimeout: fail the connection if the handshake has not finished this long
     ///   after the transport became active (a server's login grace time; nil: no limit).
+    /// - Parameter authorization: how a server runs its policy (``Authorization/inline`` by default).
     public init(
         connection: QNSPConnection, isClient: Bool, rekeyInterval: TimeAmount? = .hours(1), keepalive: Keepalive? = nil,
-        handshakeTimeout: TimeAmount? = nil, idleTimeout: TimeAmount? = nil
+        handshakeTimeout: TimeAmount? = nil, idleTimeout: TimeAmount? = nil, authorization: Authorization = .inline
     ) {
+        self.authorization = authorization
         self.idleTimeout = idleTimeout
         self.connection = connection
         self.isClient = isClient
@@ -92,6 +116,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
+        removed = true
         cancelTimers()
         while let (_, promise) = heldWrites.popFirst() { promise?.fail(QNSPError.connectionClosed) }
     }
@@ -147,6 +172,11 @@ public final class QNSPHandler: ChannelDuplexHandler {
             fail(context: context, error: error)
             return
         }
+        process(events, plaintext: plaintext, context: context)
+    }
+
+    /// Sends what the connection queued, then passes its events and plaintext up in order.
+    private func process(_ events: [QNSPEvent], plaintext: ByteBuffer, context: ChannelHandlerContext) {
         flushOutbound(context: context)
         // The handshake's end comes first: data in the same read was sent after it, and a reply
         // the next handler writes while reading it must queue behind the writes held until now.
@@ -155,8 +185,71 @@ public final class QNSPHandler: ChannelDuplexHandler {
             lastData = .now()
             context.fireChannelRead(wrapInboundOut(plaintext))
         }
-        for event in events { if case .established = event { continue }; handle(event, context: context) }
-        if !connection.isEstablished && !connection.isClosed { context.read() }
+        for event in events {
+            if case .established = event { continue }
+            handle(event, context: context)
+        }
+        // While the policy decides, input waits in the connection: read no more until then.
+        if !connection.isEstablished && !connection.isClosed && !connection.isAwaitingAuthorization { context.read() }
+    }
+
+    // MARK: Authorization
+
+    /// Runs the server's policy as `authorization` says and answers the connection with its
+    /// decision (a refusal no sooner than the refusal delay allows).
+    private func authorize(username: String, key: UserPublicKey, context: ChannelHandlerContext) {
+        guard let policy = connection.authorizationPolicy else {
+            fail(context: context, error: QNSPError.unexpectedMessage("authorization requested from a client connection"))
+            return
+        }
+        let start = NIODeadline.now()
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let delay = authorization.refusalDelay
+        @Sendable func answer(_ decision: QNSPConnection.AuthorizationDecision) {
+            let (handler, context) = bound.value
+            if case .reject = decision, let delay {
+                let elapsed = NIODeadline.now() - start
+                let target = delay.answerTime(user: username, elapsed: .nanoseconds(elapsed.nanoseconds))
+                let at = start + .nanoseconds(Int64(target.components.seconds) * 1_000_000_000 + target.components.attoseconds / 1_000_000_000)
+                loop.scheduleTask(deadline: at) { bound.value.0.finishAuthorization(decision, context: bound.value.1) }
+                return
+            }
+            handler.finishAuthorization(decision, context: context)
+        }
+        switch authorization.mode {
+        case .inline:
+            answer(policy(username, key))
+        case .pool(let pool, let timeout):
+            let answered = NIOLoopBoundBox(false, eventLoop: loop)
+            let timer = loop.scheduleTask(in: timeout) {
+                guard !answered.value else { return }
+                answered.value = true
+                answer(.reject("the authorization policy did not answer within \(timeout.nanoseconds / 1_000_000_000) s"))
+            }
+            pool.runIfActive(eventLoop: loop) { policy(username, key) }.whenComplete { result in
+                guard !answered.value else { return }
+                answered.value = true
+                timer.cancel()
+                switch result {
+                case .success(let decision): answer(decision)
+                case .failure(let error): answer(.reject("the authorization policy failed: \(error)"))
+                }
+            }
+        }
+    }
+
+    private func finishAuthorization(_ decision: QNSPConnection.AuthorizationDecision, context: ChannelHandlerContext) {
+        guard !removed, !failed, connection.isAwaitingAuthorization else { return }
+        var plaintext = context.channel.allocator.buffer(capacity: 0)
+        let events: [QNSPEvent]
+        do {
+            events = try connection.completeAuthorization(decision) { plaintext.writeBytes($0) }
+        } catch {
+            fail(context: context, error: error)
+            return
+        }
+        process(events, plaintext: plaintext, context: context)
     }
 
     private func handle(_ event: QNSPEvent, context: ChannelHandlerContext) {
@@ -179,6 +272,10 @@ public final class QNSPHandler: ChannelDuplexHandler {
         case .endOfStream:
             context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
             closeIfBothEnded(context: context)
+        case .authorizationRequired(let username, let key):
+            authorize(username: username, key: key, context: context)
+        case .retried(let offset):
+            context.fireUserInboundEventTriggered(QNSPUserEvent.retried(clockOffset: offset))
         }
     }
 
@@ -360,6 +457,9 @@ public enum QNSPUserEvent: Sendable, Equatable {
     case peerClosed(code: UInt8, reason: String)
     case pong([UInt8])
     case peerKeyUpdated(epoch: UInt64)
+    /// Client: the server answered the hello with a Retry (a cookie round under load, or a clock
+    /// difference of `clockOffset` seconds) and it was sent again.
+    case retried(clockOffset: Int64)
 }
 
 /// Commands the next handler can send down with `triggerUserOutboundEvent`.

@@ -50,8 +50,27 @@ public final class SFTPServer {
     private var handleCounter: UInt64 = 0
     private var longNames = SFTPLongName()
 
+    /// The order of SSH_FXP_SYMLINK's two paths. OpenSSH's sftp-server reads the target first
+    /// (the reverse of the draft), and OpenSSH's sftp and paramiko send it that way; asyncssh
+    /// sends the draft's order (link path first) unless the server calls itself OpenSSH.
+    public enum SymlinkArgumentOrder: Sendable, Equatable {
+        case targetFirst
+        case linkFirst
+
+        /// The order a client announcing `version` (its SSH banner, e.g. "SSH-2.0-AsyncSSH_2.14") sends.
+        public static func of(clientVersion version: String?) -> SymlinkArgumentOrder {
+            guard let version else { return .targetFirst }
+            return version.hasPrefix("SSH-2.0-AsyncSSH") ? .linkFirst : .targetFirst
+        }
+    }
+
+    /// How this server reads SSH_FXP_SYMLINK.
+    public let symlinkOrder: SymlinkArgumentOrder
+
     /// - Parameter root: confine all client paths to this directory (it is canonicalised with realpath(3)).
-    public init(root: String? = nil) {
+    /// - Parameter symlinkOrder: the client's order of SSH_FXP_SYMLINK's paths.
+    public init(root: String? = nil, symlinkOrder: SymlinkArgumentOrder = .targetFirst) {
+        self.symlinkOrder = symlinkOrder
         if let root {
             var canonical = root
             if let p = realpath(root, nil) { canonical = String(cString: p); free(p) }
@@ -356,7 +375,8 @@ public final class SFTPServer {
             let target = try (resolver ?? SFTPPathResolver(root: "/")).readLink(try host(path, followFinal: false))
             return .name(id: id, entries: [SFTPNameEntry(filename: target, longname: target, attributes: SFTPAttributes())])
 
-        case .symlink(_, let target, let linkPath):
+        case .symlink(_, let first, let second):
+            let (target, linkPath) = symlinkOrder == .targetFirst ? (first, second) : (second, first)
             if target.utf8.contains(0) { throw .status(.badMessage, "target contains NUL byte") }
             let link = try host(linkPath, followFinal: false, modifying: true)
             if let resolver {

@@ -15,9 +15,9 @@ public enum SFTPServerLoop {
     /// Serves requests until EOF on `input`. Returns 0 on clean EOF, 1 on an I/O
     /// error or EOF in the middle of a packet, 2 on unrecoverable framing errors
     /// (zero-length or oversized packet). Ignores SIGPIPE process-wide.
-    public static func run(input: CInt, output: CInt, root: String?) -> Int32 {
+    public static func run(input: CInt, output: CInt, root: String?, symlinkOrder: SFTPServer.SymlinkArgumentOrder = .targetFirst) -> Int32 {
         POSIX.ignoreSIGPIPE()
-        let server = SFTPServer(root: root)
+        let server = SFTPServer(root: root, symlinkOrder: symlinkOrder)
         defer { server.closeAll() }
         var reader = SFTPPacketReader()
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)

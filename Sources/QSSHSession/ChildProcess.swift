@@ -26,7 +26,14 @@ public struct ChildProcess: Sendable {
         public var uid: UInt32
         public var gid: UInt32
         public var groups: [UInt32]
-        public init(uid: UInt32, gid: UInt32, groups: [UInt32]) { self.uid = uid; self.gid = gid; self.groups = groups }
+        /// The group a terminal started for this account belongs to (the `tty` group; nil: the account's own, mode 0600).
+        public var terminalGroup: UInt32?
+        public init(uid: UInt32, gid: UInt32, groups: [UInt32], terminalGroup: UInt32? = nil) {
+            self.uid = uid
+            self.gid = gid
+            self.groups = groups
+            self.terminalGroup = terminalGroup
+        }
     }
 
     /// The absolute path of the running executable (to start another copy of this tool).
@@ -168,7 +175,8 @@ public struct ChildProcess: Sendable {
         if let credentials {
             pid = credentials.groups.withUnsafeBufferPointer { groups in
                 qssh_forkpty_exec_as(&master, argv[0], cArgs, cEnv, directory, r, c,
-                                     credentials.uid, credentials.gid, groups.baseAddress, CInt(groups.count))
+                                     credentials.uid, credentials.gid, groups.baseAddress, CInt(groups.count),
+                                     credentials.terminalGroup.map { CInt(bitPattern: $0) } ?? -1)
             }
         } else {
             pid = qssh_forkpty_exec(&master, argv[0], cArgs, cEnv, directory, r, c)

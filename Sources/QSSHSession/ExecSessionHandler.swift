@@ -41,6 +41,11 @@ public final class ExecSessionHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var terminal: (term: String, rows: Int, columns: Int)?
 
+    /// Set for subsystems: the client's SSH version banner (the SFTP server adapts to clients'
+    /// known quirks by it).
+    public static let peerVersionVariable = "QSSH_PEER_VERSION"
+    private let peerVersion: (@Sendable () -> String?)?
+
     private let onStart: (@Sendable (String) -> Void)?
     private let credentials: ChildProcess.Credentials?
     private let subsystems: [String: [String]]
@@ -49,8 +54,13 @@ public final class ExecSessionHandler: ChannelInboundHandler {
     ///   - switchUser: start processes as `user` (needs root); otherwise as this process's account.
     ///   - onStart: told what each session runs ("exec: CMD", "shell", "subsystem: NAME", with " (pty)"), e.g. for an audit log.
     ///   - subsystems: the program (argv, absolute path first) each subsystem name runs, e.g. "sftp".
-    public init(user: SessionUser, switchUser: Bool = false, subsystems: [String: [String]] = [:], onStart: (@Sendable (String) -> Void)? = nil) {
+    ///   - peerVersion: the client's SSH banner, given to subsystems as `QSSH_PEER_VERSION`.
+    public init(
+        user: SessionUser, switchUser: Bool = false, subsystems: [String: [String]] = [:], peerVersion: (@Sendable () -> String?)? = nil,
+        onStart: (@Sendable (String) -> Void)? = nil
+    ) {
         self.user = user
+        self.peerVersion = peerVersion
         self.subsystems = subsystems
         self.credentials = switchUser ? user.credentials : nil
         self.onStart = onStart
@@ -78,6 +88,7 @@ public final class ExecSessionHandler: ChannelInboundHandler {
             start([user.shell], what: "shell", wantReply: request.wantReply, context: context)
         case let request as SSHChannelRequestEvent.SubsystemRequest:
             if let argv = subsystems[request.subsystem] {
+                if let version = peerVersion?() { environment[Self.peerVersionVariable] = version }
                 start(argv, what: "subsystem: " + request.subsystem, wantReply: request.wantReply, context: context)
             } else if request.wantReply {
                 context.channel.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil)

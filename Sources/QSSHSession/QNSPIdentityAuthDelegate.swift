@@ -11,22 +11,25 @@ import NIOSSH
 /// before it); the user name is filled in when the handshake succeeds, and until then
 /// every request fails.
 public final class QNSPIdentityAuthDelegate: NIOSSHServerUserAuthenticationDelegate, Sendable {
-    private let user = NIOLockedValueBox<String?>(nil)
+    private let account = NIOLockedValueBox<SessionUser?>(nil)
 
     public init() {}
 
-    /// Records the user the QNSP handshake authenticated.
-    public func setAuthenticatedUser(_ name: String) { user.withLockedValue { $0 = name } }
+    /// Records the account the QNSP handshake authenticated (looked up when it was authorized).
+    public func setAuthenticated(_ user: SessionUser) { account.withLockedValue { $0 = user } }
 
     /// The user the QNSP handshake authenticated, once it has.
-    public var authenticatedUser: String? { user.withLockedValue { $0 } }
+    public var authenticatedUser: String? { account.withLockedValue { $0?.name } }
+
+    /// The account sessions run as, once the handshake has authenticated it.
+    public var authenticatedAccount: SessionUser? { account.withLockedValue { $0 } }
 
     public var supportedAuthenticationMethods: NIOSSHAvailableUserAuthenticationMethods { .publicKey }
 
     public func requestReceived(
         request: NIOSSHUserAuthenticationRequest, responsePromise: EventLoopPromise<NIOSSHUserAuthenticationOutcome>
     ) {
-        guard case .none = request.request, let authenticated = user.withLockedValue({ $0 }), request.username == authenticated else {
+        guard case .none = request.request, let authenticated = authenticatedUser, request.username == authenticated else {
             responsePromise.succeed(.failure)
             return
         }

@@ -1,6 +1,8 @@
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSH
+import QNSPCrypto
 import QNSPNIO
 
 /// Runs the SSH-2 connection protocol (swift-nio-ssh, server role) on an established QNSP
@@ -10,25 +12,27 @@ import QNSPNIO
 public enum SSHSessionServer {
     /// Adds the SSH server handler above QNSP. Call from the channel initializer, before the
     /// handshake completes (QNSP holds the SSH banner until then), and hand the returned
-    /// delegate the user name once the handshake succeeds.
+    /// delegate the account once the handshake succeeds (sessions use that looked-up account:
+    /// nothing here touches the password database).
     public static func install(
-        on channel: Channel, sessionUser: @escaping @Sendable (String) -> SessionUser?, switchUser: Bool, hostKey: NIOSSHPrivateKey,
+        on channel: Channel, switchUser: Bool, hostKey: NIOSSHPrivateKey,
         forwarding: ForwardingPolicy? = nil, subsystems: [String: [String]] = [:],
         log: (@Sendable (String) -> Void)? = nil, onSessionStart: (@Sendable (String) -> Void)? = nil
     ) throws -> QNSPIdentityAuthDelegate {
         let auth = QNSPIdentityAuthDelegate()
         let forwarder = forwarding.map { policy in
             ServerForwarding(policy: policy, connection: channel, sessionIsRoot: {
-                auth.authenticatedUser.flatMap(sessionUser)?.uid == 0
+                auth.authenticatedAccount?.uid == 0
             }, log: log)
         }
+        let banner = SSHBannerRecorder()
         var configuration = SSHServerConfiguration(hostKeys: [hostKey], userAuthDelegate: auth, globalRequestDelegate: forwarder)
         configuration.transportProtectionSchemes = QNSPTunnelTransportProtection.preferred(after: configuration.transportProtectionSchemes)
         let handler = NIOSSHHandler(
             role: .server(configuration),
             allocator: channel.allocator,
             inboundChildChannelInitializer: { child, type in
-                guard let name = auth.authenticatedUser, let account = sessionUser(name) else {
+                guard let account = auth.authenticatedAccount else {
                     return child.eventLoop.makeFailedFuture(SSHSessionError.unknownAccount)
                 }
                 switch type {
@@ -40,9 +44,11 @@ public enum SSHSessionServer {
                     return child.eventLoop.makeFailedFuture(SSHSessionError.unsupportedChannelType)
                 }
                 return child.eventLoop.makeCompletedFuture {
-                    try child.pipeline.syncOperations.addHandler(ExecSessionHandler(user: account, switchUser: switchUser, subsystems: subsystems, onStart: onSessionStart))
+                    try child.pipeline.syncOperations.addHandler(ExecSessionHandler(
+                        user: account, switchUser: switchUser, subsystems: subsystems, peerVersion: { banner.version }, onStart: onSessionStart))
                 }
             })
+        try channel.pipeline.syncOperations.addHandler(banner)
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.pipeline.syncOperations.addHandler(CloseOnError(log: log))
         return auth
@@ -88,5 +94,35 @@ final class CloseOnError: ChannelInboundHandler, Sendable {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         log?("\(error)")
         context.close(promise: nil)
+    }
+}
+
+/// Notes the client's SSH version line (the first line it sends) on its way to the SSH handler,
+/// then steps out of the pipeline. swift-nio-ssh keeps it to itself.
+final class SSHBannerRecorder: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    private let seen = NIOLockedValueBox<[UInt8]>([])
+    private let line = NIOLockedValueBox<String?>(nil)
+
+    /// The client's version line ("SSH-2.0-…"), once it arrived.
+    var version: String? { line.withLockedValue { $0 } }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        let done = seen.withLockedValue { seen -> Bool in
+            seen += bytes.readableBytesView.prefix(256 - seen.count)
+            // RFC 4253 §4.2: lines before the version line may come first; the version line starts with "SSH-".
+            while let end = seen.firstIndex(of: 0x0A) {
+                let text = String(decoding: seen[..<end], as: UTF8.self).trimmingCharacters(in: .init(charactersIn: "\r"))
+                seen.removeSubrange(...end)
+                if text.hasPrefix("SSH-") {
+                    line.withLockedValue { $0 = PrintableText.escaped(text) }
+                    return true
+                }
+            }
+            return seen.count >= 256
+        }
+        context.fireChannelRead(data)
+        if done { context.pipeline.syncOperations.removeHandler(context: context, promise: nil) }
     }
 }

@@ -4,20 +4,30 @@ import Glibc
 import Darwin
 #endif
 
-/// The Unix account a session runs as: name, home, shell (from the password database).
+/// The Unix account a session runs as: name, home, shell and groups (from the password and
+/// group databases). Looked up once, off the event loop, when the user is authorized; sessions
+/// use the looked-up value (no database access on an event loop).
 public struct SessionUser: Sendable, Equatable {
     public var name: String
     public var uid: UInt32
     public var gid: UInt32
     public var home: String
     public var shell: String
+    /// Supplementary groups (getgrouplist), primary group included.
+    public var groups: [UInt32]
 
-    public init(name: String, uid: UInt32, gid: UInt32, home: String, shell: String) {
-        self.name = name; self.uid = uid; self.gid = gid; self.home = home; self.shell = shell
+    public init(name: String, uid: UInt32, gid: UInt32, home: String, shell: String, groups: [UInt32]? = nil) {
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+        self.home = home
+        self.shell = shell
+        self.groups = groups ?? Self.groupList(name: name, gid: gid)
     }
 
-    /// Looks a user up by name; nil when there is no such account.
+    /// Looks a user up by name (may block on NSS: call it off the event loop); nil when there is no such account.
     public static func lookup(_ name: String) -> SessionUser? {
+        guard !name.isEmpty, !name.utf8.contains(0) else { return nil }
         var pwd = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16384)
@@ -37,15 +47,31 @@ public struct SessionUser: Sendable, Equatable {
         return lookup(String(cString: name))
     }
 
-    /// The account's uid, primary gid and supplementary groups (getgrouplist), for starting its processes.
-    public var credentials: ChildProcess.Credentials {
+    /// The gid of a group by name (e.g. "tty"), or nil.
+    public static func groupID(_ name: String) -> UInt32? {
+        var group = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getgrnam_r(name, &group, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return group.gr_gid
+    }
+
+    static func groupList(name: String, gid: UInt32) -> [UInt32] {
         var count: CInt = 64
         var groups = [gid_t](repeating: 0, count: Int(count))
         if getgrouplist(name, gid, &groups, &count) < 0 {
             groups = [gid_t](repeating: 0, count: Int(count))
             _ = getgrouplist(name, gid, &groups, &count)
         }
-        return ChildProcess.Credentials(uid: uid, gid: gid, groups: groups.prefix(Int(max(0, count))).map { UInt32($0) })
+        return groups.prefix(Int(max(0, count))).map { UInt32($0) }
+    }
+
+    /// The group terminals belong to ("tty"), looked up once when the server starts.
+    public var terminalGroup: UInt32?
+
+    /// The account's uid, primary gid and supplementary groups, for starting its processes.
+    public var credentials: ChildProcess.Credentials {
+        ChildProcess.Credentials(uid: uid, gid: gid, groups: groups, terminalGroup: terminalGroup)
     }
 
     /// The login environment (before allow-listed client variables are added).

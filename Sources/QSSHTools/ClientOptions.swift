@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QNSPCrypto
 import QSSHSession
 
 /// The connection options every client mode shares (`qssh`, `qssh tunnel`): port, identity,
@@ -29,6 +30,9 @@ struct ClientOptions: ParsableArguments {
             host = String(destination[destination.index(after: at)...])
         }
         guard !host.isEmpty, !user.isEmpty, !host.hasPrefix("-") else { throw ToolError("bad destination '\(destination)'") }
+        guard !PrintableText.containsControlCharacters(user), !PrintableText.containsControlCharacters(host) else {
+            throw ToolError("bad destination '\(PrintableText.escaped(destination))': user and host names cannot contain control characters")
+        }
         guard (1...65535).contains(port) else { throw ToolError("bad port \(port)") }
         return (user, host)
     }

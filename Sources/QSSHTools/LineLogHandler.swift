@@ -1,9 +1,12 @@
 import Foundation
+import QNSPCrypto
 import Logging
 import NIOConcurrencyHelpers
 
 /// A swift-log handler that writes one line per message ("2026-11-27T18:00:00Z qsshd[123]: INFO
-/// message key=value") to stderr or to a file, for qsshd's log.
+/// message key=value") to stderr or to a file, for qsshd's log. Control characters in the
+/// message and the fields are escaped (``PrintableText``), so that text a peer chose (a user
+/// name, a reason) can never start a line of its own or move the terminal's cursor.
 public struct LineLogHandler: LogHandler {
     /// Where the lines go (shared by copies of the handler).
     public final class Sink: Sendable {
@@ -51,8 +54,8 @@ public struct LineLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         let all = metadata.merging(event.metadata ?? [:]) { _, new in new }
-        let fields = all.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
+        let fields = all.sorted { $0.key < $1.key }.map { " \(PrintableText.escaped($0.key))=\(PrintableText.escaped("\($0.value)"))" }.joined()
         let stamp = ISO8601DateFormatter().string(from: Date())
-        sink.write("\(stamp) \(label)[\(getpid())]: \(event.level.rawValue.uppercased()) \(event.message)\(fields)")
+        sink.write("\(stamp) \(label)[\(getpid())]: \(event.level.rawValue.uppercased()) \(PrintableText.escaped("\(event.message)"))\(fields)")
     }
 }

@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import NIOSSH
 import QNSP
+import QNSPCrypto
 import QNSPNIO
 import QSSHSession
 
@@ -292,7 +293,7 @@ public struct QSSHCommand: ParsableCommand {
         case .exited(let code)?:
             if code != 0 { throw ExitCode(Int32(truncatingIfNeeded: code)) }
         case .signaled(let name)?:
-            Terminal.warn("qssh: remote command killed by signal \(name)")
+            Terminal.warn("qssh: remote command killed by signal \(PrintableText.escaped(name))")
             throw ExitCode(255)
         case nil:
             if let why = connectionError.withLockedValue({ $0 }) { throw ToolError("connection to \(host) lost: \(why)") }

@@ -74,8 +74,23 @@ public struct QSSHDCommand: ParsableCommand {
     @Option(name: .long, help: "Drop a client after this many unanswered keepalive intervals.")
     var keepaliveMax: Int = 3
 
-    @Option(name: .long, help: "Most connections at once; more are closed at once (logged with -v).")
+    @Option(name: .long, help: "Most logged-in sessions at once; beyond it new connections get 'server busy' at once (logged with -v).")
     var maxConnections: Int = 100
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Unauthenticated connections (still in the handshake): beyond 'start', new ones are refused with probability 'rate'% rising to 100% at 'full' (sshd's MaxStartups; N alone means N:100:N). They never count against --max-connections.",
+        valueName: "start:rate:full"))
+    var maxStartups: String = "10:30:100"
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Most unauthenticated connections from one address ('none': no limit). Keep it below the 'start' of --max-startups, so that one address cannot push everybody into random early drop.",
+        valueName: "n|none"))
+    var perSourceMaxStartups: String = "4"
+
+    @Option(name: .long, help: ArgumentHelp(
+        "When a client must first answer a stateless cookie round (a Retry) before any key exchange work: 'auto' (under load: many unauthenticated connections or more than 50 hellos a second), 'always' or 'never'.",
+        valueName: "mode"))
+    var handshakeCookies: QNSPHandshakeGuard.CookieMode = .auto
 
     @Option(name: .long, help: "Close a connection after this many seconds without data either way (0 = never).")
     var idleTimeout: Int64 = 0
@@ -86,8 +101,19 @@ public struct QSSHDCommand: ParsableCommand {
     @Option(name: .long, help: "Append a hash-chained JSON line per connect, auth success/failure, exec and disconnect.")
     var auditLog: String?
 
-    @Option(name: .long, help: "Check the hash chain of an audit log, print the result and exit.")
+    @Option(name: .long, help: ArgumentHelp(
+        "Check an audit log (its keyed chain with --audit-key, its checkpoint signatures with the host key of -h, its end against --audit-head), print what was found and exit: 0 when intact.",
+        valueName: "file"))
     var verifyAudit: String?
+
+    @Option(name: .long, help: ArgumentHelp("The audit log's HMAC key (created 0600 if missing; default: LOG.key). Keep it readable only by qsshd's account.", valueName: "file"))
+    var auditKey: String?
+
+    @Option(name: .long, help: ArgumentHelp("Where the audit log's last link is kept, ideally on other storage (default: LOG.head).", valueName: "file"))
+    var auditHead: String?
+
+    @Option(name: .long, help: ArgumentHelp("Rotate the audit log beyond this many bytes (LOG.1 … LOG.5; 0: never).", valueName: "bytes"))
+    var auditMaxSize: Int = 16 << 20
 
     @Option(name: .long, help: ArgumentHelp("Where clients may forward (-L, -D, -W): any, none, or host:port,... ('*' is a wildcard).", valueName: "rules"))
     var permitOpen: String = "any"
@@ -141,17 +167,10 @@ public struct QSSHDCommand: ParsableCommand {
             // The sftp subsystem: started by a session (already as the user), speaks SFTP on stdin/stdout.
             let env = ProcessInfo.processInfo.environment
             let root = sftpRoot.map { $0.replacingOccurrences(of: "%h", with: env["HOME"] ?? "/").replacingOccurrences(of: "%u", with: env["USER"] ?? "") }
-            throw ExitCode(SFTPServerLoop.run(input: 0, output: 1, root: root))
+            let order = SFTPServer.SymlinkArgumentOrder.of(clientVersion: env[ExecSessionHandler.peerVersionVariable])
+            throw ExitCode(SFTPServerLoop.run(input: 0, output: 1, root: root, symlinkOrder: order))
         }
-        if let path = verifyAudit {
-            do {
-                let (count, chain) = try AuditLog.verify(path: path)
-                print("\(path): \(count) records, hash chain intact; last link \(chain)")
-                return
-            } catch let e as AuditLog.AuditError {
-                throw ToolError("\(path): \(e)")
-            }
-        }
+        if let path = verifyAudit { return try verifyAuditLog(path) }
         var forwarding: ForwardingPolicy?
         if !noForwarding {
             do {
@@ -177,68 +196,110 @@ public struct QSSHDCommand: ParsableCommand {
         var logger = Logger(label: "qsshd") { label in LineLogHandler(label: label, sink: sink, level: .info) }
         logger.logLevel = verbose ? .info : .notice
         let log = logger
-        let audit = try auditLog.map { path in
-            do { return try AuditLog(path: path) } catch { throw ToolError("\(path): \(error)") }
-        }
         guard let account = SessionUser.current() else { throw ToolError("cannot look up the account qsshd runs as") }
         let text = try KeyFileIO.readPrivateKey(path: hostKey)
         guard case .host(let host) = try PrivateKeyFile.decode(text) else { throw ToolError("\(hostKey) is not a host key") }
+        let audit = try auditLog.map { path in
+            var settings = AuditLog.Options()
+            settings.keyPath = auditKey
+            settings.headPath = auditHead
+            settings.maxSize = auditMaxSize
+            let opened: AuditLog
+            do { opened = try AuditLog(path: path, signer: host, options: settings) } catch { throw ToolError("\(path): \(error)") }
+            if let problem = opened.startupProblem {
+                log.warning("audit log \(path): \(problem); a new segment was started")
+            }
+            return opened
+        }
+        guard let startups = StartupLimits(parsing: maxStartups) else {
+            throw ToolError("--max-startups: expected N or start:rate:full (e.g. 10:30:100), not '\(maxStartups)'")
+        }
+        let perSource: Int?
+        switch perSourceMaxStartups.lowercased() {
+        case "none": perSource = nil
+        default:
+            guard let n = Int(perSourceMaxStartups), n > 0 else {
+                throw ToolError("--per-source-max-startups: expected a positive number or 'none', not '\(perSourceMaxStartups)'")
+            }
+            perSource = n
+        }
         // As root, each user logs in to their own account with their own keys; otherwise only
         // the account qsshd runs as can log in.
         let isRoot = getuid() == 0
-        let keysPattern = authorizedKeys
+        let authorizer = AccountAuthorizer(
+            isRoot: isRoot, serverAccount: account, keysPattern: authorizedKeys, terminalGroup: SessionUser.groupID("tty"))
         if !isRoot {
-            _ = try AuthorizedKeys.load(path: Self.keysPath(keysPattern, for: account))  // fail early on a missing file
+            _ = try AuthorizedKeys.load(path: AccountAuthorizer.keysPath(authorizedKeys, for: account))  // fail early on a missing file
         }
-        // The account a user name logs in to: any account for a root qsshd, else only its own.
-        let sessionUser: @Sendable (String) -> SessionUser? = { name in isRoot ? SessionUser.lookup(name) : (name == account.name ? account : nil) }
-        let params = QNSPConnection.ServerParameters(hostKeys: [host]) { user, key in
-            guard let target = sessionUser(user) else {
-                return .reject(isRoot ? "no account '\(user)'" : "qsshd runs as '\(account.name)' and cannot start sessions for '\(user)'")
-            }
-            let path = Self.keysPath(keysPattern, for: target)
-            if isRoot, let problem = Self.unsafeKeysFile(path, owner: target.uid) {
-                return .reject("refusing \(path): \(problem)")
-            }
-            // Re-read for every login, as sshd does, so edits take effect at once.
-            guard let keys = try? AuthorizedKeys.load(path: path), keys.contains(key) else {
-                return .reject("key \(key.fingerprint) is not authorized for '\(user)'")
-            }
-            return .accept
-        }
+        let admission = ConnectionAdmission(limits: .init(maxSessions: maxConnections, startups: startups, perSource: perSource))
+        var guardPolicy = QNSPHandshakeGuard.Policy()
+        guardPolicy.cookies = handshakeCookies
+        let handshakeGuard = QNSPHandshakeGuard(policy: guardPolicy, underLoad: { admission.unauthenticated >= max(1, startups.start / 2) })
         // The inner SSH host key only names this end of an already authenticated tunnel. It is
         // derived from the host key so that it stays the same across restarts (OpenSSH clients
         // using `qssh tunnel` record it once).
         let sshHostKey = try Self.innerHostKey(host)
         let sessionLog: (@Sendable (String) -> Void)? = verbose ? { @Sendable message in log.info("\(message)") } : nil
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        // Password database and keys files are read here, never on an event loop.
+        let lookups = NIOThreadPool(numberOfThreads: 4)
+        lookups.start()
+        let baseParameters = QNSPConnection.ServerParameters(hostKeys: [host], handshakeGuard: handshakeGuard) { _, _ in .reject("no policy") }
         let server: Channel
         do {
             var options = QNSPBootstrap.Options()
             if keepalive > 0 { options.keepalive = .init(interval: .seconds(keepalive), maxMissed: max(1, keepaliveMax)) }
             if loginGraceTime > 0 { options.handshakeTimeout = .seconds(loginGraceTime) }
             if idleTimeout > 0 { options.idleTimeout = .seconds(idleTimeout) }
-            let active = NIOLockedValueBox(0)
-            let limit = max(1, maxConnections)
-            server = try QNSPBootstrap.bindServer(group: group, host: listen, port: port, parameters: params, options: options, admit: { channel in
-                let admitted = active.withLockedValue { count in
-                    guard count < limit else { return false }
-                    count += 1
-                    return true
+            options.authorization = .threadPool(lookups, timeout: .seconds(10))
+            let tickets = ConnectionTickets()
+            server = try QNSPBootstrap.bindServer(group: group, host: listen, port: port, parametersFor: { channel in
+                // One policy per connection: it records the account it looked up for the session,
+                // and counts the login against the session limit.
+                var parameters = baseParameters
+                let connection = ObjectIdentifier(channel)
+                parameters.authorize = { user, key in
+                    let peer = channel.remoteAddress?.ipAddress ?? "?"
+                    switch authorizer.authorize(user: user, key: key) {
+                    case .failure(let refusal):
+                        log.notice("refused \(user) from \(peer): \(refusal.description)")
+                        return .reject(refusal.description)
+                    case .success(let resolved):
+                        guard let ticket = tickets.ticket(for: connection), admission.authenticated(ticket) else {
+                            log.notice("refused \(user) from \(peer): \(admission.limits.maxSessions) sessions already open")
+                            return .reject("sessions full")
+                        }
+                        tickets.setAccount(resolved, for: connection)
+                        return .accept
+                    }
                 }
-                guard admitted else {
-                    sessionLog?("refused \(channel.remoteAddress?.description ?? "?"): \(limit) connections already open (--max-connections)")
-                    return "server busy: \(limit) connections already open, try again later"
+                return parameters
+            }, options: options, admit: { channel in
+                switch admission.admit(source: QNSPBootstrap.addressBytes(channel.remoteAddress), channel: channel) {
+                case .admit(let ticket, let evicted):
+                    tickets.register(ticket, for: ObjectIdentifier(channel))
+                    if let evicted { log.notice("closed a silent unauthenticated connection from \(evicted) to make room") }
+                    return nil
+                case .refuse(let reason, let why):
+                    sessionLog?("refused \(channel.remoteAddress?.description ?? "?"): \(why)")
+                    audit?.recordUnauthenticated("refused", peer: channel.remoteAddress?.ipAddress, detail: why)
+                    return reason
                 }
-                return nil
             }) { channel, handshake in
                 let peer = channel.remoteAddress?.description ?? "?"
-                audit?.record("connect", peer: peer)
+                let connection = ObjectIdentifier(channel)
+                audit?.recordUnauthenticated("connect", peer: peer)
                 let who = NIOLockedValueBox<(String, String)?>(nil)
+                if let ticket = tickets.ticket(for: connection) {
+                    try? channel.pipeline.syncOperations.addHandler(FirstByteObserver { admission.heard(ticket) }, position: .first)
+                }
                 channel.closeFuture.whenComplete { _ in
-                    active.withLockedValue { $0 -= 1 }
-                    let w = who.withLockedValue { $0 }
-                    audit?.record("disconnect", peer: peer, user: w?.0, key: w?.1)
+                    if let ticket = tickets.remove(connection) { admission.closed(ticket) }
+                    if let w = who.withLockedValue({ $0 }) {
+                        audit?.record("disconnect", peer: peer, user: w.0, key: w.1)
+                    } else {
+                        audit?.recordUnauthenticated("disconnect", peer: peer)
+                    }
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     if let (bridgeHost, bridgePort) = bridgeTarget {
@@ -249,14 +310,14 @@ public struct QSSHDCommand: ParsableCommand {
                                 who.withLockedValue { $0 = (info.username, info.userKeyFingerprint) }
                                 audit?.record("auth-success", peer: peer, user: info.username, key: info.userKeyFingerprint)
                             case .failure(let error):
-                                audit?.record("auth-failure", peer: peer, detail: "\(error)")
+                                audit?.recordUnauthenticated("auth-failure", peer: peer, detail: "\(error)")
                             }
                         }
                         return
                     }
                     // Installed now, not when the handshake ends: bytes must never reach a pipeline without it.
                     let auth = try SSHSessionServer.install(
-                        on: channel, sessionUser: sessionUser, switchUser: isRoot, hostKey: sshHostKey, forwarding: policy, subsystems: sessionSubsystems,
+                        on: channel, switchUser: isRoot, hostKey: sshHostKey, forwarding: policy, subsystems: sessionSubsystems,
                         log: sessionLog.map { log in { @Sendable message in log("\(peer): \(message)") } },
                         onSessionStart: { what in
                             let w = who.withLockedValue { $0 }
@@ -265,13 +326,13 @@ public struct QSSHDCommand: ParsableCommand {
                     handshake.whenComplete { result in
                         switch result {
                         case .success(let info):
-                            auth.setAuthenticatedUser(info.username)
+                            if let resolved = tickets.account(for: connection) { auth.setAuthenticated(resolved) }
                             who.withLockedValue { $0 = (info.username, info.userKeyFingerprint) }
                             audit?.record("auth-success", peer: peer, user: info.username, key: info.userKeyFingerprint)
-                            sessionLog?("accepted \(info.username) (\(info.userKeyFingerprint)) from \(channel.remoteAddress?.description ?? "?")")
+                            sessionLog?("accepted \(info.username) (\(info.userKeyFingerprint)) from \(peer)")
                         case .failure(let error):
-                            audit?.record("auth-failure", peer: peer, detail: "\(error)")
-                            sessionLog?("connection from \(channel.remoteAddress?.description ?? "?") failed: \(error)")
+                            audit?.recordUnauthenticated("auth-failure", peer: peer, detail: "\(error)")
+                            sessionLog?("connection from \(peer) failed: \(error)")
                         }
                     }
                 }
@@ -282,9 +343,35 @@ public struct QSSHDCommand: ParsableCommand {
         let listening = "listening on \(listen):\(server.localAddress?.port ?? port) (host key \(host.publicKey.fingerprint))"
         Terminal.warn("qsshd: " + listening)  // the startup report, on stderr (a --daemon parent waits for it)
         if logFile != nil { log.notice("\(listening)") }
-        let termination = internalDaemonChild ? Self.becomeDaemon(sink: sink, logFile: logFile != nil, pidFile: pidFile) : nil
+        if internalDaemonChild { Self.becomeDaemon(sink: sink, logFile: logFile != nil) }
+        // SIGTERM ends the server in order: a last signed audit checkpoint, the pid file removed.
+        let termination = Self.onTermination(pidFile: internalDaemonChild ? pidFile : nil) { audit?.flush(checkpoint: true) }
         try server.closeFuture.wait()
-        termination?.cancel()
+        termination.cancel()
+        audit?.flush(checkpoint: true)
+    }
+
+    /// --verify-audit: prints each segment and every problem; fails unless the log is intact.
+    func verifyAuditLog(_ path: String) throws {
+        let hostPublic: HostPublicKey? = {
+            if let line = try? String(contentsOfFile: hostKey + ".pub", encoding: .utf8),
+               case .host(let key, _)? = try? PublicKeyLine(parsing: line.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                return key
+            }
+            if let text = try? KeyFileIO.readPrivateKey(path: hostKey), case .host(let pair)? = try? PrivateKeyFile.decode(text) {
+                return pair.publicKey
+            }
+            return nil
+        }()
+        let report = AuditLog.verify(path: path, keyPath: auditKey, headPath: auditHead, hostKey: hostPublic)
+        for segment in report.segments {
+            print("\(path): segment \(segment.segment) from line \(segment.firstLine): \(segment.records) records, \(segment.checkpoints) signed checkpoints, \(segment.intact ? "intact" : "BROKEN"); last link \(segment.lastSeq) \(segment.lastChain)")
+        }
+        for note in report.notes { Terminal.warn("qsshd: \(path): note: \(note)") }
+        guard report.isIntact else {
+            throw ToolError("\(path): " + report.problems.joined(separator: "; "))
+        }
+        print("\(path): \(report.segments.map(\.records).reduce(0, +)) records, hash chain intact")
     }
 
     /// --daemon: runs this command again in a session of its own (without --daemon), waits for its
@@ -317,8 +404,8 @@ public struct QSSHDCommand: ParsableCommand {
     }
 
     /// In the detached server: stdin/stdout/stderr leave the parent's pipes (stderr goes to the
-    /// log file when there is one); SIGTERM removes the pid file and exits.
-    static func becomeDaemon(sink: LineLogHandler.Sink, logFile: Bool, pidFile: String?) -> DispatchSourceSignal {
+    /// log file when there is one).
+    static func becomeDaemon(sink: LineLogHandler.Sink, logFile: Bool) {
         signal(SIGPIPE, SIG_IGN)
         let null = open("/dev/null", O_RDWR)
         if null >= 0 {
@@ -327,9 +414,14 @@ public struct QSSHDCommand: ParsableCommand {
             if !logFile { dup2(null, 2); sink.redirect(to: 2) }
             if null > 2 { close(null) }
         }
+    }
+
+    /// SIGTERM runs `beforeExit`, removes the pid file (if any) and exits 0.
+    static func onTermination(pidFile: String?, beforeExit: @escaping @Sendable () -> Void) -> DispatchSourceSignal {
         signal(SIGTERM, SIG_IGN)
         let term = DispatchSource.makeSignalSource(signal: SIGTERM)
         term.setEventHandler {
+            beforeExit()
             if let pidFile { unlink(pidFile) }
             #if canImport(Glibc)
             Glibc.exit(0)
@@ -348,20 +440,44 @@ public struct QSSHDCommand: ParsableCommand {
         return NIOSSHPrivateKey(ed25519Key: try Curve25519.Signing.PrivateKey(rawRepresentation: seed))
     }
 
-    /// Expands %h and %u in an authorized_keys path.
-    static func keysPath(_ pattern: String, for user: SessionUser) -> String {
-        pattern.replacingOccurrences(of: "%h", with: user.home).replacingOccurrences(of: "%u", with: user.name)
+}
+
+extension QNSPHandshakeGuard.CookieMode: ExpressibleByArgument {}
+
+/// Which admission ticket and which looked-up account belong to which connection (the policy
+/// runs on a thread pool, the session starts on the connection's event loop).
+final class ConnectionTickets: Sendable {
+    private let state = NIOLockedValueBox<[ObjectIdentifier: (ticket: ConnectionAdmission.Ticket, account: SessionUser?)]>([:])
+
+    func register(_ ticket: ConnectionAdmission.Ticket, for connection: ObjectIdentifier) {
+        state.withLockedValue { $0[connection] = (ticket, nil) }
     }
 
-    /// Why a keys file must not be trusted (sshd's StrictModes), or nil: the file and its directory
-    /// must belong to the user or root and not be writable by group or others.
-    static func unsafeKeysFile(_ path: String, owner: UInt32) -> String? {
-        for p in [path, (path as NSString).deletingLastPathComponent] {
-            var st = stat()
-            guard stat(p, &st) == 0 else { return nil }  // missing: the load reports it
-            if st.st_uid != owner && st.st_uid != 0 { return "\(p) belongs to uid \(st.st_uid)" }
-            if st.st_mode & 0o022 != 0 { return "\(p) is writable by group or others" }
+    func ticket(for connection: ObjectIdentifier) -> ConnectionAdmission.Ticket? { state.withLockedValue { $0[connection]?.ticket } }
+
+    func setAccount(_ account: SessionUser, for connection: ObjectIdentifier) {
+        state.withLockedValue { $0[connection]?.account = account }
+    }
+
+    func account(for connection: ObjectIdentifier) -> SessionUser? { state.withLockedValue { $0[connection]?.account } }
+
+    func remove(_ connection: ObjectIdentifier) -> ConnectionAdmission.Ticket? {
+        state.withLockedValue { $0.removeValue(forKey: connection)?.ticket }
+    }
+}
+
+/// Tells once that a connection has sent its first bytes (admission stops counting it as silent).
+final class FirstByteObserver: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    private var onFirst: (() -> Void)?
+    init(_ onFirst: @escaping () -> Void) { self.onFirst = onFirst }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+        if let onFirst {
+            self.onFirst = nil
+            onFirst()
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
-        return nil
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import QNSPCrypto
 
 #if canImport(Darwin)
 import Darwin
@@ -15,7 +16,8 @@ public enum ToolMain {
             try parsed.run()
             exit(0)
         } catch let e as ToolError {
-            Terminal.warn("\(name): \(e.description)")
+            // Messages quote what peers and files said: no control character reaches the terminal.
+            Terminal.warn("\(name): \(PrintableText.escapedKeepingLines(e.description))")
             exit(failureStatus)
         } catch let e as ExitCode {
             exit(e.rawValue)
@@ -26,7 +28,7 @@ public enum ToolMain {
 
     /// Reports a failure that happened before parsing (e.g. a bad configuration file) and exits.
     public static func fail(name: String, _ message: String, status: Int32 = 1) -> Never {
-        Terminal.warn("\(name): \(message)")
+        Terminal.warn("\(name): \(PrintableText.escapedKeepingLines(message))")
         exit(status)
     }
 

@@ -75,6 +75,10 @@ public struct TunnelClient {
         } catch {
             throw ToolError("connection to \(host) port \(port) failed during the handshake: \(ConnectErrorText.describe(error))")
         }
+        if verbose, let offset = info.retryClockOffset {
+            let clock = abs(offset) > 5 ? " (the server's clock is \(offset) s ahead of ours)" : ""
+            Terminal.warn("\(toolName): the server asked for a cookie round trip before the key exchange\(clock)")
+        }
         if verbose {
             Terminal.warn("\(toolName): authenticated to \(host) (\(info.hostKey.fingerprint)) as \(info.username) using \(info.cipher), cell \(info.cellSize)")
         }

@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Cells")
 struct CellTests {
-    static let secret = TrafficSecret(secret: [UInt8](repeating: 0x42, count: 32))
+    static let secret = TrafficSecret(secret: SecretBytes(copying: [UInt8](repeating: 0x42, count: 32)))
 
     func pair(_ cipher: AEADAlgorithm = .aes256GCM, cellSize: Int = 768) throws -> (CellSealer, CellOpener) {
         (try CellSealer(algorithm: cipher, secret: Self.secret, cellSize: cellSize),

@@ -100,7 +100,7 @@ struct FuzzTests {
     static func establishedServer(secret: TrafficSecret) throws -> QNSPConnection {
         let c = QNSPConnection(server: .init(hostKeys: [Keys.host]) { _, _ in .accept })
         c.opener = try CellOpener(algorithm: .aes256GCM, secret: secret, cellSize: 768)
-        c.sealer = try CellSealer(algorithm: .aes256GCM, secret: TrafficSecret(secret: [UInt8](repeating: 9, count: 32)), cellSize: 768)
+        c.sealer = try CellSealer(algorithm: .aes256GCM, secret: TrafficSecret(secret: SecretBytes(copying: [UInt8](repeating: 9, count: 32))), cellSize: 768)
         c.phase = .established
         return c
     }
@@ -108,7 +108,7 @@ struct FuzzTests {
     @Test("an established connection fed 3,000 mutated cell streams: forged bytes never get through")
     func establishedCells() throws {
         var rng = TestRNG(seed: 3)
-        let secret = TrafficSecret(secret: [UInt8](repeating: 0x5a, count: 32))
+        let secret = TrafficSecret(secret: SecretBytes(copying: [UInt8](repeating: 0x5a, count: 32)))
         let sealer = try CellSealer(algorithm: .aes256GCM, secret: secret, cellSize: 768)
         let plain = (0..<4000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         var stream: [UInt8] = []

@@ -1,5 +1,6 @@
 import QNSP
 import QNSPCrypto
+import Synchronization
 import Testing
 
 /// Keys made once per test process (key generation is the slow part of a handshake).
@@ -34,7 +35,9 @@ final class Pair {
         pinned: HostPublicKey?? = .none,
         user: UserKeyPair = Keys.user,
         authorized: [UserPublicKey]? = nil,
-        trust: @escaping @Sendable (HostPublicKey) -> Bool = { _ in true }
+        trust: @escaping @Sendable (HostPublicKey) -> Bool = { _ in true },
+        handshakeGuard: QNSPHandshakeGuard = QNSPHandshakeGuard(),
+        clientClock: (@Sendable () -> UInt64)? = nil
     ) {
         let pin: HostPublicKey? = {
             switch pinned {
@@ -42,12 +45,15 @@ final class Pair {
             case .some(let p): return p
             }
         }()
-        client = QNSPConnection(
-            client: .init(username: "alice", user: user, pinnedHostKey: pin, verifyHostKey: trust), configuration: configuration)
+        var clientParameters = QNSPConnection.ClientParameters(username: "alice", user: user, pinnedHostKey: pin, verifyHostKey: trust)
+        if let clientClock { clientParameters.clock = clientClock }
+        client = QNSPConnection(client: clientParameters, configuration: configuration)
         let allowed = authorized ?? [Keys.user.publicKey]
-        server = QNSPConnection(
-            server: .init(hostKeys: serverHostKeys ?? [host]) { _, key in allowed.contains(key) ? .accept : .reject("not in authorized_keys") },
-            configuration: serverConfiguration ?? configuration)
+        var serverParameters = QNSPConnection.ServerParameters(hostKeys: serverHostKeys ?? [host], handshakeGuard: handshakeGuard) { _, key in
+            allowed.contains(key) ? .accept : .reject("not in authorized_keys")
+        }
+        serverParameters.peerAddress = [127, 0, 0, 1]
+        server = QNSPConnection(server: serverParameters, configuration: serverConfiguration ?? configuration)
     }
 
     /// Starts the client and moves bytes until neither side has anything to send.
@@ -82,7 +88,15 @@ final class Pair {
     func deliver(_ bytes: [UInt8], to conn: QNSPConnection, isServer: Bool) {
         if isServer ? serverError != nil : clientError != nil { return }
         do {
-            let (data, events) = try conn.receive(bytes)
+            var (data, events) = try conn.receive(bytes)
+            // The driver's part: answer an authorization request with the server's policy.
+            while case .authorizationRequired(let user, let key)? = events.last, let policy = conn.authorizationPolicy {
+                events.removeLast()
+                if isServer { serverEvents += events }
+                var more: [UInt8] = []
+                events = try conn.completeAuthorization(policy(user, key)) { more += $0 }
+                data += more
+            }
             if isServer { serverReceived += data; serverEvents += events } else { clientReceived += data; clientEvents += events }
         } catch {
             if isServer { serverError = error } else { clientError = error }
@@ -125,6 +139,7 @@ func hex(_ b: [UInt8]) -> String {
     let d = Array("0123456789abcdef")
     return String(b.flatMap { [d[Int($0 >> 4)], d[Int($0 & 15)]] })
 }
+func hex(_ s: SecretBytes) -> String { hex(s.copyBytes()) }
 func unhex(_ s: String) -> [UInt8] {
     var out: [UInt8] = []
     var i = s.startIndex
@@ -134,4 +149,13 @@ func unhex(_ s: String) -> [UInt8] {
         i = j
     }
     return out
+}
+
+/// A clock tests move by hand.
+final class ManualClock: Sendable {
+    private let value: Mutex<UInt64>
+    init(_ start: UInt64 = 1_800_000_000) { value = Mutex(start) }
+    var now: UInt64 { value.withLock { $0 } }
+    func advance(_ seconds: UInt64) { value.withLock { $0 += seconds } }
+    var function: @Sendable () -> UInt64 { { self.now } }
 }

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import Foundation
 import QNSPCrypto
 import Testing
@@ -154,6 +155,32 @@ final class ServeProcess {
             throw ToolTestError("\(tool) did not start: \(text)")
         }
         port = p
+        // Keep reading the server's log so that it never blocks on a full pipe; tests read it.
+        captured.withLockedValue { $0 = text }
+        let sink = captured
+        let reader = Thread {
+            while true {
+                let d = handle.availableData
+                if d.isEmpty { return }
+                sink.withLockedValue { $0 += String(decoding: d, as: UTF8.self) }
+            }
+        }
+        reader.start()
+    }
+
+    private let captured = NIOLockedValueBox("")
+
+    /// Everything the server wrote on stderr so far.
+    var log: String { captured.withLockedValue { $0 } }
+
+    /// Waits (up to 10 s) until the server's log contains `text`.
+    func waitForLog(_ text: String) -> Bool {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if log.contains(text) { return true }
+            usleep(20_000)
+        }
+        return log.contains(text)
     }
 
     func stop() {

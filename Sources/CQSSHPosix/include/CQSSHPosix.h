@@ -30,9 +30,12 @@ int qssh_forkpty_exec(int *master, const char *path, char *const argv[], char *c
 int qssh_spawn_as(const char *path, char *const argv[], char *const envp[], const char *dir,
                   int in_fd, int out_fd, int err_fd, unsigned uid, unsigned gid, const unsigned *groups, int ngroups);
 
-/// `qssh_forkpty_exec` that also drops to `uid`/`gid`/`groups` in the child before exec.
+/// `qssh_forkpty_exec` that also drops to `uid`/`gid`/`groups` in the child before exec; the
+/// terminal is given to `uid` and group `tty_gid` with mode 0620 (or to `gid` with 0600 when
+/// `tty_gid` is -1).
 int qssh_forkpty_exec_as(int *master, const char *path, char *const argv[], char *const envp[], const char *dir,
-                         unsigned short rows, unsigned short cols, unsigned uid, unsigned gid, const unsigned *groups, int ngroups);
+                         unsigned short rows, unsigned short cols, unsigned uid, unsigned gid, const unsigned *groups, int ngroups,
+                         int tty_gid);
 
 /// Sets / reads a terminal's window size (TIOCSWINSZ / TIOCGWINSZ). 0 on success.
 int qssh_set_winsize(int fd, unsigned short rows, unsigned short cols);

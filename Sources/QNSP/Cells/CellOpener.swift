@@ -22,7 +22,8 @@ public final class CellOpener {
     public init(algorithm: AEADAlgorithm, secret: TrafficSecret, cellSize: Int) throws(QNSPError) {
         self.cellSize = cellSize
         self.algorithm = algorithm
-        self.secret = secret
+        // An own copy: the update wipes it in place, which must not reach another holder.
+        self.secret = TrafficSecret(secret: SecretBytes(copying: secret.secret), epoch: secret.epoch)
         do { cipher = try AEADCipher(algorithm: algorithm, key: secret.key) } catch { throw .keyMaterial("\(error)") }
         iv = secret.iv
         scratch = CellScratch(cellSize: cellSize)
@@ -54,6 +55,7 @@ public final class CellOpener {
         let next = secret.next
         do { cipher = try AEADCipher(algorithm: algorithm, key: next.key) } catch { throw .keyMaterial("\(error)") }
         iv = next.iv
+        secret.wipe()  // the old epoch's secret is gone for good: earlier cells stay unreadable
         secret = next
         sequence = 0
     }

@@ -7,18 +7,26 @@ extension QNSPConnection {
         let ephemeral = try Self.wrap { () throws(QNSPCryptoError) in try HybridKEM.PrivateKey.generate() }
         let (staticSecret, encapsulation) = try Self.wrap { () throws(QNSPCryptoError) in try hostKey.kem.encapsulate() }
         let schedule = KeySchedule(staticSharedSecret: staticSecret)
-        let offered = QNSPConfiguration.supportedVersions
-        var hello = HandshakeMessages.ClientHello(
-            versions: offered, ciphers: configuration.ciphers.map(\.rawValue), serverKeyID: hostKey.keyID,
-            ephemeralKey: ephemeral.publicKey.rawRepresentation, encapsulation: encapsulation, sealedPayload: [])
+        staticSecret.wipe()
+        let hello = HandshakeMessages.ClientHello(
+            versions: QNSPConfiguration.supportedVersions, ciphers: configuration.ciphers.map(\.rawValue), serverKeyID: hostKey.keyID,
+            time: params.clock(), ephemeralKey: ephemeral.publicKey.rawRepresentation, encapsulation: encapsulation, sealedPayload: [])
+        let state = ClientHelloState(
+            ephemeral: ephemeral, schedule: schedule, hostKey: hostKey, hello: hello, transcriptBeforeHello: transcript.count, retried: false)
+        try sealAndSendHello(state)
+    }
+
+    /// Seals the hello's payload under a key bound to its prefix and sends it.
+    private func sealAndSendHello(_ state: ClientHelloState) throws(QNSPError) {
+        var hello = state.hello
         let prefix = hello.prefix
-        let payloadKey = schedule.clientHelloKey(context: KeySchedule.transcriptHash(transcript + prefix))
+        let payloadKey = state.schedule.clientHelloKey(context: KeySchedule.transcriptHash(transcript + prefix))
         hello.sealedPayload = try Self.wrap { () throws(QNSPCryptoError) in
             try AEADCipher(algorithm: .aes256GCM, key: payloadKey.key)
                 .seal(nonce: payloadKey.nonce, plaintext: HandshakeMessages.ClientPayload(service: configuration.service).encoded(), additionalData: prefix)
         }
         sendClear(.clientHello, body: hello.encoded())
-        phase = .clientAwaitingServerHello(ephemeral: ephemeral, schedule: schedule, hostKey: hostKey, offered: offered)
+        phase = .clientAwaitingServerHello(state)
     }
 
     func clientHandleClearRecord(_ record: ClearRecord, raw: [UInt8], params: ClientParameters, events: inout [QNSPEvent]) throws(QNSPError) {
@@ -41,7 +49,7 @@ extension QNSPConnection {
             let announcement = try HandshakeMessages.HostKeyAnnouncement(decoding: record.body)
             let host: HostPublicKey
             do { host = try HostPublicKey(blob: announcement.hostKeyBlob) } catch { throw .malformedHandshake("announced host key: \(error)") }
-            let signed = KeySchedule.transcriptHash(transcript) + announcement.hostKeyBlob
+            let signed = HandshakeMessages.HostKeyAnnouncement.signedMessage(blob: announcement.hostKeyBlob)
             guard host.signing.isValidSignature(announcement.signature, for: signed, context: KeySchedule.hostAnnouncementContext) else {
                 throw .hostKeySignatureInvalid
             }
@@ -49,11 +57,30 @@ extension QNSPConnection {
             guard params.verifyHostKey(host) else { throw .hostKeyNotTrusted(fingerprint: host.fingerprint) }
             try sendClientHello(params: params, hostKey: host)
 
-        case (.clientAwaitingServerHello(let ephemeral, var schedule, let hostKey, let offered), .serverHello):
+        case (.clientAwaitingServerHello(var state), .retry):
+            // Same keys and encapsulation (the cookie is bound to it), the server's time, the
+            // cookie; the first hello and the Retry leave the transcript.
+            guard !state.retried else { throw .unexpectedRetry }
+            let retry = try HandshakeMessages.Retry(decoding: record.body)
+            let offset = Int64(bitPattern: retry.serverTime &- state.hello.time)
+            state.hello.time = retry.serverTime
+            state.hello.cookie = retry.cookie
+            state.retried = true
+            state.clockOffset = offset
+            transcript.removeSubrange(state.transcriptBeforeHello...)
+            try sealAndSendHello(state)
+            events.append(.retried(clockOffset: offset))
+
+        case (.clientAwaitingServerHello(let state), .serverHello):
+            let ephemeral = state.ephemeral
+            var schedule = state.schedule
+            let hostKey = state.hostKey
+            let offered = state.hello.versions
             let hello = try HandshakeMessages.ServerHello(decoding: record.body)
             let chHash = KeySchedule.transcriptHash(transcript)
             let ephemeralSecret = try Self.wrap { () throws(QNSPCryptoError) in try ephemeral.decapsulate(hello.encapsulation) }
             schedule.mixEphemeral(ephemeralSecret, clientHelloHash: chHash)
+            ephemeralSecret.wipe()
             let payloadKey = schedule.serverHelloKey(context: KeySchedule.transcriptHash(transcript + hello.encapsulation))
             let payloadBytes: [UInt8]
             do {
@@ -88,7 +115,7 @@ extension QNSPConnection {
             let info = QNSPSessionInfo(
                 role: .client, version: payload.version, cipher: cipher, cellSize: cellSize, service: configuration.service,
                 username: params.username, userKeyFingerprint: params.user.publicKey.fingerprint, hostKey: hostKey,
-                exporterSecret: app.exporter, firstContact: firstContact)
+                exporterSecret: app.exporter, firstContact: firstContact, retryClockOffset: state.clockOffset)
             phase = .clientAwaitingAuthResult(serverApplication: app.server, info: info)
 
         default:
@@ -101,7 +128,7 @@ extension QNSPConnection {
             throw .unexpectedMessage("encrypted handshake message \(type) in client state \(phaseName)")
         }
         let result = try HandshakeMessages.AuthResult(decoding: body)
-        guard result.accepted else { throw .userNotAuthorized(result.message) }
+        guard result.accepted else { throw .userNotAuthorized(result.message.isEmpty ? Self.genericRefusal : result.message) }
         opener = try CellOpener(algorithm: info.cipher, secret: serverApplication, cellSize: cellSize)
         transcript.removeAll()
         sessionInfo = info
@@ -117,8 +144,23 @@ extension QNSPConnection {
         case .clientAwaitingAuthResult: return "awaiting auth result"
         case .serverAwaitingHello: return "awaiting client hello"
         case .serverAwaitingClientAuth: return "awaiting client auth"
+        case .serverAwaitingAuthorization: return "awaiting authorization"
         case .established: return "established"
         case .closed: return "closed"
         }
     }
+}
+
+/// What a client keeps between sending its hello and the server's answer (a Retry re-sends the
+/// same hello with the cookie).
+struct ClientHelloState {
+    var ephemeral: HybridKEM.PrivateKey
+    var schedule: KeySchedule
+    var hostKey: HostPublicKey
+    /// The hello without its sealed payload.
+    var hello: HandshakeMessages.ClientHello
+    /// Length of the transcript before the hello (first-contact records stay in it).
+    var transcriptBeforeHello: Int
+    var retried: Bool
+    var clockOffset: Int64?
 }

@@ -1,4 +1,5 @@
 import QNSPCrypto
+import Synchronization
 
 /// A sans-I/O QNSP connection, client or server: feed it the bytes that arrive,
 /// send the bytes it produces. It never touches a socket, a clock or a thread.
@@ -17,28 +18,53 @@ public final class QNSPConnection {
         public var pinnedHostKey: HostPublicKey?
         /// Decides on an announced host key at first contact (trust on first use).
         public var verifyHostKey: @Sendable (HostPublicKey) -> Bool
+        /// Unix time in seconds, sent in the hello (the server's replay window checks it).
+        public var clock: @Sendable () -> UInt64 = QNSPHandshakeGuard.wallClock
 
         public init(username: String, user: UserKeyPair, pinnedHostKey: HostPublicKey?,
                     verifyHostKey: @escaping @Sendable (HostPublicKey) -> Bool = { _ in false }) {
-            self.username = username; self.user = user; self.pinnedHostKey = pinnedHostKey; self.verifyHostKey = verifyHostKey
+            self.username = username
+            self.user = user
+            self.pinnedHostKey = pinnedHostKey
+            self.verifyHostKey = verifyHostKey
         }
     }
 
     /// The answer of the server's user authorization policy.
     public enum AuthorizationDecision: Sendable, Equatable {
         case accept
+        /// The reason is for the server's log; the client is only told ``genericRefusal``.
         case reject(String)
     }
 
-    /// Parameters of the server role.
+    /// Parameters of the server role. Copies share the handshake guard and the signed host key
+    /// announcement, so one value can serve every connection (set `peerAddress` per connection).
     public struct ServerParameters: Sendable {
-        public var hostKeys: [HostKeyPair]
-        /// Called with a user whose signature verified; decides whether the key may log in as that user.
-        public var authorize: @Sendable (String, UserPublicKey) -> AuthorizationDecision
-
-        public init(hostKeys: [HostKeyPair], authorize: @escaping @Sendable (String, UserPublicKey) -> AuthorizationDecision) {
-            self.hostKeys = hostKeys; self.authorize = authorize
+        public var hostKeys: [HostKeyPair] {
+            didSet { announcement = AnnouncementCache(hostKeys.first) }
         }
+        /// Decides whether a key whose signature verified may log in as a user. The connection
+        /// does not call it: its driver does, when the `.authorizationRequired` event comes, and
+        /// may run it on another thread (it may block on the password database or files).
+        public var authorize: @Sendable (String, UserPublicKey) -> AuthorizationDecision
+        /// Replay filter, cookies and rate limits, shared by all connections of a server.
+        public var handshakeGuard: QNSPHandshakeGuard
+        /// The client's address as bytes (cookies and per-source limits are bound to it).
+        public var peerAddress: [UInt8] = []
+        private var announcement: AnnouncementCache
+
+        public init(
+            hostKeys: [HostKeyPair], handshakeGuard: QNSPHandshakeGuard = QNSPHandshakeGuard(),
+            authorize: @escaping @Sendable (String, UserPublicKey) -> AuthorizationDecision
+        ) {
+            self.hostKeys = hostKeys
+            self.authorize = authorize
+            self.handshakeGuard = handshakeGuard
+            self.announcement = AnnouncementCache(hostKeys.first)
+        }
+
+        /// The HostKeyAnnouncement body of the primary host key, signed once and then reused.
+        var announcementBody: [UInt8]? { announcement.body }
     }
 
     enum Role {
@@ -49,10 +75,12 @@ public final class QNSPConnection {
     enum Phase {
         case clientIdle
         case clientAwaitingAnnouncement
-        case clientAwaitingServerHello(ephemeral: HybridKEM.PrivateKey, schedule: KeySchedule, hostKey: HostPublicKey, offered: [UInt8])
+        case clientAwaitingServerHello(ClientHelloState)
         case clientAwaitingAuthResult(serverApplication: TrafficSecret, info: QNSPSessionInfo)
-        case serverAwaitingHello(announced: Bool)
+        case serverAwaitingHello(announced: Bool, retried: Bool)
         case serverAwaitingClientAuth(schedule: KeySchedule, serverHelloHash: [UInt8], info: QNSPSessionInfo)
+        /// Input after the ClientAuth waits in `pending` until `completeAuthorization`.
+        case serverAwaitingAuthorization(PendingAuthorization)
         case established
         case closed
     }
@@ -95,13 +123,18 @@ public final class QNSPConnection {
     public init(server: ServerParameters, configuration: QNSPConfiguration = QNSPConfiguration()) {
         self.configuration = configuration
         self.role = .server(server)
-        self.phase = .serverAwaitingHello(announced: false)
+        self.phase = .serverAwaitingHello(announced: false, retried: false)
         self.cellSize = configuration.cellSize
     }
 
     // MARK: State
 
     public var isEstablished: Bool { phaseFlag == .established }
+    /// The server's authorization policy (nil for a client), for the driver to run.
+    public var authorizationPolicy: (@Sendable (String, UserPublicKey) -> AuthorizationDecision)? {
+        if case .server(let p) = role { return p.authorize }
+        return nil
+    }
     public var isClosed: Bool { phaseFlag == .closed }
     /// Largest application payload in one cell.
     public var maxPayloadPerCell: Int { CellLayout.maxPayload(cellSize: cellSize) }
@@ -129,7 +162,8 @@ public final class QNSPConnection {
             } else {
                 firstContact = true
                 do { firstContactNonce = try SecureRandom().bytes(32) } catch { throw .keyMaterial("\(error)") }
-                let req = HandshakeMessages.HostKeyRequest(nonce: firstContactNonce, versions: QNSPConfiguration.supportedVersions)
+                let req = HandshakeMessages.HostKeyRequest.padded(
+                    nonce: firstContactNonce, versions: QNSPConfiguration.supportedVersions, cellSize: cellSize)
                 sendClear(.hostKeyRequest, body: req.encoded())
                 phase = .clientAwaitingAnnouncement
             }
@@ -276,9 +310,10 @@ public final class QNSPConnection {
         try sealer.updateKey()
     }
 
+    /// Queues a clear record; every type but Retry (which both sides leave out) joins the transcript.
     func sendClear(_ type: ClearRecord.MessageType, body: [UInt8]) {
         let record = ClearRecord(version: QNSPConfiguration.supportedVersions.max() ?? 1, type: type, cellSize: cellSize, body: body).encoded()
-        transcript += record
+        if type != .retry { transcript += record }
         outbound += record
     }
 
@@ -298,7 +333,29 @@ public final class QNSPConnection {
         return message
     }
 
+    /// Most bytes held while the driver decides on an authorization (the client sends nothing
+    /// but its ClientAuth before the result, so this is only reached by a misbehaving peer).
+    static let maxHeldInput = 65536
+
+    /// Whether input is being held (a server waiting for its authorization policy).
+    public var isAwaitingAuthorization: Bool {
+        if case .serverAwaitingAuthorization = phase { return true }
+        return false
+    }
+
+    /// Processes the bytes held during an authorization.
+    func resumeHeldInput(deliver: (UnsafeRawBufferPointer) -> Void, events: inout [QNSPEvent]) throws(QNSPError) {
+        try receiveLoop(UnsafeRawBufferPointer(start: nil, count: 0), deliver: deliver, events: &events)
+    }
+
     private func receiveLoop(_ input: UnsafeRawBufferPointer, deliver: (UnsafeRawBufferPointer) -> Void, events: inout [QNSPEvent]) throws(QNSPError) {
+        if isAwaitingAuthorization {
+            guard pending.count + input.count <= Self.maxHeldInput else {
+                throw .unexpectedMessage("\(pending.count + input.count) bytes sent before the authentication result")
+            }
+            pending.append(contentsOf: input)
+            return
+        }
         var index = 0
         // Clear handshake records until the receive direction becomes encrypted.
         while opener == nil {
@@ -306,7 +363,10 @@ public final class QNSPConnection {
                 pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[index...]))
                 index = input.count
             }
-            let expected: Int? = { if case .serverAwaitingHello(announced: false) = phase { return nil }; return cellSize }()
+            let expected: Int? = {
+                if case .serverAwaitingHello(announced: false, retried: false) = phase { return nil }
+                return cellSize
+            }()
             guard let (record, raw) = try ClearRecord.parse(pending[...], expectedCellSize: expected, maxBodySize: configuration.maxHandshakeMessageSize) else {
                 return
             }
@@ -326,17 +386,26 @@ public final class QNSPConnection {
             if whole > 0 {
                 let cells = Array(pending[0..<whole])
                 pending.removeFirst(whole)
+                var held: [UInt8] = []
                 try QNSPError.typed {
                     try cells.withUnsafeBytes { c in
                         var o = 0
                         while o < whole {
                             try processCell(UnsafeRawBufferPointer(rebasing: c[o..<(o + n)]), deliver: deliver, events: &events)
-                            if phaseFlag == .closed { return }
                             o += n
+                            if phaseFlag == .closed { return }
+                            if isAwaitingAuthorization {
+                                held = Array(c[o..<whole])
+                                return
+                            }
                         }
                     }
                 }
                 if phaseFlag == .closed { return }
+                if isAwaitingAuthorization {
+                    pending = held + pending + Array(UnsafeRawBufferPointer(rebasing: input[index...]))
+                    return
+                }
             }
             if !pending.isEmpty { return }
         }
@@ -344,6 +413,7 @@ public final class QNSPConnection {
             try processCell(UnsafeRawBufferPointer(rebasing: input[index..<(index + n)]), deliver: deliver, events: &events)
             index += n
             if phaseFlag == .closed { return }
+            if isAwaitingAuthorization { break }
         }
         if index < input.count { pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[index...])) }
     }
@@ -377,7 +447,7 @@ public final class QNSPConnection {
             if payload[0] == 1 { try updateSendingKey(requestPeer: false) }
         case .close:
             let code = payload.first ?? 0
-            let reason = String(decoding: payload.dropFirst(), as: UTF8.self)
+            let reason = PrintableText.escaped(utf8: payload.dropFirst())
             phase = .closed
             events.append(.closed(code: code, reason: reason))
         case .ping:
@@ -422,5 +492,27 @@ public final class QNSPConnection {
 
     static func wrap<T>(_ body: () throws(QNSPCryptoError) -> T) throws(QNSPError) -> T {
         do { return try body() } catch { throw .keyMaterial(error.description) }
+    }
+}
+
+/// The primary host key's announcement, signed on first use and shared by every copy of the
+/// server parameters (an ML-DSA signature per first-contact request would let anyone make the
+/// server sign for them).
+final class AnnouncementCache: Sendable {
+    private let hostKey: HostKeyPair?
+    private let cached: Mutex<[UInt8]?> = Mutex(nil)
+
+    init(_ hostKey: HostKeyPair?) { self.hostKey = hostKey }
+
+    var body: [UInt8]? {
+        cached.withLock { body in
+            if let body { return body }
+            guard let hostKey else { return nil }
+            let blob = hostKey.publicKey.blob
+            let message = HandshakeMessages.HostKeyAnnouncement.signedMessage(blob: blob)
+            guard let signature = try? hostKey.signingKey.sign(message, context: KeySchedule.hostAnnouncementContext) else { return nil }
+            body = HandshakeMessages.HostKeyAnnouncement(hostKeyBlob: blob, signature: signature).encoded()
+            return body
+        }
     }
 }

@@ -12,6 +12,12 @@ public enum QNSPEvent: Sendable, Equatable {
     case endOfStream
     /// The peer closed the session in order.
     case closed(code: UInt8, reason: String)
+    /// Server only: the user proved possession of `key`; the driver asks its policy and answers
+    /// with `completeAuthorization` (input is held until then).
+    case authorizationRequired(username: String, key: UserPublicKey)
+    /// Client only: the server answered with a Retry (under load or for a clock difference) and
+    /// the hello was sent again with its cookie.
+    case retried(clockOffset: Int64)
 }
 
 /// Facts about an established session, for logs, policy and channel binding.
@@ -29,6 +35,9 @@ public struct QNSPSessionInfo: Sendable, Equatable {
     public var exporterSecret: [UInt8]
     /// Whether this connection began with a first-contact host key exchange.
     public var firstContact: Bool
+    /// Client: the server asked for a cookie round (a Retry) before it served the hello; the
+    /// value is how far the server's clock was ahead of ours, in seconds.
+    public var retryClockOffset: Int64?
 }
 
 /// Close codes carried in `.close` cells.

@@ -15,6 +15,7 @@ public struct ClearRecord: Sendable, Equatable {
         case hostKeyRequest = 3
         case hostKeyAnnouncement = 4
         case reject = 5
+        case retry = 6
     }
 
     public var version: UInt8

@@ -8,31 +8,49 @@ public enum HandshakeMessages {
         public var versions: [UInt8]
         public var ciphers: [UInt8]
         public var serverKeyID: [UInt8]
+        /// The client's clock (Unix seconds), or the server's time from a Retry plus the time since.
+        public var time: UInt64
+        /// Empty, or the cookie of the server's Retry.
+        public var cookie: [UInt8]
         public var ephemeralKey: [UInt8]
         public var encapsulation: [UInt8]
         public var sealedPayload: [UInt8]
 
+        /// Longest cookie a client hello may carry.
+        public static let maxCookieSize = 64
+
         /// The body bytes before the sealed payload (bound into the payload key).
         public var prefix: [UInt8] {
-            var w = ByteWriter(capacity: 2400)
+            var w = ByteWriter(capacity: 2440)
             w.writeVector8(versions)
             w.writeVector8(ciphers)
             w.write(bytes: serverKeyID)
+            w.write(time)
+            w.writeVector8(cookie)
             w.write(bytes: ephemeralKey)
             w.write(bytes: encapsulation)
             return w.bytes
         }
 
         public func encoded() -> [UInt8] {
-            var w = ByteWriter(capacity: 2600)
+            var w = ByteWriter(capacity: 2640)
             w.write(bytes: prefix)
             w.writeVector16(sealedPayload)
             return w.bytes
         }
 
-        public init(versions: [UInt8], ciphers: [UInt8], serverKeyID: [UInt8], ephemeralKey: [UInt8], encapsulation: [UInt8], sealedPayload: [UInt8]) {
-            self.versions = versions; self.ciphers = ciphers; self.serverKeyID = serverKeyID
-            self.ephemeralKey = ephemeralKey; self.encapsulation = encapsulation; self.sealedPayload = sealedPayload
+        public init(
+            versions: [UInt8], ciphers: [UInt8], serverKeyID: [UInt8], time: UInt64, cookie: [UInt8] = [],
+            ephemeralKey: [UInt8], encapsulation: [UInt8], sealedPayload: [UInt8]
+        ) {
+            self.versions = versions
+            self.ciphers = ciphers
+            self.serverKeyID = serverKeyID
+            self.time = time
+            self.cookie = cookie
+            self.ephemeralKey = ephemeralKey
+            self.encapsulation = encapsulation
+            self.sealedPayload = sealedPayload
         }
 
         public init(decoding body: [UInt8]) throws(QNSPError) {
@@ -41,12 +59,46 @@ public enum HandshakeMessages {
                 versions = try r.readVector8("versions")
                 ciphers = try r.readVector8("ciphers")
                 serverKeyID = try r.readBytes(HostPublicKey.keyIDSize, "server key id")
+                time = try r.readUInt64("time")
+                cookie = try r.readVector8("cookie")
                 ephemeralKey = try r.readBytes(HybridKEM.publicKeySize, "ephemeral key")
                 encapsulation = try r.readBytes(HybridKEM.encapsulationSize, "encapsulation")
                 sealedPayload = try r.readVector16("sealed payload")
             } catch { throw .malformedHandshake("client hello truncated at \(error.field)") }
             guard r.isAtEnd else { throw .malformedHandshake("client hello has trailing bytes") }
             guard !versions.isEmpty, !ciphers.isEmpty else { throw .malformedHandshake("client hello lists no versions or ciphers") }
+            guard cookie.count <= Self.maxCookieSize else { throw .malformedHandshake("client hello cookie of \(cookie.count) bytes") }
+        }
+    }
+
+    /// S→C, clear: instead of a server hello, asks the client to send its hello again with this
+    /// cookie (and, if its clock is off, with the server's time). The server keeps no state for it.
+    public struct Retry: Sendable, Equatable {
+        public var serverTime: UInt64
+        public var cookie: [UInt8]
+
+        public init(serverTime: UInt64, cookie: [UInt8]) {
+            self.serverTime = serverTime
+            self.cookie = cookie
+        }
+
+        public func encoded() -> [UInt8] {
+            var w = ByteWriter()
+            w.write(serverTime)
+            w.writeVector8(cookie)
+            return w.bytes
+        }
+
+        public init(decoding body: [UInt8]) throws(QNSPError) {
+            var r = ByteReader(body)
+            do {
+                serverTime = try r.readUInt64("server time")
+                cookie = try r.readVector8("cookie")
+            } catch { throw .malformedHandshake("retry truncated at \(error.field)") }
+            guard r.isAtEnd else { throw .malformedHandshake("retry has trailing bytes") }
+            guard !cookie.isEmpty, cookie.count <= ClientHello.maxCookieSize else {
+                throw .malformedHandshake("retry cookie of \(cookie.count) bytes")
+            }
         }
     }
 
@@ -125,31 +177,66 @@ public enum HandshakeMessages {
         }
     }
 
-    /// C→S, clear: first contact, asks for the server's host keys.
+    /// C→S, clear: first contact, asks for the server's host keys. Padded so that the request is
+    /// at least a third of the announcement it asks for (no more than 3x amplification).
     public struct HostKeyRequest: Sendable, Equatable {
         public var nonce: [UInt8]
         public var versions: [UInt8]
+        /// Number of zero bytes of padding.
+        public var paddingCount: Int
 
-        public init(nonce: [UInt8], versions: [UInt8]) { self.nonce = nonce; self.versions = versions }
+        /// The smallest record (with its cell padding) a server answers with an announcement.
+        public static func minimumRecordSize(cellSize: Int) -> Int {
+            (HostKeyAnnouncement.recordSize(cellSize: cellSize) + 2) / 3
+        }
+
+        public init(nonce: [UInt8], versions: [UInt8], paddingCount: Int = 0) {
+            self.nonce = nonce
+            self.versions = versions
+            self.paddingCount = paddingCount
+        }
+
+        /// A request padded to the minimum size for `cellSize`.
+        public static func padded(nonce: [UInt8], versions: [UInt8], cellSize: Int) -> HostKeyRequest {
+            let bare = ClearRecord.headerSize + nonce.count + 1 + versions.count + 2
+            return HostKeyRequest(nonce: nonce, versions: versions, paddingCount: max(0, minimumRecordSize(cellSize: cellSize) - bare))
+        }
 
         public func encoded() -> [UInt8] {
-            var w = ByteWriter(); w.write(bytes: nonce); w.writeVector8(versions); return w.bytes
+            var w = ByteWriter()
+            w.write(bytes: nonce)
+            w.writeVector8(versions)
+            w.writeVector16([UInt8](repeating: 0, count: paddingCount))
+            return w.bytes
         }
 
         public init(decoding body: [UInt8]) throws(QNSPError) {
             var r = ByteReader(body)
+            let padding: [UInt8]
             do {
                 nonce = try r.readBytes(32, "nonce")
                 versions = try r.readVector8("versions")
+                padding = try r.readVector16("padding")
             } catch { throw .malformedHandshake("host key request truncated at \(error.field)") }
             guard r.isAtEnd else { throw .malformedHandshake("host key request has trailing bytes") }
+            guard padding.allSatisfy({ $0 == 0 }) else { throw .nonZeroPadding }
+            paddingCount = padding.count
         }
     }
 
-    /// S→C, clear: the host public keys, signed with the host's ML-DSA key over the transcript so far.
+    /// S→C, clear: the host public keys, self-signed with the host's ML-DSA key (a signature the
+    /// server computes once, not per request: docs/protocol.md 4.4).
     public struct HostKeyAnnouncement: Sendable, Equatable {
         public var hostKeyBlob: [UInt8]
         public var signature: [UInt8]
+
+        /// The message the signature covers: a fixed label and the blob.
+        public static func signedMessage(blob: [UInt8]) -> [UInt8] { Array("qnsp1 host key announcement".utf8) + blob }
+
+        /// Size of an announcement record of today's host key type, with its cell padding.
+        public static func recordSize(cellSize: Int) -> Int {
+            ClearRecord.paddedSize(bodyLength: 2 + HostPublicKey.blobSize + 2 + SignatureScheme.signatureSize, cellSize: cellSize)
+        }
 
         public init(hostKeyBlob: [UInt8], signature: [UInt8]) { self.hostKeyBlob = hostKeyBlob; self.signature = signature }
 
@@ -171,18 +258,33 @@ public enum HandshakeMessages {
     /// a receiver closes the connection and never changes what it offers because of it.
     public struct Reject: Sendable, Equatable {
         public enum Code: UInt8, Sendable {
-            case unsupportedVersion = 1, unknownHostKey = 2, undecryptable = 3, malformed = 4, unsupportedCellSize = 5, noCommonCipher = 6, other = 7
+            case unsupportedVersion = 1
+            case unknownHostKey = 2
+            case undecryptable = 3
+            case malformed = 4
+            case unsupportedCellSize = 5
+            case noCommonCipher = 6
+            case other = 7
+            case replayed = 8
+            case busy = 9
         }
         public var code: UInt8
         public var versions: [UInt8]
+        /// The peer's text, with control characters escaped on decoding (``PrintableText``).
         public var message: String
 
         public init(code: Code, versions: [UInt8] = QNSPConfiguration.supportedVersions, message: String) {
-            self.code = code.rawValue; self.versions = versions; self.message = message
+            self.code = code.rawValue
+            self.versions = versions
+            self.message = message
         }
 
         public func encoded() -> [UInt8] {
-            var w = ByteWriter(); w.write(code); w.writeVector8(versions); w.writeVector16(Array(message.utf8.prefix(1024))); return w.bytes
+            var w = ByteWriter()
+            w.write(code)
+            w.writeVector8(versions)
+            w.writeVector16(Array(message.utf8.prefix(1024)))
+            return w.bytes
         }
 
         public init(decoding body: [UInt8]) throws(QNSPError) {
@@ -190,7 +292,7 @@ public enum HandshakeMessages {
             do {
                 code = try r.readUInt8("code")
                 versions = try r.readVector8("versions")
-                message = String(decoding: try r.readVector16("message"), as: UTF8.self)
+                message = PrintableText.escaped(utf8: try r.readVector16("message"))
             } catch { throw .malformedHandshake("reject truncated at \(error.field)") }
             guard r.isAtEnd else { throw .malformedHandshake("reject has trailing bytes") }
         }
@@ -224,6 +326,9 @@ public enum HandshakeMessages {
             do {
                 let u = try r.readVector8("username")
                 guard let name = String(validating: u, as: UTF8.self), !name.isEmpty else { throw QNSPError.malformedHandshake("user name is empty or not UTF-8") }
+                guard !PrintableText.containsControlCharacters(name) else {
+                    throw QNSPError.malformedHandshake("user name contains control characters")
+                }
                 username = name
                 publicKey = try r.readVector16("public key")
                 signature = try r.readVector16("signature")
@@ -249,7 +354,7 @@ public enum HandshakeMessages {
                 let status = try r.readUInt8("status")
                 guard status <= 1 else { throw QNSPError.malformedHandshake("auth result status \(status)") }
                 accepted = status == 0
-                message = String(decoding: try r.readVector16("message"), as: UTF8.self)
+                message = PrintableText.escaped(utf8: try r.readVector16("message"))
             } catch let e as QNSPError { throw e } catch { throw .malformedHandshake("auth result truncated") }
             guard r.isAtEnd else { throw .malformedHandshake("auth result has trailing bytes") }
         }

@@ -36,15 +36,21 @@ public final class QNSPTunnelTransportProtection: NIOSSHTransportProtection {
             throw QNSPTunnelFramingError()
         }
         source.moveReaderIndex(forwardBy: Int(padding))
-        return payload
+        return SSHInboundRepair.repair(payload)
     }
 
     public func encryptPacket(_ destination: inout ByteBuffer, sequenceNumber: UInt32) throws {}
 
-    /// The schemes for an SSH connection inside QNSP: this one first, then swift-nio-ssh's own
-    /// (so that stock OpenSSH peers still agree on AES-GCM).
+    /// The schemes for an SSH connection inside QNSP: this one first, then AES-GCM (so that stock
+    /// OpenSSH, asyncssh and paramiko peers still agree on it), in our implementation that passes
+    /// every payload through ``SSHInboundRepair``; swift-nio-ssh's own schemes of the same names
+    /// are replaced, any others kept.
     public static func preferred(after defaults: [NIOSSHTransportProtection.Type]) -> [NIOSSHTransportProtection.Type] {
-        [QNSPTunnelTransportProtection.self] + defaults.filter { $0 != QNSPTunnelTransportProtection.self }
+        let ours: [NIOSSHTransportProtection.Type] = [
+            QNSPTunnelTransportProtection.self, RepairingAES256GCMTransportProtection.self, RepairingAES128GCMTransportProtection.self,
+        ]
+        let names = Set(ours.map { $0.cipherName })
+        return ours + defaults.filter { !names.contains($0.cipherName) }
     }
 }
 
