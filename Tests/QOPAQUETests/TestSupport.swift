@@ -102,3 +102,69 @@ extension OPAQUEConfiguration {
         return configuration
     }()
 }
+
+/// Registration and login between our own client and server, in memory.
+struct LocalAccount {
+    let server: OPAQUEServer
+    let identifier: [UInt8]
+    let record: RegistrationRecord
+    let exportKey: SecretBytes
+
+    /// Registers `password` under `identifier` on a fresh server (or `server`).
+    static func register(
+        password: [UInt8],
+        identifier: [UInt8] = Array("alice".utf8),
+        configuration: OPAQUEConfiguration = .fastArgon2id,
+        server: OPAQUEServer? = nil
+    ) throws -> LocalAccount {
+        let server = try server ?? OPAQUEServer(setup: .generate(), configuration: configuration)
+        var client = try OPAQUEClientRegistration(password: password, configuration: configuration)
+        let response = try server.registrationResponse(
+            to: RegistrationRequest(bytes: client.request.bytes), credentialIdentifier: identifier)
+        let result = try client.finish(response: RegistrationResponse(bytes: response.bytes))
+        let record = try RegistrationRecord(bytes: result.record.bytes)
+        return LocalAccount(server: server, identifier: identifier, record: record, exportKey: result.exportKey)
+    }
+
+    /// The outcome of one login attempt, each side's result kept apart.
+    struct Attempt {
+        var client: Result<OPAQUEClientLogin.Result, OPAQUEError>
+        var server: Result<SecretBytes, OPAQUEError>?
+    }
+
+    /// Logs in with `password` (the record is used unless `unknownUser`); `mutateKE2` may tamper.
+    func login(
+        password: [UInt8],
+        configuration: OPAQUEConfiguration = .fastArgon2id,
+        unknownUser: Bool = false,
+        mutateKE2: ((inout [UInt8]) -> Void)? = nil
+    ) throws -> Attempt {
+        var client = try OPAQUEClientLogin(password: password, configuration: configuration)
+        var (serverLogin, ke2) = try server.startLogin(
+            ke1: KE1(bytes: client.ke1.bytes), record: unknownUser ? nil : record, credentialIdentifier: identifier)
+        var ke2Bytes = ke2.bytes
+        mutateKE2?(&ke2Bytes)
+        let decoded: KE2
+        do {
+            decoded = try KE2(bytes: ke2Bytes)
+        } catch {
+            return Attempt(client: .failure(error), server: nil)
+        }
+        let clientResult = Result { () throws(OPAQUEError) in try client.finish(ke2: decoded) }
+        guard case .success(let finished) = clientResult else { return Attempt(client: clientResult, server: nil) }
+        let serverResult = Result { () throws(OPAQUEError) in try serverLogin.finish(ke3: finished.ke3) }
+        return Attempt(client: clientResult, server: serverResult)
+    }
+}
+
+extension Result {
+    var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+
+    var value: Success? {
+        if case .success(let value) = self { return value }
+        return nil
+    }
+}
