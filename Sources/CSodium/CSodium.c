@@ -1,7 +1,8 @@
 #include "CSodium.h"
 
 #if !__has_include(<sodium.h>)
-#error "CSodium needs libsodium's headers: apt-get install libsodium-dev (Linux), or brew install libsodium and build with -Xcc -I$(brew --prefix)/include -Xlinker -L$(brew --prefix)/lib (Apple platforms)"
+// Apple platforms: brew install libsodium; swift build -Xcc -I$(brew --prefix)/include -Xlinker -L$(brew --prefix)/lib
+#error "CSodium needs libsodium's headers: apt-get install libsodium-dev, or see the comment above"
 #endif
 #include <sodium.h>
 
@@ -17,7 +18,9 @@ int csodium_ristretto255_sub(uint8_t r[32], const uint8_t p[32], const uint8_t q
     return crypto_core_ristretto255_sub(r, p, q);
 }
 
-int csodium_ristretto255_from_hash(uint8_t p[32], const uint8_t h[64]) { return crypto_core_ristretto255_from_hash(p, h); }
+int csodium_ristretto255_from_hash(uint8_t p[32], const uint8_t h[64]) {
+    return crypto_core_ristretto255_from_hash(p, h);
+}
 
 int csodium_scalarmult_ristretto255(uint8_t q[32], const uint8_t n[32], const uint8_t p[32]) {
     return crypto_scalarmult_ristretto255(q, n, p);
@@ -33,7 +36,9 @@ int csodium_ristretto255_scalar_invert(uint8_t r[32], const uint8_t s[32]) {
     return crypto_core_ristretto255_scalar_invert(r, s);
 }
 
-void csodium_ristretto255_scalar_reduce(uint8_t r[32], const uint8_t s[64]) { crypto_core_ristretto255_scalar_reduce(r, s); }
+void csodium_ristretto255_scalar_reduce(uint8_t r[32], const uint8_t s[64]) {
+    crypto_core_ristretto255_scalar_reduce(r, s);
+}
 
 void csodium_ristretto255_scalar_mul(uint8_t z[32], const uint8_t x[32], const uint8_t y[32]) {
     crypto_core_ristretto255_scalar_mul(z, x, y);

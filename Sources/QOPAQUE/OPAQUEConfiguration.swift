@@ -28,7 +28,9 @@ package struct OPAQUEConfiguration: Sendable, Equatable {
     /// qpq's configuration: context "qpq/1 OPAQUE-3DH ristretto255-SHA512 Argon2id" and
     /// ``Argon2idParameters/qpqDefault``.
     package static let qpqDefault = OPAQUEConfiguration(
-        constant: Bytes.ascii("qpq/1 OPAQUE-3DH ristretto255-SHA512 Argon2id"), .argon2id(.qpqDefault))
+        constant: Bytes.ascii("qpq/1 OPAQUE-3DH ristretto255-SHA512 Argon2id"),
+        .argon2id(.qpqDefault)
+    )
 
     /// opaque-ke 4's defaults with `Argon2::default()` as the KSF: empty context, m = 19 MiB, t = 2.
     package static let opaqueKeDefault = OPAQUEConfiguration(constant: [], .argon2id(.opaqueKeDefault))

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import QOPAQUE
 
 /// The strict decoders: exact sizes, canonical non-identity elements, canonical non-zero scalars.
@@ -70,16 +71,17 @@ struct DecoderTests {
     @Test("every element field of every message is validated")
     func everyElementField() throws {
         let identity = [UInt8](repeating: 0, count: 32)
-        let cases: [(name: String, size: Int, offset: Int, field: OPAQUEError.Field, decode: ([UInt8]) throws -> Void)] = [
-            ("RegistrationResponse", 64, 0, .evaluatedMessage, { _ = try RegistrationResponse(bytes: $0) }),
-            ("RegistrationResponse", 64, 32, .serverPublicKey, { _ = try RegistrationResponse(bytes: $0) }),
-            ("RegistrationRecord", 192, 0, .clientPublicKey, { _ = try RegistrationRecord(bytes: $0) }),
-            ("CredentialResponse", 192, 0, .evaluatedMessage, { _ = try CredentialResponse(bytes: $0) }),
-            ("KE1", 96, 0, .blindedMessage, { _ = try KE1(bytes: $0) }),
-            ("KE1", 96, 64, .clientPublicKeyshare, { _ = try KE1(bytes: $0) }),
-            ("KE2", 320, 0, .evaluatedMessage, { _ = try KE2(bytes: $0) }),
-            ("KE2", 320, 224, .serverPublicKeyshare, { _ = try KE2(bytes: $0) }),
-        ]
+        let cases:
+            [(name: String, size: Int, offset: Int, field: OPAQUEError.Field, decode: ([UInt8]) throws -> Void)] = [
+                ("RegistrationResponse", 64, 0, .evaluatedMessage, { _ = try RegistrationResponse(bytes: $0) }),
+                ("RegistrationResponse", 64, 32, .serverPublicKey, { _ = try RegistrationResponse(bytes: $0) }),
+                ("RegistrationRecord", 192, 0, .clientPublicKey, { _ = try RegistrationRecord(bytes: $0) }),
+                ("CredentialResponse", 192, 0, .evaluatedMessage, { _ = try CredentialResponse(bytes: $0) }),
+                ("KE1", 96, 0, .blindedMessage, { _ = try KE1(bytes: $0) }),
+                ("KE1", 96, 64, .clientPublicKeyshare, { _ = try KE1(bytes: $0) }),
+                ("KE2", 320, 0, .evaluatedMessage, { _ = try KE2(bytes: $0) }),
+                ("KE2", 320, 224, .serverPublicKeyshare, { _ = try KE2(bytes: $0) }),
+            ]
         for item in cases {
             var withIdentity = try Self.valid(size: item.size)
             withIdentity.replaceSubrange(item.offset..<(item.offset + 32), with: identity)

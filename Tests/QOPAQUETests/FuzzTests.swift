@@ -1,4 +1,5 @@
 import Testing
+
 @testable import QOPAQUE
 
 /// Random and mutated input to every decoder and to every state-machine step a peer can reach. Each
@@ -16,8 +17,10 @@ struct FuzzTests {
             }
         case 2:
             for _ in 0..<Int.random(in: 1...8, using: &rng) where !bytes.isEmpty {
-                bytes[Int.random(in: 0..<bytes.count, using: &rng)] = [0, 0xff, 0x7f, 0x80, 0xed, 1][
-                    Int.random(in: 0..<6, using: &rng)]
+                bytes[Int.random(in: 0..<bytes.count, using: &rng)] =
+                    [0, 0xff, 0x7f, 0x80, 0xed, 1][
+                        Int.random(in: 0..<6, using: &rng)
+                    ]
             }
         case 3:
             // One 32-byte window replaced: random bytes, zeros (identity) or all ones.
@@ -78,10 +81,18 @@ struct FuzzTests {
             ]
         }
 
-        static func client(blind: Ristretto255Scalar, clientNonce: [UInt8], keyshareSeed: SecretBytes) throws -> OPAQUEClientLogin {
+        static func client(
+            blind: Ristretto255Scalar,
+            clientNonce: [UInt8],
+            keyshareSeed: SecretBytes
+        ) throws -> OPAQUEClientLogin {
             try OPAQUEClientLogin(
-                password: password, configuration: configuration, blind: blind, clientNonce: clientNonce,
-                keyshareSeed: keyshareSeed)
+                password: password,
+                configuration: configuration,
+                blind: blind,
+                clientNonce: clientNonce,
+                keyshareSeed: keyshareSeed
+            )
         }
 
         static func serverLogin(
@@ -91,10 +102,17 @@ struct FuzzTests {
             keyshareSeed: SecretBytes
         ) throws -> (login: OPAQUEServerLogin, ke2: KE2) {
             try server.generateKE2(
-                ke1: ke1, record: record ?? server.fakeRecord(credentialIdentifier: [1]), isFake: record == nil,
-                credentialIdentifier: [1], serverIdentity: nil, clientIdentity: nil,
-                maskingNonce: [UInt8](repeating: 3, count: 32), serverNonce: [UInt8](repeating: 4, count: 32),
-                keyshareSeed: keyshareSeed, trace: nil)
+                ke1: ke1,
+                record: record ?? server.fakeRecord(credentialIdentifier: [1]),
+                isFake: record == nil,
+                credentialIdentifier: [1],
+                serverIdentity: nil,
+                clientIdentity: nil,
+                maskingNonce: [UInt8](repeating: 3, count: 32),
+                serverNonce: [UInt8](repeating: 4, count: 32),
+                keyshareSeed: keyshareSeed,
+                trace: nil
+            )
         }
 
         /// A client in the state that produced ``ke1``.
@@ -141,7 +159,10 @@ struct FuzzTests {
                 accepted[DecoderTests.decoders.count + 1] += 1
             }
         }
-        print("OPAQUE decoder fuzz: \(Self.iterations) inputs to each of \(accepted.count) decoders; accepted: \(accepted)")
+        print(
+            "OPAQUE decoder fuzz: \(Self.iterations) inputs to each of \(accepted.count) decoders; "
+                + "accepted: \(accepted)"
+        )
         #expect(roundTripFailures == 0)
         // Some inputs of every kind must get through, or the mutations never reach the deeper checks.
         #expect(accepted.allSatisfy { $0 > 0 })
@@ -178,7 +199,10 @@ struct FuzzTests {
             let known = Bool.random(using: &rng)
             note("KE1", shouldSucceed: nil) {
                 _ = try samples.server.startLogin(
-                    ke1: KE1(bytes: ke1Bytes), record: known ? samples.record : nil, credentialIdentifier: [1])
+                    ke1: KE1(bytes: ke1Bytes),
+                    record: known ? samples.record : nil,
+                    credentialIdentifier: [1]
+                )
             }
             // Client: a KE2 from the network, at the client whose KE1 it answers.
             let ke2Bytes = Self.mutate(samples.ke2.bytes, &rng)
@@ -196,12 +220,16 @@ struct FuzzTests {
             let requestBytes = Self.mutate(samples.all[0], &rng)
             note("RegistrationRequest", shouldSucceed: nil) {
                 _ = try samples.server.registrationResponse(
-                    to: RegistrationRequest(bytes: requestBytes), credentialIdentifier: rng.bytes(4))
+                    to: RegistrationRequest(bytes: requestBytes),
+                    credentialIdentifier: rng.bytes(4)
+                )
             }
             let responseBytes = Self.mutate(samples.all[1], &rng)
             note("RegistrationResponse", shouldSucceed: nil) {
                 var registration = try OPAQUEClientRegistration(
-                    password: Samples.password, configuration: Samples.configuration)
+                    password: Samples.password,
+                    configuration: Samples.configuration
+                )
                 _ = try registration.finish(response: RegistrationResponse(bytes: responseBytes))
             }
         }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import QOPAQUE
 
 /// Registration and login across implementations: QOPAQUE against opaque-ke 4.0.1 (Rust, through PyPI
@@ -14,10 +15,15 @@ struct InteropTests {
     // MARK: - Swift client, opaque-ke server
 
     /// Registers through the Python server; returns its password file.
-    static func registerWithPythonServer(_ peer: OpaqueKePeer, password: [UInt8]) throws -> (file: [UInt8], exportKey: SecretBytes) {
+    static func registerWithPythonServer(
+        _ peer: OpaqueKePeer,
+        password: [UInt8]
+    ) throws -> (file: [UInt8], exportKey: SecretBytes) {
         var registration = try OPAQUEClientRegistration(password: password, configuration: configuration)
         let response = try peer.bytes(
-            "server_registration_start", ["request": registration.request.bytes, "username": username])
+            "server_registration_start",
+            ["request": registration.request.bytes, "username": username]
+        )
         let result = try registration.finish(response: RegistrationResponse(bytes: response["response"] ?? []))
         let stored = try peer.bytes("server_registration_finish", ["upload": result.record.bytes])
         return (stored["password_file"] ?? [], result.exportKey)
@@ -33,9 +39,14 @@ struct InteropTests {
 
         var login = try OPAQUEClientLogin(password: Self.password, configuration: Self.configuration)
         let started = try peer.bytes(
-            "server_login_start", ["password_file": file, "ke1": login.ke1.bytes, "username": Self.username])
+            "server_login_start",
+            ["password_file": file, "ke1": login.ke1.bytes, "username": Self.username]
+        )
         let finished = try login.finish(ke2: KE2(bytes: started["ke2"] ?? []))
-        let serverDone = try peer.bytes("server_login_finish", ["state": started["state"] ?? [], "ke3": finished.ke3.bytes])
+        let serverDone = try peer.bytes(
+            "server_login_finish",
+            ["state": started["state"] ?? [], "ke3": finished.ke3.bytes]
+        )
         #expect(finished.sessionKey.constantTimeEquals(serverDone["session_key"] ?? []))
         #expect(finished.exportKey.constantTimeEquals(exportKey))
     }
@@ -47,11 +58,16 @@ struct InteropTests {
         let (file, _) = try Self.registerWithPythonServer(peer, password: Self.password)
         var login = try OPAQUEClientLogin(password: Array("Tr0ub4dor&3".utf8), configuration: Self.configuration)
         let started = try peer.bytes(
-            "server_login_start", ["password_file": file, "ke1": login.ke1.bytes, "username": Self.username])
+            "server_login_start",
+            ["password_file": file, "ke1": login.ke1.bytes, "username": Self.username]
+        )
         #expect(throws: OPAQUEError.envelopeRecoveryFailed) { try login.finish(ke2: KE2(bytes: started["ke2"] ?? [])) }
         // The client gives up there; a KE3 guessed in its place is refused by opaque-ke.
         #expect(throws: OpaqueKePeer.PeerError.self) {
-            try peer.bytes("server_login_finish", ["state": started["state"] ?? [], "ke3": [UInt8](repeating: 1, count: 64)])
+            try peer.bytes(
+                "server_login_finish",
+                ["state": started["state"] ?? [], "ke3": [UInt8](repeating: 1, count: 64)]
+            )
         }
     }
 
@@ -63,7 +79,9 @@ struct InteropTests {
         let other = try OPAQUEConfiguration(context: [], keyStretching: .argon2id(.qpqDefault))
         var login = try OPAQUEClientLogin(password: Self.password, configuration: other)
         let started = try peer.bytes(
-            "server_login_start", ["password_file": file, "ke1": login.ke1.bytes, "username": Self.username])
+            "server_login_start",
+            ["password_file": file, "ke1": login.ke1.bytes, "username": Self.username]
+        )
         #expect(throws: OPAQUEError.envelopeRecoveryFailed) { try login.finish(ke2: KE2(bytes: started["ke2"] ?? [])) }
     }
 
@@ -77,9 +95,13 @@ struct InteropTests {
     ) throws -> (record: RegistrationRecord, exportKey: [UInt8]) {
         let started = try peer.bytes("client_registration_start", ["password": password])
         let response = try server.registrationResponse(
-            to: RegistrationRequest(bytes: started["request"] ?? []), credentialIdentifier: username)
+            to: RegistrationRequest(bytes: started["request"] ?? []),
+            credentialIdentifier: username
+        )
         let finished = try peer.bytes(
-            "client_registration_finish", ["password": password, "state": started["state"] ?? [], "response": response.bytes])
+            "client_registration_finish",
+            ["password": password, "state": started["state"] ?? [], "response": response.bytes]
+        )
         return (try RegistrationRecord(bytes: finished["upload"] ?? []), finished["export_key"] ?? [])
     }
 
@@ -91,9 +113,14 @@ struct InteropTests {
 
         let started = try peer.bytes("client_login_start", ["password": Self.password])
         var (serverLogin, ke2) = try server.startLogin(
-            ke1: KE1(bytes: started["ke1"] ?? []), record: record, credentialIdentifier: Self.username)
+            ke1: KE1(bytes: started["ke1"] ?? []),
+            record: record,
+            credentialIdentifier: Self.username
+        )
         let finished = try peer.bytes(
-            "client_login_finish", ["password": Self.password, "state": started["state"] ?? [], "ke2": ke2.bytes])
+            "client_login_finish",
+            ["password": Self.password, "state": started["state"] ?? [], "ke2": ke2.bytes]
+        )
         let sessionKey = try serverLogin.finish(ke3: KE3(bytes: finished["ke3"] ?? []))
         #expect(sessionKey.constantTimeEquals(finished["session_key"] ?? []))
         #expect(finished["export_key"] == exportKey)
@@ -107,9 +134,15 @@ struct InteropTests {
         let wrong = Array("Tr0ub4dor&3".utf8)
         let started = try peer.bytes("client_login_start", ["password": wrong])
         var (serverLogin, ke2) = try server.startLogin(
-            ke1: KE1(bytes: started["ke1"] ?? []), record: record, credentialIdentifier: Self.username)
+            ke1: KE1(bytes: started["ke1"] ?? []),
+            record: record,
+            credentialIdentifier: Self.username
+        )
         #expect(throws: OpaqueKePeer.PeerError.self) {
-            try peer.bytes("client_login_finish", ["password": wrong, "state": started["state"] ?? [], "ke2": ke2.bytes])
+            try peer.bytes(
+                "client_login_finish",
+                ["password": wrong, "state": started["state"] ?? [], "ke2": ke2.bytes]
+            )
         }
         #expect(throws: OPAQUEError.clientAuthenticationFailed) {
             try serverLogin.finish(ke3: KE3(bytes: [UInt8](repeating: 1, count: 64)))
@@ -122,10 +155,15 @@ struct InteropTests {
         let server = try OPAQUEServer(setup: .generate(), configuration: Self.configuration)
         let started = try peer.bytes("client_login_start", ["password": Self.password])
         let (_, ke2) = try server.startLogin(
-            ke1: KE1(bytes: started["ke1"] ?? []), record: nil, credentialIdentifier: Array("nobody".utf8))
+            ke1: KE1(bytes: started["ke1"] ?? []),
+            record: nil,
+            credentialIdentifier: Array("nobody".utf8)
+        )
         let error = #expect(throws: OpaqueKePeer.PeerError.self) {
             try peer.bytes(
-                "client_login_finish", ["password": Self.password, "state": started["state"] ?? [], "ke2": ke2.bytes])
+                "client_login_finish",
+                ["password": Self.password, "state": started["state"] ?? [], "ke2": ke2.bytes]
+            )
         }
         // opaque-ke reports an unknown user exactly as it reports a wrong password.
         #expect(error?.description.contains("InvalidLoginError") == true)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import QOPAQUE
 
 /// RFC 9497 Appendix A.1.1 (ristretto255-SHA512, OPRF mode): DeriveKeyPair, Blind, BlindEvaluate and
@@ -20,16 +21,19 @@ struct OPRFTests {
 
     static let vectors = [
         Vector(
-            input: "00", blindedElement: "609a0ae68c15a3cf6903766461307e5c8bb2f95e7e6550e1ffa2dc99e412803c",
+            input: "00",
+            blindedElement: "609a0ae68c15a3cf6903766461307e5c8bb2f95e7e6550e1ffa2dc99e412803c",
             evaluationElement: "7ec6578ae5120958eb2db1745758ff379e77cb64fe77b0b2d8cc917ea0869c7e",
             output: "527759c3d9366f277d8c6020418d96bb393ba2afb20ff90df23fb7708264e2f3"
-                + "ab9135e3bd69955851de4b1f9fe8a0973396719b7912ba9ee8aa7d0b5e24bcf6"),
+                + "ab9135e3bd69955851de4b1f9fe8a0973396719b7912ba9ee8aa7d0b5e24bcf6"
+        ),
         Vector(
             input: "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
             blindedElement: "da27ef466870f5f15296299850aa088629945a17d1f5b7f5ff043f76b3c06418",
             evaluationElement: "b4cbf5a4f1eeda5a63ce7b77c7d23f461db3fcab0dd28e4e17cecb5c90d02c25",
             output: "f4a74c9c592497375e796aa837e907b1a045d34306a749db9f34221f7e750cb4"
-                + "f2a6413a6bf6fa5e19ba6348eb673934a722a7ede2e7621306d18951e7cf2c73"),
+                + "f2a6413a6bf6fa5e19ba6348eb673934a722a7ede2e7621306d18951e7cf2c73"
+        ),
     ]
 
     @Test("DeriveKeyPair(Seed, KeyInfo) gives skSm")
@@ -63,7 +67,8 @@ struct OPRFTests {
                     + "254ebbbec091e1a3b9e4fb5e5b619d2e0c5414800a1d882b62bb5cd1778f098b8eb6cb399d5d9d18f5d5842cf5d13d7e"
                     + "b00a7cff859b605da678b318bd0e65ebff70bec88c753b159a805d2c89c55961"
             ),
-        ])
+        ]
+    )
     func expandMessage(message: String, length: Int, expected: String) {
         let dst = Array("QUUX-V01-CS02-with-expander-SHA512-256".utf8)
         let out = ExpandMessageXMD.sha512(message: Array(message.utf8), dst: dst, length: length)

@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import QOPAQUE
 
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import QOPAQUE
 
 /// Registration and login between QOPAQUE's own client and server: success, wrong passwords, unknown
@@ -57,7 +58,10 @@ struct ProtocolTests {
         for unknown in [false, true] {
             let client = try OPAQUEClientLogin(password: Self.password, configuration: .fastArgon2id)
             var (login, _) = try account.server.startLogin(
-                ke1: client.ke1, record: unknown ? nil : account.record, credentialIdentifier: account.identifier)
+                ke1: client.ke1,
+                record: unknown ? nil : account.record,
+                credentialIdentifier: account.identifier
+            )
             let forged = try KE3(bytes: [UInt8](repeating: 0x5a, count: 64))
             #expect(throws: OPAQUEError.clientAuthenticationFailed) { try login.finish(ke3: forged) }
         }
@@ -69,7 +73,10 @@ struct ProtocolTests {
         let first = try #require(try account.login(password: Self.password).client.value)
         let client = try OPAQUEClientLogin(password: Self.password, configuration: .fastArgon2id)
         var (login, _) = try account.server.startLogin(
-            ke1: client.ke1, record: account.record, credentialIdentifier: account.identifier)
+            ke1: client.ke1,
+            record: account.record,
+            credentialIdentifier: account.identifier
+        )
         #expect(throws: OPAQUEError.clientAuthenticationFailed) { try login.finish(ke3: first.ke3) }
     }
 
@@ -97,9 +104,15 @@ struct ProtocolTests {
         let (_, fake1) = try account.server.startLogin(ke1: client.ke1, record: nil, credentialIdentifier: unknown)
         let (_, fake2) = try account.server.startLogin(ke1: client.ke1, record: nil, credentialIdentifier: unknown)
         let (_, real1) = try account.server.startLogin(
-            ke1: client.ke1, record: account.record, credentialIdentifier: account.identifier)
+            ke1: client.ke1,
+            record: account.record,
+            credentialIdentifier: account.identifier
+        )
         let (_, real2) = try account.server.startLogin(
-            ke1: client.ke1, record: account.record, credentialIdentifier: account.identifier)
+            ke1: client.ke1,
+            record: account.record,
+            credentialIdentifier: account.identifier
+        )
         // The OPRF evaluation is deterministic per identifier for both kinds of account...
         #expect(fake1.credentialResponse.evaluatedMessage == fake2.credentialResponse.evaluatedMessage)
         #expect(real1.credentialResponse.evaluatedMessage == real2.credentialResponse.evaluatedMessage)
@@ -130,18 +143,29 @@ struct ProtocolTests {
         var bytes = client.ke1.bytes
         bytes[40] ^= 0x80  // inside client_nonce
         let (_, ke2) = try account.server.startLogin(
-            ke1: KE1(bytes: bytes), record: account.record, credentialIdentifier: account.identifier)
+            ke1: KE1(bytes: bytes),
+            record: account.record,
+            credentialIdentifier: account.identifier
+        )
         #expect(throws: OPAQUEError.serverAuthenticationFailed) { try client.finish(ke2: ke2) }
     }
 
     @Test("client and server with different contexts cannot complete a login")
     func contextMismatch() throws {
         let clientConfiguration = try OPAQUEConfiguration(
-            context: Array("app A".utf8), keyStretching: OPAQUEConfiguration.fastArgon2id.keyStretching)
+            context: Array("app A".utf8),
+            keyStretching: OPAQUEConfiguration.fastArgon2id.keyStretching
+        )
         let serverConfiguration = try OPAQUEConfiguration(
-            context: Array("app B".utf8), keyStretching: OPAQUEConfiguration.fastArgon2id.keyStretching)
+            context: Array("app B".utf8),
+            keyStretching: OPAQUEConfiguration.fastArgon2id.keyStretching
+        )
         let server = try OPAQUEServer(setup: .generate(), configuration: serverConfiguration)
-        let account = try LocalAccount.register(password: Self.password, configuration: clientConfiguration, server: server)
+        let account = try LocalAccount.register(
+            password: Self.password,
+            configuration: clientConfiguration,
+            server: server
+        )
         let attempt = try account.login(password: Self.password, configuration: clientConfiguration)
         #expect(attempt.client.failure == .serverAuthenticationFailed)
     }
@@ -151,7 +175,8 @@ struct ProtocolTests {
         let account = try LocalAccount.register(password: Self.password)
         let other = try OPAQUEConfiguration(
             context: OPAQUEConfiguration.fastArgon2id.context,
-            keyStretching: .argon2id(Argon2idParameters(memoryKiB: 512, iterations: 1)))
+            keyStretching: .argon2id(Argon2idParameters(memoryKiB: 512, iterations: 1))
+        )
         let attempt = try account.login(password: Self.password, configuration: other)
         #expect(attempt.client.failure == .envelopeRecoveryFailed)
     }
@@ -164,11 +189,18 @@ struct ProtocolTests {
         var registration = try OPAQUEClientRegistration(password: Self.password, configuration: configuration)
         let response = try server.registrationResponse(to: registration.request, credentialIdentifier: identifier)
         let registered = try registration.finish(
-            response: response, serverIdentity: Array("example.org".utf8), clientIdentity: identifier)
+            response: response,
+            serverIdentity: Array("example.org".utf8),
+            clientIdentity: identifier
+        )
         var login = try OPAQUEClientLogin(password: Self.password, configuration: configuration)
         let (_, ke2) = try server.startLogin(
-            ke1: login.ke1, record: registered.record, credentialIdentifier: identifier,
-            serverIdentity: Array("evil.example".utf8), clientIdentity: identifier)
+            ke1: login.ke1,
+            record: registered.record,
+            credentialIdentifier: identifier,
+            serverIdentity: Array("evil.example".utf8),
+            clientIdentity: identifier
+        )
         #expect(throws: OPAQUEError.envelopeRecoveryFailed) {
             try login.finish(ke2: ke2, serverIdentity: Array("evil.example".utf8), clientIdentity: identifier)
         }
@@ -183,11 +215,18 @@ struct ProtocolTests {
         var registration = try OPAQUEClientRegistration(password: Self.password, configuration: configuration)
         let response = try server.registrationResponse(to: registration.request, credentialIdentifier: identifier)
         let registered = try registration.finish(
-            response: response, serverIdentity: serverIdentity, clientIdentity: identifier)
+            response: response,
+            serverIdentity: serverIdentity,
+            clientIdentity: identifier
+        )
         var login = try OPAQUEClientLogin(password: Self.password, configuration: configuration)
         var (serverLogin, ke2) = try server.startLogin(
-            ke1: login.ke1, record: registered.record, credentialIdentifier: identifier,
-            serverIdentity: serverIdentity, clientIdentity: identifier)
+            ke1: login.ke1,
+            record: registered.record,
+            credentialIdentifier: identifier,
+            serverIdentity: serverIdentity,
+            clientIdentity: identifier
+        )
         let finished = try login.finish(ke2: ke2, serverIdentity: serverIdentity, clientIdentity: identifier)
         let serverKey = try serverLogin.finish(ke3: finished.ke3)
         #expect(finished.sessionKey.constantTimeEquals(serverKey))
@@ -233,9 +272,14 @@ struct ProtocolTests {
         let account = try LocalAccount.register(password: Self.password)
         let restored = OPAQUEServer(
             setup: try OPAQUEServerSetup(serialized: account.server.setup.serialized.copiedBytes()),
-            configuration: .fastArgon2id)
+            configuration: .fastArgon2id
+        )
         let again = LocalAccount(
-            server: restored, identifier: account.identifier, record: account.record, exportKey: account.exportKey)
+            server: restored,
+            identifier: account.identifier,
+            record: account.record,
+            exportKey: account.exportKey
+        )
         let attempt = try again.login(password: Self.password)
         #expect(attempt.server?.value != nil)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import QOPAQUE
 
 /// Hex encoding and decoding for test data.
@@ -75,8 +76,12 @@ struct OPAQUEVector: Sendable, CustomTestStringConvertible {
         else { return [] }
         return list.enumerated().map { index, entry in
             OPAQUEVector(
-                index: index, config: entry["config"] ?? [:], inputs: entry["inputs"] ?? [:],
-                intermediates: entry["intermediates"] ?? [:], outputs: entry["outputs"] ?? [:])
+                index: index,
+                config: entry["config"] ?? [:],
+                inputs: entry["inputs"] ?? [:],
+                intermediates: entry["intermediates"] ?? [:],
+                outputs: entry["outputs"] ?? [:]
+            )
         }
     }()
 
@@ -97,7 +102,10 @@ extension OPAQUEConfiguration {
     /// Argon2id at a small cost, for protocol tests that are not about the KSF's cost.
     static let fastArgon2id: OPAQUEConfiguration = {
         guard let parameters = try? Argon2idParameters(memoryKiB: 256, iterations: 1),
-            let configuration = try? OPAQUEConfiguration(context: Array("qopaque tests".utf8), keyStretching: .argon2id(parameters))
+            let configuration = try? OPAQUEConfiguration(
+                context: Array("qopaque tests".utf8),
+                keyStretching: .argon2id(parameters)
+            )
         else { preconditionFailure("test configuration") }
         return configuration
     }()
@@ -120,7 +128,9 @@ struct LocalAccount {
         let server = try server ?? OPAQUEServer(setup: .generate(), configuration: configuration)
         var client = try OPAQUEClientRegistration(password: password, configuration: configuration)
         let response = try server.registrationResponse(
-            to: RegistrationRequest(bytes: client.request.bytes), credentialIdentifier: identifier)
+            to: RegistrationRequest(bytes: client.request.bytes),
+            credentialIdentifier: identifier
+        )
         let result = try client.finish(response: RegistrationResponse(bytes: response.bytes))
         let record = try RegistrationRecord(bytes: result.record.bytes)
         return LocalAccount(server: server, identifier: identifier, record: record, exportKey: result.exportKey)
@@ -141,7 +151,10 @@ struct LocalAccount {
     ) throws -> Attempt {
         var client = try OPAQUEClientLogin(password: password, configuration: configuration)
         var (serverLogin, ke2) = try server.startLogin(
-            ke1: KE1(bytes: client.ke1.bytes), record: unknownUser ? nil : record, credentialIdentifier: identifier)
+            ke1: KE1(bytes: client.ke1.bytes),
+            record: unknownUser ? nil : record,
+            credentialIdentifier: identifier
+        )
         var ke2Bytes = ke2.bytes
         mutateKE2?(&ke2Bytes)
         let decoded: KE2

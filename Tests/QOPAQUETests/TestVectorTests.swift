@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import QOPAQUE
 
 /// RFC 9807 Appendix C: every ristretto255 vector of the specification's vectors.json, real and fake,
@@ -21,25 +22,35 @@ struct TestVectorTests {
         let credentialIdentifier = vector.input("credential_identifier")
         let password = vector.input("password")
 
-        let keyPair = try DiffieHellmanKeyPair(privateKey: Ristretto255Scalar(canonical: vector.input("server_private_key")))
+        let keyPair = try DiffieHellmanKeyPair(
+            privateKey: Ristretto255Scalar(canonical: vector.input("server_private_key"))
+        )
         check("server_public_key", keyPair.publicKey.bytes, vector.input("server_public_key"))
         let setup = try OPAQUEServerSetup(
-            oprfSeed: SecretBytes(copying: vector.input("oprf_seed")), keyPair: keyPair,
-            fakeRecordSeed: SecretBytes.random(count: 64))
+            oprfSeed: SecretBytes(copying: vector.input("oprf_seed")),
+            keyPair: keyPair,
+            fakeRecordSeed: SecretBytes.random(count: 64)
+        )
         let server = OPAQUEServer(setup: setup, configuration: configuration)
 
         // Registration
         var registration = try OPAQUEClientRegistration(
-            password: password, configuration: configuration,
-            blind: Ristretto255Scalar(canonical: vector.input("blind_registration")))
+            password: password,
+            configuration: configuration,
+            blind: Ristretto255Scalar(canonical: vector.input("blind_registration"))
+        )
         check("registration_request", registration.request.bytes, vector.output("registration_request"))
         let request = try RegistrationRequest(bytes: registration.request.bytes)
         let response = try server.registrationResponse(to: request, credentialIdentifier: credentialIdentifier)
         check("registration_response", response.bytes, vector.output("registration_response"))
         let registrationTrace = OPAQUETrace()
         let registered = try registration.finish(
-            response: RegistrationResponse(bytes: response.bytes), serverIdentity: serverIdentity,
-            clientIdentity: clientIdentity, envelopeNonce: vector.input("envelope_nonce"), trace: registrationTrace)
+            response: RegistrationResponse(bytes: response.bytes),
+            serverIdentity: serverIdentity,
+            clientIdentity: clientIdentity,
+            envelopeNonce: vector.input("envelope_nonce"),
+            trace: registrationTrace
+        )
         check("registration_upload", registered.record.bytes, vector.output("registration_upload"))
         check("export_key (registration)", registered.exportKey, vector.output("export_key"))
         for name in ["randomized_password", "auth_key", "masking_key", "client_public_key", "envelope"] {
@@ -49,24 +60,37 @@ struct TestVectorTests {
 
         // Login
         var login = try OPAQUEClientLogin(
-            password: password, configuration: configuration,
-            blind: Ristretto255Scalar(canonical: vector.input("blind_login")), clientNonce: vector.input("client_nonce"),
-            keyshareSeed: SecretBytes(copying: vector.input("client_keyshare_seed")))
+            password: password,
+            configuration: configuration,
+            blind: Ristretto255Scalar(canonical: vector.input("blind_login")),
+            clientNonce: vector.input("client_nonce"),
+            keyshareSeed: SecretBytes(copying: vector.input("client_keyshare_seed"))
+        )
         check("KE1", login.ke1.bytes, vector.output("KE1"))
         let serverTrace = OPAQUETrace()
         var (serverLogin, ke2) = try server.generateKE2(
-            ke1: KE1(bytes: login.ke1.bytes), record: record, isFake: false, credentialIdentifier: credentialIdentifier,
-            serverIdentity: serverIdentity, clientIdentity: clientIdentity, maskingNonce: vector.input("masking_nonce"),
+            ke1: KE1(bytes: login.ke1.bytes),
+            record: record,
+            isFake: false,
+            credentialIdentifier: credentialIdentifier,
+            serverIdentity: serverIdentity,
+            clientIdentity: clientIdentity,
+            maskingNonce: vector.input("masking_nonce"),
             serverNonce: vector.input("server_nonce"),
-            keyshareSeed: SecretBytes(copying: vector.input("server_keyshare_seed")), trace: serverTrace)
+            keyshareSeed: SecretBytes(copying: vector.input("server_keyshare_seed")),
+            trace: serverTrace
+        )
         check("KE2", ke2.bytes, vector.output("KE2"))
         for name in ["oprf_key", "handshake_secret", "server_mac_key", "client_mac_key"] {
             check(name + " (server)", serverTrace[name] ?? [], vector.intermediate(name))
         }
         let clientTrace = OPAQUETrace()
         let finished = try login.finish(
-            ke2: KE2(bytes: ke2.bytes), serverIdentity: serverIdentity, clientIdentity: clientIdentity,
-            trace: clientTrace)
+            ke2: KE2(bytes: ke2.bytes),
+            serverIdentity: serverIdentity,
+            clientIdentity: clientIdentity,
+            trace: clientTrace
+        )
         check("KE3", finished.ke3.bytes, vector.output("KE3"))
         check("session_key (client)", finished.sessionKey, vector.output("session_key"))
         check("export_key (login)", finished.exportKey, vector.output("export_key"))
@@ -82,27 +106,44 @@ struct TestVectorTests {
     static func runFake(_ vector: OPAQUEVector) throws -> [String] {
         var mismatches: [String] = []
         let configuration = OPAQUEConfiguration.testVectors(context: Hex.decode(vector.config["Context"] ?? ""))
-        let keyPair = try DiffieHellmanKeyPair(privateKey: Ristretto255Scalar(canonical: vector.input("server_private_key")))
+        let keyPair = try DiffieHellmanKeyPair(
+            privateKey: Ristretto255Scalar(canonical: vector.input("server_private_key"))
+        )
         if keyPair.publicKey.bytes != vector.input("server_public_key") {
             mismatches.append("server_public_key")
         }
-        let clientKeys = try DiffieHellmanKeyPair(privateKey: Ristretto255Scalar(canonical: vector.input("client_private_key")))
+        let clientKeys = try DiffieHellmanKeyPair(
+            privateKey: Ristretto255Scalar(canonical: vector.input("client_private_key"))
+        )
         if clientKeys.publicKey.bytes != vector.input("client_public_key") {
             mismatches.append("client_public_key")
         }
         let setup = try OPAQUEServerSetup(
-            oprfSeed: SecretBytes(copying: vector.input("oprf_seed")), keyPair: keyPair,
-            fakeRecordSeed: SecretBytes.random(count: 64))
+            oprfSeed: SecretBytes(copying: vector.input("oprf_seed")),
+            keyPair: keyPair,
+            fakeRecordSeed: SecretBytes.random(count: 64)
+        )
         let server = OPAQUEServer(setup: setup, configuration: configuration)
         let fakeRecord = RegistrationRecord(
-            clientPublicKey: try Ristretto255Element(validating: vector.input("client_public_key"), field: .clientPublicKey),
-            maskingKey: vector.input("masking_key"), envelope: .zero)
+            clientPublicKey: try Ristretto255Element(
+                validating: vector.input("client_public_key"),
+                field: .clientPublicKey
+            ),
+            maskingKey: vector.input("masking_key"),
+            envelope: .zero
+        )
         var (login, ke2) = try server.generateKE2(
-            ke1: KE1(bytes: vector.input("KE1")), record: fakeRecord, isFake: true,
+            ke1: KE1(bytes: vector.input("KE1")),
+            record: fakeRecord,
+            isFake: true,
             credentialIdentifier: vector.input("credential_identifier"),
-            serverIdentity: vector.optionalInput("server_identity"), clientIdentity: vector.optionalInput("client_identity"),
-            maskingNonce: vector.input("masking_nonce"), serverNonce: vector.input("server_nonce"),
-            keyshareSeed: SecretBytes(copying: vector.input("server_keyshare_seed")), trace: nil)
+            serverIdentity: vector.optionalInput("server_identity"),
+            clientIdentity: vector.optionalInput("client_identity"),
+            maskingNonce: vector.input("masking_nonce"),
+            serverNonce: vector.input("server_nonce"),
+            keyshareSeed: SecretBytes(copying: vector.input("server_keyshare_seed")),
+            trace: nil
+        )
         if ke2.bytes != vector.output("KE2") {
             mismatches.append("KE2")
         }
@@ -161,7 +202,10 @@ struct TestVectorTests {
         for name in order {
             let c = counts[name] ?? (0, 0, 0)
             let note = c.skipped > 0 ? "  (not implemented: QOPAQUE is ristretto255 only)" : ""
-            print("  \(name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(c.passed) passed, \(c.failed) failed, \(c.skipped) skipped\(note)")
+            print(
+                "  \(name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(c.passed) passed, \(c.failed) failed, "
+                    + "\(c.skipped) skipped\(note)"
+            )
         }
         let failed = counts.values.map(\.failed).reduce(0, +)
         let passed = counts.values.map(\.passed).reduce(0, +)

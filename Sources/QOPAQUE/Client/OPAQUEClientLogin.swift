@@ -30,9 +30,12 @@ package struct OPAQUEClientLogin: Sendable {
     /// GenerateKE1(password) with fresh randomness.
     package init(password: some Collection<UInt8>, configuration: OPAQUEConfiguration) throws(OPAQUEError) {
         try self.init(
-            password: password, configuration: configuration, blind: Ristretto255Scalar.random(),
+            password: password,
+            configuration: configuration,
+            blind: Ristretto255Scalar.random(),
             clientNonce: SecretBytes.random(count: OPAQUEConfiguration.nonceSize).copiedBytes(),
-            keyshareSeed: SecretBytes.random(count: OPAQUEConfiguration.nonceSize))
+            keyshareSeed: SecretBytes.random(count: OPAQUEConfiguration.nonceSize)
+        )
     }
 
     /// GenerateKE1 with given randomness (test vectors).
@@ -76,12 +79,17 @@ package struct OPAQUEClientLogin: Sendable {
         // MARK: RecoverCredentials
         let response = ke2.credentialResponse
         let randomizedPassword = try RandomizedPassword.derive(
-            password: password, blind: blind, evaluatedElement: response.evaluatedMessage,
-            keyStretching: configuration.keyStretching)
+            password: password,
+            blind: blind,
+            evaluatedElement: response.evaluatedMessage,
+            keyStretching: configuration.keyStretching
+        )
         let maskingKey = SHA512KDF.expand(prk: randomizedPassword, info: [Bytes.ascii("MaskingKey")], length: 64)
         let pad = SHA512KDF.expand(
-            prk: maskingKey, info: [response.maskingNonce, Bytes.ascii("CredentialResponsePad")],
-            length: CredentialResponse.maskedResponseSize)
+            prk: maskingKey,
+            info: [response.maskingNonce, Bytes.ascii("CredentialResponsePad")],
+            length: CredentialResponse.maskedResponseSize
+        )
         let unmasked = Bytes.xor(pad.copiedBytes(), response.maskedResponse)
         // With the right masking key this is the key the server sent at registration, which was
         // validated then; anything else means a wrong password, an unknown user or tampering.
@@ -89,8 +97,11 @@ package struct OPAQUEClientLogin: Sendable {
         else { throw .envelopeRecoveryFailed }
         let envelope = try Envelope(bytes: unmasked[32..<128])
         let recovered = try envelope.recover(
-            randomizedPassword: randomizedPassword, serverPublicKey: serverPublicKey,
-            serverIdentity: serverIdentity, clientIdentity: clientIdentity)
+            randomizedPassword: randomizedPassword,
+            serverPublicKey: serverPublicKey,
+            serverIdentity: serverIdentity,
+            clientIdentity: clientIdentity
+        )
         trace?.record("randomized_password", randomizedPassword)
         trace?.record("masking_key", maskingKey)
 
@@ -100,8 +111,13 @@ package struct OPAQUEClientLogin: Sendable {
         let dh3 = try ke2.serverPublicKeyshare.diffieHellman(recovered.clientPrivateKey)
         let ikm = SecretBytes(concatenating: [dh1, dh2, dh3])
         let preamble = KeySchedule3DH.preamble(
-            context: configuration.context, credentials: recovered.credentials, ke1: ke1,
-            credentialResponse: response, serverNonce: ke2.serverNonce, serverPublicKeyshare: ke2.serverPublicKeyshare)
+            context: configuration.context,
+            credentials: recovered.credentials,
+            ke1: ke1,
+            credentialResponse: response,
+            serverNonce: ke2.serverNonce,
+            serverPublicKeyshare: ke2.serverPublicKeyshare
+        )
         let keys = KeySchedule3DH.deriveKeys(ikm: ikm, preamble: preamble)
         trace?.record("handshake_secret", keys.handshakeSecret)
         trace?.record("server_mac_key", keys.serverMACKey)
@@ -110,7 +126,10 @@ package struct OPAQUEClientLogin: Sendable {
         guard expectedServerMAC.constantTimeEquals(ke2.serverMAC) else { throw .serverAuthenticationFailed }
         let clientMAC = KeySchedule3DH.clientMAC(keys: keys, preamble: preamble, serverMAC: expectedServerMAC)
         return Result(
-            ke3: KE3(clientMAC: clientMAC.copiedBytes()), sessionKey: keys.sessionKey, exportKey: recovered.exportKey,
-            serverPublicKey: serverPublicKey)
+            ke3: KE3(clientMAC: clientMAC.copiedBytes()),
+            sessionKey: keys.sessionKey,
+            exportKey: recovered.exportKey,
+            serverPublicKey: serverPublicKey
+        )
     }
 }

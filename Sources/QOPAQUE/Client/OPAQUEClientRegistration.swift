@@ -30,7 +30,11 @@ package struct OPAQUEClientRegistration: Sendable {
     }
 
     /// CreateRegistrationRequest with a given blind (test vectors).
-    init(password: some Collection<UInt8>, configuration: OPAQUEConfiguration, blind: Ristretto255Scalar) throws(OPAQUEError) {
+    init(
+        password: some Collection<UInt8>,
+        configuration: OPAQUEConfiguration,
+        blind: Ristretto255Scalar
+    ) throws(OPAQUEError) {
         let secret = try RandomizedPassword.checkedPassword(password)
         request = RegistrationRequest(blindedMessage: try OPRF.blind(secret, blind: blind))
         self.configuration = configuration
@@ -45,8 +49,12 @@ package struct OPAQUEClientRegistration: Sendable {
     ) throws(OPAQUEError) -> Result {
         let nonce = SecretBytes.random(count: OPAQUEConfiguration.nonceSize).copiedBytes()
         return try finish(
-            response: response, serverIdentity: serverIdentity, clientIdentity: clientIdentity, envelopeNonce: nonce,
-            trace: nil)
+            response: response,
+            serverIdentity: serverIdentity,
+            clientIdentity: clientIdentity,
+            envelopeNonce: nonce,
+            trace: nil
+        )
     }
 
     /// FinalizeRegistrationRequest with a given envelope nonce, recording intermediates (test vectors).
@@ -62,19 +70,28 @@ package struct OPAQUEClientRegistration: Sendable {
         }
         state = .finished
         let randomizedPassword = try RandomizedPassword.derive(
-            password: password, blind: blind, evaluatedElement: response.evaluatedMessage,
-            keyStretching: configuration.keyStretching)
+            password: password,
+            blind: blind,
+            evaluatedElement: response.evaluatedMessage,
+            keyStretching: configuration.keyStretching
+        )
         let stored = try Envelope.store(
-            randomizedPassword: randomizedPassword, serverPublicKey: response.serverPublicKey,
-            serverIdentity: serverIdentity, clientIdentity: clientIdentity, nonce: envelopeNonce)
+            randomizedPassword: randomizedPassword,
+            serverPublicKey: response.serverPublicKey,
+            serverIdentity: serverIdentity,
+            clientIdentity: clientIdentity,
+            nonce: envelopeNonce
+        )
         trace?.record("randomized_password", randomizedPassword)
         trace?.record("auth_key", stored.authKey)
         trace?.record("masking_key", stored.maskingKey)
         trace?.record("client_public_key", stored.clientPublicKey.bytes)
         trace?.record("envelope", stored.envelope.bytes)
         let record = RegistrationRecord(
-            clientPublicKey: stored.clientPublicKey, maskingKey: stored.maskingKey.copiedBytes(),
-            envelope: stored.envelope)
+            clientPublicKey: stored.clientPublicKey,
+            maskingKey: stored.maskingKey.copiedBytes(),
+            envelope: stored.envelope
+        )
         return Result(record: record, exportKey: stored.exportKey, serverPublicKey: response.serverPublicKey)
     }
 }

@@ -80,7 +80,8 @@ package struct Ristretto255Element: Sendable, Equatable, Hashable {
                     csodium_scalarmult_ristretto255(
                         q.baseAddress?.assumingMemoryBound(to: UInt8.self),
                         n.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                        p.baseAddress)
+                        p.baseAddress
+                    )
                 }
             }
         }

@@ -48,7 +48,8 @@ package struct Ristretto255Scalar: Sendable, ContiguousBytes {
             input.withUnsafeBytes { wide in
                 csodium_ristretto255_scalar_reduce(
                     out.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                    wide.baseAddress?.assumingMemoryBound(to: UInt8.self))
+                    wide.baseAddress?.assumingMemoryBound(to: UInt8.self)
+                )
             }
         }
         return isZero(bytes) ? nil : Ristretto255Scalar(secret: bytes)
@@ -61,7 +62,8 @@ package struct Ristretto255Scalar: Sendable, ContiguousBytes {
             status = secret.withUnsafeBytes { s in
                 csodium_ristretto255_scalar_invert(
                     out.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                    s.baseAddress?.assumingMemoryBound(to: UInt8.self))
+                    s.baseAddress?.assumingMemoryBound(to: UInt8.self)
+                )
             }
         }
         precondition(status == 0, "inverse of a zero scalar")

@@ -32,9 +32,14 @@ package struct KeyStretching: Sendable, Equatable, CustomStringConvertible {
                 status = input.withUnsafeBytes { password in
                     salt.withUnsafeBufferPointer { s in
                         csodium_argon2id(
-                            out.baseAddress?.assumingMemoryBound(to: UInt8.self), out.count,
-                            password.baseAddress?.assumingMemoryBound(to: UInt8.self), password.count,
-                            s.baseAddress, UInt64(parameters.iterations), Int(parameters.memoryKiB) * 1024)
+                            out.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                            out.count,
+                            password.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                            password.count,
+                            s.baseAddress,
+                            UInt64(parameters.iterations),
+                            Int(parameters.memoryKiB) * 1024
+                        )
                     }
                 }
             }

@@ -51,8 +51,11 @@ package enum KeySchedule3DH {
         let serverMACKey = expandLabel(secret: handshakeSecret, label: "ServerMAC", context: [], length: 64)
         let clientMACKey = expandLabel(secret: handshakeSecret, label: "ClientMAC", context: [], length: 64)
         return Keys(
-            handshakeSecret: handshakeSecret, serverMACKey: serverMACKey, clientMACKey: clientMACKey,
-            sessionKey: sessionKey)
+            handshakeSecret: handshakeSecret,
+            serverMACKey: serverMACKey,
+            clientMACKey: clientMACKey,
+            sessionKey: sessionKey
+        )
     }
 
     /// server_mac = MAC(Km2, Hash(preamble)).

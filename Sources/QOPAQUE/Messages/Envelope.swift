@@ -22,7 +22,10 @@ package struct Envelope: Sendable, Equatable {
     }
 
     /// The all-zero envelope of a fake record (RFC 9807 §6.3.2.2).
-    package static let zero = Envelope(nonce: [UInt8](repeating: 0, count: 32), authTag: [UInt8](repeating: 0, count: 64))
+    package static let zero = Envelope(
+        nonce: [UInt8](repeating: 0, count: 32),
+        authTag: [UInt8](repeating: 0, count: 64)
+    )
 
     package var bytes: [UInt8] { nonce + authTag }
 
@@ -57,12 +60,19 @@ package struct Envelope: Sendable, Equatable {
         let maskingKey = SHA512KDF.expand(prk: randomizedPassword, info: [Bytes.ascii("MaskingKey")], length: 64)
         let keys = try derive(randomizedPassword: randomizedPassword, nonce: nonce)
         let credentials = try CleartextCredentials(
-            serverPublicKey: serverPublicKey, clientPublicKey: keys.publicKey,
-            serverIdentity: serverIdentity, clientIdentity: clientIdentity)
+            serverPublicKey: serverPublicKey,
+            clientPublicKey: keys.publicKey,
+            serverIdentity: serverIdentity,
+            clientIdentity: clientIdentity
+        )
         let tag = SHA512KDF.mac(key: keys.authKey, [nonce, credentials.encoded])
         return Stored(
-            envelope: Envelope(nonce: nonce, authTag: tag.copiedBytes()), clientPublicKey: keys.publicKey,
-            maskingKey: maskingKey, exportKey: keys.exportKey, authKey: keys.authKey)
+            envelope: Envelope(nonce: nonce, authTag: tag.copiedBytes()),
+            clientPublicKey: keys.publicKey,
+            maskingKey: maskingKey,
+            exportKey: keys.exportKey,
+            authKey: keys.authKey
+        )
     }
 
     /// Recover(randomized_password, server_public_key, envelope, server_identity, client_identity).
@@ -75,13 +85,19 @@ package struct Envelope: Sendable, Equatable {
     ) throws(OPAQUEError) -> Recovered {
         let keys = try Self.derive(randomizedPassword: randomizedPassword, nonce: nonce)
         let credentials = try CleartextCredentials(
-            serverPublicKey: serverPublicKey, clientPublicKey: keys.publicKey,
-            serverIdentity: serverIdentity, clientIdentity: clientIdentity)
+            serverPublicKey: serverPublicKey,
+            clientPublicKey: keys.publicKey,
+            serverIdentity: serverIdentity,
+            clientIdentity: clientIdentity
+        )
         let expected = SHA512KDF.mac(key: keys.authKey, [nonce, credentials.encoded])
         guard expected.constantTimeEquals(authTag) else { throw .envelopeRecoveryFailed }
         return Recovered(
-            clientPrivateKey: keys.privateKey, clientPublicKey: keys.publicKey, credentials: credentials,
-            exportKey: keys.exportKey)
+            clientPrivateKey: keys.privateKey,
+            clientPublicKey: keys.publicKey,
+            credentials: credentials,
+            exportKey: keys.exportKey
+        )
     }
 
     private struct DerivedKeys {
@@ -96,6 +112,11 @@ package struct Envelope: Sendable, Equatable {
         let exportKey = SHA512KDF.expand(prk: randomizedPassword, info: [nonce, Bytes.ascii("ExportKey")], length: 64)
         let seed = SHA512KDF.expand(prk: randomizedPassword, info: [nonce, Bytes.ascii("PrivateKey")], length: 32)
         let pair = try DiffieHellmanKeyPair.derive(seed: seed)
-        return DerivedKeys(authKey: authKey, exportKey: exportKey, privateKey: pair.privateKey, publicKey: pair.publicKey)
+        return DerivedKeys(
+            authKey: authKey,
+            exportKey: exportKey,
+            privateKey: pair.privateKey,
+            publicKey: pair.publicKey
+        )
     }
 }

@@ -7,7 +7,8 @@ package struct KE1: Sendable, Equatable {
     package let clientNonce: [UInt8]
     package let clientPublicKeyshare: Ristretto255Element
 
-    package init(credentialRequest: CredentialRequest, clientNonce: [UInt8], clientPublicKeyshare: Ristretto255Element) {
+    package init(credentialRequest: CredentialRequest, clientNonce: [UInt8], clientPublicKeyshare: Ristretto255Element)
+    {
         precondition(clientNonce.count == 32, "client nonce size")
         self.credentialRequest = credentialRequest
         self.clientNonce = clientNonce

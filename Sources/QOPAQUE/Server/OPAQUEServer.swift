@@ -1,6 +1,7 @@
 /// The server side of OPAQUE (RFC 9807 §5 and §6), sans-I/O and stateless between messages: answer a
 /// ``RegistrationRequest`` with ``registrationResponse(to:credentialIdentifier:)``, store the client's
-/// ``RegistrationRecord``; answer a ``KE1`` with ``startLogin(ke1:record:credentialIdentifier:serverIdentity:clientIdentity:)``,
+/// ``RegistrationRecord``; answer a ``KE1`` with
+/// ``startLogin(ke1:record:credentialIdentifier:serverIdentity:clientIdentity:)``,
 /// keep the returned ``OPAQUEServerLogin`` and finish it with the client's ``KE3``.
 ///
 /// Unknown users get a fake record (``fakeRecord(credentialIdentifier:)``): the KE2 looks like a real one
@@ -31,7 +32,10 @@ package struct OPAQUEServer: Sendable {
     func oprfKey(credentialIdentifier: [UInt8]) throws(OPAQUEError) -> Ristretto255Scalar {
         try Self.checkIdentifier(credentialIdentifier)
         let seed = SHA512KDF.expand(
-            prk: setup.oprfSeed, info: [credentialIdentifier, Bytes.ascii("OprfKey")], length: Ristretto255Scalar.size)
+            prk: setup.oprfSeed,
+            info: [credentialIdentifier, Bytes.ascii("OprfKey")],
+            length: Ristretto255Scalar.size
+        )
         return try OPRF.deriveKeyPair(seed: seed, info: Bytes.ascii("OPAQUE-DeriveKeyPair")).privateKey
     }
 
@@ -46,12 +50,20 @@ package struct OPAQUEServer: Sendable {
     ///     (_, client_public_key) = DeriveDiffieHellmanKeyPair(Expand(fake_record_seed, info || "KeySeed", Nseed))
     package func fakeRecord(credentialIdentifier: [UInt8]) throws(OPAQUEError) -> RegistrationRecord {
         try Self.checkIdentifier(credentialIdentifier)
-        let info = Bytes.ascii("QOPAQUE-FakeRecord-v1") + Bytes.i2osp2(credentialIdentifier.count) + credentialIdentifier
-        let maskingKey = SHA512KDF.expand(prk: setup.fakeRecordSeed, info: [info, Bytes.ascii("MaskingKey")], length: 64)
+        let info =
+            Bytes.ascii("QOPAQUE-FakeRecord-v1") + Bytes.i2osp2(credentialIdentifier.count) + credentialIdentifier
+        let maskingKey = SHA512KDF.expand(
+            prk: setup.fakeRecordSeed,
+            info: [info, Bytes.ascii("MaskingKey")],
+            length: 64
+        )
         let keySeed = SHA512KDF.expand(prk: setup.fakeRecordSeed, info: [info, Bytes.ascii("KeySeed")], length: 32)
         let keyPair = try DiffieHellmanKeyPair.derive(seed: keySeed)
         return RegistrationRecord(
-            clientPublicKey: keyPair.publicKey, maskingKey: maskingKey.copiedBytes(), envelope: .zero)
+            clientPublicKey: keyPair.publicKey,
+            maskingKey: maskingKey.copiedBytes(),
+            envelope: .zero
+        )
     }
 
     // MARK: - Login
@@ -67,11 +79,17 @@ package struct OPAQUEServer: Sendable {
     ) throws(OPAQUEError) -> (login: OPAQUEServerLogin, ke2: KE2) {
         let fake = try fakeRecord(credentialIdentifier: credentialIdentifier)
         return try generateKE2(
-            ke1: ke1, record: record ?? fake, isFake: record == nil, credentialIdentifier: credentialIdentifier,
-            serverIdentity: serverIdentity, clientIdentity: clientIdentity,
+            ke1: ke1,
+            record: record ?? fake,
+            isFake: record == nil,
+            credentialIdentifier: credentialIdentifier,
+            serverIdentity: serverIdentity,
+            clientIdentity: clientIdentity,
             maskingNonce: SecretBytes.random(count: OPAQUEConfiguration.nonceSize).copiedBytes(),
             serverNonce: SecretBytes.random(count: OPAQUEConfiguration.nonceSize).copiedBytes(),
-            keyshareSeed: SecretBytes.random(count: OPAQUEConfiguration.nonceSize), trace: nil)
+            keyshareSeed: SecretBytes.random(count: OPAQUEConfiguration.nonceSize),
+            trace: nil
+        )
     }
 
     /// GenerateKE2 with given randomness, recording intermediates (test vectors).
@@ -94,19 +112,33 @@ package struct OPAQUEServer: Sendable {
         trace?.record("oprf_key", key)
         let evaluated = try OPRF.blindEvaluate(key: key, blindedElement: ke1.credentialRequest.blindedMessage)
         let pad = SHA512KDF.expand(
-            prk: record.maskingKey, info: [maskingNonce, Bytes.ascii("CredentialResponsePad")],
-            length: CredentialResponse.maskedResponseSize)
+            prk: record.maskingKey,
+            info: [maskingNonce, Bytes.ascii("CredentialResponsePad")],
+            length: CredentialResponse.maskedResponseSize
+        )
         let masked = Bytes.xor(pad.copiedBytes(), setup.publicKey.bytes + record.envelope.bytes)
-        let response = CredentialResponse(evaluatedMessage: evaluated, maskingNonce: maskingNonce, maskedResponse: masked)
+        let response = CredentialResponse(
+            evaluatedMessage: evaluated,
+            maskingNonce: maskingNonce,
+            maskedResponse: masked
+        )
 
         // MARK: AuthServerRespond
         let credentials = try CleartextCredentials(
-            serverPublicKey: setup.publicKey, clientPublicKey: record.clientPublicKey,
-            serverIdentity: serverIdentity, clientIdentity: clientIdentity)
+            serverPublicKey: setup.publicKey,
+            clientPublicKey: record.clientPublicKey,
+            serverIdentity: serverIdentity,
+            clientIdentity: clientIdentity
+        )
         let keyshare = try DiffieHellmanKeyPair.derive(seed: keyshareSeed)
         let preamble = KeySchedule3DH.preamble(
-            context: configuration.context, credentials: credentials, ke1: ke1, credentialResponse: response,
-            serverNonce: serverNonce, serverPublicKeyshare: keyshare.publicKey)
+            context: configuration.context,
+            credentials: credentials,
+            ke1: ke1,
+            credentialResponse: response,
+            serverNonce: serverNonce,
+            serverPublicKeyshare: keyshare.publicKey
+        )
         let dh1 = try ke1.clientPublicKeyshare.diffieHellman(keyshare.privateKey)
         let dh2 = try ke1.clientPublicKeyshare.diffieHellman(setup.keyPair.privateKey)
         let dh3 = try record.clientPublicKey.diffieHellman(keyshare.privateKey)
@@ -117,14 +149,19 @@ package struct OPAQUEServer: Sendable {
         let serverMAC = KeySchedule3DH.serverMAC(keys: keys, preamble: preamble)
         let expectedClientMAC = KeySchedule3DH.clientMAC(keys: keys, preamble: preamble, serverMAC: serverMAC)
         let ke2 = KE2(
-            credentialResponse: response, serverNonce: serverNonce, serverPublicKeyshare: keyshare.publicKey,
-            serverMAC: serverMAC.copiedBytes())
+            credentialResponse: response,
+            serverNonce: serverNonce,
+            serverPublicKeyshare: keyshare.publicKey,
+            serverMAC: serverMAC.copiedBytes()
+        )
         let login = OPAQUEServerLogin(expectedClientMAC: expectedClientMAC, sessionKey: keys.sessionKey, isFake: isFake)
         return (login, ke2)
     }
 
     /// Credential identifiers are 0...65535 bytes (the fake-record derivation encodes the length in two bytes).
     private static func checkIdentifier(_ identifier: [UInt8]) throws(OPAQUEError) {
-        guard identifier.count <= 0xFFFF else { throw .invalidIdentity("credential identifier longer than 65535 bytes") }
+        guard identifier.count <= 0xFFFF else {
+            throw .invalidIdentity("credential identifier longer than 65535 bytes")
+        }
     }
 }

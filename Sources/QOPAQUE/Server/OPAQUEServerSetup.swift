@@ -20,12 +20,15 @@ package struct OPAQUEServerSetup: Sendable {
     /// A new setup from the CSPRNG.
     package static func generate() throws(OPAQUEError) -> OPAQUEServerSetup {
         try OPAQUEServerSetup(
-            oprfSeed: SecretBytes.random(count: 64), keyPair: DiffieHellmanKeyPair.generate(),
-            fakeRecordSeed: SecretBytes.random(count: 64))
+            oprfSeed: SecretBytes.random(count: 64),
+            keyPair: DiffieHellmanKeyPair.generate(),
+            fakeRecordSeed: SecretBytes.random(count: 64)
+        )
     }
 
     /// A setup from its parts (seeds of 64 bytes).
-    package init(oprfSeed: SecretBytes, keyPair: DiffieHellmanKeyPair, fakeRecordSeed: SecretBytes) throws(OPAQUEError) {
+    package init(oprfSeed: SecretBytes, keyPair: DiffieHellmanKeyPair, fakeRecordSeed: SecretBytes) throws(OPAQUEError)
+    {
         guard oprfSeed.count == 64 else { throw .invalidServerSetup("oprf_seed must be 64 bytes") }
         guard fakeRecordSeed.count == 64 else { throw .invalidServerSetup("the fake-record seed must be 64 bytes") }
         self.oprfSeed = oprfSeed
@@ -55,7 +58,10 @@ package struct OPAQUEServerSetup: Sendable {
             throw .invalidServerSetup("server private key: \(error)")
         }
         try self.init(
-            oprfSeed: parts.oprfSeed, keyPair: DiffieHellmanKeyPair(privateKey: scalar), fakeRecordSeed: parts.fakeSeed)
+            oprfSeed: parts.oprfSeed,
+            keyPair: DiffieHellmanKeyPair(privateKey: scalar),
+            fakeRecordSeed: parts.fakeSeed
+        )
     }
 
     /// The secret serialization (write it 0600).
