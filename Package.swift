@@ -30,6 +30,8 @@ let package = Package(
         // MARK: C shims
         .target(name: "CQNSPBoringAEAD"),
         .target(name: "CQSSHPosix", linkerSettings: [.linkedLibrary("util", .when(platforms: [.linux]))]),
+        // libsodium (Debian: libsodium-dev; Apple: brew install libsodium, see Sources/CSodium/include/CSodium.h)
+        .target(name: "CSodium", linkerSettings: [.linkedLibrary("sodium")]),
 
         // MARK: Crypto layer
         .target(
@@ -44,6 +46,13 @@ let package = Package(
 
         // MARK: Sans-I/O protocol core (no NIO)
         .target(name: "QNSP", dependencies: ["QNSPCrypto"], swiftSettings: strict),
+
+        // MARK: OPAQUE-3DH (RFC 9807), ristretto255-SHA512 + Argon2id, sans-I/O
+        .target(
+            name: "QOPAQUE",
+            dependencies: ["CSodium", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
 
         // MARK: NIO adapters
         .target(
@@ -99,7 +108,7 @@ let package = Package(
         .target(
             name: "QNSPBench",
             dependencies: [
-                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession",
+                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession", "QOPAQUE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -114,6 +123,12 @@ let package = Package(
         .testTarget(name: "QSFTPTests", dependencies: ["QSFTP"], swiftSettings: strict),
         .testTarget(name: "QNSPCryptoTests", dependencies: ["QNSPCrypto"], swiftSettings: strict),
         .testTarget(name: "QNSPTests", dependencies: ["QNSP", "QNSPCrypto"], swiftSettings: strict),
+        .testTarget(
+            name: "QOPAQUETests",
+            dependencies: ["QOPAQUE"],
+            resources: [.copy("Resources/vectors.json")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "QNSPNIOTests",
             dependencies: [

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QNSPCrypto
+import QOPAQUE
 
 /// `qnsp-bench`: QNSP handshake and throughput figures beside raw AES-GCM and stock OpenSSH, in one run.
 public struct BenchCommand: ParsableCommand {
@@ -24,6 +25,9 @@ public struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Only the file copy comparison: qscp to qsshd against OpenSSH scp to sshd.") var copy = false
     @Option(name: .long, help: "MiB of the file copied with --copy.") var copyMib = 1024
     @Option(name: .long, help: "Rounds of --copy (qscp and scp alternate).") var copyRounds = 3
+    @Flag(name: .long, help: "Only the OPAQUE login cost (QOPAQUE: client and server halves, qpq's Argon2id parameters).")
+    var opaque = false
+    @Option(name: .long, help: "Registrations and logins timed with --opaque.") var opaqueRuns = 20
 
     public init() {}
 
@@ -32,6 +36,7 @@ public struct BenchCommand: ParsableCommand {
         print("warning: this is a debug build; run 'swift run -c release qnsp-bench' for real figures\n")
         #endif
         if copy { return try runCopy() }
+        if opaque { return try runOPAQUE() }
         let bench = try TunnelBench()
         defer { bench.shutdown() }
         var rows: [(String, String)] = []
@@ -119,6 +124,20 @@ public struct BenchCommand: ParsableCommand {
         line("peak client private memory (process tree)", "\(r.qscp.map(\.clientPeakKB).max() ?? 0) kB", "\(r.scp.map(\.clientPeakKB).max() ?? 0) kB")
         line("peak server private memory (per session)", "\(r.qscp.map(\.serverPeakKB).max() ?? 0) kB", "\(r.scp.map(\.serverPeakKB).max() ?? 0) kB")
         print("  (scp uses the SFTP protocol (OpenSSH 9 default), -c aes128-gcm@openssh.com, default KEX; qscp: QNSP aes256-gcm 768-byte cells + inner SSH-2)")
+    }
+
+    /// OPAQUE registration and login with qpq's parameters, then with opaque-ke's default Argon2id for comparison.
+    func runOPAQUE() throws {
+        try OPAQUEBench.argon2idSweep(runs: max(5, opaqueRuns / 2))
+        print("")
+        try OPAQUEBench.run(
+            runs: opaqueRuns, configuration: .qpqDefault, label: "qpq default \(Argon2idParameters.qpqDefault)")
+        print("")
+        try OPAQUEBench.run(
+            runs: opaqueRuns, configuration: .opaqueKeDefault,
+            label: "opaque-ke default \(Argon2idParameters.opaqueKeDefault)")
+        print("")
+        try OPAQUEBench.knownVersusUnknown(runs: 2000)
     }
 
     func mbps(_ x: Double) -> String { String(format: "%.0f MB/s", x) }
