@@ -119,6 +119,18 @@ let package = Package(
         ),
         .executableTarget(name: "qnsp-bench", dependencies: ["QNSPBench", "QSSHTools"], swiftSettings: strict),
 
+        // MARK: Fuzzing (scripts/fuzz.sh builds qssh-fuzz with libFuzzer; without it, it replays files)
+        .target(
+            name: "QSSHFuzz",
+            dependencies: [
+                "QNSP", "QNSPCrypto", "QSSHSession", "QSFTP", "QSSHTools",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "qssh-fuzz", dependencies: ["QSSHFuzz"], swiftSettings: strict),
+
         // MARK: Tests
         .testTarget(name: "QSFTPTests", dependencies: ["QSFTP"], swiftSettings: strict),
         .testTarget(name: "QNSPCryptoTests", dependencies: ["QNSPCrypto"], swiftSettings: strict),
@@ -144,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "QSSHToolsTests",
             dependencies: [
-                "QSSHTools", "QSSHSession", "QNSPCrypto", "QNSP", "QNSPNIO", "QNSPBench", "QSFTP",
+                "QSSHTools", "QSSHSession", "QNSPCrypto", "QNSP", "QNSPNIO", "QNSPBench", "QSFTP", "QSSHFuzz",
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -303,11 +303,20 @@ public final class AuditLog: @unchecked Sendable {
     }
 
     static func verifyFile(path: String, key: SymmetricKey?, hostKey: HostPublicKey?, headPath: String, requireHead: Bool) -> Report {
-        var report = Report()
         guard let data = FileManager.default.contents(atPath: path) else {
+            var report = Report()
             report.problems.append("cannot read \(path)")
             return report
         }
+        var report = verifyLines(data, key: key, hostKey: hostKey)
+        checkHead(&report, headPath: headPath, requireHead: requireHead)
+        return report
+    }
+
+    /// The links, sequence numbers and checkpoints of a log's contents (not its head).
+    package static func verifyLines(_ data: some DataProtocol, key: SymmetricKey?, hostKey: HostPublicKey?) -> Report {
+        var report = Report()
+        let data = Data(data)
         var current: SegmentReport?
         var previous = ""
         var expectedSeq = 0
@@ -377,7 +386,11 @@ public final class AuditLog: @unchecked Sendable {
             current?.lastChain = chain
         }
         close()
-        // The head names the last link written: a log that ends earlier was cut off.
+        return report
+    }
+
+    /// The head names the last link written: a log that ends earlier was cut off.
+    static func checkHead(_ report: inout Report, headPath: String, requireHead: Bool) {
         if let tail = report.segments.last, tail.intact {
             if let text = try? String(contentsOfFile: headPath, encoding: .utf8) {
                 let parts = text.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
@@ -393,7 +406,6 @@ public final class AuditLog: @unchecked Sendable {
                 report.problems.append("\(headPath) is missing, so a cut-off end cannot be ruled out")
             }
         }
-        return report
     }
 }
 

@@ -1,13 +1,13 @@
 /// One setting of an ssh_config / sshd_config-style file: `Keyword value` or `Keyword=value`;
 /// blank lines and `#` comments are skipped. Shared by qsshd's `-f` file and `~/.qssh/config`.
-struct ConfigLine {
+package struct ConfigLine {
     /// The keyword as written (compare it lowercased).
-    let keyword: String
-    let value: String
+    package let keyword: String
+    package let value: String
     /// `path:line`, for messages.
-    let location: String
+    package let location: String
 
-    static func parse(_ text: String, path: String) -> [ConfigLine] {
+    package static func parse(_ text: String, path: String) -> [ConfigLine] {
         text.split(separator: "\n", omittingEmptySubsequences: false).enumerated().compactMap { index, raw in
             let line = raw.trimmingCharacters(in: .whitespaces)
             guard !line.isEmpty, !line.hasPrefix("#") else { return nil }

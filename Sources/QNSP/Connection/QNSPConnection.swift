@@ -495,6 +495,19 @@ public final class QNSPConnection {
     }
 }
 
+extension QNSPConnection {
+    /// For fuzzing and tests: a server connection already established, whose peer seals with
+    /// `receive` (its own sending secret is fixed too).
+    package static func established(server host: HostKeyPair, receive: TrafficSecret) throws(QNSPError) -> QNSPConnection {
+        let c = QNSPConnection(server: .init(hostKeys: [host]) { _, _ in .accept })
+        c.opener = try CellOpener(algorithm: .aes256GCM, secret: receive, cellSize: c.cellSize)
+        c.sealer = try CellSealer(algorithm: .aes256GCM, secret: TrafficSecret(secret: SecretBytes(copying: [UInt8](repeating: 8, count: 32))),
+                                  cellSize: c.cellSize)
+        c.phase = .established
+        return c
+    }
+}
+
 /// The primary host key's announcement, signed on first use and shared by every copy of the
 /// server parameters (an ML-DSA signature per first-contact request would let anyone make the
 /// server sign for them).

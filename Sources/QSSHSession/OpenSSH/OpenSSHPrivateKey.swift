@@ -28,6 +28,9 @@ public enum OpenSSHPrivateKey {
         }
     }
 
+    /// Most bcrypt_pbkdf rounds a key file may ask for.
+    public static let maxBcryptRounds = 1 << 16
+
     /// Parses the text of a private key file, decrypting it with `passphrase` when it is protected.
     public static func parse(_ text: String, passphrase: String? = nil) throws(KeyError) -> NIOSSHPrivateKey {
         let begin = "-----BEGIN OPENSSH PRIVATE KEY-----", end = "-----END OPENSSH PRIVATE KEY-----"
@@ -48,6 +51,8 @@ public enum OpenSSHPrivateKey {
             guard let passphrase else { throw .encrypted }
             let salt = try options.bytes()
             let rounds = Int(try options.uint32())
+            // ssh-keygen uses 16 (-a N raises it); a file asking for billions would hang us.
+            guard rounds <= Self.maxBcryptRounds else { throw .malformed("bcrypt rounds \(rounds) exceed \(Self.maxBcryptRounds)") }
             guard section.count % 16 == 0,
                   let keyIV = BcryptPBKDF.derive(passphrase: Array(passphrase.utf8), salt: salt, count: 48, rounds: rounds),
                   let nonce = try? AES._CTR.Nonce(nonceBytes: keyIV[32..<48]),
