@@ -19,20 +19,15 @@ public final class QNSPHandler: ChannelDuplexHandler {
 
     private let connection: QNSPConnection
     private let isClient: Bool
-    private let rekeyInterval: TimeAmount?
     private var heldWrites: MarkedCircularBuffer<(ByteBuffer, EventLoopPromise<Void>?)> = MarkedCircularBuffer(initialCapacity: 4)
-    private var rekeyTask: RepeatedTask?
-    private var keepaliveTask: RepeatedTask?
-    private let keepalive: Keepalive?
-    private let handshakeTimeout: TimeAmount?
-    private let idleTimeout: TimeAmount?
-    private var idleTask: RepeatedTask?
-    private var lastData = NIODeadline.now()
+    /// Keepalive, idle, rekey, handshake and drain deadlines (decided there, carried out here).
+    private var timing: StateMachine<EventLoopClock>
+    /// The one timer, set for `timing.nextDeadline` (or earlier; a late deadline is re-armed on firing).
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: EventLoopClock.Instant?
     /// The code and reason sent with an orderly close started by this handler (e.g. idle timeout).
     private var closeCode = QNSPCloseCode.normal
     private var closeReason = ""
-    private var handshakeTimer: Scheduled<Void>?
-    private var quietTicks = 0
 
     /// Dead-peer detection: after `interval` with nothing received, a ping is sent; after
     /// `maxMissed` such intervals in a row the connection fails with `peerUnresponsive`.
@@ -78,19 +73,26 @@ public final class QNSPHandler: ChannelDuplexHandler {
         handshakeTimeout: TimeAmount? = nil, idleTimeout: TimeAmount? = nil, authorization: Authorization = .inline
     ) {
         self.authorization = authorization
-        self.idleTimeout = idleTimeout
         self.connection = connection
         self.isClient = isClient
-        self.rekeyInterval = rekeyInterval
-        self.keepalive = keepalive
-        self.handshakeTimeout = handshakeTimeout
+        var configuration = StateMachine<EventLoopClock>.Configuration()
+        configuration.handshakeTimeout = handshakeTimeout.map(Self.duration)
+        configuration.keepaliveInterval = keepalive.map { Self.duration($0.interval) }
+        configuration.keepaliveMaxMissed = keepalive?.maxMissed ?? 3
+        configuration.idleTimeout = idleTimeout.map(Self.duration)
+        configuration.rekeyInterval = rekeyInterval.map(Self.duration)
+        configuration.drainTimeout = Self.duration(Self.closeDrainTimeout)
+        timing = StateMachine(configuration: configuration, clock: EventLoopClock())
     }
+
+    static func duration(_ t: TimeAmount) -> Duration { .nanoseconds(t.nanoseconds) }
 
     public var sessionInfo: QNSPSessionInfo? { connection.sessionInfo }
 
     // MARK: Lifecycle
 
     public func handlerAdded(context: ChannelHandlerContext) {
+        timing.clock.attach(context.eventLoop)
         if context.channel.isActive { start(context: context) }
     }
 
@@ -100,14 +102,8 @@ public final class QNSPHandler: ChannelDuplexHandler {
     }
 
     private func start(context: ChannelHandlerContext) {
-        if let limit = handshakeTimeout, handshakeTimer == nil {
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            handshakeTimer = context.eventLoop.scheduleTask(in: limit) {
-                let (handler, context) = loopBound.value
-                guard !handler.connection.isEstablished else { return }
-                handler.fail(context: context, error: QNSPError.handshakeTimeout(seconds: limit.nanoseconds / 1_000_000_000))
-            }
-        }
+        timing.transportActive()
+        armTimer(context: context)
         if isClient {
             do { try connection.start() } catch { fail(context: context, error: error); return }
             flushOutbound(context: context)
@@ -130,12 +126,61 @@ public final class QNSPHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
-    /// Stops the rekey, keepalive, idle and handshake timers (the transport is ending).
+    /// Stops the timer (the transport is ending).
     private func cancelTimers() {
-        rekeyTask?.cancel()
-        keepaliveTask?.cancel()
-        idleTask?.cancel()
-        handshakeTimer?.cancel()
+        timing.closed()
+        timer?.cancel()
+        timer = nil
+        timerDeadline = nil
+    }
+
+    // MARK: Timing
+
+    /// Sets the timer for the machine's next deadline, unless one at or before it is already set
+    /// (a deadline that moved later, as every read moves the keepalive's, is found on firing).
+    private func armTimer(context: ChannelHandlerContext) {
+        guard let deadline = timing.nextDeadline else { return }
+        if let set = timerDeadline, set <= deadline, timer != nil { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: deadline.deadline) {
+            let (handler, context) = bound.value
+            handler.timer = nil
+            handler.timerDeadline = nil
+            handler.execute(handler.timing.tick(), context: context)
+            handler.armTimer(context: context)
+        }
+    }
+
+    /// Carries out what the timing machine decided.
+    private func execute(_ actions: [StateMachine<EventLoopClock>.Action], context: ChannelHandlerContext) {
+        for action in actions {
+            switch action {
+            case .sendPing:
+                do {
+                    try connection.ping([])
+                    flushOutbound(context: context)
+                } catch {
+                    fail(context: context, error: error)
+                }
+            case .updateKey:
+                do {
+                    try connection.updateSendingKey()
+                    flushOutbound(context: context)
+                } catch {
+                    fail(context: context, error: error)
+                }
+            case .fail(let error):
+                fail(context: context, error: error)
+            case .closeOrderly(let code, let reason):
+                closeCode = code
+                closeReason = reason
+                context.channel.close(promise: nil)
+            case .closeTransport:
+                context.close(mode: .all, promise: nil)
+            }
+        }
     }
 
     /// How long an orderly close waits for queued cells to reach the socket before closing anyway.
@@ -160,7 +205,6 @@ public final class QNSPHandler: ChannelDuplexHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
-        quietTicks = 0
         let input = unwrapInboundIn(data)
         var plaintext = context.channel.allocator.buffer(capacity: input.readableBytes)
         let events: [QNSPEvent]
@@ -181,10 +225,8 @@ public final class QNSPHandler: ChannelDuplexHandler {
         // The handshake's end comes first: data in the same read was sent after it, and a reply
         // the next handler writes while reading it must queue behind the writes held until now.
         for event in events { if case .established = event { handle(event, context: context) } }
-        if plaintext.readableBytes > 0 {
-            lastData = .now()
-            context.fireChannelRead(wrapInboundOut(plaintext))
-        }
+        timing.received(data: plaintext.readableBytes > 0)
+        if plaintext.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(plaintext)) }
         for event in events {
             if case .established = event { continue }
             handle(event, context: context)
@@ -255,10 +297,8 @@ public final class QNSPHandler: ChannelDuplexHandler {
     private func handle(_ event: QNSPEvent, context: ChannelHandlerContext) {
         switch event {
         case .established(let info):
-            handshakeTimer?.cancel()
-            scheduleRekey(context: context)
-            scheduleKeepalive(context: context)
-            scheduleIdleTimeout(context: context)
+            timing.established()
+            armTimer(context: context)
             context.fireUserInboundEventTriggered(QNSPUserEvent.established(info))
             releaseHeldWrites(context: context)
         case .closed(let code, let reason):
@@ -283,7 +323,7 @@ public final class QNSPHandler: ChannelDuplexHandler {
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let buffer = unwrapOutboundIn(data)
-        if buffer.readableBytes > 0 { lastData = .now() }
+        timing.sent(data: buffer.readableBytes > 0)
         // Held writes keep their place: nothing overtakes them once the session is up.
         guard connection.isEstablished, heldWrites.isEmpty else {
             if connection.isClosed { promise?.fail(QNSPError.connectionClosed) } else { heldWrites.append((buffer, promise)) }
@@ -322,12 +362,17 @@ public final class QNSPHandler: ChannelDuplexHandler {
             let drained = context.eventLoop.makePromise(of: Void.self)
             let closed = context.eventLoop.makePromise(of: Void.self)
             draining = closed.futureResult
+            timing.closeRequested()  // its drain deadline closes the transport if the cells never get out
+            armTimer(context: context)
             flushOutbound(context: context, promise: drained)
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            let timeout = context.eventLoop.scheduleTask(in: Self.closeDrainTimeout) { bound.value.close(mode: .all, promise: nil) }
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             drained.futureResult.whenComplete { _ in
-                timeout.cancel()
-                if bound.value.channel.isActive { bound.value.close(mode: mode, promise: closed) } else { closed.succeed(()) }
+                let (handler, context) = bound.value
+                if handler.timing.drained().contains(.closeTransport), context.channel.isActive {
+                    context.close(mode: mode, promise: closed)
+                } else {
+                    closed.succeed(())
+                }
             }
             closed.futureResult.whenComplete { result in promise?.completeWith(result) }
             return
@@ -396,56 +441,6 @@ public final class QNSPHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
-    private func scheduleKeepalive(context: ChannelHandlerContext) {
-        guard let keepalive, keepalive.interval > .zero else { return }
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        keepaliveTask = context.eventLoop.scheduleRepeatedTask(initialDelay: keepalive.interval, delay: keepalive.interval) { _ in
-            let (handler, context) = loopBound.value
-            guard handler.connection.isEstablished else { return }
-            handler.quietTicks += 1
-            if handler.quietTicks >= keepalive.maxMissed {
-                let seconds = keepalive.interval.nanoseconds * Int64(keepalive.maxMissed) / 1_000_000_000
-                handler.fail(context: context, error: QNSPError.peerUnresponsive(seconds: seconds))
-                return
-            }
-            do {
-                try handler.connection.ping([])
-                handler.flushOutbound(context: context)
-            } catch {
-                handler.fail(context: context, error: error)
-            }
-        }
-    }
-
-    private func scheduleIdleTimeout(context: ChannelHandlerContext) {
-        guard let limit = idleTimeout, limit > .zero else { return }
-        lastData = .now()
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let step = TimeAmount.nanoseconds(max(limit.nanoseconds / 4, 50_000_000))
-        idleTask = context.eventLoop.scheduleRepeatedTask(initialDelay: step, delay: step) { task in
-            let (handler, context) = loopBound.value
-            guard handler.connection.isEstablished, NIODeadline.now() - handler.lastData >= limit else { return }
-            task.cancel()
-            handler.closeCode = .idleTimeout
-            handler.closeReason = "idle timeout (\(limit.nanoseconds / 1_000_000_000) s without data)"
-            context.channel.close(promise: nil)
-        }
-    }
-
-    private func scheduleRekey(context: ChannelHandlerContext) {
-        guard let interval = rekeyInterval, interval > .zero else { return }
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        rekeyTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-            let (handler, context) = loopBound.value
-            guard handler.connection.isEstablished else { return }
-            do {
-                try handler.connection.updateSendingKey()
-                handler.flushOutbound(context: context)
-            } catch {
-                handler.fail(context: context, error: error)
-            }
-        }
-    }
 }
 
 @available(*, unavailable)

@@ -258,8 +258,8 @@ public struct QSSHDCommand: ParsableCommand {
                 // and counts the login against the session limit.
                 var parameters = baseParameters
                 let connection = ObjectIdentifier(channel)
+                let peer = channel.remoteAddress?.ipAddress ?? "?"  // not the channel: the policy lives in its pipeline
                 parameters.authorize = { user, key in
-                    let peer = channel.remoteAddress?.ipAddress ?? "?"
                     switch authorizer.authorize(user: user, key: key) {
                     case .failure(let refusal):
                         log.notice("refused \(user) from \(peer): \(refusal.description)")
