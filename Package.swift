@@ -72,6 +72,16 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: MLS (RFC 9420), sans-I/O
+        .target(
+            name: "QMLS",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
         // MARK: SFTP v3 (codec, server, client; no NIO)
         .target(name: "QSFTP", swiftSettings: strict),
 
@@ -112,6 +122,7 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "QSFTPTests", dependencies: ["QSFTP"], swiftSettings: strict),
+        .testTarget(name: "QMLSTests", dependencies: ["QMLS"], exclude: ["Vectors"], swiftSettings: strict),
         .testTarget(name: "QNSPCryptoTests", dependencies: ["QNSPCrypto"], swiftSettings: strict),
         .testTarget(name: "QNSPTests", dependencies: ["QNSP", "QNSPCrypto"], swiftSettings: strict),
         .testTarget(
