@@ -144,6 +144,15 @@ public struct RatchetTree: Sendable, Equatable {
         // The old root gets a parent: its ancestors are all new and uncached.
     }
 
+    /// The leaf an Add or external join would take: the leftmost blank leaf, or the first leaf
+    /// of the extension.
+    public var nextFreeLeaf: LeafIndex {
+        for i in stride(from: 0, to: nodes.count, by: 2) where nodes[i] == nil {
+            return LeafIndex(UInt32(i / 2))
+        }
+        return LeafIndex(leafCount)
+    }
+
     /// Adds a leaf at the leftmost blank position, extending the tree if needed, and records it
     /// as unmerged at every non-blank ancestor (RFC 9420 §12.1.1).
     @discardableResult
