@@ -144,7 +144,7 @@ enum TreeKEM {
             }
         }
         var existing = Set<[UInt8]>()
-        for node in tree.nodes {
+        for (index, node) in tree.nodes.enumerated() where index != Int(sender.node.value) {
             if let key = node?.encryptionKey {
                 existing.insert(key)
             }

@@ -1,0 +1,160 @@
+@testable import QMLS
+import Testing
+
+/// The group API end to end: creation, adds, removes, updates, PSKs, external commits,
+/// application messages, serialization.
+@Suite("MLS group")
+struct GroupTests {
+    static let suites: [CipherSuite] = [.x25519Aes128Sha256Ed25519, .xwingAes256Sha384MLDSA65]
+
+    @Test("three members: add, message, update, remove", arguments: suites)
+    func basicLifecycle(suite: CipherSuite) throws {
+        var harness = try GroupHarness(suite: suite)
+        try harness.add(2, by: "m0")
+        harness.expectAgreement()
+        var sender = try #require(harness.members["m1"])
+        let ciphertext = try sender.encrypt(Array("hello".utf8), authenticatedData: [7])
+        harness.members["m1"] = sender
+        for name in ["m0", "m2"] {
+            var receiver = try #require(harness.members[name])
+            let result = try receiver.process(ciphertext)
+            #expect(result == .application(ApplicationMessage(sender: sender.ownLeaf, data: Array("hello".utf8), authenticatedData: [7], epoch: 1)))
+            harness.members[name] = receiver
+        }
+        try harness.commit(by: "m2")
+        harness.expectAgreement()
+        try harness.remove(["m1"], by: "m0")
+        harness.expectAgreement()
+        #expect(harness.members.count == 2)
+    }
+
+    @Test("an Update proposal committed by another member gives the proposer its new leaf key", arguments: suites)
+    func updateProposal(suite: CipherSuite) throws {
+        var harness = try GroupHarness(suite: suite)
+        try harness.add(3, by: "m0")
+        var proposer = try #require(harness.members["m2"])
+        let proposal = try proposer.proposeUpdate()
+        harness.members["m2"] = proposer
+        for name in harness.names where name != "m2" {
+            var member = try #require(harness.members[name])
+            guard case .proposal = try member.process(proposal) else {
+                Issue.record("not a proposal")
+                return
+            }
+            harness.members[name] = member
+        }
+        var options = CommitOptions()
+        options.forcePath = false
+        let output = try harness.commit(by: "m1", options)
+        #expect(output.summary.updated.count == 1)
+        harness.expectAgreement()
+        // The proposer must still be able to decrypt the next commit's path secrets.
+        try harness.commit(by: "m3")
+        harness.expectAgreement()
+    }
+
+    @Test("PublicMessage handshakes, external and resumption PSKs", arguments: suites)
+    func publicMessagesAndPSKs(suite: CipherSuite) throws {
+        var configuration = MLSGroupConfiguration()
+        configuration.handshakeWireFormat = .publicMessage
+        var harness = try GroupHarness(suite: suite, configuration: configuration)
+        try harness.add(2, by: "m0")
+        let pskID: [UInt8] = [1, 2, 3]
+        let pskSecret = [UInt8](repeating: 9, count: 32)
+        for name in harness.names {
+            harness.members[name]?.addExternalPSK(id: pskID, secret: pskSecret)
+        }
+        var options = CommitOptions()
+        let creator = try #require(harness.members["m0"])
+        options.preSharedKeys = [creator.externalPSK(id: pskID), creator.resumptionPSKID(epoch: creator.epoch)]
+        try harness.commit(by: "m0", options)
+        harness.expectAgreement()
+        // A member without the PSK cannot process a commit that names it.
+        var lacking = try #require(harness.members["m1"])
+        lacking.pskStore = [:]
+        var committer = try #require(harness.members["m2"])
+        var again = CommitOptions()
+        again.preSharedKeys = [committer.externalPSK(id: pskID)]
+        let output = try committer.commit(again)
+        #expect(throws: MLSError.self) {
+            try lacking.process(output.commit)
+        }
+    }
+
+    @Test("an external commit joins the group and everyone agrees", arguments: suites)
+    func externalCommit(suite: CipherSuite) throws {
+        var harness = try GroupHarness(suite: suite)
+        try harness.add(2, by: "m0")
+        let info = try #require(harness.members["m1"]).groupInfoMessage()
+        let key = try harness.provider.generateSignatureKey()
+        let (joined, commit) = try MLSGroup.joinExternally(
+            groupInfo: info,
+            credential: .basic(identity: Array("outsider".utf8)),
+            signingKey: key
+        )
+        for name in harness.names {
+            var member = try #require(harness.members[name])
+            guard case .commit(let summary) = try member.process(commit) else {
+                Issue.record("external commit not processed")
+                return
+            }
+            #expect(summary.committer == .newMemberCommit)
+            harness.members[name] = member
+        }
+        harness.members["outsider"] = joined
+        harness.expectAgreement()
+        try harness.commit(by: "outsider")
+        harness.expectAgreement()
+    }
+
+    @Test("a restored group keeps working: it decrypts, commits and follows commits", arguments: suites)
+    func serializationRoundTrip(suite: CipherSuite) throws {
+        var harness = try GroupHarness(suite: suite)
+        try harness.add(3, by: "m0")
+        var sender = try #require(harness.members["m3"])
+        let early = try sender.encrypt([1])
+        let late = try sender.encrypt([2])
+        harness.members["m3"] = sender
+        var m1 = try #require(harness.members["m1"])
+        _ = try m1.process(late)
+        let bytes = m1.serialized()
+        var restored = try MLSGroup(serialized: bytes)
+        #expect(restored.serialized() == bytes)
+        #expect(restored.epochAuthenticator == m1.epochAuthenticator)
+        let result = try restored.process(early)
+        #expect(result == .application(ApplicationMessage(sender: sender.ownLeaf, data: [1], authenticatedData: [], epoch: 1)))
+        harness.members["m1"] = restored
+        try harness.commit(by: "m1")
+        harness.expectAgreement()
+        try harness.commit(by: "m2")
+        harness.expectAgreement()
+        #expect(throws: MLSError.self) {
+            try MLSGroup(serialized: Array(bytes.dropLast()))
+        }
+        var wrongVersion = bytes
+        wrongVersion[5] = 9
+        #expect(throws: MLSError.self) {
+            try MLSGroup(serialized: wrongVersion)
+        }
+    }
+
+    @Test("Welcome without the ratchet_tree extension joins with the tree given out of band", arguments: suites)
+    func welcomeWithoutTree(suite: CipherSuite) throws {
+        var configuration = MLSGroupConfiguration()
+        configuration.ratchetTreeInWelcome = false
+        var harness = try GroupHarness(suite: suite, configuration: configuration)
+        try harness.add(1, by: "m0")
+        var creator = try #require(harness.members["m0"])
+        let bundle = try harness.keyPackage("late")
+        var options = CommitOptions()
+        options.adds = [bundle.keyPackage]
+        let output = try creator.commit(options)
+        try creator.mergePendingCommit()
+        let welcome = try #require(output.welcome)
+        #expect(throws: MLSError.self) {
+            try MLSGroup.join(welcome: welcome, keyPackage: bundle)
+        }
+        let joined = try MLSGroup.join(welcome: welcome, keyPackage: bundle, ratchetTree: creator.tree.wireNodes)
+        #expect(joined.epochAuthenticator == creator.epochAuthenticator)
+    }
+}
