@@ -245,7 +245,7 @@ extension MLSGroup {
         var provisional = context
         provisional.epoch += 1
         provisional.extensions = application.extensions
-        let removedSelf = application.tree.leaf(ownLeaf) == nil
+        let removedSelf = application.removed.contains(ownLeaf)
         var commitSecret = [UInt8](repeating: 0, count: provider.hashLength)
         if let path = commit.path {
             if committer != .newMemberCommit {

@@ -57,7 +57,13 @@ struct GroupHarness {
             guard var other = members[name] else {
                 continue
             }
-            switch try other.process(output.commit) {
+            let processed: ProcessedMessage
+            do {
+                processed = try other.process(output.commit)
+            } catch {
+                throw HarnessError.unexpected("\(name) at \(other.ownLeaf) failed on the commit of \(committer): \(error)")
+            }
+            switch processed {
             case .commit:
                 members[name] = other
             case .removed:
