@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "qscp", targets: ["qscp"]),
         .executable(name: "qsftp", targets: ["qsftp"]),
         .executable(name: "qnsp-bench", targets: ["qnsp-bench"]),
+        .executable(name: "qmls-bench", targets: ["qmls-bench"]),
     ],
     dependencies: [
         // Pinned exactly: CQNSPBoringAEAD binds to the BoringSSL copy vendored by this release.
@@ -81,6 +82,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+
+        .target(
+            name: "QMLSBench",
+            dependencies: ["QMLS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "qmls-bench", dependencies: ["QMLSBench"], swiftSettings: strict),
 
         // MARK: SFTP v3 (codec, server, client; no NIO)
         .target(name: "QSFTP", swiftSettings: strict),
