@@ -158,3 +158,59 @@ struct GroupTests {
         #expect(joined.epochAuthenticator == creator.epochAuthenticator)
     }
 }
+
+/// ReInit and branching with resumption PSKs.
+@Suite("MLS group: reinit and branch")
+struct LinkedGroupTests {
+    @Test("a committed ReInit freezes the group; the new group joins everyone with a reinit PSK")
+    func reinit() throws {
+        var harness = try GroupHarness(suite: .x25519Aes128Sha256Ed25519)
+        try harness.add(2, by: "m0")
+        let reinit = ReInit(
+            groupID: Array("reinit group".utf8),
+            version: .mls10,
+            cipherSuite: .x25519Aes128Sha256Ed25519,
+            extensions: []
+        )
+        var options = CommitOptions()
+        options.reinit = reinit
+        try harness.commit(by: "m1", options)
+        for (_, group) in harness.members {
+            #expect(group.status == .waitingForReInit(reinit))
+        }
+        var frozen = try #require(harness.members["m0"])
+        #expect(throws: MLSError.self) {
+            try frozen.encrypt([1])
+        }
+        let bundles = try ["m1", "m2"].map { try harness.keyPackage($0) }
+        let (newGroup, output) = try frozen.reinitialize(keyPackages: bundles.map(\.keyPackage))
+        #expect(newGroup.epoch == 1)
+        #expect(newGroup.groupID == reinit.groupID)
+        let welcome = try #require(output.welcome)
+        for (name, bundle) in zip(["m1", "m2"], bundles) {
+            let old = try #require(harness.members[name])
+            var psks = PSKStore()
+            psks.addResumption(from: old)
+            #expect(throws: MLSError.self) {
+                try MLSGroup.join(welcome: welcome, keyPackage: bundle, psks: psks)
+            }
+            let joined = try MLSGroup.join(welcome: welcome, keyPackage: bundle, psks: psks, linkedGroup: old)
+            #expect(joined.epochAuthenticator == newGroup.epochAuthenticator)
+        }
+    }
+
+    @Test("a branch starts a subgroup linked by a branch PSK")
+    func branch() throws {
+        var harness = try GroupHarness(suite: .x25519Aes128Sha256Ed25519)
+        try harness.add(3, by: "m0")
+        let founder = try #require(harness.members["m2"])
+        let bundle = try harness.keyPackage("m3")
+        let (subgroup, output) = try founder.branch(groupID: Array("sub".utf8), keyPackages: [bundle.keyPackage])
+        let old = try #require(harness.members["m3"])
+        var psks = PSKStore()
+        psks.addResumption(from: old)
+        let joined = try MLSGroup.join(welcome: try #require(output.welcome), keyPackage: bundle, psks: psks, linkedGroup: old)
+        #expect(joined.epochAuthenticator == subgroup.epochAuthenticator)
+        #expect(joined.members.count == 2)
+    }
+}

@@ -13,6 +13,7 @@ extension MLSGroup {
         keyPackage bundle: KeyPackageBundle,
         ratchetTree: RatchetTreeNodes? = nil,
         psks: PSKStore = PSKStore(),
+        linkedGroup: MLSGroup? = nil,
         configuration: MLSGroupConfiguration = MLSGroupConfiguration()
     ) throws(MLSError) -> MLSGroup {
         let message: MLSMessage
@@ -85,8 +86,29 @@ extension MLSGroup {
         guard groupInfo.groupContext.cipherSuite == suite else {
             throw .invalidWelcome("GroupInfo cipher suite differs from the key package's")
         }
-        if !special.isEmpty && groupInfo.groupContext.epoch != 1 {
-            throw .invalidWelcome("a reinit or branch Welcome must start at epoch 1")
+        if let linkPSK = special.first, case .resumption(let usage, let oldGroupID, let oldEpoch) = linkPSK.kind {
+            guard groupInfo.groupContext.epoch == 1 else {
+                throw .invalidWelcome("a reinit or branch Welcome must start at epoch 1")
+            }
+            guard let linked = linkedGroup, linked.groupID == oldGroupID, linked.epoch == oldEpoch else {
+                throw .invalidWelcome("a reinit or branch Welcome needs the state of the group it continues")
+            }
+            let newContext = groupInfo.groupContext
+            switch usage {
+            case .reinit:
+                guard case .waitingForReInit(let reinit) = linked.status, reinit.groupID == newContext.groupID,
+                    reinit.version == newContext.version, reinit.cipherSuite == newContext.cipherSuite,
+                    reinit.extensions == newContext.extensions
+                else {
+                    throw .invalidWelcome("the new group does not match the committed ReInit")
+                }
+            case .branch:
+                guard linked.context.version == newContext.version, linked.cipherSuite == newContext.cipherSuite else {
+                    throw .invalidWelcome("a branch keeps the version and cipher suite")
+                }
+            case .application:
+                break
+            }
         }
         let tree = try verifiedTree(groupInfo: groupInfo, given: ratchetTree, provider: provider)
         guard let ownLeaf = tree.members.first(where: { $0.leaf == bundle.keyPackage.leafNode })?.index else {
