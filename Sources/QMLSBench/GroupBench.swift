@@ -10,7 +10,7 @@ struct GroupBench {
     struct Result {
         static let header = [
             "suite", "N", "create", "add N-1 (1 commit)", "empty commit", "process commit", "empty commit, sparse",
-            "app msgs/s",
+            "process sparse commit", "app msgs/s",
         ]
         var suite: CipherSuite
         var size: Int
@@ -19,6 +19,7 @@ struct GroupBench {
         var emptyCommit: Double
         var processCommit: Double
         var sparseCommit: Double
+        var processSparse: Double
         var messagesPerSecond: Double
 
         var row: [String] {
@@ -30,6 +31,7 @@ struct GroupBench {
                 Self.ms(emptyCommit),
                 Self.ms(processCommit),
                 Self.ms(sparseCommit),
+                Self.ms(processSparse),
                 String(format: "%.0f", messagesPerSecond),
             ]
         }
@@ -79,6 +81,7 @@ struct GroupBench {
             configuration: configuration
         )
         var keyPackages: [KeyPackage] = []
+        var firstMember: KeyPackageBundle?
         for i in 1..<size {
             let bundle = try KeyPackageBundle.create(
                 suite: suite,
@@ -86,6 +89,7 @@ struct GroupBench {
                 signingKey: try provider.generateSignatureKey()
             )
             keyPackages.append(bundle.keyPackage)
+            firstMember = firstMember ?? bundle
         }
         var options = CommitOptions()
         options.adds = keyPackages
@@ -94,11 +98,21 @@ struct GroupBench {
             var copy = creator
             _ = try copy.commit(options)
         }
-        _ = try grown.commit(options)
+        let added = try grown.commit(options)
         try grown.mergePendingCommit()
         let sparseCommit = try median(minimumRuns: 3, maximumRuns: 50) {
             var copy = grown
             _ = try copy.commit()
+        }
+        var processSparse = 0.0
+        if let bundle = firstMember, let welcome = added.welcome {
+            let member = try MLSGroup.join(welcome: welcome, keyPackage: bundle, configuration: configuration)
+            var committer = grown
+            let sparse = try committer.commit()
+            processSparse = try median(minimumRuns: 3, maximumRuns: 50) {
+                var copy = member
+                _ = try copy.process(sparse.commit)
+            }
         }
         // mls-rs's setup: two clients join by external commit.
         let (sender, joinCommit) = try MLSGroup.joinExternally(
@@ -146,6 +160,7 @@ struct GroupBench {
             emptyCommit: emptyCommit,
             processCommit: processCommit,
             sparseCommit: sparseCommit,
+            processSparse: processSparse,
             messagesPerSecond: messagesPerSecond
         )
     }

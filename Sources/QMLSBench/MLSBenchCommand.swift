@@ -12,8 +12,10 @@ public struct MLSBenchCommand: ParsableCommand {
             commit; then, as in mls-rs's benchmark (benches/group_commit.rs), two clients join by external
             commit ("sender" and "receiver"), and the sender's empty commit (with UpdatePath) is created and
             processed by the receiver. "empty commit, sparse" is the creator's empty commit right after the
-            add-all commit: its UpdatePath is encrypted to all N-1 other leaves (the worst case). Key package
-            generation is not timed. Times are medians; messages/s count encrypt + decrypt pairs of 100 bytes.
+            add-all commit: its UpdatePath is encrypted to all N-1 other leaves (the worst case), and "process
+            sparse commit" is member 1 processing it; scripts/mls_rs_bench.py times the same two operations
+            for mls-rs on this machine. Key package generation is not timed. Times are medians; messages/s
+            count encrypt + decrypt pairs of 100 bytes.
             """)
 
     @Option(name: .long, help: "Group sizes, comma separated.") var sizes = "16,64,128,1000"
@@ -39,7 +41,8 @@ public struct MLSBenchCommand: ParsableCommand {
         }
         print("")
         print(Self.table(header: GroupBench.Result.header, rows: rows))
-        print("\nmls-rs reference (figures quoted in issue 12, not measured here): empty commit 2.74 / 7.46 / 13.89 ms at 16 / 64 / 128 members.")
+        print("\nmls-rs figures quoted in issue 12 (its benchmark, another machine): empty commit 2.74 / 7.46 / 13.89 ms")
+        print("at 16 / 64 / 128 members. Same machine: python3 scripts/mls_rs_bench.py (mls-rs 0.55 via its Python binding).")
     }
 
     static func suite(_ name: String) throws -> CipherSuite {

@@ -133,6 +133,16 @@ extension CipherSuiteProvider {
         aad: [UInt8],
         plaintext: [UInt8]
     ) throws(MLSCryptoError) -> (kemOutput: [UInt8], ciphertext: [UInt8]) {
+        try hpkeSeal(publicKey: publicKey, infoHash: hpkeInfoHash(info), aad: aad, plaintext: plaintext)
+    }
+
+    /// `SealBase` by swift-crypto's HPKE (the independent implementation our tests compare with).
+    func referenceHPKESeal(
+        publicKey: [UInt8],
+        info: [UInt8],
+        aad: [UInt8],
+        plaintext: [UInt8]
+    ) throws(MLSCryptoError) -> (kemOutput: [UInt8], ciphertext: [UInt8]) {
         var sender = try makeSender(publicKey: publicKey, info: info)
         do {
             let ciphertext = try sender.seal(plaintext, authenticating: aad)

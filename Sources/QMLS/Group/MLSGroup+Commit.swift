@@ -337,14 +337,14 @@ extension MLSGroup {
             throw .crypto(error)
         }
         var entries: [EncryptedGroupSecrets] = []
+        let infoHash = provider.encryptWithLabelInfoHash(label: "Welcome", context: encryptedGroupInfo)
         for (index, keyPackage) in newMembers {
             let ancestor = TreeMath.commonAncestor(ownLeaf.node, index.node)
             let secrets = GroupSecrets(joinerSecret: joinerSecret, pathSecret: pathSecrets[ancestor.value], psks: psks)
             do {
                 let sealed = try provider.encryptWithLabel(
                     publicKey: keyPackage.initKey,
-                    label: "Welcome",
-                    context: encryptedGroupInfo,
+                    infoHash: infoHash,
                     plaintext: secrets.mlsEncoded
                 )
                 entries.append(

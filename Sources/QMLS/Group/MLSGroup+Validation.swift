@@ -8,12 +8,37 @@ extension MLSGroup {
         case commit(LeafIndex)
     }
 
+    /// Key and credential summaries of a tree's members, so that validating many Adds against
+    /// the same tree costs O(1) per Add instead of a scan of all members.
+    struct MemberDigest {
+        var signatureKeys: Set<[UInt8]> = []
+        var encryptionKeys: Set<[UInt8]> = []
+        var credentialTypes: Set<CredentialType> = []
+        /// Credential types every member supports (nil while there are no members).
+        var supportedByAll: Set<CredentialType>?
+
+        init(_ tree: RatchetTree) {
+            for (_, leaf) in tree.members {
+                insert(leaf)
+            }
+        }
+
+        mutating func insert(_ leaf: LeafNode) {
+            signatureKeys.insert(leaf.signatureKey)
+            encryptionKeys.insert(leaf.encryptionKey)
+            credentialTypes.insert(leaf.credential.type)
+            let supported = Set(leaf.capabilities.credentials)
+            supportedByAll = supportedByAll.map { $0.intersection(supported) } ?? supported
+        }
+    }
+
     /// Validates a leaf node against the group (RFC 9420 §7.3).
     func validateLeafNode(
         _ leaf: LeafNode,
         role: LeafRole,
         tree: RatchetTree,
-        extensions: [Extension]
+        extensions: [Extension],
+        digest: MemberDigest? = nil
     ) throws(MLSError) {
         guard configuration.credentialValidator(leaf.credential, leaf.signatureKey) else {
             throw .credentialRejected("the credential of a leaf node was not accepted")
@@ -53,6 +78,16 @@ extension MLSGroup {
         default:
             throw .invalidLeafNode("leaf node source does not fit where the leaf node appears")
         }
+        if let digest, replaced == nil {
+            try validateCapabilities(leaf, tree: tree, extensions: extensions, replacing: nil, digest: digest)
+            guard !digest.signatureKeys.contains(leaf.signatureKey) else {
+                throw .invalidLeafNode("signature key already used by a member")
+            }
+            guard !digest.encryptionKeys.contains(leaf.encryptionKey) else {
+                throw .invalidLeafNode("encryption key already used by a member")
+            }
+            return
+        }
         try validateCapabilities(leaf, tree: tree, extensions: extensions, replacing: replaced)
         for (index, member) in tree.members where index != replaced {
             guard member.signatureKey != leaf.signatureKey else {
@@ -69,7 +104,8 @@ extension MLSGroup {
         _ leaf: LeafNode,
         tree: RatchetTree,
         extensions: [Extension],
-        replacing: LeafIndex?
+        replacing: LeafIndex?,
+        digest: MemberDigest? = nil
     ) throws(MLSError) {
         let capabilities = leaf.capabilities
         guard capabilities.cipherSuites.contains(provider.suite), capabilities.versions.contains(.mls10) else {
@@ -98,6 +134,15 @@ extension MLSGroup {
                 throw .invalidLeafNode("leaf node does not meet the group's required capabilities")
             }
         }
+        if let digest {
+            guard digest.supportedByAll?.contains(leaf.credential.type) ?? true else {
+                throw .invalidLeafNode("some member does not support the leaf's credential type")
+            }
+            guard digest.credentialTypes.isSubset(of: Set(capabilities.credentials)) else {
+                throw .invalidLeafNode("the leaf does not support every credential type in use")
+            }
+            return
+        }
         for (index, member) in tree.members where index != replacing {
             guard member.capabilities.credentials.contains(leaf.credential.type) else {
                 throw .invalidLeafNode("\(index) does not support the leaf's credential type")
@@ -125,7 +170,12 @@ extension MLSGroup {
     }
 
     /// Validates a key package for an Add (RFC 9420 §10.1).
-    func validateKeyPackage(_ keyPackage: KeyPackage, tree: RatchetTree, extensions: [Extension]) throws(MLSError) {
+    func validateKeyPackage(
+        _ keyPackage: KeyPackage,
+        tree: RatchetTree,
+        extensions: [Extension],
+        digest: MemberDigest? = nil
+    ) throws(MLSError) {
         guard keyPackage.version == context.version, keyPackage.cipherSuite == provider.suite else {
             throw .invalidKeyPackage("version or cipher suite differs from the group's")
         }
@@ -141,7 +191,7 @@ extension MLSGroup {
         guard !keyPackage.extensions.hasDuplicateTypes else {
             throw .invalidKeyPackage("duplicate key package extension")
         }
-        try validateLeafNode(keyPackage.leafNode, role: .keyPackage, tree: tree, extensions: extensions)
+        try validateLeafNode(keyPackage.leafNode, role: .keyPackage, tree: tree, extensions: extensions, digest: digest)
     }
 
     /// Validates new GroupContext extensions against every member (RFC 9420 §12.1.7).

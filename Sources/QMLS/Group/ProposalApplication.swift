@@ -141,10 +141,14 @@ extension MLSGroup {
             result.removed.append(index)
         }
         result.tree.truncate()
-        for keyPackage in adds {
-            try validateKeyPackage(keyPackage, tree: result.tree, extensions: result.extensions)
-            let index = result.tree.addLeaf(keyPackage.leafNode)
-            result.added.append((index, keyPackage))
+        if !adds.isEmpty {
+            var digest = MemberDigest(result.tree)
+            for keyPackage in adds {
+                try validateKeyPackage(keyPackage, tree: result.tree, extensions: result.extensions, digest: digest)
+                let index = result.tree.addLeaf(keyPackage.leafNode)
+                digest.insert(keyPackage.leafNode)
+                result.added.append((index, keyPackage))
+            }
         }
         if gce != nil {
             try validateGroupContextExtensions(result.extensions, tree: result.tree)

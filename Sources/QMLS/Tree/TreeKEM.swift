@@ -88,6 +88,7 @@ enum TreeKEM {
         }
         tree.setLeaf(sender, leaf)
         let encodedContext = context(tree.rootHash(provider))
+        let infoHash = provider.encryptWithLabelInfoHash(label: "UpdatePathNode", context: encodedContext)
         var nodes: [UpdatePathNode] = []
         for (index, entry) in filtered.enumerated() {
             var ciphertexts: [HPKECiphertext] = []
@@ -96,14 +97,7 @@ enum TreeKEM {
                     continue
                 }
                 do {
-                    ciphertexts.append(
-                        try provider.encryptWithLabel(
-                            publicKey: key,
-                            label: "UpdatePathNode",
-                            context: encodedContext,
-                            plaintext: secrets[index]
-                        )
-                    )
+                    ciphertexts.append(try provider.encryptWithLabel(publicKey: key, infoHash: infoHash, plaintext: secrets[index]))
                 } catch {
                     throw .crypto(error)
                 }
