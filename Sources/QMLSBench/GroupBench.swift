@@ -24,7 +24,8 @@ struct GroupBench {
 
         var row: [String] {
             [
-                suite == .x25519Aes128Sha256Ed25519 ? "1" : (suite == .xwingAes256Sha384MLDSA65 ? "PQ (0xF001)" : "\(suite.rawValue)"),
+                suite == .x25519Aes128Sha256Ed25519
+                    ? "1" : (suite == .xwingAes256Sha384MLDSA65 ? "PQ (0xF001)" : "\(suite.rawValue)"),
                 "\(size)",
                 Self.ms(create),
                 Self.ms(addAll),

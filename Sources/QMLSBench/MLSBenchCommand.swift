@@ -16,7 +16,8 @@ public struct MLSBenchCommand: ParsableCommand {
             sparse commit" is member 1 processing it; scripts/mls_rs_bench.py times the same two operations
             for mls-rs on this machine. Key package generation is not timed. Times are medians; messages/s
             count encrypt + decrypt pairs of 100 bytes.
-            """)
+            """
+    )
 
     @Option(name: .long, help: "Group sizes, comma separated.") var sizes = "16,64,128,1000"
     @Option(name: .long, help: "Suites: 1, 2, 3, 5, 7 or pq, comma separated.") var suites = "1,pq"
@@ -41,8 +42,11 @@ public struct MLSBenchCommand: ParsableCommand {
         }
         print("")
         print(Self.table(header: GroupBench.Result.header, rows: rows))
-        print("\nmls-rs figures quoted in issue 12 (its benchmark, another machine): empty commit 2.74 / 7.46 / 13.89 ms")
-        print("at 16 / 64 / 128 members. Same machine: python3 scripts/mls_rs_bench.py (mls-rs 0.55 via its Python binding).")
+        print(
+            "\nmls-rs figures quoted in issue 12 (its benchmark, another machine): empty commit 2.74 / 7.46 / 13.89 ms"
+        )
+        print("at 16 / 64 / 128 members. Same machine: python3 scripts/mls_rs_bench.py")
+        print("(mls-rs 0.55 through its Python binding).")
     }
 
     static func suite(_ name: String) throws -> CipherSuite {
@@ -65,7 +69,8 @@ public struct MLSBenchCommand: ParsableCommand {
             }
         }
         func line(_ cells: [String]) -> String {
-            "| " + cells.enumerated().map { i, cell in cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+            "| "
+                + cells.enumerated().map { i, cell in cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
                 .joined(separator: " | ") + " |"
         }
         let rule = "|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "|") + "|"

@@ -1,5 +1,6 @@
-@testable import QMLS
 import Testing
+
+@testable import QMLS
 
 /// crypto-basics.json: RefHash, ExpandWithLabel, DeriveSecret, DeriveTreeSecret,
 /// SignWithLabel and EncryptWithLabel for every suite QMLS implements.
@@ -77,7 +78,12 @@ struct CryptoVectorTests {
                 let plaintext = try v.hex("plaintext")
                 check.expect(try provider.hpkePublicKey(privateKey: priv) == (try v.hex("pub")), "public key")
                 let given = HPKECiphertext(kemOutput: try v.hex("kem_output"), ciphertext: try v.hex("ciphertext"))
-                let opened = try provider.decryptWithLabel(privateKey: priv, label: label, context: context, ciphertext: given)
+                let opened = try provider.decryptWithLabel(
+                    privateKey: priv,
+                    label: label,
+                    context: context,
+                    ciphertext: given
+                )
                 check.expect(opened == plaintext, "DecryptWithLabel(given)")
                 let ours = try provider.encryptWithLabel(
                     publicKey: try v.hex("pub"),
@@ -85,7 +91,12 @@ struct CryptoVectorTests {
                     context: context,
                     plaintext: plaintext
                 )
-                let reopened = try provider.decryptWithLabel(privateKey: priv, label: label, context: context, ciphertext: ours)
+                let reopened = try provider.decryptWithLabel(
+                    privateKey: priv,
+                    label: label,
+                    context: context,
+                    ciphertext: ours
+                )
                 check.expect(reopened == plaintext, "DecryptWithLabel(ours)")
             }
             tally.record(check)
@@ -108,12 +119,40 @@ struct CryptoVectorTests {
         let pair = try provider.deriveHPKEKeyPair(ikm: ikm)
         #expect(try provider.deriveHPKEKeyPair(ikm: ikm) == pair)
         #expect(provider.isValidHPKEPublicKey(pair.publicKey))
-        let sealed = try provider.encryptWithLabel(publicKey: pair.publicKey, label: "L", context: [1], plaintext: [9, 9])
-        #expect(try provider.decryptWithLabel(privateKey: pair.privateKey, label: "L", context: [1], ciphertext: sealed) == [9, 9])
+        let sealed = try provider.encryptWithLabel(
+            publicKey: pair.publicKey,
+            label: "L",
+            context: [1],
+            plaintext: [9, 9]
+        )
+        #expect(
+            try provider.decryptWithLabel(privateKey: pair.privateKey, label: "L", context: [1], ciphertext: sealed)
+                == [9, 9]
+        )
         #expect(throws: MLSCryptoError.decryptionFailed) {
             try provider.decryptWithLabel(privateKey: pair.privateKey, label: "L", context: [2], ciphertext: sealed)
         }
-        let exported = try provider.hpkeExportSender(publicKey: pair.publicKey, info: [], exporterContext: [3], length: 32)
+        // Our SealBase and swift-crypto's are opened by swift-crypto's OpenBase alike.
+        let info = [UInt8](repeating: 5, count: 100)
+        for sealed in [
+            try provider.hpkeSeal(publicKey: pair.publicKey, info: info, aad: [4], plaintext: [1, 2]),
+            try provider.referenceHPKESeal(publicKey: pair.publicKey, info: info, aad: [4], plaintext: [1, 2]),
+        ] {
+            let opened = try provider.hpkeOpen(
+                privateKey: pair.privateKey,
+                kemOutput: sealed.kemOutput,
+                info: info,
+                aad: [4],
+                ciphertext: sealed.ciphertext
+            )
+            #expect(opened == [1, 2])
+        }
+        let exported = try provider.hpkeExportSender(
+            publicKey: pair.publicKey,
+            info: [],
+            exporterContext: [3],
+            length: 32
+        )
         let received = try provider.hpkeExportReceiver(
             privateKey: pair.privateKey,
             kemOutput: exported.kemOutput,
@@ -124,13 +163,17 @@ struct CryptoVectorTests {
         #expect(received == exported.secret)
         let key = try provider.generateSignatureKey()
         let signature = try provider.signWithLabel(key, label: "X", content: [1, 2, 3])
-        #expect(provider.verifyWithLabel(publicKey: key.publicKey, label: "X", content: [1, 2, 3], signature: signature))
+        #expect(
+            provider.verifyWithLabel(publicKey: key.publicKey, label: "X", content: [1, 2, 3], signature: signature)
+        )
     }
 }
 
 extension CryptoVectorTests {
     static let shakeEmpty = "46b9dd2b0ba88d13233b3feb743eeb243fcd52ea62b81b82b50c27646ed5762f"
-    static let shakeABC = "483366601360a8771c6863080cc4114d8db44530f8f1e1ee4f94ea37e78b5739d5a15bef186a5386c75744c0527e1faa9f8726e462a12a4feb06bd8801e751e4"
+    static let shakeABC =
+        "483366601360a8771c6863080cc4114d8db44530f8f1e1ee4f94ea37e78b5739"
+        + "d5a15bef186a5386c75744c0527e1faa9f8726e462a12a4feb06bd8801e751e4"
     static let shakeLong = """
         e49647491c9d12d125a2f75826c96f6307d2fabebcbb9fb1616d76b09499380e8bcf60f72750879140e73fb7453a979b69d2\
         5efa8de613462f108ce7f2f1d7c5e444637301336604f42850beddef9434234ccc7d84196841069a7105379ca1e5c6f79db0\

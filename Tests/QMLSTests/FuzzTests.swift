@@ -1,5 +1,6 @@
-@testable import QMLS
 import Testing
+
+@testable import QMLS
 
 /// Hostile input: every decoder gets random and mutated bytes; every single-bit flip of real
 /// messages is refused with an MLSError and leaves the group state untouched.
@@ -67,7 +68,8 @@ struct FuzzTests {
         case 1:
             let values: [UInt8] = [0, 0xff, 0x7f, 0x80, 0x40, 0xc0, 1]
             for _ in 0..<Int.random(in: 1...8, using: &rng) where !bytes.isEmpty {
-                bytes[Int.random(in: 0..<bytes.count, using: &rng)] = values[Int.random(in: 0..<values.count, using: &rng)]
+                bytes[Int.random(in: 0..<bytes.count, using: &rng)] =
+                    values[Int.random(in: 0..<values.count, using: &rng)]
             }
         case 2:
             bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &rng)))

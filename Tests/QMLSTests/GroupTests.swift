@@ -1,5 +1,6 @@
-@testable import QMLS
 import Testing
+
+@testable import QMLS
 
 /// The group API end to end: creation, adds, removes, updates, PSKs, external commits,
 /// application messages, serialization.
@@ -18,7 +19,17 @@ struct GroupTests {
         for name in ["m0", "m2"] {
             var receiver = try #require(harness.members[name])
             let result = try receiver.process(ciphertext)
-            #expect(result == .application(ApplicationMessage(sender: sender.ownLeaf, data: Array("hello".utf8), authenticatedData: [7], epoch: 1)))
+            #expect(
+                result
+                    == .application(
+                        ApplicationMessage(
+                            sender: sender.ownLeaf,
+                            data: Array("hello".utf8),
+                            authenticatedData: [7],
+                            epoch: 1
+                        )
+                    )
+            )
             harness.members[name] = receiver
         }
         try harness.commit(by: "m2")
@@ -122,7 +133,10 @@ struct GroupTests {
         #expect(restored.serialized() == bytes)
         #expect(restored.epochAuthenticator == m1.epochAuthenticator)
         let result = try restored.process(early)
-        #expect(result == .application(ApplicationMessage(sender: sender.ownLeaf, data: [1], authenticatedData: [], epoch: 1)))
+        #expect(
+            result
+                == .application(ApplicationMessage(sender: sender.ownLeaf, data: [1], authenticatedData: [], epoch: 1))
+        )
         harness.members["m1"] = restored
         try harness.commit(by: "m1")
         harness.expectAgreement()
@@ -209,7 +223,12 @@ struct LinkedGroupTests {
         let old = try #require(harness.members["m3"])
         var psks = PSKStore()
         psks.addResumption(from: old)
-        let joined = try MLSGroup.join(welcome: try #require(output.welcome), keyPackage: bundle, psks: psks, linkedGroup: old)
+        let joined = try MLSGroup.join(
+            welcome: try #require(output.welcome),
+            keyPackage: bundle,
+            psks: psks,
+            linkedGroup: old
+        )
         #expect(joined.epochAuthenticator == subgroup.epochAuthenticator)
         #expect(joined.members.count == 2)
     }

@@ -1,6 +1,7 @@
 import Foundation
-@testable import QMLS
 import Testing
+
+@testable import QMLS
 
 /// Interop with mls-rs (an independent RFC 9420 implementation) through bytes only, suite 1.
 /// Needs `pip install agentvault-mls-rs-uniffi==0.1.1` and `scripts/mls_rs_peer.py`; set
@@ -36,7 +37,11 @@ struct InteropTests {
         sourceLocation: SourceLocation = #_sourceLocation
     ) throws {
         let state = try peer.call("state", ["client": client, "group_id": group.groupID.hex])
-        #expect(try state.bytes("group_context") == group.context.mlsEncoded, "group context", sourceLocation: sourceLocation)
+        #expect(
+            try state.bytes("group_context") == group.context.mlsEncoded,
+            "group context",
+            sourceLocation: sourceLocation
+        )
         let exported = try peer.call(
             "export_secret",
             [
@@ -51,7 +56,11 @@ struct InteropTests {
             context: exporterContext,
             length: 32
         )
-        #expect(try exported.bytes("secret") == ours, "exporter at epoch \(group.epoch)", sourceLocation: sourceLocation)
+        #expect(
+            try exported.bytes("secret") == ours,
+            "exporter at epoch \(group.epoch)",
+            sourceLocation: sourceLocation
+        )
     }
 
     static func processCommit(_ group: inout MLSGroup, _ bytes: [UInt8]) throws {
@@ -106,7 +115,17 @@ struct InteropTests {
         _ = try carol.process(hello)
         let reply = try peer.call("encrypt", ["client": "bob", "group_id": gid, "data": Array("hi alice".utf8).hex])
             .bytes("message")
-        #expect(try alice.process(reply) == .application(ApplicationMessage(sender: LeafIndex(1), data: Array("hi alice".utf8), authenticatedData: [], epoch: alice.epoch)))
+        #expect(
+            try alice.process(reply)
+                == .application(
+                    ApplicationMessage(
+                        sender: LeafIndex(1),
+                        data: Array("hi alice".utf8),
+                        authenticatedData: [],
+                        epoch: alice.epoch
+                    )
+                )
+        )
         _ = try carol.process(reply)
 
         // mls-rs commits (empty commit with an UpdatePath); we follow.
@@ -136,8 +155,11 @@ struct InteropTests {
         try Self.expectAgreement(peer, client: "dan", alice)
 
         // mls-rs removes carol; we process it (carol sees her removal).
-        let removal = try peer.call("remove", ["client": "bob", "group_id": gid, "identities": [Array("carol".utf8).hex]])
-            .bytes("commit")
+        let removal = try peer.call(
+            "remove",
+            ["client": "bob", "group_id": gid, "identities": [Array("carol".utf8).hex]]
+        )
+        .bytes("commit")
         try peer.call("process", ["client": "dan", "group_id": gid, "message": removal.hex])
         try Self.processCommit(&alice, removal)
         guard case .removed = try carol.process(removal) else {
@@ -156,7 +178,10 @@ struct InteropTests {
         #expect(danSeen["effect"] as? String == "removed")
         try Self.expectAgreement(peer, client: "bob", alice)
         let last = try alice.encrypt(Array("bye".utf8))
-        #expect(try peer.call("process", ["client": "bob", "group_id": gid, "message": last.hex]).bytes("data") == Array("bye".utf8))
+        #expect(
+            try peer.call("process", ["client": "bob", "group_id": gid, "message": last.hex]).bytes("data")
+                == Array("bye".utf8)
+        )
     }
 
     @Test(
@@ -176,16 +201,35 @@ struct InteropTests {
         let erinBundle = try Self.keyPackage("erin")
         let added = try peer.call(
             "add",
-            ["client": "dave", "group_id": groupID.hex, "key_packages": [MLSMessage(body: .keyPackage(erinBundle.keyPackage)).mlsEncoded.hex]]
+            [
+                "client": "dave", "group_id": groupID.hex,
+                "key_packages": [MLSMessage(body: .keyPackage(erinBundle.keyPackage)).mlsEncoded.hex],
+            ]
         )
         var erin = try MLSGroup.join(welcome: try added.bytes("welcome"), keyPackage: erinBundle)
         try Self.expectAgreement(peer, client: "dave", erin)
 
-        let greeting = try peer.call("encrypt", ["client": "dave", "group_id": groupID.hex, "data": Array("welcome erin".utf8).hex])
-            .bytes("message")
-        #expect(try erin.process(greeting) == .application(ApplicationMessage(sender: LeafIndex(0), data: Array("welcome erin".utf8), authenticatedData: [], epoch: erin.epoch)))
+        let greeting = try peer.call(
+            "encrypt",
+            ["client": "dave", "group_id": groupID.hex, "data": Array("welcome erin".utf8).hex]
+        )
+        .bytes("message")
+        #expect(
+            try erin.process(greeting)
+                == .application(
+                    ApplicationMessage(
+                        sender: LeafIndex(0),
+                        data: Array("welcome erin".utf8),
+                        authenticatedData: [],
+                        epoch: erin.epoch
+                    )
+                )
+        )
         let answer = try erin.encrypt(Array("thanks dave".utf8))
-        #expect(try peer.call("process", ["client": "dave", "group_id": groupID.hex, "message": answer.hex]).bytes("data") == Array("thanks dave".utf8))
+        #expect(
+            try peer.call("process", ["client": "dave", "group_id": groupID.hex, "message": answer.hex]).bytes("data")
+                == Array("thanks dave".utf8)
+        )
 
         // erin (ours) adds frank (mls-rs) and a second member of ours.
         let frankKP = try peer.call("key_package", ["client": "frank"]).bytes("key_package")
@@ -213,11 +257,16 @@ struct InteropTests {
 
         // gina (ours) removes frank; dave removes gina; erin stays in step.
         var removeFrank = CommitOptions()
-        removeFrank.removes = [try #require(gina.members.first { $0.leaf.credential == .basic(identity: Array("frank".utf8)) }).index]
+        removeFrank.removes = [
+            try #require(gina.members.first { $0.leaf.credential == .basic(identity: Array("frank".utf8)) }).index
+        ]
         let removal = try gina.commit(removeFrank)
         try gina.mergePendingCommit()
         try peer.call("process", ["client": "dave", "group_id": groupID.hex, "message": removal.commit.hex])
-        let frankSeen = try peer.call("process", ["client": "frank", "group_id": groupID.hex, "message": removal.commit.hex])
+        let frankSeen = try peer.call(
+            "process",
+            ["client": "frank", "group_id": groupID.hex, "message": removal.commit.hex]
+        )
         #expect(frankSeen["effect"] as? String == "removed")
         try Self.processCommit(&erin, removal.commit)
         try Self.expectAgreement(peer, client: "dave", erin)

@@ -1,5 +1,6 @@
-@testable import QMLS
 import Testing
+
+@testable import QMLS
 
 /// key-schedule.json, psk_secret.json, secret-tree.json and transcript-hashes.json.
 @Suite("MLS vectors: key schedule, PSKs, secret tree, transcript hashes")
@@ -85,10 +86,14 @@ struct KeyScheduleVectorTests {
             check.run("psks") {
                 var psks: [(id: PreSharedKeyID, secret: [UInt8])] = []
                 for psk in try vector.objects("psks") {
-                    let id = PreSharedKeyID(kind: .external(pskID: try psk.hex("psk_id")), nonce: try psk.hex("psk_nonce"))
+                    let id = PreSharedKeyID(
+                        kind: .external(pskID: try psk.hex("psk_id")),
+                        nonce: try psk.hex("psk_nonce")
+                    )
                     psks.append((id, try psk.hex("psk")))
                 }
-                let secret = KeySchedule.pskSecret(provider, psks: psks) ?? [UInt8](repeating: 0, count: provider.hashLength)
+                let secret =
+                    KeySchedule.pskSecret(provider, psks: psks) ?? [UInt8](repeating: 0, count: provider.hashLength)
                 check.expect(secret == (try vector.hex("psk_secret")), "psk_secret")
             }
             tally.record(check)
@@ -118,14 +123,20 @@ struct KeyScheduleVectorTests {
                 guard let leaves = vector["leaves"] as? [[[String: Any]]] else {
                     throw TestVectors.VectorError.missing("leaves")
                 }
-                var tree = SecretTree(encryptionSecret: try vector.hex("encryption_secret"), leafCount: UInt32(leaves.count))
+                var tree = SecretTree(
+                    encryptionSecret: try vector.hex("encryption_secret"),
+                    leafCount: UInt32(leaves.count)
+                )
                 for (leafIndex, entries) in leaves.enumerated() {
                     let leaf = LeafIndex(UInt32(leafIndex))
                     for entry in entries {
                         let generation = UInt32(try entry.int("generation"))
                         let h = try tree.keyForTesting(leaf: leaf, kind: .handshake, generation: generation, provider)
                         let a = try tree.keyForTesting(leaf: leaf, kind: .application, generation: generation, provider)
-                        check.expect(h.key == (try entry.hex("handshake_key")), "handshake key \(leafIndex)/\(generation)")
+                        check.expect(
+                            h.key == (try entry.hex("handshake_key")),
+                            "handshake key \(leafIndex)/\(generation)"
+                        )
                         check.expect(h.nonce == (try entry.hex("handshake_nonce")), "handshake nonce")
                         check.expect(a.key == (try entry.hex("application_key")), "application key")
                         check.expect(a.nonce == (try entry.hex("application_nonce")), "application nonce")

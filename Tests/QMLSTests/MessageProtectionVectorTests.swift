@@ -1,5 +1,6 @@
-@testable import QMLS
 import Testing
+
+@testable import QMLS
 
 /// message-protection.json: PublicMessage and PrivateMessage protection of a proposal, a commit
 /// and application data, both verifying the given messages and protecting our own.
@@ -121,7 +122,13 @@ struct MessageProtectionVectorTests {
             return nil
         }
         let authenticated = AuthenticatedContent(wireFormat: .publicMessage, content: pub.content, auth: pub.auth)
-        guard MessageProtection.verify(ctx.provider, publicKey: ctx.signaturePub, authenticated: authenticated, context: ctx.groupContext)
+        guard
+            MessageProtection.verify(
+                ctx.provider,
+                publicKey: ctx.signaturePub,
+                authenticated: authenticated,
+                context: ctx.groupContext
+            )
         else {
             return nil
         }
@@ -163,8 +170,18 @@ struct MessageProtectionVectorTests {
             limits: RatchetLimits(),
             isMember: { $0 == LeafIndex(1) }
         )
-        let authenticated = AuthenticatedContent(wireFormat: .privateMessage, content: opened.content, auth: opened.auth)
-        guard MessageProtection.verify(ctx.provider, publicKey: ctx.signaturePub, authenticated: authenticated, context: ctx.groupContext)
+        let authenticated = AuthenticatedContent(
+            wireFormat: .privateMessage,
+            content: opened.content,
+            auth: opened.auth
+        )
+        guard
+            MessageProtection.verify(
+                ctx.provider,
+                publicKey: ctx.signaturePub,
+                authenticated: authenticated,
+                context: ctx.groupContext
+            )
         else {
             return nil
         }

@@ -1,5 +1,6 @@
-@testable import QMLS
 import Testing
+
+@testable import QMLS
 
 /// Larger scenarios: a 50-member group with adds, removes, self-updates and Update proposals
 /// by different members, and application messages delivered out of order.
@@ -81,7 +82,17 @@ struct ScenarioTests {
             let order = Array(0..<messages.count).shuffled(using: &rng)
             for i in order {
                 let result = try receiver.process(messages[i])
-                #expect(result == .application(ApplicationMessage(sender: sender.ownLeaf, data: Array("message \(i)".utf8), authenticatedData: [], epoch: sender.epoch)))
+                #expect(
+                    result
+                        == .application(
+                            ApplicationMessage(
+                                sender: sender.ownLeaf,
+                                data: Array("message \(i)".utf8),
+                                authenticatedData: [],
+                                epoch: sender.epoch
+                            )
+                        )
+                )
             }
             let before = receiver.serialized()
             let replay = #expect(throws: MLSError.self) {
@@ -124,6 +135,9 @@ struct ScenarioTests {
             Issue.record("expected a ratchet window error, got \(String(describing: stale))")
             return
         }
-        #expect(try receiver.process(messages[7]) == .application(ApplicationMessage(sender: LeafIndex(0), data: [7], authenticatedData: [], epoch: 1)))
+        #expect(
+            try receiver.process(messages[7])
+                == .application(ApplicationMessage(sender: LeafIndex(0), data: [7], authenticatedData: [], epoch: 1))
+        )
     }
 }

@@ -1,5 +1,6 @@
-@testable import QMLS
 import Testing
+
+@testable import QMLS
 
 /// tree-validation.json, tree-operations.json and treekem.json.
 @Suite("MLS vectors: ratchet tree")
@@ -29,12 +30,18 @@ struct TreeVectorTests {
                     check.expect(got == expected, "resolution(\(i))")
                 }
                 for (i, expected) in hashes.enumerated() {
-                    check.expect(tree.treeHash(NodeIndex(UInt32(i)), provider) == [UInt8](hex: expected), "tree hash \(i)")
+                    check.expect(
+                        tree.treeHash(NodeIndex(UInt32(i)), provider) == [UInt8](hex: expected),
+                        "tree hash \(i)"
+                    )
                 }
                 try tree.verifyParentHashes(provider)
                 try tree.verifyStructure()
                 for (leafIndex, leaf) in tree.members {
-                    check.expect(leaf.verifySignature(provider: provider, groupID: groupID, leafIndex: leafIndex), "signature of \(leafIndex)")
+                    check.expect(
+                        leaf.verifySignature(provider: provider, groupID: groupID, leafIndex: leafIndex),
+                        "signature of \(leafIndex)"
+                    )
                 }
             }
             tally.record(check)

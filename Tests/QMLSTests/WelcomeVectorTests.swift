@@ -1,5 +1,6 @@
-@testable import QMLS
 import Testing
+
+@testable import QMLS
 
 /// welcome.json, passive-client-welcome.json and passive-client-handling-commit.json.
 @Suite("MLS vectors: welcome and passive clients")
@@ -15,7 +16,8 @@ struct WelcomeVectorTests {
             }
             let check = CaseCheck("suite \(suite.rawValue)")
             check.run("welcome") {
-                guard case .keyPackage(let keyPackage) = try MLSMessage(mlsDecoding: try vector.hex("key_package")).body,
+                guard
+                    case .keyPackage(let keyPackage) = try MLSMessage(mlsDecoding: try vector.hex("key_package")).body,
                     case .welcome(let welcome) = try MLSMessage(mlsDecoding: try vector.hex("welcome")).body
                 else {
                     throw TestVectors.VectorError.malformed("welcome.json")
@@ -32,10 +34,19 @@ struct WelcomeVectorTests {
                         ciphertext: entry.encryptedGroupSecrets
                     )
                 )
-                let welcomeSecret = KeySchedule.welcomeSecret(provider, joinerSecret: secrets.joinerSecret, pskSecret: nil)
+                let welcomeSecret = KeySchedule.welcomeSecret(
+                    provider,
+                    joinerSecret: secrets.joinerSecret,
+                    pskSecret: nil
+                )
                 let (key, nonce) = KeySchedule.welcomeKeyAndNonce(provider, welcomeSecret: welcomeSecret)
                 let info = try GroupInfo(
-                    mlsDecoding: try provider.open(key: key, nonce: nonce, aad: [], ciphertext: welcome.encryptedGroupInfo)
+                    mlsDecoding: try provider.open(
+                        key: key,
+                        nonce: nonce,
+                        aad: [],
+                        ciphertext: welcome.encryptedGroupInfo
+                    )
                 )
                 check.expect(
                     provider.verifyWithLabel(
@@ -82,7 +93,10 @@ struct WelcomeVectorTests {
         let encryptionPriv = try vector.hex("encryption_priv")
         let initPriv = try vector.hex("init_priv")
         check.expect(signingKey.publicKey == keyPackage.leafNode.signatureKey, "signature_priv matches")
-        check.expect(try provider.hpkePublicKey(privateKey: encryptionPriv) == keyPackage.leafNode.encryptionKey, "encryption_priv")
+        check.expect(
+            try provider.hpkePublicKey(privateKey: encryptionPriv) == keyPackage.leafNode.encryptionKey,
+            "encryption_priv"
+        )
         check.expect(try provider.hpkePublicKey(privateKey: initPriv) == keyPackage.initKey, "init_priv matches")
         var psks = PSKStore()
         for psk in try vector.objects("external_psks") {
@@ -105,7 +119,10 @@ struct WelcomeVectorTests {
             psks: psks,
             configuration: vectorConfiguration
         )
-        check.expect(group.epochAuthenticator == (try vector.hex("initial_epoch_authenticator")), "initial epoch authenticator")
+        check.expect(
+            group.epochAuthenticator == (try vector.hex("initial_epoch_authenticator")),
+            "initial epoch authenticator"
+        )
         for (number, epoch) in try vector.objects("epochs").enumerated() {
             for proposal in epoch["proposals"] as? [String] ?? [] {
                 guard let bytes = [UInt8](hex: proposal) else {
@@ -118,7 +135,10 @@ struct WelcomeVectorTests {
                 check.expect(false, "epoch \(number): commit did not advance the epoch (\(result))")
                 return
             }
-            check.expect(group.epochAuthenticator == (try epoch.hex("epoch_authenticator")), "epoch \(number) authenticator")
+            check.expect(
+                group.epochAuthenticator == (try epoch.hex("epoch_authenticator")),
+                "epoch \(number) authenticator"
+            )
         }
     }
 

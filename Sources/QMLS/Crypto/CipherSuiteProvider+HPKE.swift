@@ -92,13 +92,24 @@ extension CipherSuiteProvider {
         do {
             switch kem {
             case .x25519:
-                return Array(try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: privateKey).publicKey.rawRepresentation)
+                return Array(
+                    try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: privateKey).publicKey.rawRepresentation
+                )
             case .p256:
-                return Array(try P256.KeyAgreement.PrivateKey(rawRepresentation: SignaturePrivateKey.leftPadded(privateKey, 32)).publicKey.x963Representation)
+                return Array(
+                    try P256.KeyAgreement.PrivateKey(rawRepresentation: SignaturePrivateKey.leftPadded(privateKey, 32))
+                        .publicKey.x963Representation
+                )
             case .p384:
-                return Array(try P384.KeyAgreement.PrivateKey(rawRepresentation: SignaturePrivateKey.leftPadded(privateKey, 48)).publicKey.x963Representation)
+                return Array(
+                    try P384.KeyAgreement.PrivateKey(rawRepresentation: SignaturePrivateKey.leftPadded(privateKey, 48))
+                        .publicKey.x963Representation
+                )
             case .p521:
-                return Array(try P521.KeyAgreement.PrivateKey(rawRepresentation: SignaturePrivateKey.leftPadded(privateKey, 66)).publicKey.x963Representation)
+                return Array(
+                    try P521.KeyAgreement.PrivateKey(rawRepresentation: SignaturePrivateKey.leftPadded(privateKey, 66))
+                        .publicKey.x963Representation
+                )
             case .xWing:
                 let key = try XWingMLKEM768X25519.PrivateKey(seedRepresentation: privateKey, publicKey: nil)
                 return Array(key.publicKey.rawRepresentation)
@@ -250,13 +261,19 @@ extension CipherSuiteProvider {
                 let key = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: privateKey)
                 return try HPKE.Recipient(privateKey: key, ciphersuite: suite, info: infoData, encapsulatedKey: enc)
             case .p256:
-                let key = try P256.KeyAgreement.PrivateKey(rawRepresentation: SignaturePrivateKey.leftPadded(privateKey, 32))
+                let key = try P256.KeyAgreement.PrivateKey(
+                    rawRepresentation: SignaturePrivateKey.leftPadded(privateKey, 32)
+                )
                 return try HPKE.Recipient(privateKey: key, ciphersuite: suite, info: infoData, encapsulatedKey: enc)
             case .p384:
-                let key = try P384.KeyAgreement.PrivateKey(rawRepresentation: SignaturePrivateKey.leftPadded(privateKey, 48))
+                let key = try P384.KeyAgreement.PrivateKey(
+                    rawRepresentation: SignaturePrivateKey.leftPadded(privateKey, 48)
+                )
                 return try HPKE.Recipient(privateKey: key, ciphersuite: suite, info: infoData, encapsulatedKey: enc)
             case .p521:
-                let key = try P521.KeyAgreement.PrivateKey(rawRepresentation: SignaturePrivateKey.leftPadded(privateKey, 66))
+                let key = try P521.KeyAgreement.PrivateKey(
+                    rawRepresentation: SignaturePrivateKey.leftPadded(privateKey, 66)
+                )
                 return try HPKE.Recipient(privateKey: key, ciphersuite: suite, info: infoData, encapsulatedKey: enc)
             case .xWing:
                 guard kemOutput.count == 1120 else {
@@ -323,7 +340,8 @@ extension CipherSuiteProvider {
     }
 
     private func kemLabeledExpand(prk: [UInt8], label: String, info: [UInt8], length: Int) -> [UInt8] {
-        let labeled = [UInt8(length >> 8), UInt8(length & 0xff)] + Array("HPKE-v1".utf8) + kemSuiteID
+        let labeled =
+            [UInt8(length >> 8), UInt8(length & 0xff)] + Array("HPKE-v1".utf8) + kemSuiteID
             + Array(label.utf8) + info
         return Self.hkdfExpand(kem.kdf, prk: prk, info: labeled, length: length)
     }

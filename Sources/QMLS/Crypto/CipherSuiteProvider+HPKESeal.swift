@@ -45,7 +45,8 @@ extension CipherSuiteProvider {
     }
 
     private func hpkeLabeledExpand(prk: [UInt8], label: String, info: [UInt8], length: Int) -> [UInt8] {
-        let labeled = [UInt8(length >> 8), UInt8(length & 0xff)] + Array("HPKE-v1".utf8) + hpkeSuiteID
+        let labeled =
+            [UInt8(length >> 8), UInt8(length & 0xff)] + Array("HPKE-v1".utf8) + hpkeSuiteID
             + Array(label.utf8) + info
         return expand(prk: prk, info: labeled, length: length)
     }

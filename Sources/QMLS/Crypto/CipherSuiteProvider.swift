@@ -191,7 +191,8 @@ public struct CipherSuiteProvider: Sendable {
     }
 
     /// AEAD decryption of ciphertext-and-tag.
-    public func open(key: [UInt8], nonce: [UInt8], aad: [UInt8], ciphertext: [UInt8]) throws(MLSCryptoError) -> [UInt8] {
+    public func open(key: [UInt8], nonce: [UInt8], aad: [UInt8], ciphertext: [UInt8]) throws(MLSCryptoError) -> [UInt8]
+    {
         guard ciphertext.count >= AEADAlgorithm.tagLength, key.count == aead.keyLength else {
             throw .decryptionFailed
         }

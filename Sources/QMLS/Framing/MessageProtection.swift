@@ -83,7 +83,8 @@ enum MessageProtection {
 
     // MARK: PrivateMessage
 
-    private static func contentAAD(_ groupID: [UInt8], _ epoch: UInt64, _ type: ContentType, _ data: [UInt8]) -> [UInt8] {
+    private static func contentAAD(_ groupID: [UInt8], _ epoch: UInt64, _ type: ContentType, _ data: [UInt8]) -> [UInt8]
+    {
         var writer = MLSWriter(capacity: groupID.count + data.count + 16)
         writer.writeOpaque(groupID)
         writer.writeUInt64(epoch)
@@ -107,7 +108,12 @@ enum MessageProtection {
     ) -> KeyAndNonce {
         let sample = Array(ciphertext.prefix(provider.hashLength))
         return KeyAndNonce(
-            key: provider.expandWithLabel(secret: senderDataSecret, label: "key", context: sample, length: provider.aeadKeyLength),
+            key: provider.expandWithLabel(
+                secret: senderDataSecret,
+                label: "key",
+                context: sample,
+                length: provider.aeadKeyLength
+            ),
             nonce: provider.expandWithLabel(
                 secret: senderDataSecret,
                 label: "nonce",
@@ -185,7 +191,11 @@ enum MessageProtection {
         limits: RatchetLimits,
         isMember: (LeafIndex) -> Bool
     ) throws(MLSError) -> (content: FramedContent, auth: FramedContentAuthData, step: SecretTree.Step) {
-        let senderKeys = senderDataKeyAndNonce(provider, senderDataSecret: senderDataSecret, ciphertext: message.ciphertext)
+        let senderKeys = senderDataKeyAndNonce(
+            provider,
+            senderDataSecret: senderDataSecret,
+            ciphertext: message.ciphertext
+        )
         let senderData: SenderData
         do {
             let plain = try provider.open(

@@ -32,13 +32,24 @@ extension MLSGroup {
             groupContext: encoded
         )
         let pskSecret = KeySchedule.pskSecret(provider, psks: try resolvePSKs(psks))
-        let secrets = KeySchedule.epochSecrets(provider, joinerSecret: joiner, pskSecret: pskSecret, groupContext: encoded)
+        let secrets = KeySchedule.epochSecrets(
+            provider,
+            joinerSecret: joiner,
+            pskSecret: pskSecret,
+            groupContext: encoded
+        )
         let tag = KeySchedule.confirmationTag(
             provider,
             confirmationKey: secrets.confirmationKey,
             confirmedTranscriptHash: next.confirmedTranscriptHash
         )
-        return EpochTransition(context: next, joinerSecret: joiner, pskSecret: pskSecret, secrets: secrets, confirmationTag: tag)
+        return EpochTransition(
+            context: next,
+            joinerSecret: joiner,
+            pskSecret: pskSecret,
+            secrets: secrets,
+            confirmationTag: tag
+        )
     }
 
     /// The state of the new epoch.
@@ -348,7 +359,10 @@ extension MLSGroup {
                     plaintext: secrets.mlsEncoded
                 )
                 entries.append(
-                    EncryptedGroupSecrets(newMember: keyPackage.reference(provider: provider), encryptedGroupSecrets: sealed)
+                    EncryptedGroupSecrets(
+                        newMember: keyPackage.reference(provider: provider),
+                        encryptedGroupSecrets: sealed
+                    )
                 )
             } catch {
                 throw .crypto(error)

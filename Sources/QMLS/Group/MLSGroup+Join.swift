@@ -72,7 +72,11 @@ extension MLSGroup {
             pskValues.append((id, secret))
         }
         let pskSecret = KeySchedule.pskSecret(provider, psks: pskValues)
-        let welcomeSecret = KeySchedule.welcomeSecret(provider, joinerSecret: groupSecrets.joinerSecret, pskSecret: pskSecret)
+        let welcomeSecret = KeySchedule.welcomeSecret(
+            provider,
+            joinerSecret: groupSecrets.joinerSecret,
+            pskSecret: pskSecret
+        )
         let (key, nonce) = KeySchedule.welcomeKeyAndNonce(provider, welcomeSecret: welcomeSecret)
         let groupInfo: GroupInfo
         do {
@@ -285,7 +289,9 @@ extension MLSGroup {
         )
         outside.resumptionPSKs = []
         try outside.validateJoinedTree()
-        var list: [(proposal: Proposal, sender: Sender)] = [(.externalInit(kemOutput: exported.kemOutput), .newMemberCommit)]
+        var list: [(proposal: Proposal, sender: Sender)] = [
+            (.externalInit(kemOutput: exported.kemOutput), .newMemberCommit)
+        ]
         if let removing {
             list.append((.remove(removing), .newMemberCommit))
         }
@@ -326,7 +332,12 @@ extension MLSGroup {
                 throw .credentialRejected("the new leaf cannot replace the removed one")
             }
         }
-        try outside.validateLeafNode(template, role: .commit(ownLeaf), tree: treeBeforeJoin, extensions: application.extensions)
+        try outside.validateLeafNode(
+            template,
+            role: .commit(ownLeaf),
+            tree: treeBeforeJoin,
+            extensions: application.extensions
+        )
         provisional.treeHash = application.tree.rootHash(provider)
         let proposalsByValue = list.map { ProposalOrRef.proposal($0.proposal) }
         let content = FramedContent(

@@ -122,7 +122,11 @@ extension MLSGroup {
                 limits: configuration.ratchetLimits,
                 isMember: { $0 != own && currentTree.leaf($0) != nil }
             )
-            let authenticated = AuthenticatedContent(wireFormat: .privateMessage, content: opened.content, auth: opened.auth)
+            let authenticated = AuthenticatedContent(
+                wireFormat: .privateMessage,
+                content: opened.content,
+                auth: opened.auth
+            )
             let (key, signatureContext) = try signatureKey(for: opened.content)
             try verifySignature(authenticated, key: key, context: signatureContext)
             return Verified(authenticated: authenticated, step: opened.step)
@@ -145,7 +149,9 @@ extension MLSGroup {
         key: [UInt8],
         context signatureContext: GroupContext?
     ) throws(MLSError) {
-        guard MessageProtection.verify(provider, publicKey: key, authenticated: authenticated, context: signatureContext) else {
+        guard
+            MessageProtection.verify(provider, publicKey: key, authenticated: authenticated, context: signatureContext)
+        else {
             throw .invalidSignature("message content")
         }
     }

@@ -27,7 +27,10 @@ extension MLSGroup {
     }
 
     /// Creates a subgroup of this group's members (a branch) linked by a `branch` resumption PSK.
-    public func branch(groupID newGroupID: [UInt8], keyPackages: [KeyPackage]) throws(MLSError) -> (
+    public func branch(
+        groupID newGroupID: [UInt8],
+        keyPackages: [KeyPackage]
+    ) throws(MLSError) -> (
         group: MLSGroup, output: CommitOutput
     ) {
         try requireActive()

@@ -75,7 +75,10 @@ extension MLSGroup {
     }
 
     /// Restores a group from ``serialized()``; the configuration is the application's policy.
-    public init(serialized bytes: [UInt8], configuration: MLSGroupConfiguration = MLSGroupConfiguration()) throws(MLSError) {
+    public init(
+        serialized bytes: [UInt8],
+        configuration: MLSGroupConfiguration = MLSGroupConfiguration()
+    ) throws(MLSError) {
         var reader = MLSReader(bytes)
         do {
             self = try Self.decodeState(&reader, configuration: configuration)
@@ -89,7 +92,8 @@ extension MLSGroup {
         }
     }
 
-    private static func decodeState(_ reader: inout MLSReader, configuration: MLSGroupConfiguration) throws -> MLSGroup {
+    private static func decodeState(_ reader: inout MLSReader, configuration: MLSGroupConfiguration) throws -> MLSGroup
+    {
         guard try reader.readBytes(4) == stateMagic else {
             throw MLSError.invalidState("not a QMLS group state")
         }
@@ -124,7 +128,8 @@ extension MLSGroup {
         let secretTree: SecretTree = try reader.read()
         let interim = try reader.readOpaque()
         let confirmationTag = try reader.readOpaque()
-        let proposalEntries = try reader.readVector { (r: inout MLSReader) throws(MLSCodecError) -> ([UInt8], CachedProposal) in
+        let proposalEntries = try reader.readVector {
+            (r: inout MLSReader) throws(MLSCodecError) -> ([UInt8], CachedProposal) in
             let reference = try r.readOpaque()
             let order = Int(try r.readUInt32())
             let sender: Sender = try r.read()

@@ -156,11 +156,17 @@ extension MLSGroup {
     /// Validates a leaf already in a ratchet tree received when joining (RFC 9420 §12.4.3.1).
     /// Lifetimes are not checked here: a member's leaf keeps its key package lifetime until it
     /// next updates, and the RFC only recommends the check for received leaves.
-    func validateTreeLeaf(_ leaf: LeafNode, at index: LeafIndex, tree: RatchetTree, extensions: [Extension]) throws(MLSError) {
+    func validateTreeLeaf(
+        _ leaf: LeafNode,
+        at index: LeafIndex,
+        tree: RatchetTree,
+        extensions: [Extension]
+    ) throws(MLSError) {
         guard configuration.credentialValidator(leaf.credential, leaf.signatureKey) else {
             throw .credentialRejected("the credential of \(index) was not accepted")
         }
-        guard provider.isValidSignaturePublicKey(leaf.signatureKey), provider.isValidHPKEPublicKey(leaf.encryptionKey) else {
+        guard provider.isValidSignaturePublicKey(leaf.signatureKey), provider.isValidHPKEPublicKey(leaf.encryptionKey)
+        else {
             throw .invalidLeafNode("keys of \(index) do not parse for \(provider.suite)")
         }
         guard leaf.verifySignature(provider: provider, groupID: context.groupID, leafIndex: index) else {

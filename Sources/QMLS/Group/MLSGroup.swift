@@ -115,7 +115,8 @@ public struct MLSGroup: Sendable {
 
     /// Makes another group's resumption PSK available (for branch and reinit).
     public mutating func addResumptionPSK(groupID otherGroup: [UInt8], epoch otherEpoch: UInt64, secret: [UInt8]) {
-        pskStore[PreSharedKeyID.Kind.resumption(usage: .application, groupID: otherGroup, epoch: otherEpoch).storeKey] = secret
+        pskStore[PreSharedKeyID.Kind.resumption(usage: .application, groupID: otherGroup, epoch: otherEpoch).storeKey] =
+            secret
     }
 
     // MARK: Pending commit

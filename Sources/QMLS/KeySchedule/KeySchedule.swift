@@ -11,7 +11,12 @@ public enum KeySchedule {
         groupContext: [UInt8]
     ) -> [UInt8] {
         let prk = provider.extract(salt: initSecret, ikm: commitSecret)
-        return provider.expandWithLabel(secret: prk, label: "joiner", context: groupContext, length: provider.hashLength)
+        return provider.expandWithLabel(
+            secret: prk,
+            label: "joiner",
+            context: groupContext,
+            length: provider.hashLength
+        )
     }
 
     /// The intermediate secret from which `welcome_secret` and `epoch_secret` are derived.
@@ -26,7 +31,10 @@ public enum KeySchedule {
         joinerSecret: [UInt8],
         pskSecret: [UInt8]?
     ) -> [UInt8] {
-        provider.deriveSecret(secret: memberSecret(provider, joinerSecret: joinerSecret, pskSecret: pskSecret), label: "welcome")
+        provider.deriveSecret(
+            secret: memberSecret(provider, joinerSecret: joinerSecret, pskSecret: pskSecret),
+            label: "welcome"
+        )
     }
 
     /// The Welcome key and nonce for the encrypted GroupInfo.
@@ -36,7 +44,12 @@ public enum KeySchedule {
     ) -> (key: [UInt8], nonce: [UInt8]) {
         (
             provider.expandWithLabel(secret: welcomeSecret, label: "key", context: [], length: provider.aeadKeyLength),
-            provider.expandWithLabel(secret: welcomeSecret, label: "nonce", context: [], length: provider.aeadNonceLength)
+            provider.expandWithLabel(
+                secret: welcomeSecret,
+                label: "nonce",
+                context: [],
+                length: provider.aeadNonceLength
+            )
         )
     }
 
@@ -48,7 +61,12 @@ public enum KeySchedule {
         groupContext: [UInt8]
     ) -> EpochSecrets {
         let member = memberSecret(provider, joinerSecret: joinerSecret, pskSecret: pskSecret)
-        let epoch = provider.expandWithLabel(secret: member, label: "epoch", context: groupContext, length: provider.hashLength)
+        let epoch = provider.expandWithLabel(
+            secret: member,
+            label: "epoch",
+            context: groupContext,
+            length: provider.hashLength
+        )
         return epochSecrets(provider, epochSecret: epoch)
     }
 
@@ -84,7 +102,12 @@ public enum KeySchedule {
             context: [],
             length: provider.hashLength
         )
-        return provider.expandWithLabel(secret: derived, label: "exported", context: provider.digest(context), length: length)
+        return provider.expandWithLabel(
+            secret: derived,
+            label: "exported",
+            context: provider.digest(context),
+            length: length
+        )
     }
 
     /// The `init_secret` an external joiner sends with ExternalInit (RFC 9420 §8.3).
@@ -93,7 +116,10 @@ public enum KeySchedule {
     // MARK: Pre-shared keys (RFC 9420 §8.4)
 
     /// `psk_secret` for an ordered list of PSKs with their values; nil (all zero) for none.
-    public static func pskSecret(_ provider: CipherSuiteProvider, psks: [(id: PreSharedKeyID, secret: [UInt8])]) -> [UInt8]? {
+    public static func pskSecret(
+        _ provider: CipherSuiteProvider,
+        psks: [(id: PreSharedKeyID, secret: [UInt8])]
+    ) -> [UInt8]? {
         guard !psks.isEmpty else {
             return nil
         }

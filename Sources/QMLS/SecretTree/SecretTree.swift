@@ -29,7 +29,10 @@ struct SecretTree: Sendable, Equatable {
         fileprivate let application: SenderRatchet?
     }
 
-    private func ratchets(for leaf: LeafIndex, _ provider: CipherSuiteProvider) throws(MLSError) -> (
+    private func ratchets(
+        for leaf: LeafIndex,
+        _ provider: CipherSuiteProvider
+    ) throws(MLSError) -> (
         handshake: SenderRatchet, application: SenderRatchet, removed: [UInt32], added: [(UInt32, [UInt8])], fresh: Bool
     ) {
         guard leaf.value < leafCount else {
@@ -57,7 +60,12 @@ struct SecretTree: Sendable, Equatable {
         for child in path.reversed() {
             let left = TreeMath.left(current)
             let right = TreeMath.right(current)
-            let leftSecret = provider.expandWithLabel(secret: secret, label: "tree", context: Array("left".utf8), length: provider.hashLength)
+            let leftSecret = provider.expandWithLabel(
+                secret: secret,
+                label: "tree",
+                context: Array("left".utf8),
+                length: provider.hashLength
+            )
             let rightSecret = provider.expandWithLabel(
                 secret: secret,
                 label: "tree",
@@ -80,10 +88,20 @@ struct SecretTree: Sendable, Equatable {
             removed.append(current.value)
         }
         let h = SenderRatchet(
-            secret: provider.expandWithLabel(secret: secret, label: "handshake", context: [], length: provider.hashLength)
+            secret: provider.expandWithLabel(
+                secret: secret,
+                label: "handshake",
+                context: [],
+                length: provider.hashLength
+            )
         )
         let a = SenderRatchet(
-            secret: provider.expandWithLabel(secret: secret, label: "application", context: [], length: provider.hashLength)
+            secret: provider.expandWithLabel(
+                secret: secret,
+                label: "application",
+                context: [],
+                length: provider.hashLength
+            )
         )
         return (h, a, removed, added, true)
     }

@@ -38,9 +38,18 @@ struct SenderRatchet: Sendable, Equatable {
         skipped = [:]
     }
 
-    private static func keyAndNonce(_ provider: CipherSuiteProvider, _ secret: [UInt8], _ generation: UInt32) -> KeyAndNonce {
+    private static func keyAndNonce(
+        _ provider: CipherSuiteProvider,
+        _ secret: [UInt8],
+        _ generation: UInt32
+    ) -> KeyAndNonce {
         KeyAndNonce(
-            key: provider.deriveTreeSecret(secret: secret, label: "key", generation: generation, length: provider.aeadKeyLength),
+            key: provider.deriveTreeSecret(
+                secret: secret,
+                label: "key",
+                generation: generation,
+                length: provider.aeadKeyLength
+            ),
             nonce: provider.deriveTreeSecret(
                 secret: secret,
                 label: "nonce",

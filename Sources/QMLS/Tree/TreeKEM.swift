@@ -97,7 +97,9 @@ enum TreeKEM {
                     continue
                 }
                 do {
-                    ciphertexts.append(try provider.encryptWithLabel(publicKey: key, infoHash: infoHash, plaintext: secrets[index]))
+                    ciphertexts.append(
+                        try provider.encryptWithLabel(publicKey: key, infoHash: infoHash, plaintext: secrets[index])
+                    )
                 } catch {
                     throw .crypto(error)
                 }
@@ -132,7 +134,8 @@ enum TreeKEM {
             throw .invalidCommit("UpdatePath has \(path.nodes.count) nodes, the filtered direct path \(filtered.count)")
         }
         for (index, entry) in filtered.enumerated() {
-            let expected = tree.resolution(entry.copathChild).filter { !($0.isLeaf && excluded.contains($0.leaf)) }.count
+            let expected = tree.resolution(entry.copathChild).filter { !($0.isLeaf && excluded.contains($0.leaf)) }
+                .count
             guard path.nodes[index].encryptedPathSecret.count == expected else {
                 throw .invalidCommit("UpdatePath node \(index) has the wrong number of ciphertexts")
             }
@@ -175,7 +178,9 @@ enum TreeKEM {
         guard let start = filtered.firstIndex(where: { TreeMath.isInSubtree(me, of: $0.copathChild) }) else {
             throw .invalidCommit("no node of the UpdatePath covers this member")
         }
-        let resolution = tree.resolution(filtered[start].copathChild).filter { !($0.isLeaf && excluded.contains($0.leaf)) }
+        let resolution = tree.resolution(filtered[start].copathChild).filter {
+            !($0.isLeaf && excluded.contains($0.leaf))
+        }
         var found: (Int, [UInt8])?
         for (position, node) in resolution.enumerated() {
             if let key = privateKeys.privateKey(for: node) {

@@ -23,7 +23,9 @@ extension RatchetTree {
             }
             let unmerged = Set(parentNode.unmergedLeaves)
             var links = 0
-            for (child, sibling) in [(TreeMath.left(index), TreeMath.right(index)), (TreeMath.right(index), TreeMath.left(index))] {
+            for (child, sibling) in [
+                (TreeMath.left(index), TreeMath.right(index)), (TreeMath.right(index), TreeMath.left(index)),
+            ] {
                 let expected = RatchetTree.parentHash(
                     encryptionKey: parentNode.encryptionKey,
                     parentHash: parentNode.parentHash,
@@ -72,7 +74,8 @@ extension RatchetTree {
                         throw .invalidTree("unmerged leaves of node \(i) are not in increasing order")
                     }
                     previous = leaf
-                    guard leaf.value < leafCount, TreeMath.isInSubtree(leaf.node, of: index), self.leaf(leaf) != nil else {
+                    guard leaf.value < leafCount, TreeMath.isInSubtree(leaf.node, of: index), self.leaf(leaf) != nil
+                    else {
                         throw .invalidTree("unmerged leaf \(leaf.value) of node \(i) is not a member below it")
                     }
                     for between in TreeMath.directPath(leaf.node, leafCount: leafCount) {

@@ -11,7 +11,11 @@ struct GroupHarness {
     var members: [String: MLSGroup] = [:]
     var nextName = 0
 
-    init(suite: CipherSuite, creator: String = "m0", configuration: MLSGroupConfiguration = MLSGroupConfiguration()) throws {
+    init(
+        suite: CipherSuite,
+        creator: String = "m0",
+        configuration: MLSGroupConfiguration = MLSGroupConfiguration()
+    ) throws {
         self.suite = suite
         self.provider = try CipherSuiteProvider(suite)
         self.configuration = configuration
@@ -61,7 +65,9 @@ struct GroupHarness {
             do {
                 processed = try other.process(output.commit)
             } catch {
-                throw HarnessError.unexpected("\(name) at \(other.ownLeaf) failed on the commit of \(committer): \(error)")
+                throw HarnessError.unexpected(
+                    "\(name) at \(other.ownLeaf) failed on the commit of \(committer): \(error)"
+                )
             }
             switch processed {
             case .commit:
@@ -126,9 +132,21 @@ struct GroupHarness {
         let exporter = reference.exportSecret(label: "test", context: [1, 2], length: 32)
         for (name, group) in members {
             #expect(group.epoch == reference.epoch, "\(name) epoch", sourceLocation: sourceLocation)
-            #expect(group.epochAuthenticator == reference.epochAuthenticator, "\(name) authenticator", sourceLocation: sourceLocation)
-            #expect(group.exportSecret(label: "test", context: [1, 2], length: 32) == exporter, "\(name) exporter", sourceLocation: sourceLocation)
-            #expect(group.context.treeHash == reference.context.treeHash, "\(name) tree hash", sourceLocation: sourceLocation)
+            #expect(
+                group.epochAuthenticator == reference.epochAuthenticator,
+                "\(name) authenticator",
+                sourceLocation: sourceLocation
+            )
+            #expect(
+                group.exportSecret(label: "test", context: [1, 2], length: 32) == exporter,
+                "\(name) exporter",
+                sourceLocation: sourceLocation
+            )
+            #expect(
+                group.context.treeHash == reference.context.treeHash,
+                "\(name) tree hash",
+                sourceLocation: sourceLocation
+            )
             #expect(group.members.count == members.count, "\(name) member count", sourceLocation: sourceLocation)
         }
     }

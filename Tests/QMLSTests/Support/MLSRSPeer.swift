@@ -96,7 +96,10 @@ final class MLSRSPeer {
             }
             let chunk = output.fileHandleForReading.availableData
             if chunk.isEmpty {
-                throw PeerError(description: "peer closed its output (exit status \(process.isRunning ? -1 : process.terminationStatus))")
+                throw PeerError(
+                    description:
+                        "peer closed its output (exit status \(process.isRunning ? -1 : process.terminationStatus))"
+                )
             }
             buffer.append(contentsOf: chunk)
         }
