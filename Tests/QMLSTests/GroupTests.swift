@@ -233,3 +233,63 @@ struct LinkedGroupTests {
         #expect(joined.members.count == 2)
     }
 }
+
+/// Application messages that arrive after the commit that ended their epoch.
+@Suite("MLS group: late messages")
+struct LateMessageTests {
+    @Test("a message of the previous epoch decrypts after the commit, also after a restore")
+    func previousEpoch() throws {
+        var harness = try GroupHarness(suite: .x25519Aes128Sha256Ed25519)
+        try harness.add(2, by: "m0")
+        var sender = try #require(harness.members["m1"])
+        let late = try sender.encrypt(Array("sent before the commit".utf8))
+        let later = try sender.encrypt(Array("also before".utf8))
+        harness.members["m1"] = sender
+        try harness.commit(by: "m0")
+        var receiver = try #require(harness.members["m2"])
+        let result = try receiver.process(late)
+        #expect(
+            result
+                == .application(
+                    ApplicationMessage(
+                        sender: sender.ownLeaf,
+                        data: Array("sent before the commit".utf8),
+                        authenticatedData: [],
+                        epoch: 1
+                    )
+                )
+        )
+        let replay = #expect(throws: MLSError.self) {
+            try receiver.process(late)
+        }
+        guard case .ratchetWindow = replay else {
+            Issue.record("replay of a past-epoch message: \(String(describing: replay))")
+            return
+        }
+        var restored = try MLSGroup(serialized: receiver.serialized())
+        guard case .application = try restored.process(later) else {
+            Issue.record("restored group lost the past epoch")
+            return
+        }
+    }
+
+    @Test("with no retention a late message is refused as from a wrong epoch")
+    func noRetention() throws {
+        var configuration = MLSGroupConfiguration()
+        configuration.pastEpochRetention = 0
+        var harness = try GroupHarness(suite: .x25519Aes128Sha256Ed25519, configuration: configuration)
+        try harness.add(1, by: "m0")
+        var sender = try #require(harness.members["m1"])
+        let late = try sender.encrypt([1])
+        harness.members["m1"] = sender
+        try harness.commit(by: "m0")
+        var receiver = try #require(harness.members["m0"])
+        let error = #expect(throws: MLSError.self) {
+            try receiver.process(late)
+        }
+        guard case .wrongEpoch = error else {
+            Issue.record("expected wrongEpoch, got \(String(describing: error))")
+            return
+        }
+    }
+}

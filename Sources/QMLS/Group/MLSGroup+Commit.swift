@@ -75,6 +75,20 @@ extension MLSGroup {
         if let reinit {
             next.status = .waitingForReInit(reinit)
         }
+        let retention = max(configuration.pastEpochRetention, 0)
+        if retention > 0 {
+            var keys: [UInt32: [UInt8]] = [:]
+            for (index, leaf) in tree.members {
+                keys[index.value] = leaf.signatureKey
+            }
+            let snapshot = PastEpoch(
+                context: context,
+                senderDataSecret: secrets.senderDataSecret,
+                secretTree: secretTree,
+                signatureKeys: keys
+            )
+            next.pastEpochs = Array((pastEpochs + [snapshot]).suffix(retention))
+        }
         return next
     }
 

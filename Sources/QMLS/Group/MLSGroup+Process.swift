@@ -24,8 +24,15 @@ extension MLSGroup {
 
     /// Processes a decoded MLSMessage.
     public mutating func process(_ message: MLSMessage) throws(MLSError) -> ProcessedMessage {
+        if case .privateMessage(let priv) = message.body, priv.contentType == .application, priv.groupID == groupID,
+            priv.epoch < context.epoch
+        {
+            return try processPastEpochApplication(priv)
+        }
         if status == .removed {
-            throw .inactiveGroup("this member was removed from the group")
+            guard case .privateMessage(let priv) = message.body, priv.contentType == .application else {
+                throw .inactiveGroup("this member was removed from the group")
+            }
         }
         let verified = try unprotect(message)
         switch verified.content.body {
@@ -77,6 +84,46 @@ extension MLSGroup {
             self = result.state
             return result.event
         }
+    }
+
+    /// An application message of a retained past epoch (RFC 9420 §15.3).
+    private mutating func processPastEpochApplication(_ message: PrivateMessage) throws(MLSError) -> ProcessedMessage {
+        guard let index = pastEpochs.firstIndex(where: { $0.context.epoch == message.epoch }) else {
+            throw .wrongEpoch(expected: context.epoch, received: message.epoch)
+        }
+        let past = pastEpochs[index]
+        let own = ownLeaf
+        let opened = try MessageProtection.decrypt(
+            provider,
+            message: message,
+            senderDataSecret: past.senderDataSecret,
+            secretTree: past.secretTree,
+            limits: configuration.ratchetLimits,
+            isMember: { $0 != own && past.signatureKeys[$0.value] != nil }
+        )
+        guard case .member(let sender) = opened.content.sender, case .application(let data) = opened.content.body,
+            let key = past.signatureKeys[sender.value]
+        else {
+            throw .unexpectedMessage("only application data is accepted for a past epoch")
+        }
+        let authenticated = AuthenticatedContent(
+            wireFormat: .privateMessage,
+            content: opened.content,
+            auth: opened.auth
+        )
+        guard MessageProtection.verify(provider, publicKey: key, authenticated: authenticated, context: past.context)
+        else {
+            throw .invalidSignature("message content")
+        }
+        pastEpochs[index].secretTree.apply(opened.step)
+        return .application(
+            ApplicationMessage(
+                sender: sender,
+                data: data,
+                authenticatedData: message.authenticatedData,
+                epoch: message.epoch
+            )
+        )
     }
 
     // MARK: Unprotecting

@@ -6,7 +6,7 @@
 /// Layout (MLS presentation language, version 1):
 /// `"QMLS" | uint16 version | CipherSuite | GroupContext | ratchet_tree | status | TreePrivateKeys |
 /// opaque signing_key<V> | EpochSecrets | SecretTree | opaque interim<V> | opaque confirmation_tag<V> |
-/// proposals<V> | update_keys<V> | resumption_psks<V> | psk_store<V> | optional<pending commit>`.
+/// proposals<V> | update_keys<V> | resumption_psks<V> | psk_store<V> | past_epochs<V> | optional<pending commit>`.
 extension MLSGroup {
     static let stateMagic = Array("QMLS".utf8)
     static let stateVersion: UInt16 = 1
@@ -63,6 +63,19 @@ extension MLSGroup {
             for (key, secret) in pskStore.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
                 w.writeOpaque(key)
                 w.writeOpaque(secret)
+            }
+        }
+        writer.writeVector { w in
+            for past in pastEpochs {
+                w.write(past.context)
+                w.writeOpaque(past.senderDataSecret)
+                w.write(past.secretTree)
+                w.writeVector { keys in
+                    for (leaf, key) in past.signatureKeys.sorted(by: { $0.key < $1.key }) {
+                        keys.writeUInt32(leaf)
+                        keys.writeOpaque(key)
+                    }
+                }
             }
         }
         if let pending = pendingCommit {
@@ -145,6 +158,20 @@ extension MLSGroup {
         let store = try reader.readVector { (r: inout MLSReader) throws(MLSCodecError) -> ([UInt8], [UInt8]) in
             (try r.readOpaque(), try r.readOpaque())
         }
+        let past = try reader.readVector { (r: inout MLSReader) throws(MLSCodecError) -> PastEpoch in
+            let pastContext: GroupContext = try r.read()
+            let senderData = try r.readOpaque()
+            let pastTree: SecretTree = try r.read()
+            let keys = try r.readVector { (k: inout MLSReader) throws(MLSCodecError) -> (UInt32, [UInt8]) in
+                (try k.readUInt32(), try k.readOpaque())
+            }
+            return PastEpoch(
+                context: pastContext,
+                senderDataSecret: senderData,
+                secretTree: pastTree,
+                signatureKeys: Dictionary(keys, uniquingKeysWith: { first, _ in first })
+            )
+        }
         var pending: PendingCommit?
         switch try reader.readUInt8() {
         case 0:
@@ -178,6 +205,7 @@ extension MLSGroup {
         group.resumptionPSKs = resumption.map { (epoch: $0.0, secret: $0.1) }
         group.pskStore = Dictionary(store, uniquingKeysWith: { first, _ in first })
         group.pendingCommit = pending
+        group.pastEpochs = past
         return group
     }
 }

@@ -38,6 +38,16 @@ public struct MLSGroup: Sendable {
     var resumptionPSKs: [(epoch: UInt64, secret: [UInt8])]
     /// External PSKs and other groups' resumption PSKs the application made available.
     var pskStore: [[UInt8]: [UInt8]]
+    /// Message keys of recent past epochs, for late application messages.
+    var pastEpochs: [PastEpoch] = []
+
+    /// What is kept of a past epoch: enough to decrypt and verify its application messages.
+    struct PastEpoch: Sendable {
+        var context: GroupContext
+        var senderDataSecret: [UInt8]
+        var secretTree: SecretTree
+        var signatureKeys: [UInt32: [UInt8]]
+    }
 
     /// A proposal cached for a later commit.
     struct CachedProposal: Sendable {

@@ -16,6 +16,9 @@ public struct MLSGroupConfiguration: Sendable {
     public var ratchetLimits = RatchetLimits()
     /// Whether Welcomes carry the `ratchet_tree` extension in their GroupInfo.
     public var ratchetTreeInWelcome = true
+    /// How many past epochs keep their message keys, so that application messages sent just
+    /// before a commit still decrypt after it (0 for strict forward secrecy at each epoch).
+    public var pastEpochRetention = 2
     /// How many past epochs' resumption PSKs are kept.
     public var resumptionPSKHistory = 8
     /// Pads PrivateMessage content to a multiple of this many bytes (0: no padding).
