@@ -293,3 +293,68 @@ struct LateMessageTests {
         }
     }
 }
+
+/// Proposals from an external sender and from a joining client.
+@Suite("MLS group: external proposals")
+struct ExternalProposalTests {
+    @Test("an external sender's Remove and a new member's own Add are committed by reference")
+    func externalSenders() throws {
+        var harness = try GroupHarness(suite: .x25519Aes128Sha256Ed25519)
+        try harness.add(2, by: "m0")
+        let service = try harness.provider.generateSignatureKey()
+        let senders = ExternalSenderList(senders: [
+            ExternalSender(signatureKey: service.publicKey, credential: .basic(identity: Array("ds".utf8)))
+        ])
+        var options = CommitOptions()
+        options.groupContextExtensions = [Extension(type: .externalSenders, data: senders.mlsEncoded)]
+        try harness.commit(by: "m0", options)
+        harness.expectAgreement()
+        let reference = try #require(harness.members["m0"])
+        let removal = try MLSGroup.externalProposal(
+            .remove(try #require(harness.members["m2"]).ownLeaf),
+            groupID: reference.groupID,
+            epoch: reference.epoch,
+            senderIndex: 0,
+            signingKey: service,
+            suite: harness.suite
+        )
+        let bundle = try harness.keyPackage("newcomer")
+        let selfAdd = try MLSGroup.newMemberProposal(
+            keyPackage: bundle,
+            groupID: reference.groupID,
+            epoch: reference.epoch
+        )
+        let forged = try MLSGroup.externalProposal(
+            .remove(LeafIndex(0)),
+            groupID: reference.groupID,
+            epoch: reference.epoch,
+            senderIndex: 0,
+            signingKey: try harness.provider.generateSignatureKey(),
+            suite: harness.suite
+        )
+        for name in harness.names {
+            var member = try #require(harness.members[name])
+            guard case .proposal(let summary) = try member.process(removal) else {
+                Issue.record("external proposal not accepted")
+                return
+            }
+            #expect(summary.sender == .external(0))
+            guard case .proposal = try member.process(selfAdd) else {
+                Issue.record("new member proposal not accepted")
+                return
+            }
+            let error = #expect(throws: MLSError.self) {
+                try member.process(forged)
+            }
+            guard case .invalidSignature = error else {
+                Issue.record("forged external proposal: \(String(describing: error))")
+                return
+            }
+            harness.members[name] = member
+        }
+        try harness.commit(by: "m1", CommitOptions(), joining: [("newcomer", bundle)])
+        #expect(harness.members["m2"] == nil)
+        #expect(harness.members["newcomer"] != nil)
+        harness.expectAgreement()
+    }
+}
