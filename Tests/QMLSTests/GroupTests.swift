@@ -358,3 +358,41 @@ struct ExternalProposalTests {
         harness.expectAgreement()
     }
 }
+
+/// Pending commits: echo, conflict, serialization.
+@Suite("MLS group: pending commits")
+struct PendingCommitTests {
+    @Test("our own commit echoed by the delivery service merges; a competing commit discards it")
+    func echoAndConflict() throws {
+        var harness = try GroupHarness(suite: .x25519Aes128Sha256Ed25519)
+        try harness.add(2, by: "m0")
+        var m0 = try #require(harness.members["m0"])
+        let output = try m0.commit()
+        #expect(m0.hasPendingCommit)
+        var restored = try MLSGroup(serialized: m0.serialized())
+        guard case .commit = try m0.process(output.commit) else {
+            Issue.record("echo not merged")
+            return
+        }
+        #expect(m0.epoch == 2)
+        guard case .commit = try restored.process(output.commit) else {
+            Issue.record("echo not merged after restore")
+            return
+        }
+        #expect(restored.epochAuthenticator == m0.epochAuthenticator)
+        // m1 and m2 commit concurrently; m2 processes m1's commit and loses its own.
+        var m1 = try #require(harness.members["m1"])
+        var m2 = try #require(harness.members["m2"])
+        _ = try m2.process(output.commit)
+        _ = try m1.process(output.commit)
+        let losing = try m2.commit()
+        let winning = try m1.commit()
+        try m1.mergePendingCommit()
+        _ = try m2.process(winning.commit)
+        #expect(!m2.hasPendingCommit)
+        #expect(m2.epochAuthenticator == m1.epochAuthenticator)
+        #expect(throws: MLSError.self) {
+            try m1.process(losing.commit)
+        }
+    }
+}

@@ -270,9 +270,15 @@ extension MLSGroup {
             updated: application.updated,
             reinit: application.reinit
         )
-        pendingCommit = PendingCommit(next: next, confirmationTag: transition.confirmationTag)
+        let messageBytes = message.mlsEncoded
+        pendingCommit = PendingCommit(
+            next: next,
+            confirmationTag: transition.confirmationTag,
+            message: messageBytes,
+            summary: summary
+        )
         return CommitOutput(
-            commit: message.mlsEncoded,
+            commit: messageBytes,
             welcome: welcome,
             groupInfo: MLSMessage(body: .groupInfo(groupInfo)).mlsEncoded,
             summary: summary

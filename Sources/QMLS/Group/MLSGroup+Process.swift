@@ -13,6 +13,21 @@ extension MLSGroup {
     /// Processes a received MLSMessage (PublicMessage or PrivateMessage). On any error the
     /// state is unchanged.
     public mutating func process(_ bytes: [UInt8]) throws(MLSError) -> ProcessedMessage {
+        if let pending = pendingCommit, pending.message == bytes {
+            let next = pending.next
+            let summary =
+                pending.summary
+                ?? CommitSummary(
+                    committer: .member(ownLeaf),
+                    newEpoch: next.epoch,
+                    added: [],
+                    removed: [],
+                    updated: [],
+                    reinit: nil
+                )
+            try mergePendingCommit()
+            return .commit(summary)
+        }
         let message: MLSMessage
         do {
             message = try MLSMessage(mlsDecoding: bytes)
@@ -62,20 +77,6 @@ extension MLSGroup {
             )
             return .proposal(ProposalSummary(reference: reference, proposal: proposal, sender: verified.content.sender))
         case .commit(let commit):
-            if let pending = pendingCommit, verified.content.sender == .member(ownLeaf),
-                verified.authenticated.auth.confirmationTag == pending.confirmationTag
-            {
-                let summary = CommitSummary(
-                    committer: .member(ownLeaf),
-                    newEpoch: pending.next.epoch,
-                    added: [],
-                    removed: [],
-                    updated: [],
-                    reinit: nil
-                )
-                try mergePendingCommit()
-                return .commit(summary)
-            }
             var next = self
             if let step = verified.step {
                 next.secretTree.apply(step)

@@ -6,7 +6,8 @@
 /// Layout (MLS presentation language, version 1):
 /// `"QMLS" | uint16 version | CipherSuite | GroupContext | ratchet_tree | status | TreePrivateKeys |
 /// opaque signing_key<V> | EpochSecrets | SecretTree | opaque interim<V> | opaque confirmation_tag<V> |
-/// proposals<V> | update_keys<V> | resumption_psks<V> | psk_store<V> | past_epochs<V> | optional<pending commit>`.
+/// proposals<V> | update_keys<V> | resumption_psks<V> | psk_store<V> | past_epochs<V> |
+/// optional<pending commit: tag, message, state>`.
 extension MLSGroup {
     static let stateMagic = Array("QMLS".utf8)
     static let stateVersion: UInt16 = 1
@@ -81,6 +82,7 @@ extension MLSGroup {
         if let pending = pendingCommit {
             writer.writeUInt8(1)
             writer.writeOpaque(pending.confirmationTag)
+            writer.writeOpaque(pending.message)
             writer.writeOpaque(pending.next.serialized())
         } else {
             writer.writeUInt8(0)
@@ -178,8 +180,9 @@ extension MLSGroup {
             pending = nil
         case 1:
             let tag = try reader.readOpaque()
+            let sent = try reader.readOpaque()
             let next = try MLSGroup(serialized: try reader.readOpaque(), configuration: configuration)
-            pending = PendingCommit(next: next, confirmationTag: tag)
+            pending = PendingCommit(next: next, confirmationTag: tag, message: sent, summary: nil)
         default:
             throw MLSError.invalidState("bad pending commit flag")
         }

@@ -61,10 +61,15 @@ public struct MLSGroup: Sendable {
     final class PendingCommit: Sendable {
         let next: MLSGroup
         let confirmationTag: [UInt8]
+        /// The commit message as sent, to recognize it when the delivery service echoes it.
+        let message: [UInt8]
+        let summary: CommitSummary?
 
-        init(next: MLSGroup, confirmationTag: [UInt8]) {
+        init(next: MLSGroup, confirmationTag: [UInt8], message: [UInt8], summary: CommitSummary?) {
             self.next = next
             self.confirmationTag = confirmationTag
+            self.message = message
+            self.summary = summary
         }
     }
 
