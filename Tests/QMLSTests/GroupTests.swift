@@ -396,3 +396,27 @@ struct PendingCommitTests {
         }
     }
 }
+
+/// Leaf indices from peers are bounded by the tree, not wrapped onto other leaves.
+@Suite("MLS group: hostile indices")
+struct HostileIndexTests {
+    @Test(
+        "Remove of a leaf index whose node index would wrap to leaf 0 is refused",
+        arguments: [0x8000_0000, 0xFFFF_FFFF, 4]
+    )
+    func wrappingRemove(index: UInt32) throws {
+        var harness = try GroupHarness(suite: .x25519Aes128Sha256Ed25519)
+        try harness.add(2, by: "m0")
+        var member = try #require(harness.members["m1"])
+        let before = member.serialized()
+        let error = #expect(throws: MLSError.self) {
+            try member.propose(.remove(LeafIndex(index)))
+        }
+        guard case .invalidProposal = error else {
+            Issue.record("expected invalidProposal, got \(String(describing: error))")
+            return
+        }
+        #expect(member.serialized() == before)
+        #expect(member.tree.leaf(LeafIndex(index)) == nil)
+    }
+}

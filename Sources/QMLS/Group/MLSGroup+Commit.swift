@@ -169,6 +169,9 @@ extension MLSGroup {
         options: CommitOptions,
         pskPurpose: PSKPurpose
     ) throws(MLSError) -> CommitOutput {
+        guard context.epoch < UInt64.max else {
+            throw .invalidCommit("the epoch counter is exhausted")
+        }
         var application = try applyProposals(list, committer: .member(ownLeaf), pskPurpose: pskPurpose)
         let newSigningKey = options.newSigningKey ?? signingKey
         var provisional = context

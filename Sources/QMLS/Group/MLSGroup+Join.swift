@@ -61,8 +61,8 @@ extension MLSGroup {
             }
             return false
         }
-        guard special.count <= 1 else {
-            throw .invalidWelcome("more than one reinit or branch PSK")
+        guard special.count <= 1, groupSecrets.psks.count <= Int(UInt16.max) else {
+            throw .invalidWelcome("more than one reinit or branch PSK, or too many PSKs")
         }
         var pskValues: [(id: PreSharedKeyID, secret: [UInt8])] = []
         for id in groupSecrets.psks {
@@ -167,6 +167,9 @@ extension MLSGroup {
     ) throws(MLSError) -> RatchetTree {
         guard !groupInfo.extensions.hasDuplicateTypes, !groupInfo.groupContext.extensions.hasDuplicateTypes else {
             throw .invalidWelcome("duplicate extensions in the GroupInfo")
+        }
+        guard groupInfo.groupContext.epoch < UInt64.max, groupInfo.groupContext.version == .mls10 else {
+            throw .invalidWelcome("unusable epoch or protocol version in the GroupInfo")
         }
         var wire = given
         if let data = groupInfo.extensions.data(of: .ratchetTree) {

@@ -244,6 +244,9 @@ extension MLSGroup {
         guard let tag = verified.authenticated.auth.confirmationTag else {
             throw .invalidCommit("commit without confirmation tag")
         }
+        guard context.epoch < UInt64.max else {
+            throw .invalidCommit("the epoch counter is exhausted")
+        }
         var list: [(proposal: Proposal, sender: Sender)] = []
         for entry in commit.proposals {
             switch entry {

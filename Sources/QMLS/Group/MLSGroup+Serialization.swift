@@ -189,6 +189,12 @@ extension MLSGroup {
         guard secretTree.leafCount == tree.leafCount, privateKeys.ownLeaf.value < tree.leafCount else {
             throw MLSError.invalidState("inconsistent tree sizes")
         }
+        for entry in past {
+            let count = entry.secretTree.leafCount
+            guard count > 0, count <= 1 << 30, count & (count - 1) == 0 else {
+                throw MLSError.invalidState("inconsistent past epoch tree size")
+            }
+        }
         var group = MLSGroup(
             provider: provider,
             configuration: configuration,

@@ -124,6 +124,9 @@ extension MLSGroup {
                 result.reinit = reinit
             }
         }
+        guard result.psks.count <= Int(UInt16.max) else {
+            throw .invalidProposal("more PSKs than PSKLabel can count")
+        }
         if isExternal && result.externalInit == nil {
             throw .invalidProposal("an external commit needs exactly one ExternalInit")
         }

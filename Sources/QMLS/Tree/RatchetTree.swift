@@ -75,8 +75,13 @@ public struct RatchetTree: Sendable, Equatable {
         Int(index.value) < nodes.count ? nodes[Int(index.value)] : nil
     }
 
+    /// The leaf node at a leaf index; nil for blank leaves and indices outside the tree
+    /// (leaf indices come from peers, and `2 * index` must not wrap onto another leaf).
     public func leaf(_ index: LeafIndex) -> LeafNode? {
-        node(index.node)?.leafNode
+        guard index.value < leafCount else {
+            return nil
+        }
+        return node(index.node)?.leafNode
     }
 
     public func parent(_ index: NodeIndex) -> ParentNode? {
