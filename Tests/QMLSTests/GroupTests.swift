@@ -116,6 +116,27 @@ struct GroupTests {
         harness.expectAgreement()
         try harness.commit(by: "outsider")
         harness.expectAgreement()
+        // Resync: m2 lost its state and rejoins, removing its old leaf in the same commit.
+        let oldLeaf = try #require(harness.members["m2"]).ownLeaf
+        let rejoinInfo = try #require(harness.members["m0"]).groupInfoMessage()
+        let (rejoined, resync) = try MLSGroup.joinExternally(
+            groupInfo: rejoinInfo,
+            credential: .basic(identity: Array("m2".utf8)),
+            signingKey: try harness.provider.generateSignatureKey(),
+            removing: oldLeaf
+        )
+        harness.members["m2"] = nil
+        for name in harness.names {
+            var member = try #require(harness.members[name])
+            guard case .commit(let summary) = try member.process(resync) else {
+                Issue.record("resync commit not processed")
+                return
+            }
+            #expect(summary.removed == [oldLeaf])
+            harness.members[name] = member
+        }
+        harness.members["m2"] = rejoined
+        harness.expectAgreement()
     }
 
     @Test("a restored group keeps working: it decrypts, commits and follows commits", arguments: suites)
