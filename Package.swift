@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "QNSPCrypto", targets: ["QNSPCrypto"]),
         .library(name: "QNSP", targets: ["QNSP"]),
         .library(name: "QNSPNIO", targets: ["QNSPNIO"]),
+        .library(name: "QMLS", targets: ["QMLS"]),
         .executable(name: "qssh-keygen", targets: ["qssh-keygen"]),
         .executable(name: "qnsp", targets: ["qnsp"]),
         .executable(name: "qssh", targets: ["qssh"]),

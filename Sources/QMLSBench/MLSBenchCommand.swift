@@ -3,8 +3,8 @@ import Foundation
 import QMLS
 
 /// `qmls-bench`: QMLS group operation costs at several group sizes, as a table.
-public struct MLSBenchCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
+package struct MLSBenchCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "qmls-bench",
         abstract: "Measure MLS group operations (QMLS) at several group sizes.",
         discussion: """
@@ -23,9 +23,9 @@ public struct MLSBenchCommand: ParsableCommand {
     @Option(name: .long, help: "Suites: 1, 2, 3, 5, 7 or pq, comma separated.") var suites = "1,pq"
     @Option(name: .long, help: "Minimum seconds spent on each cheap measurement.") var seconds = 0.5
 
-    public init() {}
+    package init() {}
 
-    public func run() throws {
+    package func run() throws {
         #if DEBUG
         print("warning: this is a debug build; run 'swift run -c release qmls-bench' for real figures\n")
         #endif
