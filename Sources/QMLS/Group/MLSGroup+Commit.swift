@@ -77,15 +77,11 @@ extension MLSGroup {
         }
         let retention = max(configuration.pastEpochRetention, 0)
         if retention > 0 {
-            var keys: [UInt32: [UInt8]] = [:]
-            for (index, leaf) in tree.members {
-                keys[index.value] = leaf.signatureKey
-            }
             let snapshot = PastEpoch(
                 context: context,
                 senderDataSecret: secrets.senderDataSecret,
                 secretTree: secretTree,
-                signatureKeys: keys
+                members: .tree(tree)
             )
             next.pastEpochs = Array((pastEpochs + [snapshot]).suffix(retention))
         }

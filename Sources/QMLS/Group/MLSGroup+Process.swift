@@ -100,10 +100,10 @@ extension MLSGroup {
             senderDataSecret: past.senderDataSecret,
             secretTree: past.secretTree,
             limits: configuration.ratchetLimits,
-            isMember: { $0 != own && past.signatureKeys[$0.value] != nil }
+            isMember: { $0 != own && past.signatureKey($0) != nil }
         )
         guard case .member(let sender) = opened.content.sender, case .application(let data) = opened.content.body,
-            let key = past.signatureKeys[sender.value]
+            let key = past.signatureKey(sender)
         else {
             throw .unexpectedMessage("only application data is accepted for a past epoch")
         }

@@ -171,7 +171,7 @@ extension MLSGroup {
                 context: pastContext,
                 senderDataSecret: senderData,
                 secretTree: pastTree,
-                signatureKeys: Dictionary(keys, uniquingKeysWith: { first, _ in first })
+                members: .keys(Dictionary(keys, uniquingKeysWith: { first, _ in first }))
             )
         }
         var pending: PendingCommit?

@@ -46,7 +46,36 @@ public struct MLSGroup: Sendable {
         var context: GroupContext
         var senderDataSecret: [UInt8]
         var secretTree: SecretTree
-        var signatureKeys: [UInt32: [UInt8]]
+        /// The epoch's tree (shares storage with the tree it was taken from) or, after a
+        /// restore, just the members' signature keys.
+        var members: Members
+
+        enum Members: Sendable {
+            case tree(RatchetTree)
+            case keys([UInt32: [UInt8]])
+        }
+
+        func signatureKey(_ leaf: LeafIndex) -> [UInt8]? {
+            switch members {
+            case .tree(let tree):
+                return tree.leaf(leaf)?.signatureKey
+            case .keys(let keys):
+                return keys[leaf.value]
+            }
+        }
+
+        var signatureKeys: [UInt32: [UInt8]] {
+            switch members {
+            case .tree(let tree):
+                var keys: [UInt32: [UInt8]] = [:]
+                for (index, leaf) in tree.members {
+                    keys[index.value] = leaf.signatureKey
+                }
+                return keys
+            case .keys(let keys):
+                return keys
+            }
+        }
     }
 
     /// A proposal cached for a later commit.
