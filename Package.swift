@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "QNSPCrypto", targets: ["QNSPCrypto"]),
         .library(name: "QNSP", targets: ["QNSP"]),
         .library(name: "QNSPNIO", targets: ["QNSPNIO"]),
+        .library(name: "QMLS", targets: ["QMLS"]),
         .executable(name: "qssh-keygen", targets: ["qssh-keygen"]),
         .executable(name: "qnsp", targets: ["qnsp"]),
         .executable(name: "qssh", targets: ["qssh"]),
@@ -17,6 +18,7 @@ let package = Package(
         .executable(name: "qscp", targets: ["qscp"]),
         .executable(name: "qsftp", targets: ["qsftp"]),
         .executable(name: "qnsp-bench", targets: ["qnsp-bench"]),
+        .executable(name: "qmls-bench", targets: ["qmls-bench"]),
     ],
     dependencies: [
         // Pinned exactly: CQNSPBoringAEAD binds to the BoringSSL copy vendored by this release.
@@ -81,6 +83,23 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: MLS (RFC 9420), sans-I/O
+        .target(
+            name: "QMLS",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .target(
+            name: "QMLSBench",
+            dependencies: ["QMLS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "qmls-bench", dependencies: ["QMLSBench"], swiftSettings: strict),
+
         // MARK: SFTP v3 (codec, server, client; no NIO)
         .target(name: "QSFTP", swiftSettings: strict),
 
@@ -133,6 +152,7 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "QSFTPTests", dependencies: ["QSFTP"], swiftSettings: strict),
+        .testTarget(name: "QMLSTests", dependencies: ["QMLS"], exclude: ["Vectors"], swiftSettings: strict),
         .testTarget(name: "QNSPCryptoTests", dependencies: ["QNSPCrypto"], swiftSettings: strict),
         .testTarget(name: "QNSPTests", dependencies: ["QNSP", "QNSPCrypto"], swiftSettings: strict),
         .testTarget(

@@ -1,0 +1,3 @@
+import QMLSBench
+
+MLSBenchCommand.main()
