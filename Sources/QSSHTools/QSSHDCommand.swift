@@ -98,7 +98,9 @@ public struct QSSHDCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds a client has to finish the handshake (login grace time).")
     var loginGraceTime: Int64 = 30
 
-    @Option(name: .long, help: "Append a hash-chained JSON line per connect, auth success/failure, exec and disconnect.")
+    @Option(name: .long, help: ArgumentHelp(
+        "Append a JSON line per connect, auth success/failure, exec and disconnect, chained with a keyed MAC (--audit-key) and signed with the host key every 64 lines and on exit (docs/security.md).",
+        valueName: "file"))
     var auditLog: String?
 
     @Option(name: .long, help: ArgumentHelp(

@@ -1,5 +1,4 @@
 import QNSPCrypto
-import Synchronization
 
 /// A sans-I/O QNSP connection, client or server: feed it the bytes that arrive,
 /// send the bytes it produces. It never touches a socket, a clock or a thread.
@@ -513,7 +512,7 @@ extension QNSPConnection {
 /// server sign for them).
 final class AnnouncementCache: Sendable {
     private let hostKey: HostKeyPair?
-    private let cached: Mutex<[UInt8]?> = Mutex(nil)
+    private let cached = LockedState<[UInt8]?>(nil)
 
     init(_ hostKey: HostKeyPair?) { self.hostKey = hostKey }
 

@@ -1,6 +1,5 @@
 import Crypto
 import QNSPCrypto
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -68,7 +67,7 @@ public final class QNSPHandshakeGuard: Sendable {
     private let key: [UInt8]
     private let clock: @Sendable () -> UInt64
     private let underLoad: @Sendable () -> Bool
-    private let state: Mutex<State>
+    private let state: LockedState<State>
 
     private struct Bucket {
         var tokens: Double
@@ -99,7 +98,7 @@ public final class QNSPHandshakeGuard: Sendable {
         self.underLoad = underLoad
         self.key = (try? SecureRandom().bytes(32)) ?? Array(SHA256.hash(data: Array("\(clock())".utf8)))
         let now = clock()
-        state = Mutex(State(rotatedAt: now, secondStart: now))
+        state = LockedState(State(rotatedAt: now, secondStart: now))
     }
 
     /// Seconds since 1970 from the system clock.
