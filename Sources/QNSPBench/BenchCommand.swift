@@ -28,6 +28,12 @@ public struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Only the OPAQUE login cost (QOPAQUE: client and server halves, qpq's Argon2id parameters).")
     var opaque = false
     @Option(name: .long, help: "Registrations and logins timed with --opaque.") var opaqueRuns = 20
+    @Option(name: .long, help: ArgumentHelp("Only the idle-session test: this many logged-in sessions against one qsshd (clients in this process), held with keepalives.", valueName: "n"))
+    var idleSessions: Int?
+    @Option(name: .long, help: "Seconds --idle-sessions holds them.") var idleSeconds = 300.0
+    @Option(name: .long, help: "Keepalive interval (s) of --idle-sessions, both ways.") var idleKeepalive: Int64 = 30
+    @Option(name: .long, help: "ssh -N sessions against a stock sshd for the per-session memory comparison of --idle-sessions.")
+    var sshdSessions = 100
 
     public init() {}
 
@@ -37,6 +43,7 @@ public struct BenchCommand: ParsableCommand {
         #endif
         if copy { return try runCopy() }
         if opaque { return try runOPAQUE() }
+        if let idleSessions { return try runIdleSessions(idleSessions) }
         let bench = try TunnelBench()
         defer { bench.shutdown() }
         var rows: [(String, String)] = []
@@ -93,6 +100,26 @@ public struct BenchCommand: ParsableCommand {
         } else {
             print("  qnsp connect median \(ms(q.connectMedian)), bulk \(mbps(q.bulkMBps)); OpenSSH not installed (apt-get install openssh-server openssh-client)")
         }
+    }
+
+    /// --idle-sessions N: N sessions held against one qsshd, memory per session against sshd's.
+    func runIdleSessions(_ count: Int) throws {
+        let toolDir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qnsp-bench-idle-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        print("Idle sessions: \(count) logged-in sessions (QNSP + SSH-2, no channel, like qssh -N) against one qsshd")
+        let r = try IdleSessionBench(toolDir: toolDir, dir: dir).run(
+            sessions: count, holdSeconds: idleSeconds, keepalive: idleKeepalive, sshdSessions: sshdSessions) { print($0); fflush(nil) }
+        func line(_ a: String, _ b: String) { print("  " + a.padding(toLength: 58, withPad: " ", startingAt: 0) + " " + b) }
+        line("sessions established", "\(r.established) of \(r.sessions)")
+        line(String(format: "alive after %.0f s (keepalive %d s)", r.holdSeconds, idleKeepalive), "\(r.aliveAfterHold) of \(r.established)")
+        line("qsshd private memory per session", String(format: "%.1f kB", r.qsshdKBPerSession))
+        if let s = r.sshdKBPerSession {
+            line("sshd private memory per session (\(r.sshdSessions) ssh -N)", String(format: "%.1f kB", s))
+            line("ratio sshd / qsshd", String(format: "%.1fx", s / max(0.1, r.qsshdKBPerSession)))
+        }
+        line("qssh HOST true while held: median / p90", String(format: "%.1f ms / %.1f ms", r.connectExecMedian * 1e3, r.connectExecP90 * 1e3))
     }
 
     /// qscp → qsshd against scp → sshd, same file, alternating rounds.
