@@ -302,10 +302,17 @@ struct QSSHTests {
         tmux.send("stty size", enter: true)
         try tmux.waitFor("30 100")
         tmux.resize(width: 120, height: 40)
-        tmux.send("stty size", enter: true)
-        try tmux.waitFor("40 120")
-        tmux.send("sleep 100", enter: true)
+        // The new size travels as a window-change request: ask until the shell sees it (bounded).
+        for attempt in 0..<10 {
+            tmux.send("stty size", enter: true)
+            if (try? tmux.waitFor("40 120", attempts: 20)) != nil { break }
+            if attempt == 9 { try tmux.waitFor("40 120") }
+        }
+        // Ctrl-C only once the command runs: sent earlier, the terminal would flush the typed line with it.
+        tmux.send("echo sleeping-$((2*3)); sleep 100", enter: true)
+        try tmux.waitFor("sleeping-6")
         tmux.send("C-c", enter: false)
+        try tmux.waitFor("READY>", after: "sleeping-6")  // capture-pane drops the trailing space
         tmux.send("echo after-$((6*7))", enter: true)
         try tmux.waitFor("after-42")
         tmux.send("exit 5", enter: true)
@@ -570,9 +577,16 @@ struct Tmux {
     func kill() { run(["kill-server"]) }
 
     /// Waits until the pane shows `text` (checked every 50 ms, for at most 15 s).
-    func waitFor(_ text: String) throws {
-        for _ in 0..<300 {
-            if pane().contains(text) { return }
+    /// Waits until the pane shows `text` (after the last `after`, when given).
+    func waitFor(_ text: String, after: String? = nil, attempts: Int = 300) throws {
+        func shown() -> Bool {
+            let screen = pane()
+            guard let after else { return screen.contains(text) }
+            guard let mark = screen.range(of: after, options: .backwards) else { return false }
+            return screen[mark.upperBound...].contains(text)
+        }
+        for _ in 0..<attempts {
+            if shown() { return }
             usleep(50_000)
         }
         throw ToolTestError("terminal never showed '\(text)'; it shows:\n\(pane())")
