@@ -31,6 +31,8 @@ public struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Only the idle-session test: this many logged-in sessions against one qsshd (clients in this process), held with keepalives.", valueName: "n"))
     var idleSessions: Int?
     @Option(name: .long, help: "Seconds --idle-sessions holds them.") var idleSeconds = 300.0
+    @Option(name: .long, help: ArgumentHelp("Only the cell path on one thread (seal and open, no sockets) over this many MiB, for profiling.", valueName: "MiB"))
+    var cellPath: Int?
     @Option(name: .long, help: "Keepalive interval (s) of --idle-sessions, both ways.") var idleKeepalive: Int64 = 30
     @Option(name: .long, help: "ssh -N sessions against a stock sshd for the per-session memory comparison of --idle-sessions.")
     var sshdSessions = 100
@@ -44,6 +46,18 @@ public struct BenchCommand: ParsableCommand {
         if copy { return try runCopy() }
         if opaque { return try runOPAQUE() }
         if let idleSessions { return try runIdleSessions(idleSessions) }
+        if let cellPath {
+            let host = try HostKeyPair.generate()
+            let user = try UserKeyPair.generate()
+            for cell in [768, 16384] {
+                let r = try CellPathBench.run(total: cellPath << 20, cellSize: cell, host: host, user: user)
+                print(String(format: "cell path, %5d-byte cells, one thread: seal %6.0f MB/s, open %6.0f MB/s", cell, r.seal, r.open))
+            }
+            let raw = RawAEADBench.qnspCipher(.aes256GCM, chunk: 64 * 1024, seconds: seconds)
+            let raw752 = RawAEADBench.qnspCipher(.aes256GCM, chunk: 752, seconds: seconds)
+            print(String(format: "raw AEADCipher aes256-gcm seal: 64 KiB %6.0f MB/s, 752 B %6.0f MB/s", raw, raw752))
+            return
+        }
         let bench = try TunnelBench()
         defer { bench.shutdown() }
         var rows: [(String, String)] = []
