@@ -6,15 +6,25 @@ import QNSPCrypto
 /// per-cell cost apart from TCP.
 enum CellPathBench {
     /// Returns (seal MB/s, open MB/s) over `total` bytes of 64 KiB writes with `cellSize` cells.
-    static func run(total: Int, cellSize: Int, host: HostKeyPair, user: UserKeyPair) throws -> (seal: Double, open: Double) {
+    static func run(
+        total: Int,
+        cellSize: Int,
+        host: HostKeyPair,
+        user: UserKeyPair
+    ) throws -> (seal: Double, open: Double) {
         var configuration = QNSPConfiguration()
         configuration.cellSize = cellSize
-        let client = QNSPConnection(client: .init(username: "bench", user: user, pinnedHostKey: host.publicKey), configuration: configuration)
+        let client = QNSPConnection(
+            client: .init(username: "bench", user: user, pinnedHostKey: host.publicKey),
+            configuration: configuration
+        )
         let server = QNSPConnection(server: .init(hostKeys: [host]) { _, _ in .accept }, configuration: configuration)
         try client.start()
         for _ in 0..<4 {
             let c = client.takeOutbound()
-            if !c.isEmpty, case .authorizationRequired? = try server.receive(c).events.last { _ = try server.completeAuthorization(.accept) }
+            if !c.isEmpty, case .authorizationRequired? = try server.receive(c).events.last {
+                _ = try server.completeAuthorization(.accept)
+            }
             let s = server.takeOutbound()
             if !s.isEmpty { _ = try client.receive(s) }
         }
@@ -27,7 +37,9 @@ enum CellPathBench {
         var done = 0
         while done < total {
             let t0 = Clock.now
-            let n = try chunk.withUnsafeBytes { src in try sealed.withUnsafeMutableBytes { dst in try client.sealData(src, into: dst) } }
+            let n = try chunk.withUnsafeBytes { src in
+                try sealed.withUnsafeMutableBytes { dst in try client.sealData(src, into: dst) }
+            }
             let t1 = Clock.now
             var got = 0
             try sealed.withUnsafeBytes { raw in

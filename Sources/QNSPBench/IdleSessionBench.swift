@@ -37,22 +37,41 @@ struct IdleSessionBench {
         return Int(limit.rlim_cur)
     }
 
-    func run(sessions: Int, holdSeconds: Double, keepalive: Int64, sshdSessions: Int, progress: (String) -> Void) throws -> Result {
+    func run(
+        sessions: Int,
+        holdSeconds: Double,
+        keepalive: Int64,
+        sshdSessions: Int,
+        progress: (String) -> Void
+    ) throws -> Result {
         let files = Self.raiseFileLimit()
-        guard files > sessions + 200 else { throw BenchError("open-file limit \(files) is too low for \(sessions) sessions") }
-        let keygen = toolDir + "/qssh-keygen", qsshd = toolDir + "/qsshd", qssh = toolDir + "/qssh"
-        _ = try ProcessRunner.shell("'\(keygen)' -q -t host -f '\(dir)/ihost' -N '' && '\(keygen)' -q -t user -f '\(dir)/iid' -N '' && cp '\(dir)/iid.pub' '\(dir)/iauth'")
+        guard files > sessions + 200 else {
+            throw BenchError("open-file limit \(files) is too low for \(sessions) sessions")
+        }
+        let keygen = toolDir + "/qssh-keygen"
+        let qsshd = toolDir + "/qsshd"
+        let qssh = toolDir + "/qssh"
+        _ = try ProcessRunner.shell(
+            "'\(keygen)' -q -t host -f '\(dir)/ihost' -N '' && '\(keygen)' -q -t user -f '\(dir)/iid' -N '' && cp '\(dir)/iid.pub' '\(dir)/iauth'"
+        )
         let (server, text) = try ProcessRunner.startServer(
-            [qsshd, "-p", "0", "-l", "127.0.0.1", "-h", dir + "/ihost", "--authorized-keys", dir + "/iauth",
-             "--max-connections", "\(sessions + 100)", "--max-startups", "400", "--per-source-max-startups", "none",
-             "--keepalive", "\(keepalive)"],
-            marker: "\n")
+            [
+                qsshd, "-p", "0", "-l", "127.0.0.1", "-h", dir + "/ihost", "--authorized-keys", dir + "/iauth",
+                "--max-connections", "\(sessions + 100)", "--max-startups", "400", "--per-source-max-startups", "none",
+                "--keepalive", "\(keepalive)",
+            ],
+            marker: "\n"
+        )
         defer { ProcessRunner.stop(server) }
         guard let r = text.range(of: #"127\.0\.0\.1:(\d+)"#, options: .regularExpression),
-              let port = Int(text[r].split(separator: ":").last ?? "") else { throw BenchError("qsshd: \(text)") }
-        guard case .host(let hostKey, _) = try PublicKeyLine(parsing: try String(contentsOfFile: dir + "/ihost.pub", encoding: .utf8)
-                .trimmingCharacters(in: .whitespacesAndNewlines)),
-              case .user(let user) = try PrivateKeyFile.decode(try KeyFileIO.readPrivateKey(path: dir + "/iid"))
+            let port = Int(text[r].split(separator: ":").last ?? "")
+        else { throw BenchError("qsshd: \(text)") }
+        guard
+            case .host(let hostKey, _) = try PublicKeyLine(
+                parsing: try String(contentsOfFile: dir + "/ihost.pub", encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+            ),
+            case .user(let user) = try PrivateKeyFile.decode(try KeyFileIO.readPrivateKey(path: dir + "/iid"))
         else { throw BenchError("bench keys") }
         let before = ProcessBench.privateKB(server.pid)
 
@@ -71,10 +90,20 @@ struct IdleSessionBench {
             for _ in 0..<min(batch, sessions - opened) {
                 let flag = NIOLockedValueBox(false)
                 authenticated.append(flag)
-                let connect = QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: parameters, options: options) { ch in
-                    ch.eventLoop.makeCompletedFuture { _ = try SSHSessionClient.install(on: ch, username: username, authenticated: flag) }
+                let connect = QNSPBootstrap.connect(
+                    group: group,
+                    host: "127.0.0.1",
+                    port: port,
+                    parameters: parameters,
+                    options: options
+                ) { ch in
+                    ch.eventLoop.makeCompletedFuture {
+                        _ = try SSHSessionClient.install(on: ch, username: username, authenticated: flag)
+                    }
                 }
-                pending.append(connect.flatMap { channel, handshake in handshake.map { _ in channel } }.map { list.add($0) })
+                pending.append(
+                    connect.flatMap { channel, handshake in handshake.map { _ in channel } }.map { list.add($0) }
+                )
             }
             for f in pending { try? f.wait() }
             opened += batch
@@ -82,12 +111,15 @@ struct IdleSessionBench {
         }
         let channels = list.take()
         // Wait (bounded) for the inner SSH logins to finish.
-        for _ in 0..<600 where authenticated.filter({ $0.withLockedValue { $0 } }).count < channels.count { usleep(50_000) }
+        for _ in 0..<600 where authenticated.filter({ $0.withLockedValue { $0 } }).count < channels.count {
+            usleep(50_000)
+        }
         let established = authenticated.filter { $0.withLockedValue { $0 } }.count
         let during = ProcessBench.privateKB(server.pid)
 
         // A new client while they are held.
-        let client = "'\(qssh)' -p \(port) -i '\(dir)/iid' --known-hosts '\(dir)/ikh' -o StrictHostKeyChecking=accept-new 127.0.0.1 true </dev/null"
+        let client =
+            "'\(qssh)' -p \(port) -i '\(dir)/iid' --known-hosts '\(dir)/ikh' -o StrictHostKeyChecking=accept-new 127.0.0.1 true </dev/null"
         var times: [Double] = []
         for _ in 0..<10 {
             let start = Clock.now
@@ -97,7 +129,14 @@ struct IdleSessionBench {
         let (median, p90) = ProcessRunner.percentiles(times)
 
         // Hold: keepalives (both ways) must keep every session up.
-        progress(String(format: "  holding %d sessions for %.0f s (keepalive every %d s)", established, holdSeconds, keepalive))
+        progress(
+            String(
+                format: "  holding %d sessions for %.0f s (keepalive every %d s)",
+                established,
+                holdSeconds,
+                keepalive
+            )
+        )
         let holdStart = Clock.now
         while Clock.since(holdStart) < holdSeconds { usleep(500_000) }
         let held = Clock.since(holdStart)
@@ -109,25 +148,55 @@ struct IdleSessionBench {
         if StockSSHD.binary != nil, sshdSessions > 0 {
             let stock = try StockSSHD.start(dir: dir, extra: ["MaxSessions 10", "MaxStartups \(sshdSessions + 10)"])
             defer { stock.stop() }
-            let perConnection = { ProcessBench.descendants(of: stock.process.pid).filter { $0.comm.hasPrefix("sshd") }.reduce(0) { $0 + ProcessBench.privateKB($1.pid) } }
+            let perConnection = {
+                ProcessBench.descendants(of: stock.process.pid).filter { $0.comm.hasPrefix("sshd") }.reduce(0) {
+                    $0 + ProcessBench.privateKB($1.pid)
+                }
+            }
             let base = perConnection()
             var clients: [ChildProcess] = []
-            defer { for c in clients { kill(c.pid, SIGKILL); _ = c.waitForExit(); for fd in [c.stdin, c.stdout, c.stderr] { close(fd) } } }
-            let ssh = ["ssh", "-F", "/dev/null", "-p", "\(stock.port)", "-i", dir + "/ssh_id", "-o", "UserKnownHostsFile=\(dir)/ssh_kh",
-                       "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-N", "127.0.0.1"]
+            defer {
+                for c in clients {
+                    kill(c.pid, SIGKILL)
+                    _ = c.waitForExit()
+                    for fd in [c.stdin, c.stdout, c.stderr] { close(fd) }
+                }
+            }
+            let ssh = [
+                "ssh", "-F", "/dev/null", "-p", "\(stock.port)", "-i", dir + "/ssh_id", "-o",
+                "UserKnownHostsFile=\(dir)/ssh_kh",
+                "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-N", "127.0.0.1",
+            ]
             for _ in 0..<sshdSessions {
-                clients.append(try ChildProcess.spawn(["/usr/bin/env"] + ssh, environment: ProcessInfo.processInfo.environment, directory: nil))
+                clients.append(
+                    try ChildProcess.spawn(
+                        ["/usr/bin/env"] + ssh,
+                        environment: ProcessInfo.processInfo.environment,
+                        directory: nil
+                    )
+                )
             }
             // Each logged-in connection has a privileged monitor and an unprivileged child.
-            for _ in 0..<1200 where ProcessBench.descendants(of: stock.process.pid).filter({ $0.comm.hasPrefix("sshd") }).count < 2 * sshdSessions {
+            for _ in 0..<1200
+            where ProcessBench.descendants(of: stock.process.pid).filter({ $0.comm.hasPrefix("sshd") }).count < 2
+                * sshdSessions
+            {
                 usleep(50_000)
             }
             usleep(500_000)
             sshdKB = Double(perConnection() - base) / Double(sshdSessions)
         }
-        return Result(sessions: sessions, established: established, aliveAfterHold: alive, holdSeconds: held,
-                      qsshdKBPerSession: Double(during - before) / Double(max(1, established)),
-                      connectExecMedian: median, connectExecP90: p90, sshdSessions: sshdSessions, sshdKBPerSession: sshdKB)
+        return Result(
+            sessions: sessions,
+            established: established,
+            aliveAfterHold: alive,
+            holdSeconds: held,
+            qsshdKBPerSession: Double(during - before) / Double(max(1, established)),
+            connectExecMedian: median,
+            connectExecP90: p90,
+            sshdSessions: sshdSessions,
+            sshdKBPerSession: sshdKB
+        )
     }
 }
 

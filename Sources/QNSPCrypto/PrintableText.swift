@@ -20,7 +20,9 @@ public enum PrintableText {
             case "\t": out += "\\t"
             default:
                 if isUnsafe(scalar) {
-                    out += scalar.value < 0x100 ? "\\x" + hex(scalar.value, width: 2) : "\\u{" + hex(scalar.value, width: 4) + "}"
+                    out +=
+                        scalar.value < 0x100
+                        ? "\\x" + hex(scalar.value, width: 2) : "\\u{" + hex(scalar.value, width: 4) + "}"
                 } else {
                     out.unicodeScalars.append(scalar)
                 }
@@ -33,7 +35,9 @@ public enum PrintableText {
     /// text, keeping the line breaks we put there (multi-line warnings) and backslashes as they
     /// are (peer text in it is usually escaped already).
     public static func escapedKeepingLines(_ text: some StringProtocol) -> String {
-        text.split(separator: "\n", omittingEmptySubsequences: false).map { escaped($0, backslash: false) }.joined(separator: "\n")
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { escaped($0, backslash: false) }.joined(
+            separator: "\n"
+        )
     }
 
     /// Decodes peer bytes as UTF-8 (invalid sequences become U+FFFD) and escapes the result.

@@ -109,7 +109,8 @@ extension QNSPHandler {
         public mutating func closeRequested() {
             switch phase {
             case .draining, .closed: return
-            case .idle, .handshaking, .established: phase = .draining(deadline: clock.now.advanced(by: configuration.drainTimeout))
+            case .idle, .handshaking, .established:
+                phase = .draining(deadline: clock.now.advanced(by: configuration.drainTimeout))
             }
         }
 
@@ -139,8 +140,12 @@ extension QNSPHandler {
                 if let interval = configuration.keepaliveInterval, interval > .zero {
                     deadlines.append(lastReceived.advanced(by: interval * (pingsSent + 1)))
                 }
-                if let limit = configuration.idleTimeout, limit > .zero { deadlines.append(lastData.advanced(by: limit)) }
-                if let interval = configuration.rekeyInterval, interval > .zero { deadlines.append(lastRekey.advanced(by: interval)) }
+                if let limit = configuration.idleTimeout, limit > .zero {
+                    deadlines.append(lastData.advanced(by: limit))
+                }
+                if let interval = configuration.rekeyInterval, interval > .zero {
+                    deadlines.append(lastRekey.advanced(by: interval))
+                }
                 return deadlines.min()
             }
         }
@@ -162,7 +167,8 @@ extension QNSPHandler {
             case .established:
                 var actions: [Action] = []
                 if let interval = configuration.keepaliveInterval, interval > .zero,
-                   now >= lastReceived.advanced(by: interval * (pingsSent + 1)) {
+                    now >= lastReceived.advanced(by: interval * (pingsSent + 1))
+                {
                     let missed = max(1, configuration.keepaliveMaxMissed)
                     if pingsSent + 1 >= missed {
                         phase = .closed
@@ -173,10 +179,13 @@ extension QNSPHandler {
                 }
                 if let limit = configuration.idleTimeout, limit > .zero, now >= lastData.advanced(by: limit) {
                     closeRequested()
-                    actions.append(.closeOrderly(.idleTimeout, reason: "idle timeout (\(limit.components.seconds) s without data)"))
+                    actions.append(
+                        .closeOrderly(.idleTimeout, reason: "idle timeout (\(limit.components.seconds) s without data)")
+                    )
                     return actions
                 }
-                if let interval = configuration.rekeyInterval, interval > .zero, now >= lastRekey.advanced(by: interval) {
+                if let interval = configuration.rekeyInterval, interval > .zero, now >= lastRekey.advanced(by: interval)
+                {
                     lastRekey = now
                     actions.append(.updateKey)
                 }

@@ -26,10 +26,16 @@ package enum FuzzSeeds {
         var seeds: [String: [[UInt8]]] = [:]
         // A full handshake between a client and a server with the fuzz keys: its flights seed
         // both roles (the server's input is the client's flights, and the other way round).
-        let client = QNSPConnection(client: .init(username: "fuzz", user: FuzzTargets.user, pinnedHostKey: FuzzTargets.host.publicKey))
+        let client = QNSPConnection(
+            client: .init(username: "fuzz", user: FuzzTargets.user, pinnedHostKey: FuzzTargets.host.publicKey)
+        )
         var policy = QNSPHandshakeGuard.Policy()
         policy.perSourcePerSecond = 0
-        let server = QNSPConnection(server: .init(hostKeys: [FuzzTargets.host], handshakeGuard: QNSPHandshakeGuard(policy: policy)) { _, _ in .accept })
+        let server = QNSPConnection(
+            server: .init(hostKeys: [FuzzTargets.host], handshakeGuard: QNSPHandshakeGuard(policy: policy)) { _, _ in
+                .accept
+            }
+        )
         var toServer: [[UInt8]] = []
         var toClient: [[UInt8]] = []
         if (try? client.start()) != nil {
@@ -51,7 +57,9 @@ package enum FuzzSeeds {
         seeds["qnsp-server"] = [toServer.joined(separator: marker).map { $0 }, toServer.first ?? []]
         seeds["qnsp-client"] = [[1] + toClient.joined(separator: marker), [1] + (toClient.first ?? [])]
         // First contact: a host key request and the announcement.
-        let firstContact = QNSPConnection(client: .init(username: "fuzz", user: FuzzTargets.user, pinnedHostKey: nil) { _ in true })
+        let firstContact = QNSPConnection(
+            client: .init(username: "fuzz", user: FuzzTargets.user, pinnedHostKey: nil) { _ in true }
+        )
         if (try? firstContact.start()) != nil {
             let request = firstContact.takeOutbound()
             seeds["qnsp-server", default: []].append(request)
@@ -60,15 +68,36 @@ package enum FuzzSeeds {
             seeds["qnsp-client", default: []].append([0] + s.takeOutbound())
         }
         seeds["qnsp-cells"] = [[1, 0, 5, 104, 101, 108, 108, 111, 5, 0, 0, 7, 0, 0, 3, 0, 1, 1, 4, 0, 0]]
-        seeds["handshake-messages"] = (0..<11).map { [UInt8($0)] + (toServer.first.map { Array($0.dropFirst(12)) } ?? []) }
+        seeds["handshake-messages"] = (0..<11).map {
+            [UInt8($0)] + (toServer.first.map { Array($0.dropFirst(12)) } ?? [])
+        }
         seeds["inner-ssh"] = [[0, 0, 0, 12, 4, 90, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6]]
         seeds["sftp"] = [[0, 0, 0, 5, 1, 0, 0, 0, 3], [0, 0, 0, 13, 3, 0, 0, 0, 1, 0, 0, 0, 4, 47, 116, 109, 112]]
-        seeds["socks"] = [[5, 1, 0] + marker + [5, 1, 0, 3, 11] + Array("example.com".utf8) + [0, 80], [4, 1, 0, 80, 0, 0, 0, 1, 0] + Array("host".utf8) + [0]]
-        seeds["config"] = [Array("Host *.lab\n  HostName h\n  Port 22\n  LocalForward 8080 localhost:80\nPermitOpen a:1 b:2\n".utf8)]
-        seeds["known-hosts"] = [Array("[127.0.0.1]:22222 \(PublicKeyLine.host(FuzzTargets.host.publicKey, comment: "").text)\n|1|c2FsdA==|aGFzaA== ssh-ed25519 AAAA\n@revoked * ssh-ed25519 AAAA\n".utf8)]
-        seeds["authorized-keys"] = [Array("# keys\n\(PublicKeyLine.user(FuzzTargets.user.publicKey, comment: "fuzz").text)\n".utf8)]
-        seeds["key-files"] = [Array("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB\n-----END OPENSSH PRIVATE KEY-----\n".utf8)]
-        seeds["audit-log"] = [Array(#"{"chain":"00","event":"segment-start","prev":"","segment":"a","seq":1,"time":"t"}"#.utf8)]
+        seeds["socks"] = [
+            [5, 1, 0] + marker + [5, 1, 0, 3, 11] + Array("example.com".utf8) + [0, 80],
+            [4, 1, 0, 80, 0, 0, 0, 1, 0] + Array("host".utf8) + [0],
+        ]
+        seeds["config"] = [
+            Array("Host *.lab\n  HostName h\n  Port 22\n  LocalForward 8080 localhost:80\nPermitOpen a:1 b:2\n".utf8)
+        ]
+        seeds["known-hosts"] = [
+            Array(
+                "[127.0.0.1]:22222 \(PublicKeyLine.host(FuzzTargets.host.publicKey, comment: "").text)\n|1|c2FsdA==|aGFzaA== ssh-ed25519 AAAA\n@revoked * ssh-ed25519 AAAA\n"
+                    .utf8
+            )
+        ]
+        seeds["authorized-keys"] = [
+            Array("# keys\n\(PublicKeyLine.user(FuzzTargets.user.publicKey, comment: "fuzz").text)\n".utf8)
+        ]
+        seeds["key-files"] = [
+            Array(
+                "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB\n-----END OPENSSH PRIVATE KEY-----\n"
+                    .utf8
+            )
+        ]
+        seeds["audit-log"] = [
+            Array(#"{"chain":"00","event":"segment-start","prev":"","segment":"a","seq":1,"time":"t"}"#.utf8)
+        ]
         return seeds
     }
 }

@@ -35,14 +35,22 @@ package enum FuzzTargets {
 
     static let host: HostKeyPair = {
         do {
-            return HostKeyPair(kemKey: try HybridKEM.PrivateKey(seed: [UInt8](repeating: 1, count: 32)),
-                               signingKey: try SignatureScheme.PrivateKey(seed: [UInt8](repeating: 2, count: 32)), comment: "fuzz")
+            return HostKeyPair(
+                kemKey: try HybridKEM.PrivateKey(seed: [UInt8](repeating: 1, count: 32)),
+                signingKey: try SignatureScheme.PrivateKey(seed: [UInt8](repeating: 2, count: 32)),
+                comment: "fuzz"
+            )
         } catch {
             preconditionFailure("fuzz host key: \(error)")
         }
     }()
     static let user: UserKeyPair = {
-        do { return UserKeyPair(signingKey: try SignatureScheme.PrivateKey(seed: [UInt8](repeating: 3, count: 32)), comment: "fuzz") } catch {
+        do {
+            return UserKeyPair(
+                signingKey: try SignatureScheme.PrivateKey(seed: [UInt8](repeating: 3, count: 32)),
+                comment: "fuzz"
+            )
+        } catch {
             preconditionFailure("fuzz user key: \(error)")
         }
     }()
@@ -89,7 +97,9 @@ package enum FuzzTargets {
     /// A client (first contact, then known host) fed arbitrary server answers.
     static let qnspClient: Target = { data in
         let pinned = data.first.map { $0 & 1 == 1 } ?? false
-        let client = QNSPConnection(client: .init(username: "fuzz", user: user, pinnedHostKey: pinned ? host.publicKey : nil) { _ in true })
+        let client = QNSPConnection(
+            client: .init(username: "fuzz", user: user, pinnedHostKey: pinned ? host.publicKey : nil) { _ in true }
+        )
         guard (try? client.start()) != nil else { return }
         _ = client.takeOutbound()
         for chunk in chunks(Array(data.dropFirst())) {
@@ -103,7 +113,7 @@ package enum FuzzTargets {
     static let qnspCells: Target = { data in
         let secret = TrafficSecret(secret: SecretBytes(copying: [UInt8](repeating: 9, count: 32)))
         guard let connection = try? QNSPConnection.established(server: host, receive: secret),
-              let sealer = try? CellSealer(algorithm: .aes256GCM, secret: secret, cellSize: 768)
+            let sealer = try? CellSealer(algorithm: .aes256GCM, secret: secret, cellSize: 768)
         else { return }
         var i = 0
         var stream: [UInt8] = []
@@ -114,7 +124,9 @@ package enum FuzzTargets {
             let payload = Array(data[(i + 3)..<min(data.count, i + 3 + n)])
             var cell = [UInt8](repeating: 0, count: 768)
             let ok = payload.withUnsafeBytes { p in
-                cell.withUnsafeMutableBytes { o in (try? sealer.sealRaw(type: type, declaredLength: min(declared, 765), payload: p, into: o)) != nil }
+                cell.withUnsafeMutableBytes { o in
+                    (try? sealer.sealRaw(type: type, declaredLength: min(declared, 765), payload: p, into: o)) != nil
+                }
             }
             if !ok { break }
             stream += cell
@@ -228,7 +240,12 @@ extension NIOSSHSessionKeys {
     /// Empty keys for the null scheme.
     static var fuzz: NIOSSHSessionKeys {
         NIOSSHSessionKeys(
-            initialInboundIV: [], initialOutboundIV: [], inboundEncryptionKey: .init(data: [UInt8]()),
-            outboundEncryptionKey: .init(data: [UInt8]()), inboundMACKey: .init(data: [UInt8]()), outboundMACKey: .init(data: [UInt8]()))
+            initialInboundIV: [],
+            initialOutboundIV: [],
+            inboundEncryptionKey: .init(data: [UInt8]()),
+            outboundEncryptionKey: .init(data: [UInt8]()),
+            inboundMACKey: .init(data: [UInt8]()),
+            outboundMACKey: .init(data: [UInt8]())
+        )
     }
 }

@@ -57,8 +57,11 @@ public final class AuditLog: @unchecked Sendable {
             switch self {
             case .unreadable(let why): return "cannot read the audit log: \(why)"
             case .malformedLine(let n): return "line \(n) is not an audit record"
-            case .brokenChain(let n): return "line \(n) does not match the hash chain: it or an earlier line was edited, inserted, removed or moved"
-            case .sequenceGap(let n, let e, let f): return "line \(n) has sequence \(f), expected \(e): a line was removed or moved"
+            case .brokenChain(let n):
+                return
+                    "line \(n) does not match the hash chain: it or an earlier line was edited, inserted, removed or moved"
+            case .sequenceGap(let n, let e, let f):
+                return "line \(n) has sequence \(f), expected \(e): a line was removed or moved"
             case .badCheckpoint(let n): return "line \(n): the checkpoint signature does not verify with the host key"
             case .truncated(let why): return "the log was cut off: \(why)"
             case .keyFile(let why): return why
@@ -110,15 +113,24 @@ public final class AuditLog: @unchecked Sendable {
         key = try AuditKey.loadOrCreate(path: options.keyPath ?? path + ".key")
         tokens = options.unauthenticatedBurst
         if !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+            else {
                 throw AuditError.unreadable("cannot create \(path)")
             }
         }
-        guard let h = FileHandle(forWritingAtPath: path) else { throw AuditError.unreadable("cannot open \(path) for appending") }
+        guard let h = FileHandle(forWritingAtPath: path) else {
+            throw AuditError.unreadable("cannot open \(path) for appending")
+        }
         handle = h
         size = Int(handle.seekToEndOfFile())
         let head = options.headPath ?? path + ".head"
-        let report = Self.verifyFile(path: path, key: key, hostKey: signer?.publicKey, headPath: head, requireHead: size > 0)
+        let report = Self.verifyFile(
+            path: path,
+            key: key,
+            hostKey: signer?.publicKey,
+            headPath: head,
+            requireHead: size > 0
+        )
         segment = Self.newSegmentID()
         seq = 0
         last = ""
@@ -132,7 +144,10 @@ public final class AuditLog: @unchecked Sendable {
         }
         if !report.problems.isEmpty {
             startupProblem = report.problems.joined(separator: "; ")
-            let lastGood = report.segments.last.map { " (last verified: segment \($0.segment) record \($0.lastSeq) link \($0.lastChain))" } ?? ""
+            let lastGood =
+                report.segments.last.map {
+                    " (last verified: segment \($0.segment) record \($0.lastSeq) link \($0.lastChain))"
+                } ?? ""
             reason = "previous records unverifiable: \(startupProblem ?? "")\(lastGood)"
         }
         if size > 0, let end = try? String(contentsOfFile: path, encoding: .utf8), !end.hasSuffix("\n") {
@@ -142,15 +157,25 @@ public final class AuditLog: @unchecked Sendable {
     }
 
     /// Appends one event (after authentication, or a server event): never rate limited.
-    public func record(_ event: String, peer: String? = nil, user: String? = nil, key: String? = nil, detail: String? = nil) {
+    public func record(
+        _ event: String,
+        peer: String? = nil,
+        user: String? = nil,
+        key: String? = nil,
+        detail: String? = nil
+    ) {
         queue.async { self.append(event: event, peer: peer, user: user, key: key, detail: detail) }
     }
 
     /// Appends an event that anyone can cause without logging in, within the rate limit.
-    public func recordUnauthenticated(_ event: String, peer: String? = nil, user: String? = nil, detail: String? = nil) {
+    public func recordUnauthenticated(_ event: String, peer: String? = nil, user: String? = nil, detail: String? = nil)
+    {
         queue.async {
             let now = Date()
-            self.tokens = min(self.options.unauthenticatedBurst, self.tokens + now.timeIntervalSince(self.tokensAt) * self.options.unauthenticatedPerSecond)
+            self.tokens = min(
+                self.options.unauthenticatedBurst,
+                self.tokens + now.timeIntervalSince(self.tokensAt) * self.options.unauthenticatedPerSecond
+            )
             self.tokensAt = now
             guard self.tokens >= 1 else {
                 self.suppressed += 1
@@ -158,7 +183,10 @@ public final class AuditLog: @unchecked Sendable {
             }
             self.tokens -= 1
             if self.suppressed > 0 {
-                self.append(event: "suppressed", detail: "\(self.suppressed) unauthenticated events not recorded (rate limit)")
+                self.append(
+                    event: "suppressed",
+                    detail: "\(self.suppressed) unauthenticated events not recorded (rate limit)"
+                )
                 self.suppressed = 0
             }
             self.append(event: event, peer: peer, user: user, detail: detail)
@@ -174,13 +202,31 @@ public final class AuditLog: @unchecked Sendable {
 
     // MARK: Writing (on `queue`, or from init)
 
-    private func append(event: String, peer: String? = nil, user: String? = nil, key: String? = nil, detail: String? = nil,
-                        prev: String? = nil, sig: String? = nil) {
+    private func append(
+        event: String,
+        peer: String? = nil,
+        user: String? = nil,
+        key: String? = nil,
+        detail: String? = nil,
+        prev: String? = nil,
+        sig: String? = nil
+    ) {
         // Rotate before an ordinary record (the checkpoint and segment start that rotating writes never do).
-        if options.maxSize > 0 && size >= options.maxSize && event != "segment-start" && event != "checkpoint" { rotate() }
+        if options.maxSize > 0 && size >= options.maxSize && event != "segment-start" && event != "checkpoint" {
+            rotate()
+        }
         seq += 1
-        var r = Record(seq: seq, time: Self.timestamp(), event: event, segment: segment, peer: peer, user: user, key: key,
-                       detail: detail, prev: prev)
+        var r = Record(
+            seq: seq,
+            time: Self.timestamp(),
+            event: event,
+            segment: segment,
+            peer: peer,
+            user: user,
+            key: key,
+            detail: detail,
+            prev: prev
+        )
         r.sig = sig
         let chain = Self.link(key: self.key, previous: last, record: r)
         r.chain = chain
@@ -250,7 +296,8 @@ public final class AuditLog: @unchecked Sendable {
     static func timestamp() -> String { ISO8601DateFormatter().string(from: Date()) }
 
     static func newSegmentID() -> String {
-        ((try? SecureRandom().bytes(8)) ?? Array(UUID().uuidString.utf8.prefix(8))).map { String(format: "%02x", $0) }.joined()
+        ((try? SecureRandom().bytes(8)) ?? Array(UUID().uuidString.utf8.prefix(8))).map { String(format: "%02x", $0) }
+            .joined()
     }
 
     /// chain = hex(HMAC-SHA-256(key, previous || JSON of the record without chain and sig)).
@@ -289,20 +336,37 @@ public final class AuditLog: @unchecked Sendable {
 
     /// Verifies a log: with the key (links), the host public key (checkpoint signatures) and the
     /// head file (the end was not cut off). Missing pieces are named in `notes`.
-    public static func verify(path: String, keyPath: String? = nil, headPath: String? = nil, hostKey: HostPublicKey?) -> Report {
+    public static func verify(
+        path: String,
+        keyPath: String? = nil,
+        headPath: String? = nil,
+        hostKey: HostPublicKey?
+    ) -> Report {
         let key: SymmetricKey?
         var notes: [String] = []
         do { key = try AuditKey.load(path: keyPath ?? path + ".key") } catch {
             key = nil
             notes.append("\(error): links not checked, only checkpoint signatures")
         }
-        var report = verifyFile(path: path, key: key, hostKey: hostKey, headPath: headPath ?? path + ".head", requireHead: true)
+        var report = verifyFile(
+            path: path,
+            key: key,
+            hostKey: hostKey,
+            headPath: headPath ?? path + ".head",
+            requireHead: true
+        )
         report.notes = notes + report.notes
         if hostKey == nil { report.notes.append("no host key given: checkpoint signatures not checked") }
         return report
     }
 
-    static func verifyFile(path: String, key: SymmetricKey?, hostKey: HostPublicKey?, headPath: String, requireHead: Bool) -> Report {
+    static func verifyFile(
+        path: String,
+        key: SymmetricKey?,
+        hostKey: HostPublicKey?,
+        headPath: String,
+        requireHead: Bool
+    ) -> Report {
         guard let data = FileManager.default.contents(atPath: path) else {
             var report = Report()
             report.problems.append("cannot read \(path)")
@@ -342,14 +406,32 @@ public final class AuditLog: @unchecked Sendable {
                 broken = false
                 previous = r.prev ?? ""
                 expectedSeq = r.seq
-                current = SegmentReport(segment: r.segment, firstLine: n, records: 0, checkpoints: 0, lastSeq: 0, lastChain: "", intact: true)
+                current = SegmentReport(
+                    segment: r.segment,
+                    firstLine: n,
+                    records: 0,
+                    checkpoints: 0,
+                    lastSeq: 0,
+                    lastChain: "",
+                    intact: true
+                )
             }
             guard !broken else { continue }
             if current == nil {
-                current = SegmentReport(segment: r.segment, firstLine: n, records: 0, checkpoints: 0, lastSeq: 0, lastChain: "", intact: true)
+                current = SegmentReport(
+                    segment: r.segment,
+                    firstLine: n,
+                    records: 0,
+                    checkpoints: 0,
+                    lastSeq: 0,
+                    lastChain: "",
+                    intact: true
+                )
                 expectedSeq = r.seq
                 previous = ""
-                report.notes.append("line \(n): the log does not start with a segment-start record (a rotated-out part is not given)")
+                report.notes.append(
+                    "line \(n): the log does not start with a segment-start record (a rotated-out part is not given)"
+                )
             }
             guard r.segment == current?.segment else {
                 report.problems.append("line \(n) belongs to segment \(r.segment), not \(current?.segment ?? "")")
@@ -396,8 +478,11 @@ public final class AuditLog: @unchecked Sendable {
                 let parts = text.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
                 if parts.count == 3, let headSeq = Int(parts[1]) {
                     if parts[0] != tail.segment || headSeq != tail.lastSeq || parts[2] != tail.lastChain {
-                        report.problems.append(AuditError.truncated(
-                            "\(headPath) names record \(headSeq) of segment \(parts[0]), the log ends at record \(tail.lastSeq) of segment \(tail.segment)").description)
+                        report.problems.append(
+                            AuditError.truncated(
+                                "\(headPath) names record \(headSeq) of segment \(parts[0]), the log ends at record \(tail.lastSeq) of segment \(tail.segment)"
+                            ).description
+                        )
                     }
                 } else {
                     report.problems.append("\(headPath) is not a head record")
@@ -416,7 +501,9 @@ public enum AuditKey {
         if !FileManager.default.fileExists(atPath: path) {
             let bytes = try SecureRandom().bytes(32)
             let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw AuditLog.AuditError.keyFile("cannot create \(path): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else {
+                throw AuditLog.AuditError.keyFile("cannot create \(path): \(String(cString: strerror(errno)))")
+            }
             let text = Array((bytes.map { String(format: "%02x", $0) }.joined() + "\n").utf8)
             let n = text.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
             close(fd)
@@ -435,7 +522,9 @@ public enum AuditKey {
             throw AuditLog.AuditError.keyFile("audit key \(path) is readable by group or others (chmod 600 it)")
         }
         let hex = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard hex.count == 64, let key = Self.unhex(hex) else { throw AuditLog.AuditError.keyFile("audit key \(path) is not 64 hex digits") }
+        guard hex.count == 64, let key = Self.unhex(hex) else {
+            throw AuditLog.AuditError.keyFile("audit key \(path) is not 64 hex digits")
+        }
         return SymmetricKey(data: key)
     }
 

@@ -47,7 +47,9 @@ package struct AccountAuthorizer: Sendable {
         let keys: AuthorizedKeys
         do {
             // Re-read for every login, as sshd does, so edits take effect at once.
-            keys = AuthorizedKeys(text: String(decoding: try SafeFile.read(path: path, owner: account.uid), as: UTF8.self))
+            keys = AuthorizedKeys(
+                text: String(decoding: try SafeFile.read(path: path, owner: account.uid), as: UTF8.self)
+            )
         } catch {
             return .failure(.init("\(error)"))
         }

@@ -6,7 +6,9 @@ import QSSHFuzz
 private let selected: FuzzTargets.Target = {
     let name = ProcessInfo.processInfo.environment["QSSH_FUZZ_TARGET"] ?? ""
     guard let target = FuzzTargets.target(named: name) else {
-        FileHandle.standardError.write(Data("qssh-fuzz: set QSSH_FUZZ_TARGET to one of \(FuzzTargets.all.map(\.name))\n".utf8))
+        FileHandle.standardError.write(
+            Data("qssh-fuzz: set QSSH_FUZZ_TARGET to one of \(FuzzTargets.all.map(\.name))\n".utf8)
+        )
         exit(2)
     }
     return target
@@ -22,7 +24,8 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 /// libFuzzer's driver, called from the entry point SwiftPM gives this executable.
 @_silgen_name("LLVMFuzzerRunDriver")
 func runDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
 ) -> CInt
 

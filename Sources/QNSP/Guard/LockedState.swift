@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #endif
-import Foundation
 
 /// State shared between threads, behind a pthread mutex (`NSLock`). Used instead of
 /// `Synchronization.Mutex`, whose futex-based lock ThreadSanitizer cannot see on Linux (every

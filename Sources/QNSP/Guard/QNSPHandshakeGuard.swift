@@ -90,7 +90,8 @@ public final class QNSPHandshakeGuard: Sendable {
     ///   - underLoad: the server's own load signal (e.g. many unauthenticated connections); with
     ///     `.auto`, cookies are demanded while it returns true.
     public init(
-        policy: Policy = Policy(), clock: @escaping @Sendable () -> UInt64 = QNSPHandshakeGuard.wallClock,
+        policy: Policy = Policy(),
+        clock: @escaping @Sendable () -> UInt64 = QNSPHandshakeGuard.wallClock,
         underLoad: @escaping @Sendable () -> Bool = { false }
     ) {
         self.policy = policy
@@ -116,7 +117,8 @@ public final class QNSPHandshakeGuard: Sendable {
     public func check(_ hello: HandshakeMessages.ClientHello, peer: [UInt8], retried: Bool) -> Verdict {
         let now = clock()
         let fingerprint = Self.fingerprint(hello.encapsulation)
-        let cookieValid = !hello.cookie.isEmpty && verifyCookie(hello.cookie, now: now, peer: peer, fingerprint: fingerprint)
+        let cookieValid =
+            !hello.cookie.isEmpty && verifyCookie(hello.cookie, now: now, peer: peer, fingerprint: fingerprint)
         return state.withLock { s -> Verdict in
             roll(&s, now: now)
             s.hellosThisSecond += 1
@@ -137,16 +139,25 @@ public final class QNSPHandshakeGuard: Sendable {
                 switch policy.cookies {
                 case .never: loaded = false
                 case .always: loaded = true
-                case .auto: loaded = max(s.hellosThisSecond, s.hellosLastSecond) > policy.autoCookieHellosPerSecond || underLoad()
+                case .auto:
+                    loaded =
+                        max(s.hellosThisSecond, s.hellosLastSecond) > policy.autoCookieHellosPerSecond || underLoad()
                 }
                 if skewed || loaded {
                     s.statistics.retries += 1
-                    return .retry(HandshakeMessages.Retry(serverTime: now, cookie: makeCookie(now: now, peer: peer, fingerprint: fingerprint)))
+                    return .retry(
+                        HandshakeMessages.Retry(
+                            serverTime: now,
+                            cookie: makeCookie(now: now, peer: peer, fingerprint: fingerprint)
+                        )
+                    )
                 }
             }
             if !cookieValid {
                 // A hello sent after a Retry must carry the cookie; one with a skewed clock is refused.
-                if retried || hello.time > now + policy.clockSkew || hello.time + policy.clockSkew < now { return .expiredCookie }
+                if retried || hello.time > now + policy.clockSkew || hello.time + policy.clockSkew < now {
+                    return .expiredCookie
+                }
             }
             guard s.current.count < policy.maxRememberedHellos else { return .overloaded }
             s.current.insert(fingerprint)
@@ -195,7 +206,10 @@ public final class QNSPHandshakeGuard: Sendable {
         bucket.tokens -= 1
         if s.sources.count >= 10_000 && s.sources[peer] == nil {
             // Bounded memory: forget sources whose buckets have refilled.
-            s.sources = s.sources.filter { min(burst, $0.value.tokens + Double(now &- $0.value.updated) * Double(policy.perSourcePerSecond)) < burst }
+            s.sources = s.sources.filter {
+                min(burst, $0.value.tokens + Double(now &- $0.value.updated) * Double(policy.perSourcePerSecond))
+                    < burst
+            }
         }
         s.sources[peer] = bucket
         return true

@@ -18,7 +18,12 @@ public enum SafeFile {
 
     /// Reads `path` if it is a regular file owned by root or `owner` (when given), not writable by
     /// group or others (when `strict`), at most `limit` bytes long.
-    public static func read(path: String, owner: UInt32? = nil, strict: Bool = true, limit: Int = 1 << 20) throws(Failure) -> [UInt8] {
+    public static func read(
+        path: String,
+        owner: UInt32? = nil,
+        strict: Bool = true,
+        limit: Int = 1 << 20
+    ) throws(Failure) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)
         guard fd >= 0 else {
             let code = errno
@@ -27,9 +32,13 @@ public enum SafeFile {
         }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw Failure(description: "cannot stat \(path): \(String(cString: strerror(errno)))") }
+        guard fstat(fd, &st) == 0 else {
+            throw Failure(description: "cannot stat \(path): \(String(cString: strerror(errno)))")
+        }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw Failure(description: "\(path) is not a regular file") }
-        if let owner, st.st_uid != owner && st.st_uid != 0 { throw Failure(description: "\(path) belongs to uid \(st.st_uid)") }
+        if let owner, st.st_uid != owner && st.st_uid != 0 {
+            throw Failure(description: "\(path) belongs to uid \(st.st_uid)")
+        }
         if strict && st.st_mode & 0o022 != 0 { throw Failure(description: "\(path) is writable by group or others") }
         guard st.st_size <= limit else { throw Failure(description: "\(path) is larger than \(limit) bytes") }
         var data = [UInt8](repeating: 0, count: Int(st.st_size))

@@ -23,7 +23,9 @@ public enum StrictModes {
         var current = real
         while true {
             var st = stat()
-            guard lstat(current, &st) == 0 else { return "cannot check \(current): \(String(cString: strerror(errno)))" }
+            guard lstat(current, &st) == 0 else {
+                return "cannot check \(current): \(String(cString: strerror(errno)))"
+            }
             if st.st_uid != uid && st.st_uid != 0 { return "\(current) belongs to uid \(st.st_uid)" }
             let writableByOthers = st.st_mode & 0o022 != 0
             let stickyRootDirectory = (st.st_mode & S_IFMT) == S_IFDIR && st.st_mode & S_ISVTX != 0 && st.st_uid == 0

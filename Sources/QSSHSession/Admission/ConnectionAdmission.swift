@@ -74,21 +74,30 @@ package final class ConnectionAdmission: Sendable {
         var evictedSource: [UInt8]?
         let decision = state.withLockedValue { s -> Decision in
             if s.sessions.count >= limits.maxSessions {
-                return .refuse(reason: "server busy: \(limits.maxSessions) sessions already open, try again later",
-                               log: "\(limits.maxSessions) sessions already open (--max-connections)")
+                return .refuse(
+                    reason: "server busy: \(limits.maxSessions) sessions already open, try again later",
+                    log: "\(limits.maxSessions) sessions already open (--max-connections)"
+                )
             }
             if let cap = limits.perSource, s.perSource[source, default: 0] >= cap {
-                return .refuse(reason: "too many unauthenticated connections from your address, try again later",
-                               log: "\(cap) unauthenticated connections from this address (--per-source-max-startups)")
+                return .refuse(
+                    reason: "too many unauthenticated connections from your address, try again later",
+                    log: "\(cap) unauthenticated connections from this address (--per-source-max-startups)"
+                )
             }
             if limits.startups.refuses(current: s.startups.count, roll: roll()) {
                 // Before refusing: the longest-silent connection, if one has sent nothing for the
                 // grace time, goes instead, and this one is admitted.
-                guard let (id, victim) = s.startups.filter({ $0.value.silent && now - $0.value.opened >= limits.silentGrace })
+                guard
+                    let (id, victim) = s.startups.filter({
+                        $0.value.silent && now - $0.value.opened >= limits.silentGrace
+                    })
                     .min(by: { $0.value.opened < $1.value.opened })
                 else {
-                    return .refuse(reason: "server busy: too many unauthenticated connections, try again later",
-                                   log: "\(s.startups.count) unauthenticated connections (--max-startups \(limits.startups))")
+                    return .refuse(
+                        reason: "server busy: too many unauthenticated connections, try again later",
+                        log: "\(s.startups.count) unauthenticated connections (--max-startups \(limits.startups))"
+                    )
                 }
                 s.startups[id] = nil
                 s.perSource[victim.source, default: 1] -= 1
@@ -109,7 +118,10 @@ package final class ConnectionAdmission: Sendable {
     static func addressText(_ bytes: [UInt8]) -> String {
         switch bytes.count {
         case 4: return bytes.map(String.init).joined(separator: ".")
-        case 16: return stride(from: 0, to: 16, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }.joined(separator: ":")
+        case 16:
+            return stride(from: 0, to: 16, by: 2).map {
+                String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16)
+            }.joined(separator: ":")
         default: return bytes.map { String($0, radix: 16) }.joined()
         }
     }

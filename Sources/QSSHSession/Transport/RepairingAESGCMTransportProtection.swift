@@ -27,7 +27,7 @@ public class RepairingAESGCMTransportProtection {
 
     private static func unpack(_ keys: NIOSSHSessionKeys) throws -> (SymmetricKey, SymmetricKey, [UInt8], [UInt8]) {
         guard keys.outboundEncryptionKey.bitCount == keySize * 8, keys.inboundEncryptionKey.bitCount == keySize * 8,
-              keys.initialOutboundIV.count == 12, keys.initialInboundIV.count == 12
+            keys.initialOutboundIV.count == 12, keys.initialInboundIV.count == 12
         else { throw SSHPacketError.keySize }
         return (keys.outboundEncryptionKey, keys.inboundEncryptionKey, keys.initialOutboundIV, keys.initialInboundIV)
     }
@@ -47,7 +47,9 @@ extension RepairingAESGCMTransportProtection: NIOSSHTransportProtection {
     public static var cipherName: String { "aes\(keySize * 8)-gcm@openssh.com" }
     public static var macName: String? { nil }
     public static var cipherBlockSize: Int { 16 }
-    public static var keySizes: ExpectedKeySizes { ExpectedKeySizes(ivSize: 12, encryptionKeySize: keySize, macKeySize: 16) }
+    public static var keySizes: ExpectedKeySizes {
+        ExpectedKeySizes(ivSize: 12, encryptionKeySize: keySize, macKeySize: 16)
+    }
     public var macBytes: Int { 16 }
     public var lengthEncrypted: Bool { false }
 
@@ -57,15 +59,19 @@ extension RepairingAESGCMTransportProtection: NIOSSHTransportProtection {
 
     public func decryptFirstBlock(_ source: inout ByteBuffer) throws {}
 
-    public func decryptAndVerifyRemainingPacket(_ source: inout ByteBuffer, sequenceNumber: UInt32) throws -> ByteBuffer {
+    public func decryptAndVerifyRemainingPacket(_ source: inout ByteBuffer, sequenceNumber: UInt32) throws -> ByteBuffer
+    {
         guard let length = source.readBytes(length: 4), source.readableBytes >= 16 + 16,
-              let ciphertext = source.readBytes(length: source.readableBytes - 16), let tag = source.readBytes(length: 16),
-              ciphertext.count % 16 == 0
+            let ciphertext = source.readBytes(length: source.readableBytes - 16),
+            let tag = source.readBytes(length: 16),
+            ciphertext.count % 16 == 0
         else { throw SSHPacketError.packetLength }
         let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: inboundNonce), ciphertext: ciphertext, tag: tag)
         let plaintext = try AES.GCM.open(box, using: inboundKey, authenticating: length)
         Self.increment(&inboundNonce)
-        guard let padding = plaintext.first, padding >= 4, Int(padding) < plaintext.count else { throw SSHPacketError.padding }
+        guard let padding = plaintext.first, padding >= 4, Int(padding) < plaintext.count else {
+            throw SSHPacketError.padding
+        }
         var payload = ByteBufferAllocator().buffer(capacity: plaintext.count)
         payload.writeBytes(plaintext.dropFirst().dropLast(Int(padding)))
         return SSHInboundRepair.repair(payload)
@@ -73,9 +79,14 @@ extension RepairingAESGCMTransportProtection: NIOSSHTransportProtection {
 
     public func encryptPacket(_ destination: inout ByteBuffer, sequenceNumber: UInt32) throws {
         guard let length = destination.getBytes(at: destination.readerIndex, length: 4),
-              let body = destination.getBytes(at: destination.readerIndex + 4, length: destination.readableBytes - 4)
+            let body = destination.getBytes(at: destination.readerIndex + 4, length: destination.readableBytes - 4)
         else { throw SSHPacketError.packetLength }
-        let box = try AES.GCM.seal(body, using: outboundKey, nonce: AES.GCM.Nonce(data: outboundNonce), authenticating: length)
+        let box = try AES.GCM.seal(
+            body,
+            using: outboundKey,
+            nonce: AES.GCM.Nonce(data: outboundNonce),
+            authenticating: length
+        )
         destination.setContiguousBytes(box.ciphertext, at: destination.readerIndex + 4)
         destination.writeContiguousBytes(box.tag)
         Self.increment(&outboundNonce)

@@ -27,13 +27,14 @@ package enum SSHInboundRepair {
 
     /// The payload, repaired if needed.
     package static func repair(_ payload: ByteBuffer) -> ByteBuffer {
-        guard payload.readableBytes > 1, payload.getInteger(at: payload.readerIndex, as: UInt8.self) == channelOpen else { return payload }
+        guard payload.readableBytes > 1, payload.getInteger(at: payload.readerIndex, as: UInt8.self) == channelOpen
+        else { return payload }
         var reader = payload
         reader.moveReaderIndex(forwardBy: 1)
         guard let type = reader.readSSHString(),
-              let sender = reader.readInteger(as: UInt32.self),
-              let window = reader.readInteger(as: UInt32.self),
-              let maxPacket = reader.readInteger(as: UInt32.self)
+            let sender = reader.readInteger(as: UInt32.self),
+            let window = reader.readInteger(as: UInt32.self),
+            let maxPacket = reader.readInteger(as: UInt32.self)
         else { return payload }  // truncated: swift-nio-ssh reports it
         let typeName = String(decoding: type, as: UTF8.self)
         switch typeName {
@@ -41,9 +42,9 @@ package enum SSHInboundRepair {
             return payload
         case "direct-tcpip", "forwarded-tcpip":
             guard let host = reader.readSSHString(),
-                  let port = reader.readInteger(as: UInt32.self),
-                  let originator = reader.readSSHString(),
-                  let originatorPort = reader.readInteger(as: UInt32.self)
+                let port = reader.readInteger(as: UInt32.self),
+                let originator = reader.readSSHString(),
+                let originatorPort = reader.readInteger(as: UInt32.self)
             else { return payload }
             guard port <= UInt16.max, String(validating: host, as: UTF8.self) != nil else {
                 return refused(sender: sender, window: window, maxPacket: maxPacket)
@@ -91,7 +92,9 @@ package enum SSHInboundRepair {
 
 extension ByteBuffer {
     fileprivate mutating func readSSHString() -> [UInt8]? {
-        guard let length = getInteger(at: readerIndex, as: UInt32.self), Int(length) <= readableBytes - 4 else { return nil }
+        guard let length = getInteger(at: readerIndex, as: UInt32.self), Int(length) <= readableBytes - 4 else {
+            return nil
+        }
         moveReaderIndex(forwardBy: 4)
         return readBytes(length: Int(length))
     }
