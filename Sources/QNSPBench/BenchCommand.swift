@@ -33,6 +33,8 @@ public struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds --idle-sessions holds them.") var idleSeconds = 300.0
     @Option(name: .long, help: ArgumentHelp("Only the cell path on one thread (seal and open, no sockets) over this many MiB, for profiling.", valueName: "MiB"))
     var cellPath: Int?
+    @Flag(name: .long, help: "Only the in-process tunnel's bulk transfer with aes256-gcm 768-byte cells (for profiling).")
+    var tunnelOnly = false
     @Option(name: .long, help: "Keepalive interval (s) of --idle-sessions, both ways.") var idleKeepalive: Int64 = 30
     @Option(name: .long, help: "ssh -N sessions against a stock sshd for the per-session memory comparison of --idle-sessions.")
     var sshdSessions = 100
@@ -60,6 +62,11 @@ public struct BenchCommand: ParsableCommand {
         }
         let bench = try TunnelBench()
         defer { bench.shutdown() }
+        if tunnelOnly {
+            let rate = try bench.bulk(total: mib << 20, cipher: .aes256GCM, cellSize: 768)
+            print("bulk aes256-gcm, 768-byte cells (\(mib) MiB): \(mbps(rate))")
+            return
+        }
         var rows: [(String, String)] = []
         func row(_ name: String, _ value: String) { rows.append((name, value)); print("  " + name.padding(toLength: 58, withPad: " ", startingAt: 0) + " " + value); fflush(nil) }
 

@@ -15,7 +15,8 @@ import Foundation
 public final class AEADCipher {
     public let algorithm: AEADAlgorithm
     private var context: UnsafeMutableRawPointer?
-    private let portableKey: SymmetricKey
+    private var portableKey: SymmetricKey
+    private let forcePortable: Bool
 
     /// Whether the fast BoringSSL context path is linked into this binary.
     public static var usesFastPath: Bool { qnsp_aead_available() == 1 }
@@ -31,14 +32,30 @@ public final class AEADCipher {
         }
         self.algorithm = algorithm
         self.portableKey = SymmetricKey(data: key)
+        self.forcePortable = forcePortable
+        self.context = nil
+        try install(key)
+    }
+
+    /// Replaces the key (a key update), keeping the object: holders need no new reference.
+    public func rekey(_ key: some ContiguousBytes) throws(QNSPCryptoError) {
+        let keyCount = key.withUnsafeBytes { $0.count }
+        guard keyCount == AEADAlgorithm.keySize else {
+            throw .invalidKeySize(what: "AEAD key", expected: AEADAlgorithm.keySize, actual: keyCount)
+        }
+        if let context { qnsp_aead_free(context) }
+        context = nil
+        portableKey = SymmetricKey(data: key)
+        try install(key)
+    }
+
+    private func install(_ key: some ContiguousBytes) throws(QNSPCryptoError) {
         if !forcePortable && qnsp_aead_available() == 1 {
             let id: Int32 = algorithm == .aes256GCM ? Int32(QNSP_AEAD_AES_256_GCM) : Int32(QNSP_AEAD_CHACHA20_POLY1305)
             self.context = key.withUnsafeBytes { raw in
                 qnsp_aead_new(id, raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count)
             }
             if self.context == nil { throw .aeadFailure }
-        } else {
-            self.context = nil
         }
     }
 

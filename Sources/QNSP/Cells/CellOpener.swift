@@ -13,8 +13,7 @@ public final class CellOpener {
     /// How far back and ahead a failed cell is matched to diagnose replay or reorder.
     public static let diagnosisWindow: UInt64 = 32
 
-    private var cipher: AEADCipher
-    private var iv: [UInt8]
+    private let cipher: AEADCipher
     private let scratch: CellScratch
     private var nonce: UnsafeMutableRawBufferPointer { scratch.nonce }
     private var plaintext: UnsafeMutableRawBufferPointer { scratch.plaintext }
@@ -25,8 +24,8 @@ public final class CellOpener {
         // An own copy: the update wipes it in place, which must not reach another holder.
         self.secret = TrafficSecret(secret: SecretBytes(copying: secret.secret), epoch: secret.epoch)
         do { cipher = try AEADCipher(algorithm: algorithm, key: secret.key) } catch { throw .keyMaterial("\(error)") }
-        iv = secret.iv
         scratch = CellScratch(cellSize: cellSize)
+        scratch.setIV(secret.iv)
     }
 
     deinit { scratch.release() }
@@ -41,7 +40,7 @@ public final class CellOpener {
     ) throws(QNSPError) -> R {
         guard cell.count == cellSize else { throw .truncatedInput("a cell") }
         guard sequence < CellSealer.maxCellsPerKey else { throw .sequenceExhausted }
-        CellSealer.nonce(iv: iv, sequence: sequence, into: nonce)
+        scratch.makeNonce(sequence: sequence)
         do { try cipher.open(nonce: UnsafeRawBufferPointer(nonce), sealed: cell, into: plaintext) } catch { throw diagnose(cell) }
         sequence += 1
         let type = plaintext[0]
@@ -53,8 +52,8 @@ public final class CellOpener {
     /// Switches to the peer's next sending secret (after a `.keyUpdate` cell).
     public func updateKey() throws(QNSPError) {
         let next = secret.next
-        do { cipher = try AEADCipher(algorithm: algorithm, key: next.key) } catch { throw .keyMaterial("\(error)") }
-        iv = next.iv
+        do { try cipher.rekey(next.key) } catch { throw .keyMaterial("\(error)") }
+        scratch.setIV(next.iv)
         secret.wipe()  // the old epoch's secret is gone for good: earlier cells stay unreadable
         secret = next
         sequence = 0
@@ -65,7 +64,7 @@ public final class CellOpener {
         let probe = UnsafeMutableRawBufferPointer.allocate(byteCount: AEADAlgorithm.nonceSize, alignment: 8)
         defer { probe.deallocate() }
         func opens(at seq: UInt64) -> Bool {
-            CellSealer.nonce(iv: iv, sequence: seq, into: probe)
+            CellSealer.nonce(iv: Array(UnsafeRawBufferPointer(scratch.iv)), sequence: seq, into: probe)
             return trial.withUnsafeMutableBytes { p in (try? cipher.open(nonce: UnsafeRawBufferPointer(probe), sealed: cell, into: p)) != nil }
         }
         for d in 1...Self.diagnosisWindow {

@@ -12,8 +12,7 @@ public final class CellSealer {
     /// Cells may use one key at most this many times before an update is forced.
     public static let maxCellsPerKey: UInt64 = 1 << 32
 
-    private var cipher: AEADCipher
-    private var iv: [UInt8]
+    private let cipher: AEADCipher
     private let scratch: CellScratch
     private var nonce: UnsafeMutableRawBufferPointer { scratch.nonce }
     private var plaintext: UnsafeMutableRawBufferPointer { scratch.plaintext }
@@ -24,8 +23,8 @@ public final class CellSealer {
         // An own copy: the update wipes it in place, which must not reach another holder.
         self.secret = TrafficSecret(secret: SecretBytes(copying: secret.secret), epoch: secret.epoch)
         do { cipher = try AEADCipher(algorithm: algorithm, key: secret.key) } catch { throw .keyMaterial("\(error)") }
-        iv = secret.iv
         scratch = CellScratch(cellSize: cellSize)
+        scratch.setIV(secret.iv)
     }
 
     deinit { scratch.release() }
@@ -54,7 +53,7 @@ public final class CellSealer {
         if padStart < inner {
             UnsafeMutableRawBufferPointer(rebasing: p[padStart..<inner]).initializeMemory(as: UInt8.self, repeating: 0)
         }
-        Self.nonce(iv: iv, sequence: sequence, into: nonce)
+        scratch.makeNonce(sequence: sequence)
         do {
             try cipher.seal(nonce: UnsafeRawBufferPointer(nonce), plaintext: UnsafeRawBufferPointer(p), into: out)
         } catch {
@@ -76,8 +75,8 @@ public final class CellSealer {
     /// Switches to the next sending secret. Call right after sealing a `.keyUpdate` cell.
     public func updateKey() throws(QNSPError) {
         let next = secret.next
-        do { cipher = try AEADCipher(algorithm: algorithm, key: next.key) } catch { throw .keyMaterial("\(error)") }
-        iv = next.iv
+        do { try cipher.rekey(next.key) } catch { throw .keyMaterial("\(error)") }
+        scratch.setIV(next.iv)
         secret.wipe()  // the old epoch's secret is gone for good: earlier cells stay unreadable
         secret = next
         sequence = 0

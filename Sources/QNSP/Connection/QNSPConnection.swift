@@ -91,13 +91,20 @@ public final class QNSPConnection {
             switch phase {
             case .established: phaseFlag = .established
             case .closed: phaseFlag = .closed
+            case .serverAwaitingAuthorization: phaseFlag = .authorizing
             default: phaseFlag = .handshaking
             }
         }
     }
     /// `phase` without its payloads, for the per-cell path (reading `phase` copies and retains them).
     private(set) var phaseFlag: PhaseFlag = .handshaking
-    enum PhaseFlag { case handshaking, established, closed }
+    enum PhaseFlag {
+        case handshaking
+        /// A server waiting for its authorization policy (input is held).
+        case authorizing
+        case established
+        case closed
+    }
     var cellSize: Int
     var transcript: [UInt8] = []
     var pending: [UInt8] = []
@@ -337,10 +344,7 @@ public final class QNSPConnection {
     static let maxHeldInput = 65536
 
     /// Whether input is being held (a server waiting for its authorization policy).
-    public var isAwaitingAuthorization: Bool {
-        if case .serverAwaitingAuthorization = phase { return true }
-        return false
-    }
+    public var isAwaitingAuthorization: Bool { phaseFlag == .authorizing }
 
     /// Processes the bytes held during an authorization.
     func resumeHeldInput(deliver: (UnsafeRawBufferPointer) -> Void, events: inout [QNSPEvent]) throws(QNSPError) {
