@@ -29,7 +29,8 @@ struct CopyBench {
         let keygen = toolDir + "/qssh-keygen"
         try ProcessRunner.shell("'\(keygen)' -q -t host -f '\(dir)/chost' -N '' && '\(keygen)' -q -t user -f '\(dir)/cid' -N '' && cp '\(dir)/cid.pub' '\(dir)/cauth'")
         let (qsshd, text) = try ProcessRunner.startServer(
-            [toolDir + "/qsshd", "-p", "0", "-l", "127.0.0.1", "-h", dir + "/chost", "--authorized-keys", dir + "/cauth"], marker: "\n")
+            [toolDir + "/qsshd", "-p", "0", "-l", "127.0.0.1", "-h", dir + "/chost", "--authorized-keys", dir + "/cauth"] + ProcessBench.benchLimits,
+            marker: "\n")
         defer { ProcessRunner.stop(qsshd) }
         guard let r = text.range(of: #"127\.0\.0\.1:(\d+)"#, options: .regularExpression),
               let port = Int(text[r].split(separator: ":").last ?? "") else { throw BenchError("qsshd: \(text)") }

@@ -57,9 +57,9 @@ struct IdleSessionBench {
         let (server, text) = try ProcessRunner.startServer(
             [
                 qsshd, "-p", "0", "-l", "127.0.0.1", "-h", dir + "/ihost", "--authorized-keys", dir + "/iauth",
-                "--max-connections", "\(sessions + 100)", "--max-startups", "400", "--per-source-max-startups", "none",
+                "--max-connections", "\(sessions + 100)",
                 "--keepalive", "\(keepalive)",
-            ],
+            ] + ProcessBench.benchLimits,
             marker: "\n"
         )
         defer { ProcessRunner.stop(server) }

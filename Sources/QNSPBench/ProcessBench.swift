@@ -96,7 +96,7 @@ struct ProcessBench {
         let keygen = toolDir + "/qssh-keygen", qsshd = toolDir + "/qsshd", qssh = toolDir + "/qssh"
         try ProcessRunner.shell("'\(keygen)' -q -t host -f '\(dir)/shost' -N '' && '\(keygen)' -q -t user -f '\(dir)/sid' -N '' && cp '\(dir)/sid.pub' '\(dir)/sauth'")
         let (server, text) = try ProcessRunner.startServer(
-            [qsshd, "-p", "0", "-l", "127.0.0.1", "-h", dir + "/shost", "--authorized-keys", dir + "/sauth"], marker: "\n")
+            [qsshd, "-p", "0", "-l", "127.0.0.1", "-h", dir + "/shost", "--authorized-keys", dir + "/sauth"] + Self.benchLimits, marker: "\n")
         defer { ProcessRunner.stop(server) }
         guard let r = text.range(of: #"127\.0\.0\.1:(\d+)"#, options: .regularExpression),
               let port = Int(text[r].split(separator: ":").last ?? "") else { throw BenchError("qsshd: \(text)") }
@@ -110,6 +110,10 @@ struct ProcessBench {
         figures.idleSessionKB = idle
         return figures
     }
+
+    /// qsshd limits for a benchmark: it is one source opening many connections at once on
+    /// purpose (the defaults would refuse beyond 4 unauthenticated connections from one address).
+    static let benchLimits = ["--max-startups", "400", "--per-source-max-startups", "none"]
 
     /// Private dirty memory (kB) of a process, from /proc/PID/smaps_rollup.
     static func privateKB(_ pid: pid_t) -> Int {

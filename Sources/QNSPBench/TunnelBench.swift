@@ -24,9 +24,18 @@ final class TunnelBench {
         try? serverGroup.syncShutdownGracefully()
     }
 
+    /// One handshake guard for the run, without the per-source rate limit or cookies (the bench is
+    /// one source making hundreds of handshakes a second on purpose; the replay filter stays on).
+    let handshakeGuard: QNSPHandshakeGuard = {
+        var policy = QNSPHandshakeGuard.Policy()
+        policy.perSourcePerSecond = 0
+        policy.cookies = .never
+        return QNSPHandshakeGuard(policy: policy)
+    }()
+
     var serverParameters: QNSPConnection.ServerParameters {
         let userKey = user.publicKey
-        return .init(hostKeys: [host]) { _, key in key == userKey ? .accept : .reject("unknown key") }
+        return .init(hostKeys: [host], handshakeGuard: handshakeGuard) { _, key in key == userKey ? .accept : .reject("unknown key") }
     }
     var clientParameters: QNSPConnection.ClientParameters {
         .init(username: "bench", user: user, pinnedHostKey: host.publicKey)
