@@ -143,7 +143,8 @@ public struct BenchCommand: ParsableCommand {
         line("qssh HOST true while held: median / p90", String(format: "%.1f ms / %.1f ms", r.connectExecMedian * 1e3, r.connectExecP90 * 1e3))
     }
 
-    /// qscp → qsshd against scp → sshd, same file, alternating rounds.
+    /// qscp → qsshd against scp → sshd, same file, alternating rounds: once with the files on disk
+    /// (the bench's directory) and once on a tmpfs (/dev/shm), where the disk cache hides nothing.
     func runCopy() throws {
         let toolDir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
         guard FileManager.default.isExecutableFile(atPath: toolDir + "/qscp") else {
@@ -151,12 +152,29 @@ public struct BenchCommand: ParsableCommand {
         }
         let pb = try ProcessBench(toolDir: toolDir)
         defer { pb.cleanup() }
-        print("File copy on 127.0.0.1: \(copyMib) MiB, \(copyRounds) rounds, qscp and scp alternating (upload; MB/s = 10^6 bytes/s, incl. connect)")
-        fflush(nil)
-        guard let r = try CopyBench(dir: pb.dir, toolDir: toolDir).run(mib: copyMib, rounds: copyRounds) else {
-            print("  OpenSSH not installed (apt-get install openssh-server openssh-client)")
-            return
+        var places = [("disk (\(pb.dir))", pb.dir + "/disk", pb.dir + "/disk")]
+        var shm: String?
+        var template = Array("/dev/shm/qnsp-bench-XXXXXX".utf8CString)
+        if let made = mkdtemp(&template) {
+            let path = String(cString: made)
+            shm = path
+            places.append(("tmpfs (\(path))", pb.dir + "/tmpfs", path))
         }
+        defer { if let shm { try? FileManager.default.removeItem(atPath: shm) } }
+        for (label, keyDir, dataDir) in places {
+            try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
+            print("File copy on 127.0.0.1, files on \(label): \(copyMib) MiB, \(copyRounds) rounds, qscp and scp alternating (upload; MB/s = 10^6 bytes/s, incl. connect)")
+            fflush(nil)
+            guard let r = try CopyBench(dir: keyDir, toolDir: toolDir, dataDir: dataDir).run(mib: copyMib, rounds: copyRounds) else {
+                print("  OpenSSH not installed (apt-get install openssh-server openssh-client)")
+                return
+            }
+            printCopy(r)
+            try? FileManager.default.removeItem(atPath: dataDir)
+        }
+    }
+
+    private func printCopy(_ r: CopyBench.Result) {
         let bytes = Double(copyMib << 20)
         let q = r.qscp.map { bytes / $0.seconds / 1e6 }, o = r.scp.map { bytes / $0.seconds / 1e6 }
         for i in 0..<r.qscp.count {
@@ -166,12 +184,14 @@ public struct BenchCommand: ParsableCommand {
         func line(_ a: String, _ b: String, _ c: String) {
             print("  " + a.padding(toLength: 44, withPad: " ", startingAt: 0) + " " + b.padding(toLength: 20, withPad: " ", startingAt: 0) + " " + c)
         }
+        let qk = r.qscp.map(\.clientPeakKB).max() ?? 0, sk = r.scp.map(\.clientPeakKB).max() ?? 0
         line("", "qscp -> qsshd", "scp -> sshd (\(r.scpVersion))")
         line("median throughput", mbps(qm), mbps(om))
         line("ratio qscp / scp", String(format: "%.2fx", qm / om), "")
-        line("peak client private memory (process tree)", "\(r.qscp.map(\.clientPeakKB).max() ?? 0) kB", "\(r.scp.map(\.clientPeakKB).max() ?? 0) kB")
+        line("peak client private memory (process tree)", "\(qk) kB", "\(sk) kB")
+        line("ratio client memory qscp / scp", String(format: "%.2fx", Double(qk) / Double(max(1, sk))), "")
         line("peak server private memory (per session)", "\(r.qscp.map(\.serverPeakKB).max() ?? 0) kB", "\(r.scp.map(\.serverPeakKB).max() ?? 0) kB")
-        print("  (scp uses the SFTP protocol (OpenSSH 9 default), -c aes128-gcm@openssh.com, default KEX; qscp: QNSP aes256-gcm 768-byte cells + inner SSH-2)")
+        print("  (scp uses the SFTP protocol (OpenSSH 9 default), -c aes128-gcm@openssh.com, default KEX; qscp: one process, QNSP aes256-gcm 768-byte cells + inner SSH-2)")
     }
 
     /// OPAQUE registration and login with qpq's parameters, then with opaque-ke's default Argon2id for comparison.

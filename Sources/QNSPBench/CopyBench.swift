@@ -9,6 +9,9 @@ import QSSHSession
 struct CopyBench {
     let dir: String
     let toolDir: String
+    /// Where the payload and both copies live (the bench's directory on disk, or a tmpfs so that
+    /// the page cache and the disk do not hide the tools).
+    var dataDir: String
 
     struct Round {
         var seconds: Double
@@ -24,7 +27,7 @@ struct CopyBench {
 
     func run(mib: Int, rounds: Int) throws -> Result? {
         guard StockSSHD.binary != nil, FileManager.default.isExecutableFile(atPath: "/usr/bin/scp") else { return nil }
-        let source = dir + "/payload"
+        let source = dataDir + "/payload"
         try ProcessRunner.shell("head -c \(mib << 20) /dev/urandom > '\(source)'")
         let keygen = toolDir + "/qssh-keygen"
         try ProcessRunner.shell("'\(keygen)' -q -t host -f '\(dir)/chost' -N '' && '\(keygen)' -q -t user -f '\(dir)/cid' -N '' && cp '\(dir)/cid.pub' '\(dir)/cauth'")
@@ -36,19 +39,19 @@ struct CopyBench {
               let port = Int(text[r].split(separator: ":").last ?? "") else { throw BenchError("qsshd: \(text)") }
         let sshd = try StockSSHD.start(dir: dir)
         defer { sshd.stop() }
-        let qscp = "'\(toolDir)/qscp' -q -P \(port) -i '\(dir)/cid' --known-hosts '\(dir)/ckh' -o StrictHostKeyChecking=accept-new '\(source)' 127.0.0.1:'\(dir)/to-qsshd'"
-        let scp = "scp -q -F /dev/null -P \(sshd.port) -i '\(sshd.userKey)' -o UserKnownHostsFile='\(dir)/skh' -o StrictHostKeyChecking=accept-new -o BatchMode=yes -c aes128-gcm@openssh.com '\(source)' 127.0.0.1:'\(dir)/to-sshd'"
+        let qscp = "'\(toolDir)/qscp' -q -P \(port) -i '\(dir)/cid' --known-hosts '\(dir)/ckh' -o StrictHostKeyChecking=accept-new '\(source)' 127.0.0.1:'\(dataDir)/to-qsshd'"
+        let scp = "scp -q -F /dev/null -P \(sshd.port) -i '\(sshd.userKey)' -o UserKnownHostsFile='\(dir)/skh' -o StrictHostKeyChecking=accept-new -o BatchMode=yes -c aes128-gcm@openssh.com '\(source)' 127.0.0.1:'\(dataDir)/to-sshd'"
         let version = try ProcessRunner.shell("ssh -V 2>&1").output.trimmingCharacters(in: .whitespacesAndNewlines)
         var result = Result(qscp: [], scp: [], scpVersion: version)
         for _ in 0..<rounds {
             // Both write a new file every round (freeing the old one is not part of the timing).
-            try ProcessRunner.shell("rm -f '\(dir)/to-qsshd'; sync")
+            try ProcessRunner.shell("rm -f '\(dataDir)/to-qsshd'; sync")
             result.qscp.append(try timed(qscp, server: qsshd.pid))
-            try ProcessRunner.shell("rm -f '\(dir)/to-sshd'; sync")
+            try ProcessRunner.shell("rm -f '\(dataDir)/to-sshd'; sync")
             result.scp.append(try timed(scp, server: sshd.process.pid))
         }
         for f in ["/to-qsshd", "/to-sshd"] {
-            let same = try ProcessRunner.shell("cmp -s '\(source)' '\(dir)\(f)' && echo same").output
+            let same = try ProcessRunner.shell("cmp -s '\(source)' '\(dataDir)\(f)' && echo same").output
             guard same.contains("same") else { throw BenchError("copy \(f) differs from the source") }
         }
         return result

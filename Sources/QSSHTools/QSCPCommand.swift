@@ -9,7 +9,7 @@ import Glibc
 import Darwin
 #endif
 
-/// `qscp`: copies files to and from a qsshd host with SFTP over `qssh -s HOST sftp`.
+/// `qscp`: copies files to and from a qsshd host with SFTP over a QNSP tunnel (qssh's client, in process).
 public struct QSCPCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "qscp",
@@ -19,7 +19,8 @@ public struct QSCPCommand: ParsableCommand {
               qscp [options] SOURCE... [user@]host:DEST      (upload)
               qscp [options] [user@]host:SOURCE... DEST      (download; remote globs such as 'host:*.log' work)
 
-            It runs 'qssh -s host sftp' (so -P, -i, -J and -o reach qssh) and keeps many
+            It runs qssh's client in its own process, as 'qssh -T -s host sftp' would
+            (so -P, -i, -J, -F, -o and ~/.qssh/config act as for qssh), and keeps many
             requests in flight, so the speed does not depend on the round-trip time.
 
             Each file is written under a temporary name (.NAME.qscp-part) in the
@@ -99,37 +100,26 @@ public struct QSCPCommand: ParsableCommand {
 
     // MARK: Connection
 
-    func connect(_ host: RemotePath) throws -> (SFTPClient, ChildProcess) {
-        var argv = [try Self.qsshPath()] + link.qsshArguments
-        argv += ["-T", "-s", host.destination, "sftp"]
-        let child: ChildProcess
-        do {
-            child = try ChildProcess.spawn(argv, environment: ProcessInfo.processInfo.environment, directory: nil, inheritStderr: true, newSession: false)
-        } catch {
-            throw ToolError("cannot start qssh: \(error)")
+    /// Opens the SFTP session: qssh's client code runs in this process (same options, same
+    /// ~/.qssh/config handling as `qssh -T -s HOST sftp`), joined to the SFTP client by a socket pair.
+    func connect(_ host: RemotePath) throws -> (SFTPClient, InProcessSession) {
+        let arguments = link.qsshArguments + ["-T", "-s", host.destination, "sftp"]
+        let session = try InProcessSession.start(arguments: arguments, name: Self.configuration.commandName ?? "qscp")
+        let own = dup(session.fd)
+        guard own >= 0 else {
+            _ = session.waitForExit()
+            throw ToolError("dup: \(String(cString: strerror(errno)))")
         }
         do {
-            let client = try SFTPClient(input: child.stdout, output: child.stdin)
+            let client = try SFTPClient(input: own, output: own)
             client.maxRequestsInFlight = max(1, requests)
-            return (client, child)
+            return (client, session)
         } catch {
-            close(child.stdin); close(child.stdout)
-            let status = child.waitForExit()
-            // qssh has said why on stderr; add what qscp saw.
-            throw ToolError("no SFTP session with \(host.host) (\(error); qssh \(status))")
+            close(own)
+            let status = session.waitForExit()
+            // The client has said why on stderr (unless the connection stood and SFTP failed).
+            throw ToolError("no SFTP session with \(host.host) (\(error); status \(status))")
         }
-    }
-
-    /// qssh next to this executable, else on PATH.
-    static func qsshPath() throws -> String {
-        let me = ChildProcess.currentExecutable
-        let sibling = (me as NSString).deletingLastPathComponent + "/qssh"
-        if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin").split(separator: ":") {
-            let p = "\(dir)/qssh"
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        throw ToolError("qssh not found next to qscp or on PATH")
     }
 
     // MARK: Upload

@@ -9,7 +9,7 @@ import Glibc
 import Darwin
 #endif
 
-/// `qsftp`: an interactive (or batch) SFTP client over `qssh -s HOST sftp`, like OpenSSH's sftp.
+/// `qsftp`: an interactive (or batch) SFTP client over a QNSP tunnel (qssh's client, in process), like OpenSSH's sftp.
 public struct QSFTPCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "qsftp",

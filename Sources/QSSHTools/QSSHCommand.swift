@@ -117,7 +117,19 @@ public struct QSSHCommand: ParsableCommand {
 
     public init() {}
 
+    /// Where a session reads its input and writes its output: the process's stdin and stdout, or (for
+    /// qscp and qsftp, which run this client in their own process) one end of a socket pair.
+    struct Stdio: Sendable {
+        var input: CInt
+        var output: CInt
+        static let process = Stdio(input: 0, output: 1)
+    }
+
     public func run() throws {
+        try run(stdio: .process)
+    }
+
+    func run(stdio: Stdio) throws {
         if forceTTY && noTTY { throw ToolError("-t and -T contradict each other") }
         var batch = false, acceptNew = false, aliveInterval: Int64 = 30, aliveCount = 3
         var proxyCommand: String?, exitOnForwardFailure = false
@@ -234,7 +246,7 @@ public struct QSSHCommand: ParsableCommand {
         var env: [String: String] = [:]
         for (k, v) in ProcessInfo.processInfo.environment where ExecSessionHandler.isAllowedEnvironment(k) && k != "TERM" { env[k] = v }
         let environment = env
-        let stdinIsTerminal = isatty(0) == 1
+        let stdinIsTerminal = isatty(stdio.input) == 1
         let wantTerminal = forceTTY || (!noTTY && command.isEmpty && stdinIsTerminal)
         var terminal: (term: String, rows: Int, columns: Int)?
         if wantTerminal {
@@ -246,7 +258,9 @@ public struct QSSHCommand: ParsableCommand {
         do {
             session = try SSHSessionClient.createChannel(on: channel, type: .session) { child in
                 try child.pipeline.syncOperations.addHandler(
-                    ExecClientHandler(command: line, subsystem: subsystemName, environment: environment, terminal: requestedTerminal, started: started, outcome: outcome))
+                    ExecClientHandler(
+                        command: line, subsystem: subsystemName, environment: environment, terminal: requestedTerminal,
+                        started: started, outcome: outcome, stdoutFD: stdio.output))
             }.wait()
             try started.futureResult.wait()
             notifyReady()
@@ -279,7 +293,7 @@ public struct QSSHCommand: ParsableCommand {
             raw.restore()
         }
         let escaped = NIOLockedValueBox(false)
-        SSHSessionClient.pumpStdin(into: session, escapes: terminal != nil && stdinIsTerminal) {
+        SSHSessionClient.pumpStdin(fd: stdio.input, into: session, escapes: terminal != nil && stdinIsTerminal) {
             escaped.withLockedValue { $0 = true }
         }
         try? session.closeFuture.wait()
@@ -381,8 +395,7 @@ public struct QSSHCommand: ParsableCommand {
             throw ToolError("-J: bad jump host '\(last)'")
         }
         let jumpHost = parts[0]
-        let me = ChildProcess.currentExecutable
-        var args = [me]
+        var args = [try Self.executablePath()]
         if !hops.isEmpty { args += ["-J", hops.joined(separator: ",")] }
         if let configFile { args += ["-F", configFile] }
         if identity != ClientOptions.defaultIdentity { args += ["-i", identity] }
@@ -392,6 +405,20 @@ public struct QSSHCommand: ParsableCommand {
         if acceptNew { args += ["-o", "StrictHostKeyChecking=accept-new"] }
         args += ["-W", targetIsIPv6 ? "[%h]:%p" : "%h:%p", userPart + (jumpHost.contains(":") ? "[\(jumpHost)]" : jumpHost)]
         return args.map { Self.shellQuote($0) }.joined(separator: " ")
+    }
+
+    /// The qssh executable for jump hops: this one, or (when qscp or qsftp runs the client in their
+    /// process) the qssh next to it, else the first on PATH.
+    static func executablePath() throws -> String {
+        let me = ChildProcess.currentExecutable
+        if (me as NSString).lastPathComponent == "qssh" { return me }
+        let sibling = (me as NSString).deletingLastPathComponent + "/qssh"
+        if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin").split(separator: ":") {
+            let path = "\(dir)/qssh"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw ToolError("qssh (for -J) not found next to \((me as NSString).lastPathComponent) or on PATH")
     }
 
     /// ProxyCommand substitutions: %h, %p, %r and %%.

@@ -185,6 +185,39 @@ struct QSCPTests {
         #expect(viaLink.status == 1 && !FileManager.default.fileExists(atPath: dir + "/got/out"), "\(viaLink.stderr)")
     }
 
+    @Test("qscp and qsftp are one process: they copy with no qssh executable next to them or on PATH; -J then says what is missing")
+    func oneProcess() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try q.start(dir)
+        defer { server.stop() }
+        let alone = dir + "/bin"
+        try FileManager.default.createDirectory(atPath: alone, withIntermediateDirectories: true)
+        for tool in ["qscp", "qsftp"] {
+            let source = try Tools.path(tool)
+            if link(source, alone + "/" + tool) != 0 { try FileManager.default.copyItem(atPath: source, toPath: alone + "/" + tool) }
+        }
+        #expect(!FileManager.default.fileExists(atPath: alone + "/qssh"))
+        var environment = ProcessInfo.processInfo.environment
+        environment["PATH"] = "/usr/bin:/bin"
+        let blob = TCP.pattern(3 << 20, seed: 41)
+        try write(dir + "/src", blob)
+        let args = ["-P", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts", "-o", "StrictHostKeyChecking=accept-new"]
+        let up = try Tools.run(alone + "/qscp", args + ["-q", dir + "/src", "127.0.0.1:" + dir + "/up"], environment: environment)
+        #expect(up.status == 0, "\(up.stderr)")
+        #expect(digest(dir + "/up") == KeyDerivation.sha256(blob))
+        try "get \(dir)/up \(dir)/down\n".write(toFile: dir + "/batch", atomically: true, encoding: .utf8)
+        let down = try Tools.run(alone + "/qsftp", args + ["-b", dir + "/batch", "127.0.0.1"], environment: environment)
+        #expect(down.status == 0, "\(down.stderr)")
+        #expect(digest(dir + "/down") == KeyDerivation.sha256(blob))
+        // Jump hops are 'qssh -W' processes: without a qssh to run, a clear error and no copy.
+        let jump = try Tools.run(alone + "/qscp", args + ["-q", "-J", "127.0.0.1:\(server.port)", dir + "/src", "127.0.0.1:" + dir + "/jumped"],
+                                 environment: environment)
+        #expect(jump.status != 0)
+        #expect(jump.stderr.contains("qssh (for -J) not found"), "\(jump.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/jumped"))
+    }
+
     @Test("qsftp batch: mkdir, cd, put, ls -l, rename, get, chmod, rm, rmdir; a failing command ends the batch unless prefixed with '-'")
     func qsftpBatch() throws {
         let dir = try makeTempDir()

@@ -21,10 +21,11 @@ enum Tools {
     struct Result { var status: Int32; var stdout: Data; var stderr: String }
 
     /// Runs a tool to completion with optional stdin.
-    static func run(_ name: String, _ args: [String], stdin: Data? = nil, cwd: String? = nil) throws -> Result {
+    static func run(_ name: String, _ args: [String], stdin: Data? = nil, cwd: String? = nil, environment: [String: String]? = nil) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try path(name))
         p.arguments = args
+        if let environment { p.environment = environment }
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         let out = Pipe(), err = Pipe(), inp = Pipe()
         p.standardOutput = out; p.standardError = err; p.standardInput = inp
