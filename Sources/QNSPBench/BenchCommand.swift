@@ -33,6 +33,8 @@ public struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds --idle-sessions holds them.") var idleSeconds = 300.0
     @Option(name: .long, help: ArgumentHelp("Only the cell path on one thread (seal and open, no sockets) over this many MiB, for profiling.", valueName: "MiB"))
     var cellPath: Int?
+    @Flag(name: .long, help: "Only the clients' start-up cost: bare start, time to the first byte, and connect+exec for qssh, OpenSSH with sntrup761x25519 and with curve25519 (--runs each, interleaved).")
+    var startup = false
     @Flag(name: .long, help: "Only the in-process tunnel's bulk transfer with aes256-gcm 768-byte cells (for profiling).")
     var tunnelOnly = false
     @Option(name: .long, help: "Keepalive interval (s) of --idle-sessions, both ways.") var idleKeepalive: Int64 = 30
@@ -46,6 +48,7 @@ public struct BenchCommand: ParsableCommand {
         print("warning: this is a debug build; run 'swift run -c release qnsp-bench' for real figures\n")
         #endif
         if copy { return try runCopy() }
+        if startup { return try runStartup() }
         if opaque { return try runOPAQUE() }
         if let idleSessions { return try runIdleSessions(idleSessions) }
         if let cellPath {
@@ -192,6 +195,40 @@ public struct BenchCommand: ParsableCommand {
         line("ratio client memory qscp / scp", String(format: "%.2fx", Double(qk) / Double(max(1, sk))), "")
         line("peak server private memory (per session)", "\(r.qscp.map(\.serverPeakKB).max() ?? 0) kB", "\(r.scp.map(\.serverPeakKB).max() ?? 0) kB")
         print("  (scp uses the SFTP protocol (OpenSSH 9 default), -c aes128-gcm@openssh.com, default KEX; qscp: one process, QNSP aes256-gcm 768-byte cells + inner SSH-2)")
+    }
+
+    /// --startup: what the clients cost before and around their first byte, qssh beside OpenSSH.
+    func runStartup() throws {
+        let toolDir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        guard FileManager.default.isExecutableFile(atPath: toolDir + "/qssh") else {
+            throw BenchError("build qssh and qsshd next to qnsp-bench first ('swift build -c release')")
+        }
+        let pb = try ProcessBench(toolDir: toolDir)
+        defer { pb.cleanup() }
+        print("Client start-up on 127.0.0.1, \(runs) runs of each, interleaved (medians, p90 in brackets):")
+        fflush(nil)
+        guard let r = try StartupBench(dir: pb.dir, toolDir: toolDir).run(runs: runs) else {
+            print("  OpenSSH not installed (apt-get install openssh-server openssh-client)")
+            return
+        }
+        func cell(_ xs: [Double]) -> String {
+            let (m, p) = ProcessRunner.percentiles(xs)
+            return String(format: "%.1f ms (%.1f)", m * 1e3, p * 1e3)
+        }
+        func ratio(_ a: [Double], _ b: [Double]) -> String {
+            String(format: "%.2fx", ProcessRunner.percentiles(a).median / max(1e-9, ProcessRunner.percentiles(b).median))
+        }
+        func line(_ a: String, _ b: String, _ c: String, _ d: String) {
+            print("  " + a.padding(toLength: 40, withPad: " ", startingAt: 0) + " " + b.padding(toLength: 18, withPad: " ", startingAt: 0) + " "
+                + c.padding(toLength: 18, withPad: " ", startingAt: 0) + " " + d)
+        }
+        print("  qssh: \(r.qsshRuntime) (a release build with --static-swift-stdlib links it in); ssh: \(r.sshVersion)")
+        line("", "qssh", "ssh", "qssh / ssh")
+        line("bare start (qssh --help, ssh -V)", cell(r.bareQssh), cell(r.bareSSH), ratio(r.bareQssh, r.bareSSH))
+        line("spawn to first byte on the wire", cell(r.firstByteQssh), cell(r.firstByteSSH), ratio(r.firstByteQssh, r.firstByteSSH))
+        line("connect+exec 'true', sntrup761x25519", cell(r.execQssh), cell(r.execSntrup), ratio(r.execQssh, r.execSntrup))
+        line("connect+exec 'true', curve25519", "", cell(r.execCurve), ratio(r.execQssh, r.execCurve))
+        print("  (qssh: X-Wing + ML-DSA-65 QNSP handshake, then SSH-2 inside; ssh: ed25519 keys, BatchMode; no shell wrapper)")
     }
 
     /// OPAQUE registration and login with qpq's parameters, then with opaque-ke's default Argon2id for comparison.

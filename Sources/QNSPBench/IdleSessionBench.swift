@@ -85,17 +85,23 @@ struct IdleSessionBench {
         var authenticated: [NIOLockedValueBox<Bool>] = []
         let batch = 50
         var opened = 0
+        var failures: [String: Int] = [:]
         while opened < sessions {
             var pending: [EventLoopFuture<Void>] = []
-            for _ in 0..<min(batch, sessions - opened) {
+            for i in 0..<min(batch, sessions - opened) {
                 let flag = NIOLockedValueBox(false)
                 authenticated.append(flag)
+                // Many clients, many addresses: 100 sessions per source address in 127.0.0.0/8, as
+                // a crowd of users would come (qsshd's per-source handshake budget is 256 at once).
+                var sourced = options
+                let n = (opened + i) / 100
+                sourced.localAddress = try SocketAddress(ipAddress: "127.0.\(n / 250).\(n % 250 + 2)", port: 0)
                 let connect = QNSPBootstrap.connect(
                     group: group,
                     host: "127.0.0.1",
                     port: port,
                     parameters: parameters,
-                    options: options
+                    options: sourced
                 ) { ch in
                     ch.eventLoop.makeCompletedFuture {
                         _ = try SSHSessionClient.install(on: ch, username: username, authenticated: flag)
@@ -105,10 +111,13 @@ struct IdleSessionBench {
                     connect.flatMap { channel, handshake in handshake.map { _ in channel } }.map { list.add($0) }
                 )
             }
-            for f in pending { try? f.wait() }
+            for f in pending {
+                do { try f.wait() } catch { failures["\(error)", default: 0] += 1 }
+            }
             opened += batch
             if opened % 1000 == 0 || opened >= sessions { progress("  \(min(opened, sessions)) sessions opened") }
         }
+        for (why, count) in failures.sorted(by: { $0.value > $1.value }) { progress("  \(count) connections failed: \(why)") }
         let channels = list.take()
         // Wait (bounded) for the inner SSH logins to finish.
         for _ in 0..<600 where authenticated.filter({ $0.withLockedValue { $0 } }).count < channels.count {

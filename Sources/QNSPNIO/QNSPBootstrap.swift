@@ -23,6 +23,8 @@ public enum QNSPBootstrap {
         /// How a server runs its authorization policy (inline by default; servers whose policy
         /// reads files or the password database use a thread pool).
         public var authorization: QNSPHandler.Authorization = .inline
+        /// Source address of outgoing TCP connections (nil: the system picks one).
+        public var localAddress: SocketAddress?
         public init() {}
     }
 
@@ -103,7 +105,9 @@ public enum QNSPBootstrap {
         // Kept from the initializer: looking the waiter up after connecting races with a
         // handshake that fails (and empties the pipeline) before the connect callback runs.
         let handshake = NIOLockedValueBox<EventLoopFuture<QNSPSessionInfo>?>(nil)
-        return ClientBootstrap(group: group)
+        var bootstrap = ClientBootstrap(group: group)
+        if let localAddress = options.localAddress { bootstrap = bootstrap.bind(to: localAddress) }
+        return bootstrap
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.autoRead, value: options.autoRead)
             .channelOption(.allowRemoteHalfClosure, value: true)
