@@ -193,6 +193,9 @@ public struct BenchCommand: ParsableCommand {
         line("ratio qscp / scp", String(format: "%.2fx", qm / om), "")
         line("peak client private memory (process tree)", "\(qk) kB", "\(sk) kB")
         line("ratio client memory qscp / scp", String(format: "%.2fx", Double(qk) / Double(max(1, sk))), "")
+        let qd = r.qscp.map(\.clientPeakDirtyKB).max() ?? 0, sd = r.scp.map(\.clientPeakDirtyKB).max() ?? 0
+        line("  of which dirty (heap, stacks, data)", "\(qd) kB", "\(sd) kB")
+        line("  ratio dirty qscp / scp", String(format: "%.2fx", Double(qd) / Double(max(1, sd))), "")
         line("peak server private memory (per session)", "\(r.qscp.map(\.serverPeakKB).max() ?? 0) kB", "\(r.scp.map(\.serverPeakKB).max() ?? 0) kB")
         print("  (scp uses the SFTP protocol (OpenSSH 9 default), -c aes128-gcm@openssh.com, default KEX; qscp: one process, QNSP aes256-gcm 768-byte cells + inner SSH-2)")
     }

@@ -16,6 +16,9 @@ struct CopyBench {
     struct Round {
         var seconds: Double
         var clientPeakKB: Int
+        /// The dirty part alone (heap, stacks, written data): what the client costs beyond the
+        /// clean pages of its executables, which the kernel can drop and reread.
+        var clientPeakDirtyKB: Int
         var serverPeakKB: Int
     }
 
@@ -68,15 +71,17 @@ struct CopyBench {
         ProcessRunner.drain(child.stderr)
         let done = NIOLockedValueBox<ChildProcess.Termination?>(nil)
         Thread.detachNewThread { let t = child.waitForExit(); done.withLockedValue { $0 = t } }
-        var clientPeak = 0, serverPeak = 0
+        var clientPeak = 0, clientDirty = 0, serverPeak = 0
         while done.withLockedValue({ $0 }) == nil {
-            clientPeak = max(clientPeak, ProcessBench.descendants(of: child.pid).reduce(ProcessBench.privateKB(child.pid)) { $0 + ProcessBench.privateKB($1.pid) })
+            let tree = [child.pid] + ProcessBench.descendants(of: child.pid).map(\.pid)
+            clientPeak = max(clientPeak, tree.reduce(0) { $0 + ProcessBench.privateKB($1) })
+            clientDirty = max(clientDirty, tree.reduce(0) { $0 + ProcessBench.privateKB($1, dirtyOnly: true) })
             let sessions = ProcessBench.descendants(of: server).reduce(0) { $0 + ProcessBench.privateKB($1.pid) }
             serverPeak = max(serverPeak, sessions + max(0, ProcessBench.privateKB(server) - serverBase))
             usleep(20_000)
         }
         let seconds = Clock.since(start)
         guard case .exited(0)? = done.withLockedValue({ $0 }) else { throw BenchError("'\(command)' failed") }
-        return Round(seconds: seconds, clientPeakKB: clientPeak, serverPeakKB: serverPeak)
+        return Round(seconds: seconds, clientPeakKB: clientPeak, clientPeakDirtyKB: clientDirty, serverPeakKB: serverPeak)
     }
 }

@@ -115,11 +115,12 @@ struct ProcessBench {
     /// purpose (the defaults would refuse beyond 4 unauthenticated connections from one address).
     static let benchLimits = ["--max-startups", "400", "--per-source-max-startups", "none"]
 
-    /// Private dirty memory (kB) of a process, from /proc/PID/smaps_rollup.
-    static func privateKB(_ pid: pid_t) -> Int {
+    /// Private memory (kB) of a process, from /proc/PID/smaps_rollup: Private_Clean + Private_Dirty,
+    /// or Private_Dirty alone.
+    static func privateKB(_ pid: pid_t, dirtyOnly: Bool = false) -> Int {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { return 0 }
         var total = 0
-        for line in text.split(separator: "\n") where line.hasPrefix("Private_") {
+        for line in text.split(separator: "\n") where line.hasPrefix(dirtyOnly ? "Private_Dirty" : "Private_") {
             total += Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
         }
         return total
