@@ -390,11 +390,14 @@ public final class QNSPConnection {
                 let cells = Array(pending[0..<whole])
                 pending.removeFirst(whole)
                 var held: [UInt8] = []
+                var current = try currentOpener()
                 try QNSPError.typed {
                     try cells.withUnsafeBytes { c in
                         var o = 0
                         while o < whole {
-                            try processCell(UnsafeRawBufferPointer(rebasing: c[o..<(o + n)]), deliver: deliver, events: &events)
+                            let data = try processCell(
+                                UnsafeRawBufferPointer(rebasing: c[o..<(o + n)]), opener: current, deliver: deliver, events: &events)
+                            if !data { current = try currentOpener() }
                             o += n
                             if phaseFlag == .closed { return }
                             if isAwaitingAuthorization {
@@ -412,17 +415,35 @@ public final class QNSPConnection {
             }
             if !pending.isEmpty { return }
         }
+        guard input.count - index >= n else {
+            if index < input.count { pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[index...])) }
+            return
+        }
+        var current = try currentOpener()
         while input.count - index >= n {
-            try processCell(UnsafeRawBufferPointer(rebasing: input[index..<(index + n)]), deliver: deliver, events: &events)
+            let data = try processCell(
+                UnsafeRawBufferPointer(rebasing: input[index..<(index + n)]), opener: current, deliver: deliver, events: &events)
             index += n
+            if !data { current = try currentOpener() }
             if phaseFlag == .closed { return }
             if isAwaitingAuthorization { break }
         }
         if index < input.count { pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[index...])) }
     }
 
-    private func processCell(_ cell: UnsafeRawBufferPointer, deliver: (UnsafeRawBufferPointer) -> Void, events: inout [QNSPEvent]) throws(QNSPError) {
+    /// The opener for the next cells (held by the receive loops for a run of data cells: one
+    /// reference count operation per batch instead of per cell; control cells can replace it).
+    private func currentOpener() throws(QNSPError) -> CellOpener {
         guard let opener else { throw .unexpectedMessage("cell before keys") }
+        return opener
+    }
+
+    /// Opens one cell with `opener` (the connection's current one); returns true for a data cell
+    /// (which cannot change the keys), false for a control cell (after which the caller looks the
+    /// opener up again).
+    private func processCell(
+        _ cell: UnsafeRawBufferPointer, opener: CellOpener, deliver: (UnsafeRawBufferPointer) -> Void, events: inout [QNSPEvent]
+    ) throws(QNSPError) -> Bool {
         var control: (UInt8, [UInt8])?
         try opener.open(cell: cell) { (type: UInt8, payload: UnsafeRawBufferPointer) throws(QNSPError) in
             if type == CellType.data.rawValue {
@@ -433,7 +454,7 @@ public final class QNSPConnection {
                 control = (type, Array(payload))
             }
         }
-        guard let (typeByte, payload) = control else { return }
+        guard let (typeByte, payload) = control else { return true }
         guard let type = CellType(rawValue: typeByte) else { throw .unknownCellType(typeByte) }
         switch type {
         case .data: break
@@ -463,6 +484,7 @@ public final class QNSPConnection {
             receivedEndOfStream = true
             events.append(.endOfStream)
         }
+        return false
     }
 
     private func drainEncryptedHandshake(events: inout [QNSPEvent]) throws(QNSPError) {
