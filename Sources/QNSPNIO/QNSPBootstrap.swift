@@ -25,6 +25,9 @@ public enum QNSPBootstrap {
         public var authorization: QNSPHandler.Authorization = .inline
         /// Source address of outgoing TCP connections (nil: the system picks one).
         public var localAddress: SocketAddress?
+        /// Stealth mode (docs/protocol.md §9): a ``StealthHandler`` below the QNSP handler; a
+        /// server refuses connections `admit` turns away silently, as it does probes (nil: off).
+        public var stealth: StealthOptions?
         public init() {}
     }
 
@@ -34,6 +37,10 @@ public enum QNSPBootstrap {
     ) throws -> QNSPHandshakeWaiter {
         let waiter = QNSPHandshakeWaiter(promise: channel.eventLoop.makePromise())
         let sync = channel.pipeline.syncOperations
+        if let stealth = options.stealth {
+            let role: StealthSession.Role = isClient ? .client : .server(stealth.replayFilter)
+            try sync.addHandler(StealthHandler(session: StealthSession(role: role, line: stealth.line, probePolicy: stealth.probePolicy)))
+        }
         try sync.addHandler(QNSPHandler(connection: connection(), isClient: isClient, rekeyInterval: options.rekeyInterval, keepalive: options.keepalive, handshakeTimeout: options.handshakeTimeout, idleTimeout: options.idleTimeout, authorization: options.authorization))
         try sync.addHandler(waiter)
         return waiter
@@ -67,6 +74,12 @@ public enum QNSPBootstrap {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 if let why = admit?(channel) {
+                    if let stealth = options.stealth {
+                        return channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(
+                                StealthHandler(session: StealthSession.refusing(line: stealth.line, probePolicy: stealth.probePolicy)))
+                        }
+                    }
                     return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(RejectAndClose(record: QNSPConnection.rejectRecord(code: .busy, message: why)))
                     }
