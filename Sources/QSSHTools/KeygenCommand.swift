@@ -1,4 +1,5 @@
 import ArgumentParser
+import QNSP
 import QNSPCrypto
 
 import Foundation
@@ -51,6 +52,9 @@ public struct KeygenCommand: ParsableCommand {
     @Flag(name: .customShort("q"), help: "Quiet: print nothing when generating.")
     var quiet = false
 
+    @Flag(name: .long, help: "Print the stealth line of the host key in FILE (private; -P for its passphrase), for clients' --stealth (docs/protocol.md §9).")
+    var stealthLine = false
+
     @Option(name: .long, help: "Extra entropy source (file or device, e.g. a QRNG) mixed into the generator.")
     var entropyFile: String?
 
@@ -60,6 +64,7 @@ public struct KeygenCommand: ParsableCommand {
         do {
             if fingerprint { try showFingerprint(); return }
             if printPublic { try showPublicKey(); return }
+            if stealthLine { try showStealthLine(); return }
             try generate()
         } catch let e as QNSPCryptoError {
             throw ToolError(e.description)
@@ -105,6 +110,23 @@ public struct KeygenCommand: ParsableCommand {
             _ = try PrivateKeyFile.decode(text)  // checks public and private halves match
         }
         print(header.publicKeyLine.text)
+    }
+
+    private func showStealthLine() throws {
+        let path = try requireFile()
+        let text = try KeyFileIO.readPrivateKey(path: path)
+        let header = try PrivateKeyFile.readHeader(text)
+        var pass = passphrase
+        if header.isEncrypted, pass == nil {
+            guard Terminal.stdinIsTTY, let p = Terminal.prompt("Enter passphrase for key '\(path)': ", secret: true) else {
+                throw ToolError("\(path) is passphrase-protected: give -P")
+            }
+            pass = p
+        }
+        guard case .host(let host) = try PrivateKeyFile.decode(text, passphrase: header.isEncrypted ? pass : nil) else {
+            throw ToolError("\(path) is not a host key (stealth lines belong to host keys)")
+        }
+        print(StealthLine(hostKey: host).description)
     }
 
     private func generate() throws {

@@ -92,6 +92,9 @@ public struct QNSPToolCommand: ParsableCommand {
         @Flag(name: .shortAndLong, help: "Log sessions to stderr.")
         var verbose = false
 
+        @Flag(name: .long, help: "Stealth mode (docs/protocol.md §9): answer only clients with this host key's stealth line ('qssh-keygen --stealth-line -f HOSTKEY').")
+        var stealth = false
+
         @OptionGroup var proto: ProtocolOptions
 
         func run() throws {
@@ -109,7 +112,9 @@ public struct QNSPToolCommand: ParsableCommand {
             let params = QNSPConnection.ServerParameters(hostKeys: [host]) { user, key in
                 keys.contains(key) ? .accept : .reject("key \(key.fingerprint) is not authorized")
             }
-            let options = try proto.options()
+            var configured = try proto.options()
+            if stealth { configured.stealth = StealthArgument.serverOptions(host: host) }
+            let options = configured
             let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
             let initializer: @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void> = { channel, handshake in
                 handshake.whenComplete { result in
@@ -143,7 +148,7 @@ public struct QNSPToolCommand: ParsableCommand {
             let server = try QNSPBootstrap.bindServer(
                 group: group, host: listen, port: port, parameters: params, options: options, childInitializer: initializer
             ).wait()
-            Terminal.warn("qnsp serve: listening on \(listen):\(server.localAddress?.port ?? port) (host key \(host.publicKey.fingerprint))")
+            Terminal.warn("qnsp serve: listening on \(listen):\(server.localAddress?.port ?? port) (host key \(host.publicKey.fingerprint)\(stealth ? ", stealth mode" : ""))")
             try server.closeFuture.wait()
         }
     }
@@ -174,6 +179,9 @@ public struct QNSPToolCommand: ParsableCommand {
         @Flag(name: .shortAndLong, help: "Print session details to stderr.")
         var verbose = false
 
+        @Option(name: .long, help: ArgumentHelp("Stealth mode: the server's stealth line, its base64 part, or a file holding it.", valueName: "line|file"))
+        var stealth: String?
+
         @OptionGroup var proto: ProtocolOptions
 
         @Argument(help: "Server host name or address.")
@@ -185,9 +193,11 @@ public struct QNSPToolCommand: ParsableCommand {
         }
 
         func runSession() throws -> Int32 {
+            var options = try proto.options()
+            if let stealth { options.stealth = StealthOptions(line: try StealthArgument.line(from: stealth)) }
             let client = TunnelClient(
                 host: host, port: port, identityPath: identity, user: user, knownHostsPath: knownHosts,
-                acceptNew: acceptNew, batch: batch, verbose: verbose, options: try proto.options(), toolName: "qnsp")
+                acceptNew: acceptNew, batch: batch, verbose: verbose, options: options, toolName: "qnsp")
             return try client.runStdio()
         }
     }

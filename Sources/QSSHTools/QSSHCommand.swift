@@ -88,6 +88,9 @@ public struct QSSHCommand: ParsableCommand {
     @Option(name: .long, help: .hidden)
     var internalNotifyFD: Int32?
 
+    @Option(name: .long, help: ArgumentHelp("Stealth mode (docs/protocol.md §9): the server's stealth line, its base64 part, or a file holding it (also -o Stealth=..., config Stealth).", valueName: "line|file"))
+    var stealth: String?
+
     @Flag(name: .customShort("N"), help: "Run no remote command (forwarding only).")
     var noCommand = false
 
@@ -135,6 +138,8 @@ public struct QSSHCommand: ParsableCommand {
         var proxyCommand: String?, exitOnForwardFailure = false
         var hashKnownHosts = false
         var hostName: String?
+        var stealthValue = stealth
+        var stealthFromOption: String?
         var classicalKeyFiles: [String] = [], sshKnownHosts = NSHomeDirectory() + "/.ssh/known_hosts"
         for option in sshOptions {
             let parts = option.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -145,6 +150,8 @@ public struct QSSHCommand: ParsableCommand {
             case ("exitonforwardfailure", "yes"): exitOnForwardFailure = true
             case ("exitonforwardfailure", "no"): exitOnForwardFailure = false
             case ("hostname", _): hostName = parts[1]
+            case ("stealth", "none"), ("stealth", "no"): stealthFromOption = ""
+            case ("stealth", _): stealthFromOption = parts[1]
             case ("hashknownhosts", "yes"): hashKnownHosts = true
             case ("hashknownhosts", "no"): hashKnownHosts = false
             case ("identityfile", _): classicalKeyFiles.append((parts[1] as NSString).expandingTildeInPath)
@@ -184,6 +191,8 @@ public struct QSSHCommand: ParsableCommand {
         var options = QNSPBootstrap.Options()
         if aliveInterval > 0 { options.keepalive = .init(interval: .seconds(aliveInterval), maxMissed: aliveCount) }
         options.handshakeTimeout = .seconds(30)
+        if stealthValue == nil { stealthValue = stealthFromOption }
+        if let stealthValue, !stealthValue.isEmpty { options.stealth = StealthOptions(line: try StealthArgument.line(from: stealthValue)) }
         var client = TunnelClient(
             host: host, port: port, identityPath: identity, user: user, knownHostsPath: knownHosts,
             acceptNew: acceptNew, batch: batch, verbose: verbose, options: options, toolName: "qssh")

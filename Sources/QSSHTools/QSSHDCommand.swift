@@ -135,13 +135,16 @@ public struct QSSHDCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Confine SFTP sessions to this directory (%h: the user's home, %u: the user name); default: no confinement, start in the home directory.", valueName: "dir"))
     var sftpRoot: String?
 
+    @Flag(name: .long, help: "Stealth mode (docs/protocol.md §9): answer only clients that hold this host key's stealth line ('qssh-keygen --stealth-line -f HOSTKEY'); everyone else gets silence.")
+    var stealth = false
+
     @Flag(name: .long, help: "Refuse the sftp subsystem.")
     var noSFTP = false
 
     @Flag(name: .long, help: .hidden)
     var internalSFTPServer = false
 
-    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile); options on the command line win.", valueName: "file"))
+    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile, Stealth); options on the command line win.", valueName: "file"))
     var config: String?
 
     @Flag(name: .customShort("D"), help: "Stay in the foreground (the default; see --daemon).")
@@ -254,6 +257,7 @@ public struct QSSHDCommand: ParsableCommand {
             if loginGraceTime > 0 { options.handshakeTimeout = .seconds(loginGraceTime) }
             if idleTimeout > 0 { options.idleTimeout = .seconds(idleTimeout) }
             options.authorization = .threadPool(lookups, timeout: .seconds(10))
+            if stealth { options.stealth = StealthArgument.serverOptions(host: host) }
             let tickets = ConnectionTickets()
             server = try QNSPBootstrap.bindServer(group: group, host: listen, port: port, parametersFor: { channel in
                 // One policy per connection: it records the account it looked up for the session,
@@ -342,7 +346,7 @@ public struct QSSHDCommand: ParsableCommand {
         } catch {
             throw ToolError("cannot listen on \(listen) port \(port): \(ConnectErrorText.describe(error))")
         }
-        let listening = "listening on \(listen):\(server.localAddress?.port ?? port) (host key \(host.publicKey.fingerprint))"
+        let listening = "listening on \(listen):\(server.localAddress?.port ?? port) (host key \(host.publicKey.fingerprint)\(stealth ? ", stealth mode" : ""))"
         Terminal.warn("qsshd: " + listening)  // the startup report, on stderr (a --daemon parent waits for it)
         if logFile != nil { log.notice("\(listening)") }
         if internalDaemonChild { Self.becomeDaemon(sink: sink, logFile: logFile != nil) }

@@ -21,6 +21,9 @@ struct QSSHLinkOptions: ParsableArguments {
     @Option(name: .customShort("F"), help: ArgumentHelp("Client configuration file (passed to qssh; default ~/.qssh/config).", valueName: "file"))
     var configFile: String?
 
+    @Option(name: .long, help: ArgumentHelp("Stealth mode: the server's stealth line, its base64 part, or a file (passed to qssh).", valueName: "line|file"))
+    var stealth: String?
+
     /// The qssh arguments for these options (before `-s HOST sftp`).
     var qsshArguments: [String] {
         var argv: [String] = []
@@ -29,6 +32,7 @@ struct QSSHLinkOptions: ParsableArguments {
         if let identity { argv += ["-i", identity] }
         if let knownHosts { argv += ["--known-hosts", knownHosts] }
         if let jump { argv += ["-J", jump] }
+        if let stealth { argv += ["--stealth", stealth] }
         for o in sshOptions { argv += ["-o", o] }
         return argv
     }

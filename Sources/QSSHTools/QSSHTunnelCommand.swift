@@ -27,7 +27,7 @@ public struct QSSHTunnelCommand: ParsableCommand {
 
     @OptionGroup var connection: ClientOptions
 
-    @Option(name: .customShort("o"), help: "BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, HostName=NAME.")
+    @Option(name: .customShort("o"), help: "BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, HostName=NAME, Stealth=LINE|FILE.")
     var sshOptions: [String] = []
 
     @Option(name: .customShort("F"), help: ArgumentHelp("Client configuration file (default ~/.qssh/config; 'none' for none).", valueName: "file"))
@@ -44,6 +44,7 @@ public struct QSSHTunnelCommand: ParsableCommand {
     public func run() throws {
         var batch = false, acceptNew = false
         var hostName: String?
+        var stealth: String?
         for option in sshOptions {
             switch option.lowercased().replacingOccurrences(of: " ", with: "") {
             case "batchmode=yes": batch = true
@@ -51,6 +52,7 @@ public struct QSSHTunnelCommand: ParsableCommand {
             case "stricthostkeychecking=accept-new": acceptNew = true
             case "stricthostkeychecking=yes": acceptNew = false
             case let o where o.hasPrefix("hostname="): hostName = String(option.split(separator: "=", maxSplits: 1).last ?? "")
+            case let o where o.hasPrefix("stealth="): stealth = String(option.split(separator: "=", maxSplits: 1).last ?? "")
             default: throw ToolError("unsupported option -o \(option)")
             }
         }
@@ -60,6 +62,9 @@ public struct QSSHTunnelCommand: ParsableCommand {
         var options = QNSPBootstrap.Options()
         options.keepalive = .init(interval: .seconds(30), maxMissed: 3)
         options.handshakeTimeout = .seconds(30)
+        if let stealth, !["none", "no", ""].contains(stealth.lowercased()) {
+            options.stealth = StealthOptions(line: try StealthArgument.line(from: stealth))
+        }
         // stdin is OpenSSH's pipe: a first-contact question goes to /dev/tty (or is refused in batch mode).
         let client = TunnelClient(
             host: host, port: connection.port, identityPath: connection.identity, user: user, knownHostsPath: connection.knownHosts,

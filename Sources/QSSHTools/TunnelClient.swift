@@ -71,6 +71,7 @@ public struct TunnelClient {
         do {
             info = try handshake.wait()
         } catch let error as QNSPError {
+            if options.stealth != nil, Self.isSilence(error) { throw ToolError("connection to \(host) port \(port): \(StealthArgument.noAnswer) (\(error))") }
             throw ToolError(explain(error, entry: entry))
         } catch {
             throw ToolError("connection to \(host) port \(port) failed during the handshake: \(ConnectErrorText.describe(error))")
@@ -135,6 +136,14 @@ public struct TunnelClient {
             return (channel, future)
         } catch {
             throw ToolError("proxy command '\(command)': \(ConnectErrorText.describe(error))")
+        }
+    }
+
+    /// A handshake that ended because the server said nothing (what a stealth server does to strangers).
+    static func isSilence(_ error: QNSPError) -> Bool {
+        switch error {
+        case .truncatedInput, .connectionClosed, .peerUnresponsive, .handshakeTimeout: return true
+        default: return false
         }
     }
 

@@ -1,0 +1,88 @@
+import Foundation
+import QNSP
+import Testing
+
+extension ToolSuites {
+@Suite("stealth mode in the tools")
+struct StealthToolTests {
+    func keys(_ dir: String) throws {
+        for (t, f) in [("host", "host"), ("user", "id")] {
+            let r = try Tools.run("qssh-keygen", ["-q", "-t", t, "-f", dir + "/" + f, "-N", ""])
+            guard r.status == 0 else { throw ToolTestError(r.stderr) }
+        }
+        try FileManager.default.copyItem(atPath: dir + "/id.pub", toPath: dir + "/authorized_keys")
+    }
+
+    func stealthLine(_ dir: String, key: String = "host") throws -> String {
+        let r = try Tools.run("qssh-keygen", ["--stealth-line", "-f", dir + "/" + key])
+        guard r.status == 0 else { throw ToolTestError(r.stderr) }
+        return String(decoding: r.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test("qssh-keygen --stealth-line: a parseable line, the same each time for one host key, different for another; refused for a user key")
+    func keygenLine() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try keys(dir)
+        #expect(try Tools.run("qssh-keygen", ["-q", "-t", "host", "-f", dir + "/other", "-N", ""]).status == 0)
+        let a = try stealthLine(dir), b = try stealthLine(dir), c = try stealthLine(dir, key: "other")
+        #expect(a == b && a != c)
+        #expect(a.hasPrefix("qnsp-stealth1 "))
+        _ = try StealthLine(parsing: a)
+        let user = try Tools.run("qssh-keygen", ["--stealth-line", "-f", dir + "/id"])
+        #expect(user.status != 0 && user.stderr.contains("not a host key"), "\(user.stderr)")
+    }
+
+    @Test("qsshd --stealth: qssh exec with --stealth LINE, a file, -o Stealth= and the config keyword; exit status and stdin hash come through", .timeLimit(.minutes(2)))
+    func execOverStealth() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try keys(dir)
+        let line = try stealthLine(dir)
+        try (line + "\n").write(toFile: dir + "/stealth", atomically: true, encoding: .utf8)
+        let server = try ServeProcess(tool: "qsshd", arguments: [
+            "-p", "0", "-l", "127.0.0.1", "-h", dir + "/host", "--authorized-keys", dir + "/authorized_keys", "--stealth",
+        ])
+        defer { server.stop() }
+        func qssh(_ extra: [String], _ command: [String], stdin: Data = Data()) throws -> Tools.Result {
+            try Tools.run("qssh", ["-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts",
+                                   "-o", "StrictHostKeyChecking=accept-new"] + extra + ["127.0.0.1"] + command, stdin: stdin)
+        }
+        let r = try qssh(["--stealth", line], ["printf hi; exit 3"])
+        #expect(r.status == 3 && String(decoding: r.stdout, as: UTF8.self) == "hi", "\(r.stderr)")
+        var blob = Data(count: 4 << 20)
+        for i in stride(from: 0, to: blob.count, by: 512) { blob[i] = UInt8(truncatingIfNeeded: i >> 9 &* 17) }
+        let hash = try qssh(["--stealth", dir + "/stealth"], ["sha256sum"], stdin: blob)
+        let local = try Tools.run("/usr/bin/sha256sum", [], stdin: blob)
+        #expect(hash.status == 0 && hash.stdout == local.stdout, "\(hash.stderr)")
+        let viaOption = try qssh(["-o", "Stealth=\(line)"], ["echo option"])
+        #expect(viaOption.status == 0 && String(decoding: viaOption.stdout, as: UTF8.self) == "option\n", "\(viaOption.stderr)")
+        try "Host 127.0.0.1\n  Stealth \(line)\n".write(toFile: dir + "/config", atomically: true, encoding: .utf8)
+        let viaConfig = try qssh(["-F", dir + "/config"], ["echo config"])
+        #expect(viaConfig.status == 0 && String(decoding: viaConfig.stdout, as: UTF8.self) == "config\n", "\(viaConfig.stderr)")
+        let badLine = try qssh(["--stealth", "qnsp-stealth1 nope"], ["true"])
+        #expect(badLine.status == 255 && badLine.stderr.contains("malformed stealth line"), "\(badLine.stderr)")
+    }
+
+    @Test("qnsp serve --stealth / qnsp connect --stealth echo; a client without the line gets silence and the no-answer message", .timeLimit(.minutes(2)))
+    func qnspOverStealth() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try keys(dir)
+        let line = try stealthLine(dir)
+        let server = try ServeProcess(dir: dir, extra: ["--echo", "--stealth"])
+        defer { server.stop() }
+        let base = ["connect", "-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts", "--accept-new"]
+        let echo = try Tools.run("qnsp", base + ["--stealth", line, "127.0.0.1"], stdin: Data("through stealth\n".utf8))
+        #expect(echo.status == 0 && String(decoding: echo.stdout, as: UTF8.self) == "through stealth\n", "\(echo.stderr)")
+        // A wrong line: the server never answers and closes after its random deadline (5-30 s).
+        let wrong = "qnsp-stealth1 " + Data(repeating: 7, count: 32).base64EncodedString()
+        let start = Date()
+        let silent = try Tools.run("qnsp", base + ["--stealth", wrong, "127.0.0.1"], stdin: Data("x".utf8))
+        let waited = Date().timeIntervalSince(start)
+        #expect(silent.status != 0 && silent.stdout.isEmpty, "\(silent.stderr)")
+        #expect(silent.stderr.contains("no answer from the stealth server"), "\(silent.stderr)")
+        #expect(waited > 4.5, "closed after \(waited) s, before the shortest deadline")
+    }
+}
+}
