@@ -212,9 +212,19 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "QPQClient",
+            dependencies: [
+                "QPQProtocol", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "QPQTools",
             dependencies: [
-                "QPQProtocol", "QPQServer", "QPQServerNIO", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto",
+                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -225,7 +235,8 @@ let package = Package(
         .testTarget(
             name: "QPQTests",
             dependencies: [
-                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQTools", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto",
+                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QPQTools", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
