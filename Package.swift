@@ -19,6 +19,9 @@ let package = Package(
         .executable(name: "qsftp", targets: ["qsftp"]),
         .executable(name: "qnsp-bench", targets: ["qnsp-bench"]),
         .executable(name: "qmls-bench", targets: ["qmls-bench"]),
+        // MARK: Messaging (qpq / qpqd)
+        .library(name: "QPQProtocol", targets: ["QPQProtocol"]),
+        .executable(name: "qpqd", targets: ["qpqd"]),
     ],
     dependencies: [
         // Pinned exactly: CQNSPBoringAEAD binds to the BoringSSL copy vendored by this release.
@@ -27,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio-ssh.git", exact: "0.15.1"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", exact: "7.10.0"),
     ],
     targets: [
         // MARK: C shims
@@ -183,6 +187,61 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             exclude: ["Python"],
+            swiftSettings: strict
+        ),
+
+        // MARK: Messaging (qpq / qpqd): codec, server core + storage, NIO service, tools
+        .target(name: "QPQProtocol", swiftSettings: strict),
+        .target(
+            name: "QPQServer",
+            dependencies: [
+                "QPQProtocol", "QOPAQUE", "QNSPCrypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "QPQServerNIO",
+            dependencies: [
+                "QPQProtocol", "QPQServer", "QNSP", "QNSPNIO", "QNSPCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "QPQClient",
+            dependencies: [
+                "QPQProtocol", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "QPQTools",
+            dependencies: [
+                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "qpqd", dependencies: ["QPQTools"], swiftSettings: strict),
+        .testTarget(
+            name: "QPQTests",
+            dependencies: [
+                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QPQTools", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
     ]

@@ -1,0 +1,41 @@
+/// Cuts a byte stream into frame bodies (sans-I/O): `append` what arrives, then call ``next()``
+/// until it returns nil. A length over the limit is refused before its bytes are buffered.
+public struct QPQFrameSplitter: Sendable {
+    private var buffer: [UInt8] = []
+    private var start = 0
+    /// After a stream-breaking error every call throws it again.
+    private var failure: QPQDecodeError?
+
+    public init() {}
+
+    /// Bytes received but not yet returned as a body.
+    public var bufferedCount: Int { buffer.count - start }
+
+    public mutating func append(_ bytes: some Sequence<UInt8>) {
+        buffer.append(contentsOf: bytes)
+    }
+
+    /// The next complete frame body, or nil if more bytes are needed.
+    public mutating func next() throws(QPQDecodeError) -> [UInt8]? {
+        if let failure { throw failure }
+        guard bufferedCount >= 4 else { compact(); return nil }
+        var length = 0
+        for i in 0..<4 { length = length << 8 | Int(buffer[start + i]) }
+        guard length > 0 else { failure = .emptyFrame; throw .emptyFrame }
+        guard length <= QPQLimits.maxFrame else {
+            failure = .tooLarge(length: length)
+            throw .tooLarge(length: length)
+        }
+        guard bufferedCount >= 4 + length else { compact(); return nil }
+        let body = Array(buffer[(start + 4)..<(start + 4 + length)])
+        start += 4 + length
+        return body
+    }
+
+    private mutating func compact() {
+        if start > 0 {
+            buffer.removeFirst(start)
+            start = 0
+        }
+    }
+}

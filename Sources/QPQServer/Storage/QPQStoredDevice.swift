@@ -1,0 +1,9 @@
+/// A device row: its account, name, identity key, and whether it was revoked.
+package struct QPQStoredDevice: Sendable, Equatable {
+    package var id: UInt64
+    package var userId: UInt64
+    package var name: String
+    package var identityKey: [UInt8]
+    package var createdAt: UInt64
+    package var revoked: Bool
+}

@@ -1,0 +1,50 @@
+import NIOCore
+import NIOPosix
+import QNSP
+import QNSPCrypto
+import QNSPNIO
+import QPQServer
+
+/// qpqd's network side: a QNSP listener whose sessions are served by ``QPQServerHandler``.
+/// QNSP accepts any user key (a qpq connection's QNSP key is random and carries no identity:
+/// accounts and devices are qpq/1's business, docs/messaging.md §4).
+package final class QPQService: Sendable {
+    package let channel: Channel
+    package let registry: QPQPushRegistry
+    package let pool: NIOThreadPool
+
+    private init(channel: Channel, registry: QPQPushRegistry, pool: NIOThreadPool) {
+        self.channel = channel
+        self.registry = registry
+        self.pool = pool
+    }
+
+    /// The bound port.
+    package var port: Int? { channel.localAddress?.port }
+
+    /// Binds `host:port` and serves until ``close()``.
+    package static func start(group: EventLoopGroup, host: String, port: Int, hostKey: HostKeyPair, context: QPQServerContext,
+                              options: QNSPBootstrap.Options = QNSPBootstrap.Options(), threads: Int = 2) async throws -> QPQService {
+        let pool = NIOThreadPool(numberOfThreads: threads)
+        pool.start()
+        let registry = QPQPushRegistry()
+        let parameters = QNSPConnection.ServerParameters(hostKeys: [hostKey]) { _, _ in .accept }
+        do {
+            let channel = try await QNSPBootstrap.bindServer(group: group, host: host, port: port, parameters: parameters, options: options) { ch, _ in
+                ch.eventLoop.makeCompletedFuture {
+                    try ch.pipeline.syncOperations.addHandler(QPQServerHandler(context: context, registry: registry, pool: pool))
+                }
+            }.get()
+            return QPQService(channel: channel, registry: registry, pool: pool)
+        } catch {
+            try? await pool.shutdownGracefully()
+            throw error
+        }
+    }
+
+    /// Stops listening (open connections are closed with the event loop group) and stops the pool.
+    package func close() async throws {
+        try? await channel.close()
+        try await pool.shutdownGracefully()
+    }
+}
