@@ -19,6 +19,9 @@ let package = Package(
         .executable(name: "qsftp", targets: ["qsftp"]),
         .executable(name: "qnsp-bench", targets: ["qnsp-bench"]),
         .executable(name: "qmls-bench", targets: ["qmls-bench"]),
+        // MARK: Identity: agent
+        .executable(name: "qssh-agent", targets: ["qssh-agent"]),
+        .executable(name: "qssh-add", targets: ["qssh-add"]),
     ],
     dependencies: [
         // Pinned exactly: CQNSPBoringAEAD binds to the BoringSSL copy vendored by this release.
@@ -107,7 +110,7 @@ let package = Package(
         .target(
             name: "QSSHTools",
             dependencies: [
-                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession", "QSFTP", "CQSSHPosix",
+                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession", "QSFTP", "CQSSHPosix", "QSSHAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -183,6 +186,17 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             exclude: ["Python"],
+            swiftSettings: strict
+        ),
+
+        // MARK: Identity: agent (sans-I/O protocol, C shim, tools)
+        .target(name: "CQSSHAgentPosix"),
+        .target(name: "QSSHAgent", dependencies: ["QNSP", "QNSPCrypto", "CQSSHAgentPosix"], swiftSettings: strict),
+        .executableTarget(name: "qssh-agent", dependencies: ["QSSHTools"], swiftSettings: strict),
+        .executableTarget(name: "qssh-add", dependencies: ["QSSHTools"], swiftSettings: strict),
+        .testTarget(
+            name: "QSSHAgentTests",
+            dependencies: ["QSSHAgent", "QSSHTools", "QNSP", "QNSPCrypto", "CQSSHAgentPosix"],
             swiftSettings: strict
         ),
     ]
