@@ -22,6 +22,9 @@ let package = Package(
         // MARK: Messaging (qpq / qpqd)
         .library(name: "QPQProtocol", targets: ["QPQProtocol"]),
         .executable(name: "qpqd", targets: ["qpqd"]),
+        // MARK: Identity: agent
+        .executable(name: "qssh-agent", targets: ["qssh-agent"]),
+        .executable(name: "qssh-add", targets: ["qssh-add"]),
     ],
     dependencies: [
         // Pinned exactly: CQNSPBoringAEAD binds to the BoringSSL copy vendored by this release.
@@ -111,7 +114,7 @@ let package = Package(
         .target(
             name: "QSSHTools",
             dependencies: [
-                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession", "QSFTP", "CQSSHPosix",
+                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession", "QSFTP", "CQSSHPosix", "QSSHAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -242,6 +245,17 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
+            swiftSettings: strict
+        ),
+
+        // MARK: Identity: agent (sans-I/O protocol, C shim, tools)
+        .target(name: "CQSSHAgentPosix"),
+        .target(name: "QSSHAgent", dependencies: ["QNSP", "QNSPCrypto", "CQSSHAgentPosix"], swiftSettings: strict),
+        .executableTarget(name: "qssh-agent", dependencies: ["QSSHTools"], swiftSettings: strict),
+        .executableTarget(name: "qssh-add", dependencies: ["QSSHTools"], swiftSettings: strict),
+        .testTarget(
+            name: "QSSHAgentTests",
+            dependencies: ["QSSHAgent", "QSSHTools", "QNSP", "QNSPCrypto", "CQSSHAgentPosix"],
             swiftSettings: strict
         ),
     ]

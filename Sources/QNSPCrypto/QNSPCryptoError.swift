@@ -12,6 +12,8 @@ public enum QNSPCryptoError: Error, Equatable, Sendable, CustomStringConvertible
     case passphraseRequired
     case wrongPassphrase
     case publicKeyLineMalformed(String)
+    /// A signer outside this process (an agent) did not produce a signature.
+    case signerFailed(String)
 
     public var description: String {
         switch self {
@@ -29,6 +31,7 @@ public enum QNSPCryptoError: Error, Equatable, Sendable, CustomStringConvertible
         case .passphraseRequired: return "the key is protected by a passphrase"
         case .wrongPassphrase: return "incorrect passphrase supplied to decrypt private key"
         case .publicKeyLineMalformed(let why): return "malformed public key line: \(why)"
+        case .signerFailed(let why): return "signing failed: \(why)"
         }
     }
 }

@@ -41,14 +41,14 @@ public struct TunnelClient {
     public func open(
         group: EventLoopGroup, initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
     ) throws -> (Channel, QNSPSessionInfo) {
-        let identity = try ClientIdentity.load(path: identityPath, interactive: !batch)
+        let identity = try ClientIdentity.signer(path: identityPath, interactive: !batch, verbose: verbose, toolName: toolName)
         let pattern = KnownHosts.hostPattern(host: host, port: port, defaultPort: 22222)
         let known = try KnownHosts.load(path: knownHostsPath)
         let (entry, lookup) = known.lookup(pattern)
         var pinned: HostPublicKey?
         if case .known(let key) = lookup { pinned = key }
         let acceptNew = self.acceptNew, batch = self.batch, host = self.host
-        let params = QNSPConnection.ClientParameters(username: user, user: identity, pinnedHostKey: pinned) { key in
+        let params = QNSPConnection.ClientParameters(username: user, signer: identity, pinnedHostKey: pinned) { key in
             if acceptNew { return true }
             guard !batch, Terminal.stdinIsTTY || FileManager.default.isReadableFile(atPath: "/dev/tty") else { return false }
             let answer = Terminal.prompt(

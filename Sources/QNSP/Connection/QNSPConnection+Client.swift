@@ -102,10 +102,10 @@ extension QNSPConnection {
             opener = try CellOpener(algorithm: cipher, secret: hsSecrets.server, cellSize: cellSize)
 
             // Client authentication, bound to the transcript through the server hello.
-            let publicKey = params.user.publicKey.blob
-            var auth = HandshakeMessages.ClientAuth(username: params.username, publicKey: publicKey, signature: [])
+            let userKey = params.signer.publicKey
+            var auth = HandshakeMessages.ClientAuth(username: params.username, publicKey: userKey.blob, signature: [])
             auth.signature = try Self.wrap { () throws(QNSPCryptoError) in
-                try params.user.signingKey.sign(shHash + auth.signedPart, context: KeySchedule.clientAuthContext)
+                try params.signer.sign(shHash + auth.signedPart, context: KeySchedule.clientAuthContext)
             }
             let message = try sendEncryptedHandshake(.clientAuth, body: auth.encoded())
             transcript += message
@@ -114,7 +114,7 @@ extension QNSPConnection {
             sealer = try CellSealer(algorithm: cipher, secret: app.client, cellSize: cellSize)
             let info = QNSPSessionInfo(
                 role: .client, version: payload.version, cipher: cipher, cellSize: cellSize, service: configuration.service,
-                username: params.username, userKeyFingerprint: params.user.publicKey.fingerprint, hostKey: hostKey,
+                username: params.username, userKeyFingerprint: userKey.fingerprint, hostKey: hostKey,
                 exporterSecret: app.exporter, firstContact: firstContact, retryClockOffset: state.clockOffset)
             phase = .clientAwaitingAuthResult(serverApplication: app.server, info: info)
 

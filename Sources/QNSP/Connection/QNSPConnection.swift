@@ -12,7 +12,8 @@ public final class QNSPConnection {
     /// Parameters of the client role.
     public struct ClientParameters: Sendable {
         public var username: String
-        public var user: UserKeyPair
+        /// Makes the ClientAuth signature: a ``UserKeyPair`` or an agent.
+        public var signer: any UserAuthSigner
         /// The pinned host key; nil starts with a first-contact exchange.
         public var pinnedHostKey: HostPublicKey?
         /// Decides on an announced host key at first contact (trust on first use).
@@ -22,8 +23,13 @@ public final class QNSPConnection {
 
         public init(username: String, user: UserKeyPair, pinnedHostKey: HostPublicKey?,
                     verifyHostKey: @escaping @Sendable (HostPublicKey) -> Bool = { _ in false }) {
+            self.init(username: username, signer: user, pinnedHostKey: pinnedHostKey, verifyHostKey: verifyHostKey)
+        }
+
+        public init(username: String, signer: any UserAuthSigner, pinnedHostKey: HostPublicKey?,
+                    verifyHostKey: @escaping @Sendable (HostPublicKey) -> Bool = { _ in false }) {
             self.username = username
-            self.user = user
+            self.signer = signer
             self.pinnedHostKey = pinnedHostKey
             self.verifyHostKey = verifyHostKey
         }

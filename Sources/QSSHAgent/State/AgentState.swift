@@ -1,0 +1,185 @@
+import QNSP
+import QNSPCrypto
+
+/// The agent's keys and lock, as a sans-I/O state machine: a decoded request and the
+/// current time go in, a reply (or a request to ask the user) comes out. It never touches a
+/// socket, a clock or a process; ``AgentServer``-style drivers supply `now` (seconds on a
+/// monotonic clock) and run the confirmation prompt.
+///
+/// Policy:
+/// - keys with a lifetime are dropped once `now` reaches their expiry (checked on every call);
+/// - a locked agent lists no keys and refuses everything but UNLOCK; the lock passphrase is
+///   kept only as a salted SHA-256 and compared in constant time;
+/// - SIGN_REQUEST is answered only for a held key, flags 0, and data that is a QNSP
+///   ClientAuth signing input for that key (``ClientAuthSigningInput``);
+/// - a key added with the confirm constraint yields ``AgentAction/confirm(_:)``; the driver
+///   asks the user and calls ``signConfirmed(_:now:)`` only on a yes.
+public struct AgentState: Sendable {
+    struct Entry: Sendable {
+        var publicKey: UserPublicKey
+        var blob: [UInt8]
+        var comment: String
+        var seed: SecureSeed
+        var expiresAt: UInt64?
+        var confirm: Bool
+    }
+
+    struct LockRecord: Sendable {
+        var salt: [UInt8]
+        var hash: [UInt8]
+    }
+
+    private var entries: [Entry] = []
+    private var lockRecord: LockRecord?
+    private let random: SecureRandom
+    /// Failed UNLOCK attempts since the last success (a driver may slow answers by it).
+    public private(set) var failedUnlocks = 0
+
+    public init(random: SecureRandom = SecureRandom()) {
+        self.random = random
+    }
+
+    public var isLocked: Bool { lockRecord != nil }
+    public var count: Int { entries.count }
+    /// Whether every held seed is in locked memory.
+    public var allKeysInLockedMemory: Bool { entries.allSatisfy { $0.seed.isLocked } }
+
+    /// The earliest expiry among held keys (a driver can schedule a sweep for it).
+    public var nextExpiry: UInt64? { entries.compactMap(\.expiresAt).min() }
+
+    /// Drops keys whose lifetime has ended.
+    public mutating func expire(now: UInt64) {
+        entries.removeAll { e in e.expiresAt.map { now >= $0 } ?? false }
+    }
+
+    // MARK: Requests
+
+    public mutating func handle(_ request: AgentRequest, now: UInt64) -> AgentAction {
+        expire(now: now)
+        switch request {
+        case .requestIdentities:
+            if isLocked { return .reply(.identities([])) }
+            return .reply(.identities(entries.map { AgentIdentity(keyBlob: $0.blob, comment: $0.comment) }))
+        case .sign(let blob, let data, let flags):
+            guard !isLocked, flags == 0, let index = entries.firstIndex(where: { $0.blob == blob }) else {
+                return .reply(.failure)
+            }
+            let entry = entries[index]
+            let input: ClientAuthSigningInput
+            do {
+                input = try ClientAuthSigningInput(agentData: data)
+            } catch {
+                return .reply(.failure, note: "\(error)")
+            }
+            guard input.publicKey == entry.publicKey.blob else {
+                return .reply(.failure, note: "the signing input names another public key")
+            }
+            let confirmation = AgentConfirmation(
+                keyBlob: blob, input: input, comment: entry.comment, fingerprint: entry.publicKey.fingerprint)
+            if entry.confirm { return .confirm(confirmation) }
+            return .reply(sign(entry, input))
+        case .add(var material, let constraints):
+            guard !isLocked else {
+                ConstantTime.wipe(&material.seed)
+                return .reply(.failure)
+            }
+            return .reply(add(&material, constraints: constraints, now: now))
+        case .remove(let blob):
+            guard !isLocked, let index = entries.firstIndex(where: { $0.blob == blob }) else { return .reply(.failure) }
+            entries.remove(at: index)
+            return .reply(.success)
+        case .removeAll:
+            guard !isLocked else { return .reply(.failure) }
+            entries.removeAll()
+            return .reply(.success)
+        case .lock(var passphrase):
+            defer { ConstantTime.wipe(&passphrase) }
+            guard !isLocked, let salt = try? random.bytes(16) else { return .reply(.failure) }
+            lockRecord = LockRecord(salt: salt, hash: KeyDerivation.sha256(salt + passphrase))
+            return .reply(.success)
+        case .unlock(var passphrase):
+            defer { ConstantTime.wipe(&passphrase) }
+            guard let record = lockRecord else { return .reply(.failure) }
+            guard ConstantTime.equals(KeyDerivation.sha256(record.salt + passphrase), record.hash) else {
+                failedUnlocks += 1
+                return .reply(.failure, note: "wrong unlock passphrase")
+            }
+            lockRecord = nil
+            failedUnlocks = 0
+            return .reply(.success)
+        case .unsupported:
+            return .reply(.failure)
+        }
+    }
+
+    /// Completes a confirmed sign request. Everything is checked again: the key may have been
+    /// removed or expired, or the agent locked, while the user was asked.
+    public mutating func signConfirmed(_ confirmation: AgentConfirmation, now: UInt64) -> AgentResponse {
+        expire(now: now)
+        guard !isLocked, let entry = entries.first(where: { $0.blob == confirmation.keyBlob }),
+              confirmation.input.publicKey == entry.publicKey.blob else { return .failure }
+        return sign(entry, confirmation.input)
+    }
+
+    // MARK: Helpers
+
+    private func sign(_ entry: Entry, _ input: ClientAuthSigningInput) -> AgentResponse {
+        guard let signature = try? entry.seed.sign(input.message, context: KeySchedule.clientAuthContext) else { return .failure }
+        return .signature(blob: AgentKeyFormat.signatureBlob(signature))
+    }
+
+    private mutating func add(_ material: inout AgentKeyMaterial, constraints: AgentConstraints, now: UInt64) -> AgentResponse {
+        // The seed must regenerate the public key it came with.
+        let derived: UserPublicKey
+        do {
+            derived = UserPublicKey(signing: try SignatureScheme.PrivateKey(seed: material.seed).publicKey)
+        } catch {
+            ConstantTime.wipe(&material.seed)
+            return .failure
+        }
+        guard derived == material.publicKey else {
+            ConstantTime.wipe(&material.seed)
+            return .failure
+        }
+        let seed: SecureSeed
+        do {
+            seed = try SecureSeed(wiping: &material.seed)
+        } catch {
+            return .failure
+        }
+        let blob = AgentKeyFormat.keyBlob(derived)
+        let entry = Entry(
+            publicKey: derived, blob: blob, comment: material.comment, seed: seed,
+            expiresAt: constraints.lifetime.map { now + UInt64($0) }, confirm: constraints.confirm)
+        // Adding a held key again replaces it (new comment and constraints), as OpenSSH does.
+        if let index = entries.firstIndex(where: { $0.blob == blob }) {
+            entries[index] = entry
+        } else {
+            entries.append(entry)
+        }
+        return .success
+    }
+}
+
+/// What the agent does with a request.
+public enum AgentAction: Sendable {
+    /// Send this reply; `note` says why a request was refused, for the agent's log.
+    case reply(AgentResponse, note: String? = nil)
+    /// Ask the user (SSH_ASKPASS); on a yes call ``AgentState/signConfirmed(_:now:)``, on
+    /// anything else reply ``AgentResponse/failure``.
+    case confirm(AgentConfirmation)
+}
+
+/// A sign request waiting for the user's yes.
+public struct AgentConfirmation: Sendable {
+    public var keyBlob: [UInt8]
+    public var input: ClientAuthSigningInput
+    public var comment: String
+    public var fingerprint: String
+
+    /// The question for SSH_ASKPASS (names only what the user can check; escaped by the driver).
+    public var prompt: String {
+        "Allow use of key \(comment.isEmpty ? "(no comment)" : comment)?\nKey fingerprint \(fingerprint).\n"
+            + "Signing a QNSP login as '\(input.username)'."
+    }
+}

@@ -1,0 +1,2 @@
+import QSSHTools
+ToolMain.run(AddCommand.self, name: "qssh-add")

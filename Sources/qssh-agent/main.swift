@@ -1,0 +1,2 @@
+import QSSHTools
+ToolMain.run(AgentCommand.self, name: "qssh-agent")
