@@ -150,9 +150,12 @@ public final class StealthHandler: ChannelDuplexHandler {
             promise?.succeed(())
             return
         }
-        for (i, chunk) in chunks.enumerated() {
-            context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: chunk)), promise: i == chunks.count - 1 ? promise : nil)
-        }
+        // One write for all frames of this call: a write can fire a writability change whose
+        // handler writes again (re-entering here); frames written one by one could then be
+        // overtaken by later frames, which the peer's implicit nonces refuse.
+        var buffer = context.channel.allocator.buffer(capacity: chunks.reduce(0) { $0 + $1.count })
+        for chunk in chunks { buffer.writeBytes(chunk) }
+        context.write(wrapOutboundOut(buffer), promise: promise)
     }
 
     private func failHeld(_ error: Error) {

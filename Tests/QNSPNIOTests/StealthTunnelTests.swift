@@ -65,6 +65,17 @@ final class ProbeClient: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
+/// Keeps the errors a server's connections saw (for the failure message of a test).
+final class ErrorNote: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let errors: NIOLockedValueBox<[String]>
+    init(_ errors: NIOLockedValueBox<[String]>) { self.errors = errors }
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        errors.withLockedValue { $0.append("\(error)") }
+        context.fireErrorCaught(error)
+    }
+}
+
 @Suite("Stealth over NIO", .serialized)
 struct StealthTunnelTests {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
@@ -77,12 +88,16 @@ struct StealthTunnelTests {
         return o
     }
 
+    let serverErrors = NIOLockedValueBox<[String]>([])
+
     func startEcho(options: QNSPBootstrap.Options, recorder: WriteRecorder? = nil, admit: (@Sendable (Channel) -> String?)? = nil) async throws -> Channel {
-        try await QNSPBootstrap.bindServer(
+        let errors = serverErrors
+        return try await QNSPBootstrap.bindServer(
             group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters, options: options, admit: admit
         ) { ch, _ in
             ch.eventLoop.makeCompletedFuture {
                 if let recorder { try ch.pipeline.syncOperations.addHandler(recorder, position: .first) }
+                try ch.pipeline.syncOperations.addHandler(ErrorNote(errors))
                 try ch.pipeline.syncOperations.addHandler(Echo())
             }
         }.get()
@@ -105,7 +120,13 @@ struct StealthTunnelTests {
             }
         }.get()
         #expect(try await handshake.get().username == "tester")
-        let (sent, received) = try await done.futureResult.get()
+        let (sent, received): (SHA256Digest, SHA256Digest)
+        do {
+            (sent, received) = try await done.futureResult.get()
+        } catch {
+            Issue.record("\(stealth ? "stealth" : "default") session failed: \(error); server saw \(serverErrors.withLockedValue { $0 })")
+            throw error
+        }
         #expect(sent == received, "echoed data differs")
         try await client.close()
         try await server.close()
