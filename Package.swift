@@ -22,6 +22,7 @@ let package = Package(
         // MARK: Messaging (qpq / qpqd)
         .library(name: "QPQProtocol", targets: ["QPQProtocol"]),
         .executable(name: "qpqd", targets: ["qpqd"]),
+        .executable(name: "qpq", targets: ["qpq"]),
     ],
     dependencies: [
         // Pinned exactly: CQNSPBoringAEAD binds to the BoringSSL copy vendored by this release.
@@ -214,7 +215,8 @@ let package = Package(
         .target(
             name: "QPQClient",
             dependencies: [
-                "QPQProtocol", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto",
+                "QPQProtocol", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QMLS", "CSodium",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -232,10 +234,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "qpqd", dependencies: ["QPQTools"], swiftSettings: strict),
+        .executableTarget(name: "qpq", dependencies: ["QPQTools"], swiftSettings: strict),
         .testTarget(
             name: "QPQTests",
             dependencies: [
-                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QPQTools", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto",
+                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QPQTools", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QMLS",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
