@@ -245,6 +245,7 @@ struct Recv: ParsableCommand {
             for msg in try await m.receive() { Self.show(msg) }
             guard watch else { return }
             _ = try await conn.expect(.subscribe)
+            Terminal.warn("qpq: watching (pushes arrive as they are queued)")
             while let push = try? await conn.nextPush(timeout: .hours(24)) {
                 guard case .deliver(let e) = push else { break }
                 if let msg = m.process(e) { Self.show(msg) }
