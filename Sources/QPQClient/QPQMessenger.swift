@@ -138,6 +138,27 @@ package final class QPQMessenger {
         }
     }
 
+    /// Removes every device of `user` from the group (the server stops queueing for them; the new
+    /// epoch's keys are not theirs).
+    package func remove(user: String, from name: String) async throws(QPQClientError) {
+        let lookup = try await transport.expect(.lookupUser(user: user))
+        guard case .user(_, _, let devices) = lookup else { throw .unexpectedResponse("\(lookup)") }
+        try await commitWithRetry(name) { group throws(QPQClientError) -> (CommitOptions, [UInt64], [UInt64]) in
+            var leaves: [LeafIndex] = []
+            var ids: [UInt64] = []
+            for member in group.members {
+                guard member.leaf.credential == .basic(identity: Array(user.utf8)) else { continue }
+                leaves.append(member.index)
+                if let d = devices.first(where: { $0.identityKey == member.leaf.signatureKey }) { ids.append(d.deviceId) }
+            }
+            guard !leaves.isEmpty else { throw .unexpectedResponse("\(user) is not in \(name)") }
+            guard !leaves.contains(group.ownLeaf) else { throw .unexpectedResponse("a member cannot commit its own removal") }
+            var options = CommitOptions()
+            options.removes = leaves
+            return (options, [], ids)
+        }
+    }
+
     /// Commits, and on `epochMoved` processes the queue and tries again (a few times).
     private func commitWithRetry(_ name: String,
                                  _ build: (MLSGroup) throws(QPQClientError) -> (CommitOptions, [UInt64], [UInt64])) async throws(QPQClientError) {

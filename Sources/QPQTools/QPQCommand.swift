@@ -175,7 +175,7 @@ struct Devices: ParsableCommand {
 
 struct GroupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "group", abstract: "Create, extend and list groups.",
-                                                    subcommands: [Create.self, Add.self, List.self])
+                                                    subcommands: [Create.self, Add.self, Remove.self, List.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a group (its name is its id on the server).")
@@ -201,6 +201,22 @@ struct GroupCommand: ParsableCommand {
                 return try m.epoch(of: name)
             }
             print("added \(user) to \(name) (epoch \(epoch))")
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove every device of a user from a group.")
+        @OptionGroup var options: QPQOptions
+        @Argument var name: String
+        @Argument var user: String
+        func run() throws {
+            let (name, user) = (self.name, self.user)
+            let epoch = try withMessenger(options) { m, _ in
+                _ = try await m.receive()
+                try await m.remove(user: user, from: name)
+                return try m.epoch(of: name)
+            }
+            print("removed \(user) from \(name) (epoch \(epoch))")
         }
     }
 

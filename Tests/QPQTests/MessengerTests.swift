@@ -9,7 +9,7 @@ import Testing
 
 @Suite("qpq client: MLS groups through qpqd, encrypted local store", .serialized)
 struct MessengerTests {
-    @Test("two users: create a group, add, exchange MLS messages both ways; a non-member gets nothing", .timeLimit(.minutes(3)))
+    @Test("three users: create a group, add, exchange MLS messages both ways; a non-member gets nothing; a removed member cannot read new messages", .timeLimit(.minutes(3)))
     func twoUsersExchange() async throws {
         let dir = TempDir()
         defer { dir.cleanup() }
@@ -46,6 +46,22 @@ struct MessengerTests {
         #expect(carol.state.groups.isEmpty)
         // Bob's view of the epoch follows alice's.
         #expect(try alice.epoch(of: "friends") == (try bob.epoch(of: "friends")))
+
+        // Carol joins, then bob is removed: carol reads alice's next message, bob gets nothing, and
+        // the ciphertext itself is useless to him.
+        try await alice.add(user: "carol", to: "friends")
+        _ = try await bob.receive()   // the commit adding carol
+        _ = try await carol.receive() // the welcome
+        try await alice.remove(user: "bob", from: "friends")
+        _ = try await bob.receive()   // the commit removing him
+        _ = try await carol.receive()
+        #expect(try alice.members(of: "friends").sorted() == ["alice", "carol"])
+        try await alice.send("after bob left", to: "friends")
+        guard case .messages(let raw, _) = try await cc.expect(.fetch(limit: 10)) else { Issue.record("fetch"); return }
+        let secret = try #require(raw.last)
+        #expect(bob.process(secret) == nil, "a removed member cannot read a message of the new epoch")
+        #expect(try await bob.receive().isEmpty)
+        #expect(try await carol.receive().map(\.text) == ["after bob left"])
         for c in [ac, bc, cc] { await c.close() }
         try await service.close()
         try await group.shutdownGracefully()
