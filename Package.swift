@@ -25,6 +25,7 @@ let package = Package(
         // MARK: Identity: agent
         .executable(name: "qssh-agent", targets: ["qssh-agent"]),
         .executable(name: "qssh-add", targets: ["qssh-add"]),
+        .executable(name: "qpq", targets: ["qpq"]),
     ],
     dependencies: [
         // Pinned exactly: CQNSPBoringAEAD binds to the BoringSSL copy vendored by this release.
@@ -217,7 +218,8 @@ let package = Package(
         .target(
             name: "QPQClient",
             dependencies: [
-                "QPQProtocol", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto",
+                "QPQProtocol", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QMLS", "CSodium",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -227,7 +229,7 @@ let package = Package(
         .target(
             name: "QPQTools",
             dependencies: [
-                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto",
+                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QSSHTools",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -235,10 +237,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "qpqd", dependencies: ["QPQTools"], swiftSettings: strict),
+        .executableTarget(name: "qpq", dependencies: ["QPQTools"], swiftSettings: strict),
         .testTarget(
             name: "QPQTests",
             dependencies: [
-                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QPQTools", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto",
+                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QPQTools", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QMLS",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),

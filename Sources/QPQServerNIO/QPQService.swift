@@ -25,19 +25,24 @@ package final class QPQService: Sendable {
     /// Binds `host:port` and serves until ``close()``.
     package static func start(group: EventLoopGroup, host: String, port: Int, hostKey: HostKeyPair, context: QPQServerContext,
                               options: QNSPBootstrap.Options = QNSPBootstrap.Options(), threads: Int = 2) async throws -> QPQService {
+        try await bind(group: group, host: host, port: port, hostKey: hostKey, context: context, options: options, threads: threads).get()
+    }
+
+    /// As ``start(group:host:port:hostKey:context:options:threads:)``, as a future (for synchronous callers).
+    package static func bind(group: EventLoopGroup, host: String, port: Int, hostKey: HostKeyPair, context: QPQServerContext,
+                             options: QNSPBootstrap.Options = QNSPBootstrap.Options(), threads: Int = 2) -> EventLoopFuture<QPQService> {
         let pool = NIOThreadPool(numberOfThreads: threads)
         pool.start()
         let registry = QPQPushRegistry()
         let parameters = QNSPConnection.ServerParameters(hostKeys: [hostKey]) { _, _ in .accept }
-        do {
-            let channel = try await QNSPBootstrap.bindServer(group: group, host: host, port: port, parameters: parameters, options: options) { ch, _ in
-                ch.eventLoop.makeCompletedFuture {
-                    try ch.pipeline.syncOperations.addHandler(QPQServerHandler(context: context, registry: registry, pool: pool))
-                }
-            }.get()
-            return QPQService(channel: channel, registry: registry, pool: pool)
-        } catch {
-            try? await pool.shutdownGracefully()
+        return QNSPBootstrap.bindServer(group: group, host: host, port: port, parameters: parameters, options: options) { ch, _ in
+            ch.eventLoop.makeCompletedFuture {
+                try ch.pipeline.syncOperations.addHandler(QPQServerHandler(context: context, registry: registry, pool: pool))
+            }
+        }.map { channel in
+            QPQService(channel: channel, registry: registry, pool: pool)
+        }.flatMapErrorThrowing { error in
+            pool.shutdownGracefully { _ in }
             throw error
         }
     }
@@ -46,5 +51,11 @@ package final class QPQService: Sendable {
     package func close() async throws {
         try? await channel.close()
         try await pool.shutdownGracefully()
+    }
+
+    /// As ``close()``, blocking (not for the Swift concurrency pool).
+    package func closeSync() throws {
+        try? channel.close().wait()
+        try pool.syncShutdownGracefully()
     }
 }

@@ -1,1 +1,4 @@
-print("qpqd")
+import QPQTools
+import QSSHTools
+
+ToolMain.run(QPQDCommand.self, name: "qpqd")

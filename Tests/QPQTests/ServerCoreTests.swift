@@ -280,3 +280,47 @@ final class ManualClock: @unchecked Sendable {
     var value: UInt64 { lock.withLock { ms } }
     func advance(_ by: UInt64) { lock.withLock { ms += by } }
 }
+
+@Suite("qpqd core fuzz")
+struct ServerFuzzTests {
+    @Test("30,000 random requests of every type into a logged-in and an anonymous session: every answer is a valid response")
+    func sessionFuzz() async throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        var limits = QPQRateLimits()
+        limits.requestsPerSecond = 1e9
+        limits.burst = 1e9
+        let base = try makeServerContext(dir: dir)
+        var context = base
+        context.limits = limits
+        let alice = try await registerAndLogin("alice", context: context)
+        _ = try await alice.transport.expect(.createGroup(groupId: [1], tokenHash: tokenHash(0)))
+        var rng = QPQRandom(seed: 0xF022)
+        var anonymous = QPQServerSession(context: context)
+        var errors = 0
+        for i in 0..<30_000 {
+            let request = rng.request()
+            // Bias some fields towards real values so deeper paths are reached.
+            let tuned: QPQRequest
+            switch request {
+            case .send(_, _, _, let m) where i % 3 == 0: tuned = .send(groupId: [1], epoch: 0, token: token(0), message: m)
+            case .ack(let ids) where i % 2 == 0: tuned = .ack(messageIds: ids.map { $0 % 50 })
+            case .revokeDevice: tuned = .ping  // keep alice's device alive
+            case .logout: tuned = .listDevices
+            default: tuned = request
+            }
+            let response: QPQResponse
+            if i % 2 == 0 {
+                response = try await alice.transport.call(tuned)
+            } else {
+                response = anonymous.handle(tuned).response
+            }
+            if case .error = response { errors += 1 }
+            // The response must encode (no field over its limit).
+            #expect(throws: Never.self) { _ = try QPQCodec.encode(QPQFrame(requestId: 1, message: .response(response))) }
+        }
+        #expect(errors > 0 && errors < 30_000)
+        // The logged-in session still works.
+        guard case .pong = try await alice.transport.call(.ping) else { Issue.record("session broken"); return }
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+/// Everything a qpq device keeps locally: its session, identity seed, unused KeyPackages, MLS
+/// groups, seen message ids and received messages. It holds private keys: it only ever reaches
+/// the disk through ``QPQLocalStore`` (encrypted).
+package struct QPQClientState: Codable, Sendable {
+    package struct Bundle: Codable, Sendable {
+        package var keyPackage: Data
+        package var initPrivateKey: Data
+        package var encryptionPrivateKey: Data
+    }
+
+    package struct Group: Codable, Sendable {
+        package var groupId: Data
+        /// `MLSGroup.serialized()`.
+        package var state: Data
+    }
+
+    package struct Message: Codable, Sendable, Equatable {
+        package var messageId: UInt64
+        package var group: String
+        package var sender: String
+        package var text: String
+        package var serverTime: UInt64
+
+        package init(messageId: UInt64, group: String, sender: String, text: String, serverTime: UInt64) {
+            self.messageId = messageId
+            self.group = group
+            self.sender = sender
+            self.text = text
+            self.serverTime = serverTime
+        }
+    }
+
+    package var host: String
+    package var port: Int
+    /// The server's host public key line (pinned at the first login).
+    package var hostKey: String
+    package var user: String = ""
+    package var userId: UInt64 = 0
+    package var deviceId: UInt64 = 0
+    package var token = Data()
+    /// The ML-DSA-65 seed of the device identity key (also the MLS signing key).
+    package var identitySeed = Data()
+    package var bundles: [Bundle] = []
+    /// By group name (the group id as UTF-8).
+    package var groups: [String: Group] = [:]
+    /// Ids already processed (dedupe of at-least-once delivery), newest last, capped.
+    package var seen: [UInt64] = []
+    package var messages: [Message] = []
+
+    package init(host: String, port: Int, hostKey: String) {
+        self.host = host
+        self.port = port
+        self.hostKey = hostKey
+    }
+
+    static let maxSeen = 10_000
+
+    package mutating func markSeen(_ id: UInt64) {
+        seen.append(id)
+        if seen.count > Self.maxSeen { seen.removeFirst(seen.count - Self.maxSeen) }
+    }
+}

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import NIOPosix
+import QNSPCrypto
+import QOPAQUE
+import QPQServer
+import QPQServerNIO
+import QSSHTools
+
+/// `qpqd`: the qpq messaging server (authentication and delivery service) inside QNSP.
+package struct QPQDCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
+        commandName: "qpqd",
+        abstract: "Post-quantum group messaging server (qpq/1 inside QNSP, docs/messaging.md).",
+        discussion: """
+            qpqd keeps accounts (OPAQUE: it never sees passwords), devices with their ML-DSA-65
+            identity keys, KeyPackages, groups and per-device queues in one SQLite database.
+            Stop it with SIGTERM.
+            """
+    )
+
+    @Option(name: .shortAndLong, help: "TCP port (0: any free port, printed on stderr).")
+    var port: Int = 7420
+
+    @Option(name: .long, help: "Address to listen on.")
+    var listen: String = "127.0.0.1"
+
+    @Option(name: .customShort("h"), help: ArgumentHelp("Host key file (from 'qssh-keygen -t host').", valueName: "file"))
+    var hostKey: String = NSHomeDirectory() + "/.qpq/host_key"
+
+    @Option(name: .long, help: ArgumentHelp("SQLite database (created if missing).", valueName: "path"))
+    var database: String = NSHomeDirectory() + "/.qpq/qpqd.sqlite"
+
+    @Option(name: .long, help: ArgumentHelp("OPAQUE server setup (161 bytes; created with mode 0600 if missing).", valueName: "file"))
+    var opaqueSetup: String = NSHomeDirectory() + "/.qpq/opaque_setup"
+
+    @Option(name: .long, help: "Worker threads for storage.")
+    var threads: Int = 2
+
+    package init() {}
+
+    package func run() throws {
+        let host: HostKeyPair
+        do {
+            let text = try KeyFileIO.readPrivateKey(path: hostKey)
+            guard case .host(let pair) = try PrivateKeyFile.decode(text) else { throw ToolError("\(hostKey) is not a host key") }
+            host = pair
+        } catch let e as ToolError {
+            throw e
+        } catch {
+            throw ToolError("\(hostKey): \(error)")
+        }
+        let setup = try Self.loadOrCreateSetup(opaqueSetup)
+        let store: GRDBStore
+        do { store = try GRDBStore(path: database) } catch { throw ToolError("\(error.message)") }
+        let context = QPQServerContext(store: store, opaque: OPAQUEServer(setup: setup, configuration: .qpqDefault))
+
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let service: QPQService
+        do {
+            service = try QPQService.bind(group: group, host: listen, port: port, hostKey: host, context: context, threads: threads).wait()
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw ToolError("cannot listen on \(listen) port \(port): \(error)")
+        }
+        Terminal.warn("qpqd: host key \(host.publicKey.fingerprint)")
+        Terminal.warn("qpqd: listening on \(listen):\(service.port ?? port)")
+
+        // SIGTERM: stop listening, finish the storage work in flight, exit 0.
+        let done = DispatchSemaphore(value: 0)
+        let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: DispatchQueue(label: "qpqd.sigterm"))
+        term.setEventHandler { done.signal() }
+        term.resume()
+        done.wait()
+        term.cancel()
+        try? service.closeSync()
+        try? group.syncShutdownGracefully()
+        Terminal.warn("qpqd: stopped")
+    }
+
+    /// Reads the OPAQUE setup, or creates one (0600). A new setup invalidates every registration.
+    static func loadOrCreateSetup(_ path: String) throws -> OPAQUEServerSetup {
+        if FileManager.default.fileExists(atPath: path) {
+            do {
+                let bytes = try KeyFileIO.readExactly(path: path, count: OPAQUEServerSetup.serializedSize)
+                return try OPAQUEServerSetup(serialized: bytes)
+            } catch {
+                throw ToolError("\(path): not an OPAQUE server setup: \(error)")
+            }
+        }
+        do {
+            let setup = try OPAQUEServerSetup.generate()
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+            guard fd >= 0 else { throw ToolError("cannot create \(path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            let bytes = setup.serialized.copiedBytes()
+            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard written == bytes.count else { throw ToolError("cannot write \(path)") }
+            return setup
+        } catch let e as ToolError {
+            throw e
+        } catch {
+            throw ToolError("cannot create the OPAQUE setup: \(error)")
+        }
+    }
+}

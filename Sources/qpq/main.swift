@@ -1,0 +1,4 @@
+import QPQTools
+import QSSHTools
+
+ToolMain.run(QPQCommand.self, name: "qpq")
