@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QNSP
 import QNSPCrypto
 import QOPAQUE
 
@@ -38,6 +39,9 @@ public struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Only the in-process tunnel's bulk transfer with aes256-gcm 768-byte cells (for profiling).")
     var tunnelOnly = false
     @Option(name: .long, help: "Keepalive interval (s) of --idle-sessions, both ways.") var idleKeepalive: Int64 = 30
+    @Flag(name: .long, help: "Only the wire-shape measurement: what qnsp serve/connect write in default, stealth and padding modes (entropy, chi-square, share of segment lengths on the 768 grid, first-packet rules, cover-traffic overhead).")
+    var wireShape = false
+    @Option(name: .long, help: "MiB echoed per mode with --wire-shape.") var wireShapeMib = 1
     @Option(name: .long, help: "ssh -N sessions against a stock sshd for the per-session memory comparison of --idle-sessions.")
     var sshdSessions = 100
 
@@ -48,6 +52,7 @@ public struct BenchCommand: ParsableCommand {
         print("warning: this is a debug build; run 'swift run -c release qnsp-bench' for real figures\n")
         #endif
         if copy { return try runCopy() }
+        if wireShape { return try runWireShape() }
         if startup { return try runStartup() }
         if opaque { return try runOPAQUE() }
         if let idleSessions { return try runIdleSessions(idleSessions) }
@@ -144,6 +149,27 @@ public struct BenchCommand: ParsableCommand {
             line("ratio sshd / qsshd", String(format: "%.1fx", s / max(0.1, r.qsshdKBPerSession)))
         }
         line("qssh HOST true while held: median / p90", String(format: "%.1f ms / %.1f ms", r.connectExecMedian * 1e3, r.connectExecP90 * 1e3))
+    }
+
+    /// The wire-shape table (see ``WireShapeBench``).
+    func runWireShape() throws {
+        let toolDir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        guard FileManager.default.isExecutableFile(atPath: toolDir + "/qnsp") else {
+            throw BenchError("build qnsp and qssh-keygen next to qnsp-bench first ('swift build -c release')")
+        }
+        let pb = try ProcessBench(toolDir: toolDir)
+        defer { pb.cleanup() }
+        let rows = try WireShapeBench(toolDir: toolDir, dir: pb.dir).run(mib: wireShapeMib)
+        print("What qnsp serve --echo / qnsp connect put on loopback, \(wireShapeMib) MiB echoed per mode, captured by a relay;")
+        print("chi-square of the first 64 KiB each way (uniform below \(ByteStatistics.chiSquareCritical255) at p = 0.001), entropy of both,")
+        print("share of relay reads (≈ TCP segments) whose length is a multiple of 768, Wu et al.'s first-packet rules on the client's first segment,")
+        print("wire bytes per application byte - 1 during the transfer, and wire bytes per second of an idle 2 s session (both ways):\n")
+        for r in rows {
+            print(r.mode)
+            print(String(format: "  entropy %.4f bits/byte, chi2 c->s %.0f, s->c %.0f, on the 768 grid %.1f%%, overhead %+.1f%%, idle %.0f B/s",
+                         r.entropy, r.chiC2S, r.chiS2C, r.onGrid * 100, r.overhead * 100, r.idleBytesPerSecond))
+            print("  first packet: \(r.verdict)")
+        }
     }
 
     /// qscp → qsshd against scp → sshd, same file, alternating rounds: once with the files on disk

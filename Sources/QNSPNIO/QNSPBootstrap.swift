@@ -28,6 +28,9 @@ public enum QNSPBootstrap {
         /// Stealth mode (docs/protocol.md §9): a ``StealthHandler`` below the QNSP handler; a
         /// server refuses connections `admit` turns away silently, as it does probes (nil: off).
         public var stealth: StealthOptions?
+        /// Cover traffic (docs/protocol.md §9.6): a ``CoverTrafficHandler`` above the QNSP handler
+        /// unless the mode is `off` (nil: off).
+        public var padding: CoverTrafficPolicy?
         public init() {}
     }
 
@@ -42,6 +45,7 @@ public enum QNSPBootstrap {
             try sync.addHandler(StealthHandler(session: StealthSession(role: role, line: stealth.line, probePolicy: stealth.probePolicy)))
         }
         try sync.addHandler(QNSPHandler(connection: connection(), isClient: isClient, rekeyInterval: options.rekeyInterval, keepalive: options.keepalive, handshakeTimeout: options.handshakeTimeout, idleTimeout: options.idleTimeout, authorization: options.authorization))
+        if let padding = options.padding, padding.mode != .off { try sync.addHandler(CoverTrafficHandler(policy: padding)) }
         try sync.addHandler(waiter)
         return waiter
     }

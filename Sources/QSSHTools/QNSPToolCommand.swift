@@ -44,6 +44,9 @@ public struct QNSPToolCommand: ParsableCommand {
         @Option(name: .long, help: "Ciphers in order of preference: aes256-gcm,chacha20-poly1305.")
         var ciphers: String = "aes256-gcm,chacha20-poly1305"
 
+        @Option(name: .long, help: "Cover traffic: off, random (dummy bursts, jittered sends) or constant (a fixed cell rate; docs/protocol.md §9.6).")
+        var padding: String = "off"
+
         func options() throws -> QNSPBootstrap.Options {
             guard QNSPConfiguration.validate(cellSize: cellSize) else {
                 throw ToolError("--cell-size must be a multiple of 16 between 256 and 16384")
@@ -56,6 +59,7 @@ public struct QNSPToolCommand: ParsableCommand {
                 return a
             }
             o.rekeyInterval = rekeySeconds > 0 ? .seconds(rekeySeconds) : nil
+            o.padding = try StealthArgument.padding(padding)
             return o
         }
     }

@@ -20,11 +20,11 @@ public enum QSSHClientConfig {
         "serveralivecountmax": .setting("ServerAliveCountMax"), "exitonforwardfailure": .setting("ExitOnForwardFailure"),
         "hashknownhosts": .setting("HashKnownHosts"), "userknownhostsfile": .setting("UserKnownHostsFile"),
         "qnspknownhostsfile": .option("--known-hosts"), "localforward": .forward("-L"), "remoteforward": .forward("-R"),
-        "dynamicforward": .forward("-D"), "stealth": .setting("Stealth"),
+        "dynamicforward": .forward("-D"), "stealth": .setting("Stealth"), "padding": .setting("Padding"),
     ]
 
     /// qssh options that take a value (to find the destination among the arguments).
-    static let valued: Set<String> = ["-p", "-i", "-l", "-o", "-L", "-R", "-D", "-W", "-J", "-F", "--known-hosts", "--internal-notify-fd", "--stealth"]
+    static let valued: Set<String> = ["-p", "-i", "-l", "-o", "-L", "-R", "-D", "-W", "-J", "-F", "--known-hosts", "--internal-notify-fd", "--stealth", "--padding"]
 
     /// The options the file gives for `host`.
     public static func arguments(from text: String, path: String, host: String) throws -> [String] {
@@ -104,7 +104,7 @@ public enum QSSHClientConfig {
             while j + 1 < extra.count {
                 let (option, value) = (extra[j], extra[j + 1])
                 let keep = ["-p", "-l", "-i", "--known-hosts"].contains(option)
-                    || (option == "-o" && ["hostname=", "batchmode=", "stricthostkeychecking=", "stealth="].contains { value.lowercased().hasPrefix($0) })
+                    || (option == "-o" && ["hostname=", "batchmode=", "stricthostkeychecking=", "stealth=", "padding="].contains { value.lowercased().hasPrefix($0) })
                 if keep { kept += [option, value] }
                 j += 2
             }

@@ -91,6 +91,9 @@ public struct QSSHCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Stealth mode (docs/protocol.md §9): the server's stealth line, its base64 part, or a file holding it (also -o Stealth=..., config Stealth).", valueName: "line|file"))
     var stealth: String?
 
+    @Option(name: .long, help: ArgumentHelp("Cover traffic: off, random or constant (docs/protocol.md §9.6; also -o Padding=, config Padding).", valueName: "mode"))
+    var padding: String?
+
     @Flag(name: .customShort("N"), help: "Run no remote command (forwarding only).")
     var noCommand = false
 
@@ -140,6 +143,7 @@ public struct QSSHCommand: ParsableCommand {
         var hostName: String?
         var stealthValue = stealth
         var stealthFromOption: String?
+        var paddingValue = padding
         var classicalKeyFiles: [String] = [], sshKnownHosts = NSHomeDirectory() + "/.ssh/known_hosts"
         for option in sshOptions {
             let parts = option.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -152,6 +156,7 @@ public struct QSSHCommand: ParsableCommand {
             case ("hostname", _): hostName = parts[1]
             case ("stealth", "none"), ("stealth", "no"): stealthFromOption = ""
             case ("stealth", _): stealthFromOption = parts[1]
+            case ("padding", _): if padding == nil { paddingValue = parts[1] }
             case ("hashknownhosts", "yes"): hashKnownHosts = true
             case ("hashknownhosts", "no"): hashKnownHosts = false
             case ("identityfile", _): classicalKeyFiles.append((parts[1] as NSString).expandingTildeInPath)
@@ -192,6 +197,7 @@ public struct QSSHCommand: ParsableCommand {
         if aliveInterval > 0 { options.keepalive = .init(interval: .seconds(aliveInterval), maxMissed: aliveCount) }
         options.handshakeTimeout = .seconds(30)
         if stealthValue == nil { stealthValue = stealthFromOption }
+        if let paddingValue { options.padding = try StealthArgument.padding(paddingValue) }
         if let stealthValue, !stealthValue.isEmpty { options.stealth = StealthOptions(line: try StealthArgument.line(from: stealthValue)) }
         var client = TunnelClient(
             host: host, port: port, identityPath: identity, user: user, knownHostsPath: knownHosts,

@@ -138,13 +138,16 @@ public struct QSSHDCommand: ParsableCommand {
     @Flag(name: .long, help: "Stealth mode (docs/protocol.md §9): answer only clients that hold this host key's stealth line ('qssh-keygen --stealth-line -f HOSTKEY'); everyone else gets silence.")
     var stealth = false
 
+    @Option(name: .long, help: "Cover traffic towards clients: off, random or constant (docs/protocol.md §9.6).")
+    var padding: String = "off"
+
     @Flag(name: .long, help: "Refuse the sftp subsystem.")
     var noSFTP = false
 
     @Flag(name: .long, help: .hidden)
     var internalSFTPServer = false
 
-    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile, Stealth); options on the command line win.", valueName: "file"))
+    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile, Stealth, Padding); options on the command line win.", valueName: "file"))
     var config: String?
 
     @Flag(name: .customShort("D"), help: "Stay in the foreground (the default; see --daemon).")
@@ -258,6 +261,7 @@ public struct QSSHDCommand: ParsableCommand {
             if idleTimeout > 0 { options.idleTimeout = .seconds(idleTimeout) }
             options.authorization = .threadPool(lookups, timeout: .seconds(10))
             if stealth { options.stealth = StealthArgument.serverOptions(host: host) }
+            options.padding = try StealthArgument.padding(padding)
             let tickets = ConnectionTickets()
             server = try QNSPBootstrap.bindServer(group: group, host: listen, port: port, parametersFor: { channel in
                 // One policy per connection: it records the account it looked up for the session,

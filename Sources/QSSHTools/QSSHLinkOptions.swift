@@ -24,6 +24,9 @@ struct QSSHLinkOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Stealth mode: the server's stealth line, its base64 part, or a file (passed to qssh).", valueName: "line|file"))
     var stealth: String?
 
+    @Option(name: .long, help: ArgumentHelp("Cover traffic: off, random or constant (passed to qssh).", valueName: "mode"))
+    var padding: String?
+
     /// The qssh arguments for these options (before `-s HOST sftp`).
     var qsshArguments: [String] {
         var argv: [String] = []
@@ -33,6 +36,7 @@ struct QSSHLinkOptions: ParsableArguments {
         if let knownHosts { argv += ["--known-hosts", knownHosts] }
         if let jump { argv += ["-J", jump] }
         if let stealth { argv += ["--stealth", stealth] }
+        if let padding { argv += ["--padding", padding] }
         for o in sshOptions { argv += ["-o", o] }
         return argv
     }

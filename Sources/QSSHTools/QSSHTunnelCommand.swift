@@ -45,6 +45,7 @@ public struct QSSHTunnelCommand: ParsableCommand {
         var batch = false, acceptNew = false
         var hostName: String?
         var stealth: String?
+        var padding: String?
         for option in sshOptions {
             switch option.lowercased().replacingOccurrences(of: " ", with: "") {
             case "batchmode=yes": batch = true
@@ -52,6 +53,7 @@ public struct QSSHTunnelCommand: ParsableCommand {
             case "stricthostkeychecking=accept-new": acceptNew = true
             case "stricthostkeychecking=yes": acceptNew = false
             case let o where o.hasPrefix("hostname="): hostName = String(option.split(separator: "=", maxSplits: 1).last ?? "")
+            case let o where o.hasPrefix("padding="): padding = String(option.split(separator: "=", maxSplits: 1).last ?? "")
             case let o where o.hasPrefix("stealth="): stealth = String(option.split(separator: "=", maxSplits: 1).last ?? "")
             default: throw ToolError("unsupported option -o \(option)")
             }
@@ -62,6 +64,7 @@ public struct QSSHTunnelCommand: ParsableCommand {
         var options = QNSPBootstrap.Options()
         options.keepalive = .init(interval: .seconds(30), maxMissed: 3)
         options.handshakeTimeout = .seconds(30)
+        if let padding { options.padding = try StealthArgument.padding(padding) }
         if let stealth, !["none", "no", ""].contains(stealth.lowercased()) {
             options.stealth = StealthOptions(line: try StealthArgument.line(from: stealth))
         }

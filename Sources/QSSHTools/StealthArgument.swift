@@ -31,6 +31,12 @@ enum StealthArgument {
         StealthOptions(line: StealthLine(hostKey: host))
     }
 
+    /// The value of `--padding` / `-o Padding=` / config `Padding`.
+    static func padding(_ value: String) throws -> CoverTrafficPolicy {
+        guard let p = CoverTrafficPolicy(name: value) else { throw ToolError("padding: expected off, random or constant, not '\(value)'") }
+        return p
+    }
+
     /// What a client says when a stealth handshake ended without an answer.
     static let noAnswer = "no answer from the stealth server (wrong stealth line, clock off by more than 120 s, or no stealth server there)"
 }

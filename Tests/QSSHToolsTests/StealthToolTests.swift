@@ -64,6 +64,28 @@ struct StealthToolTests {
         #expect(badLine.status == 255 && badLine.stderr.contains("malformed stealth line"), "\(badLine.stderr)")
     }
 
+    @Test("--padding: qssh exec with constant and random cover traffic against qsshd --padding random, over stealth, hash checked; bad modes refused", .timeLimit(.minutes(2)))
+    func execWithPadding() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try keys(dir)
+        let line = try stealthLine(dir)
+        let server = try ServeProcess(tool: "qsshd", arguments: [
+            "-p", "0", "-l", "127.0.0.1", "-h", dir + "/host", "--authorized-keys", dir + "/authorized_keys", "--stealth", "--padding", "random",
+        ])
+        defer { server.stop() }
+        var blob = Data(count: 1 << 20)
+        for i in stride(from: 0, to: blob.count, by: 256) { blob[i] = UInt8(truncatingIfNeeded: i >> 8 &* 13) }
+        let local = try Tools.run("/usr/bin/sha256sum", [], stdin: blob)
+        for mode in ["constant", "random", "off"] {
+            let r = try Tools.run("qssh", ["-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts",
+                                           "-o", "StrictHostKeyChecking=accept-new", "--stealth", line, "--padding", mode, "127.0.0.1", "sha256sum"], stdin: blob)
+            #expect(r.status == 0 && r.stdout == local.stdout, "\(mode): \(r.stderr)")
+        }
+        let bad = try Tools.run("qssh", ["-p", "\(server.port)", "--padding", "loud", "127.0.0.1", "true"])
+        #expect(bad.status == 255 && bad.stderr.contains("expected off, random or constant"), "\(bad.stderr)")
+    }
+
     @Test("qnsp serve --stealth / qnsp connect --stealth echo; a client without the line gets silence and the no-answer message", .timeLimit(.minutes(2)))
     func qnspOverStealth() throws {
         let dir = try makeTempDir()

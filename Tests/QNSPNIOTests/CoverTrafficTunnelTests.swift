@@ -1,0 +1,92 @@
+import Crypto
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import QNSP
+import QNSPNIO
+import Testing
+
+@Suite("Cover traffic over NIO", .serialized)
+struct CoverTrafficTunnelTests {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+
+    /// Connects a client with `policy` to an echo server with the same; returns the client channel
+    /// and a recorder of the client's wire bytes.
+    func session(_ policy: CoverTrafficPolicy?, handlers: @escaping @Sendable () -> [ChannelHandler] = { [] }) async throws -> (Channel, Channel, WireRecorder) {
+        var options = QNSPBootstrap.Options()
+        options.padding = policy
+        let server = try await QNSPBootstrap.bindServer(group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters, options: options) { ch, _ in
+            ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(Echo()) }
+        }.get()
+        let port = try #require(server.localAddress?.port)
+        let recorder = WireRecorder()
+        let (client, handshake) = try await QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters(), options: options) { ch in
+            ch.eventLoop.makeCompletedFuture {
+                try ch.pipeline.syncOperations.addHandler(recorder, position: .first)
+                try ch.pipeline.syncOperations.addHandlers(handlers())
+            }
+        }.get()
+        _ = try await handshake.get()
+        return (client, server, recorder)
+    }
+
+    func wait(_ seconds: Double) async throws {
+        try await group.next().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {}.futureResult.get()
+    }
+
+    @Test("constant: an idle session sends the budget's cells each way, nothing more; a bulk echo is held to the budget and arrives intact", .timeLimit(.minutes(1)))
+    func constantRate() async throws {
+        var policy = CoverTrafficPolicy(mode: .constant)
+        policy.constantCellsPerSecond = 2000
+        // Idle: about 2000 cells/s out and in (both ends pad), nothing from the application.
+        let (idle, idleServer, idleWire) = try await session(policy)
+        let before = idleWire.totals
+        try await wait(1.0)
+        let after = idleWire.totals
+        let outCells = Double(after.1 - before.1) / 768, inCells = Double(after.0 - before.0) / 768
+        print("constant, idle 1 s: \(outCells) cells out, \(inCells) cells in (budget 2000/s)")
+        #expect(outCells > 1200 && outCells < 2600 && inCells > 1200 && inCells < 2600)
+        try await idle.close()
+        try await idleServer.close()
+        // Bulk: 4 MiB echoed; the rate cannot exceed 2000 cells/s x 749 bytes ≈ 1.5 MB/s each way.
+        let total = 4 << 20
+        let done = group.next().makePromise(of: (SHA256Digest, SHA256Digest).self)
+        let start = NIODeadline.now()
+        let (bulk, bulkServer, _) = try await session(policy) { [BulkClient(total: total, done: done)] }
+        let (sent, received) = try await done.futureResult.get()
+        let seconds = Double((NIODeadline.now() - start).nanoseconds) / 1e9
+        #expect(sent == received)
+        let rate = Double(total) / seconds
+        print("constant, 4 MiB echo: \(seconds) s, \(rate / 1e6) MB/s (budget \(2000.0 * 749 / 1e6) MB/s)")
+        #expect(rate < 2000 * 749 * 1.15, "faster than the budget: \(rate) B/s")
+        try await bulk.close()
+        try await bulkServer.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("random: data arrives intact, dummy cells flow while idle; off: an idle session sends nothing", .timeLimit(.minutes(1)))
+    func randomAndOff() async throws {
+        var policy = CoverTrafficPolicy(mode: .random)
+        policy.burstsPerSecond = 5
+        let total = 1 << 20
+        let done = group.next().makePromise(of: (SHA256Digest, SHA256Digest).self)
+        let (client, server, wire) = try await session(policy) { [BulkClient(total: total, done: done)] }
+        let (sent, received) = try await done.futureResult.get()
+        #expect(sent == received)
+        let mark = wire.totals
+        try await wait(1.0)
+        let idleOut = wire.totals.1 - mark.1
+        print("random, idle 1 s after 1 MiB: \(idleOut / 768) cells out")
+        #expect(idleOut > 0 && idleOut % 768 == 0)
+        try await client.close()
+        try await server.close()
+
+        let (quiet, quietServer, quietWire) = try await session(nil)
+        let m = quietWire.totals
+        try await wait(0.5)
+        #expect(quietWire.totals == m, "an idle session without padding sent cells")
+        try await quiet.close()
+        try await quietServer.close()
+        try await group.shutdownGracefully()
+    }
+}
