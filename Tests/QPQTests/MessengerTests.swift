@@ -47,6 +47,13 @@ struct MessengerTests {
         // Bob's view of the epoch follows alice's.
         #expect(try alice.epoch(of: "friends") == (try bob.epoch(of: "friends")))
 
+        // Safety numbers: both sides see the same 60 digits; another pair sees another number.
+        let ab = try await alice.safetyNumber(with: "bob")
+        #expect(ab.count == 60 && ab.allSatisfy(\.isNumber))
+        #expect(try await bob.safetyNumber(with: "alice") == ab)
+        #expect(try await alice.safetyNumber(with: "carol") != ab)
+        #expect(QPQSafetyNumber.formatted(ab).split(separator: "\n").count == 3)
+
         // Carol joins, then bob is removed: carol reads alice's next message, bob gets nothing, and
         // the ciphertext itself is useless to him.
         try await alice.add(user: "carol", to: "friends")
