@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import QNSPCrypto
+import QOPAQUE
 import QPQClient
 import QPQProtocol
 import QPQServer
@@ -322,5 +323,41 @@ struct ServerFuzzTests {
         #expect(errors > 0 && errors < 30_000)
         // The logged-in session still works.
         guard case .pong = try await alice.transport.call(.ping) else { Issue.record("session broken"); return }
+    }
+}
+
+@Suite("qpqd login timing", .serialized)
+struct LoginTimingTests {
+    @Test("a wrong password and an unknown user cost the server the same (alternating runs, medians within 25%)")
+    func sameTimingProfile() async throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        var context = try makeServerContext(dir: dir)
+        context.limits.maxFailedLogins = Int.max
+        context.limits.burst = 1e9
+        context.limits.requestsPerSecond = 1e9
+        _ = try await registerAndLogin("alice", context: context)
+        var session = QPQServerSession(context: context)
+        let identity = try SignatureScheme.PrivateKey.generate()
+        let finish = QPQRequest.loginFinish(ke3: [UInt8](repeating: 0, count: 64), deviceId: 0, deviceName: "x",
+                                            identityKey: identity.publicKey.rawRepresentation,
+                                            signature: [UInt8](repeating: 0, count: QPQLimits.signatureSize))
+        func attempt(_ user: String) throws -> (UInt64, QPQResponse) {
+            let login = try OPAQUEClientLogin(password: Array("wrong".utf8), configuration: testOPAQUE)
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = session.handle(.loginStart(user: user, ke1: login.ke1.bytes))
+            let response = session.handle(finish).response
+            return (DispatchTime.now().uptimeNanoseconds - start, response)
+        }
+        var known: [UInt64] = [], unknown: [UInt64] = []
+        for i in 0..<400 {
+            let (t1, r1) = try attempt("alice")
+            let (t2, r2) = try attempt("nobody\(i)")
+            #expect(r1 == r2, "the answers must be identical")
+            if i >= 20 { known.append(t1); unknown.append(t2) }  // after warm-up
+        }
+        let m1 = Double(known.sorted()[known.count / 2]), m2 = Double(unknown.sorted()[unknown.count / 2])
+        print("login failure, server side: registered user \(Int(m1 / 1000)) µs, unknown user \(Int(m2 / 1000)) µs (medians of \(known.count))")
+        #expect(abs(m1 - m2) / max(m1, m2) < 0.25)
     }
 }
