@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "QPQProtocol", targets: ["QPQProtocol"]),
         .executable(name: "qpqd", targets: ["qpqd"]),
         .executable(name: "qpq", targets: ["qpq"]),
+        .executable(name: "qpq-bench", targets: ["qpq-bench"]),
     ],
     dependencies: [
         // Pinned exactly: CQNSPBoringAEAD binds to the BoringSSL copy vendored by this release.
@@ -228,6 +229,7 @@ let package = Package(
             dependencies: [
                 "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QSSHTools",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -235,6 +237,7 @@ let package = Package(
         ),
         .executableTarget(name: "qpqd", dependencies: ["QPQTools"], swiftSettings: strict),
         .executableTarget(name: "qpq", dependencies: ["QPQTools"], swiftSettings: strict),
+        .executableTarget(name: "qpq-bench", dependencies: ["QPQTools"], swiftSettings: strict),
         .testTarget(
             name: "QPQTests",
             dependencies: [
