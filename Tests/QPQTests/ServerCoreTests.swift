@@ -111,6 +111,41 @@ struct ServerCoreTests {
         }
     }
 
+    @Test("a replayed LoginFinish is refused: on its connection (outOfOrder), in a new login (authenticationFailed); an old signature with a fresh KE3 (badSignature)")
+    func replayedLogin() async throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        let context = try makeServerContext(dir: dir)
+        _ = try await registerAndLogin("alice", context: context)
+        let identity = try SignatureScheme.PrivateKey.generate()
+        var first = QPQServerSession(context: context)
+        var login = try OPAQUEClientLogin(password: Array("correct horse".utf8), configuration: testOPAQUE)
+        guard case .loginChallenge(let ke2, let challenge) = first.handle(.loginStart(user: "alice", ke1: login.ke1.bytes)).response else {
+            Issue.record("no challenge"); return
+        }
+        let result = try login.finish(ke2: try KE2(bytes: ke2))
+        let signed = QPQDeviceLogin.signedMessage(challenge: challenge, transcriptHash: KeyDerivation.sha256(login.ke1.bytes + ke2),
+                                                  user: "alice", deviceId: 0)
+        let finish = QPQRequest.loginFinish(ke3: result.ke3.bytes, deviceId: 0, deviceName: "x",
+                                            identityKey: identity.publicKey.rawRepresentation,
+                                            signature: try identity.sign(signed, context: QPQDeviceLogin.context))
+        guard case .loggedIn = first.handle(finish).response else { Issue.record("genuine login refused"); return }
+        guard case .error(.outOfOrder, _, _) = first.handle(finish).response else { Issue.record("replay on the same connection"); return }
+        // Another connection starts a fresh login; the old KE3 and signature do not fit it.
+        var second = QPQServerSession(context: context)
+        let other = try OPAQUEClientLogin(password: Array("correct horse".utf8), configuration: testOPAQUE)
+        _ = second.handle(.loginStart(user: "alice", ke1: other.ke1.bytes))
+        guard case .error(.authenticationFailed, _, _) = second.handle(finish).response else { Issue.record("replay in a new login"); return }
+        // A tampered signature (right KE3) is refused with badSignature.
+        var third = QPQServerSession(context: context)
+        var again = try OPAQUEClientLogin(password: Array("correct horse".utf8), configuration: testOPAQUE)
+        guard case .loginChallenge(let ke2b, _) = third.handle(.loginStart(user: "alice", ke1: again.ke1.bytes)).response else { return }
+        let r3 = try again.finish(ke2: try KE2(bytes: ke2b))
+        let wrongSig = QPQRequest.loginFinish(ke3: r3.ke3.bytes, deviceId: 0, deviceName: "x", identityKey: identity.publicKey.rawRepresentation,
+                                              signature: try identity.sign(signed, context: QPQDeviceLogin.context))
+        guard case .error(.badSignature, _, _) = third.handle(wrongSig).response else { Issue.record("old signature accepted"); return }
+    }
+
     @Test("KeyPackages are one-time; the last-resort one is kept; lookup by user name")
     func keyPackages() async throws {
         let dir = TempDir()
