@@ -26,6 +26,7 @@ let package = Package(
         .executable(name: "qssh-agent", targets: ["qssh-agent"]),
         .executable(name: "qssh-add", targets: ["qssh-add"]),
         .executable(name: "qpq", targets: ["qpq"]),
+        .executable(name: "qpq-bench", targets: ["qpq-bench"]),
     ],
     dependencies: [
         // Pinned exactly: CQNSPBoringAEAD binds to the BoringSSL copy vendored by this release.
@@ -231,6 +232,7 @@ let package = Package(
             dependencies: [
                 "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QSSHTools",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -238,6 +240,7 @@ let package = Package(
         ),
         .executableTarget(name: "qpqd", dependencies: ["QPQTools"], swiftSettings: strict),
         .executableTarget(name: "qpq", dependencies: ["QPQTools"], swiftSettings: strict),
+        .executableTarget(name: "qpq-bench", dependencies: ["QPQTools"], swiftSettings: strict),
         .testTarget(
             name: "QPQTests",
             dependencies: [

@@ -272,5 +272,15 @@ package final class QPQMessenger {
         }
     }
 
+    /// The safety number of this account and `user`, from the identity keys the server lists.
+    package func safetyNumber(with user: String) async throws(QPQClientError) -> String {
+        func keys(_ name: String) async throws(QPQClientError) -> [[UInt8]] {
+            let answer = try await transport.expect(.lookupUser(user: name))
+            guard case .user(_, _, let devices) = answer else { throw .unexpectedResponse("\(answer)") }
+            return devices.sorted { $0.deviceId < $1.deviceId }.map(\.identityKey)
+        }
+        return QPQSafetyNumber.compute((state.user, try await keys(state.user)), (user, try await keys(user)))
+    }
+
     package func epoch(of name: String) throws(QPQClientError) -> UInt64 { try group(name).epoch }
 }

@@ -16,7 +16,7 @@ package struct QPQCommand: ParsableCommand {
             The password is read from QPQ_PASSWORD or asked on the terminal. It logs in with OPAQUE
             (the server never sees it) and also unlocks the local store (Argon2id, AES-256-GCM).
             """,
-        subcommands: [Register.self, Login.self, Devices.self, GroupCommand.self, Send.self, Recv.self]
+        subcommands: [Register.self, Login.self, Devices.self, GroupCommand.self, Send.self, Recv.self, SafetyNumber.self]
     )
     package init() {}
 }
@@ -246,6 +246,18 @@ struct Send: ParsableCommand {
             _ = try await m.receive()
             try await m.send(text, to: group)
         }
+    }
+}
+
+struct SafetyNumber: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "safety-number",
+                                                    abstract: "Print the number you and USER compare (in person or on a call).")
+    @OptionGroup var options: QPQOptions
+    @Argument var user: String
+    func run() throws {
+        let user = self.user
+        let digits = try withMessenger(options, save: false) { m, _ in try await m.safetyNumber(with: user) }
+        print(QPQSafetyNumber.formatted(digits))
     }
 }
 

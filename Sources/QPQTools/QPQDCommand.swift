@@ -38,6 +38,9 @@ package struct QPQDCommand: ParsableCommand {
     @Option(name: .long, help: "Worker threads for storage.")
     var threads: Int = 2
 
+    @Option(name: .long, help: "Requests per second allowed on one connection (burst: twice that).")
+    var requestsPerSecond: Double = 200
+
     package init() {}
 
     package func run() throws {
@@ -54,7 +57,11 @@ package struct QPQDCommand: ParsableCommand {
         let setup = try Self.loadOrCreateSetup(opaqueSetup)
         let store: GRDBStore
         do { store = try GRDBStore(path: database) } catch { throw ToolError("\(error.message)") }
-        let context = QPQServerContext(store: store, opaque: OPAQUEServer(setup: setup, configuration: .qpqDefault))
+        guard requestsPerSecond > 0 else { throw ToolError("--requests-per-second must be positive") }
+        var limits = QPQRateLimits()
+        limits.requestsPerSecond = requestsPerSecond
+        limits.burst = 2 * requestsPerSecond
+        let context = QPQServerContext(store: store, opaque: OPAQUEServer(setup: setup, configuration: .qpqDefault), limits: limits)
 
         signal(SIGPIPE, SIG_IGN)
         signal(SIGTERM, SIG_IGN)

@@ -47,6 +47,13 @@ struct MessengerTests {
         // Bob's view of the epoch follows alice's.
         #expect(try alice.epoch(of: "friends") == (try bob.epoch(of: "friends")))
 
+        // Safety numbers: both sides see the same 60 digits; another pair sees another number.
+        let ab = try await alice.safetyNumber(with: "bob")
+        #expect(ab.count == 60 && ab.allSatisfy(\.isNumber))
+        #expect(try await bob.safetyNumber(with: "alice") == ab)
+        #expect(try await alice.safetyNumber(with: "carol") != ab)
+        #expect(QPQSafetyNumber.formatted(ab).split(separator: "\n").count == 3)
+
         // Carol joins, then bob is removed: carol reads alice's next message, bob gets nothing, and
         // the ciphertext itself is useless to him.
         try await alice.add(user: "carol", to: "friends")
@@ -63,6 +70,52 @@ struct MessengerTests {
         #expect(try await bob.receive().isEmpty)
         #expect(try await carol.receive().map(\.text) == ["after bob left"])
         for c in [ac, bc, cc] { await c.close() }
+        try await service.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("twenty users in one group: everyone gets every other member's message once, in order; an offline member catches up", .timeLimit(.minutes(5)))
+    func twentyUsers() async throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let hostKey = try HostKeyPair.generate()
+        let service = try await QPQService.start(group: group, host: "127.0.0.1", port: 0, hostKey: hostKey, context: try makeServerContext(dir: dir))
+        let port = try #require(service.port)
+        let keyLine = PublicKeyLine.host(hostKey.publicKey, comment: "").text
+        var members: [(QPQMessenger, QPQConnection)] = []
+        for i in 0..<20 {
+            let user = "user\(i)"
+            let conn = try await QPQConnection.connect(group: group, host: "127.0.0.1", port: port, hostKey: hostKey.publicKey, timeout: .seconds(60))
+            try await QPQAccount.register(user: user, password: Array("pw".utf8), configuration: testOPAQUE, over: conn)
+            let m = try QPQMessenger(state: QPQClientState(host: "127.0.0.1", port: port, hostKey: keyLine), transport: conn)
+            try await m.login(user: user, password: Array("pw".utf8), deviceName: user, configuration: QOPAQUEConfigurationChoice(testOPAQUE))
+            members.append((m, conn))
+        }
+        let owner = members[0].0
+        try await owner.createGroup("twenty")
+        for i in 1..<20 { try await owner.add(user: "user\(i)", to: "twenty") }
+        // Everyone but user19 (offline) catches up with the adds, then sends one message.
+        for i in 1..<19 { _ = try await members[i].0.receive() }
+        for i in 0..<19 {
+            // Members process what is queued first (the other adds), so their epoch is current.
+            if i > 0 { _ = try await members[i].0.receive() }
+            try await members[i].0.send("message \(i)", to: "twenty")
+        }
+        #expect(try owner.members(of: "twenty").count == 20)
+        // The offline member comes back: welcome, then every message, in order, once.
+        let late = try await members[19].0.receive()
+        #expect(late.map(\.text) == (0..<19).map { "message \($0)" })
+        #expect(late.map(\.sender) == (0..<19).map { "user\($0)" })
+        #expect(try await members[19].0.receive().isEmpty)
+        // Every member has seen every other member's message exactly once.
+        for i in 0..<19 {
+            _ = try await members[i].0.receive()
+            let texts = members[i].0.state.messages.map(\.text)
+            #expect(Set(texts) == Set((0..<19).filter { $0 != i }.map { "message \($0)" }), "user\(i) saw \(texts)")
+            #expect(texts.count == 18)
+        }
+        for (_, c) in members { await c.close() }
         try await service.close()
         try await group.shutdownGracefully()
     }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import QNSPCrypto
+import QOPAQUE
 import QPQClient
 import QPQProtocol
 import QPQServer
@@ -108,6 +109,41 @@ struct ServerCoreTests {
         guard case .error(.outOfOrder, _, _) = try await anon.call(.registerFinish(user: "zed", record: [UInt8](repeating: 1, count: 192))) else {
             Issue.record("RegisterFinish without start"); return
         }
+    }
+
+    @Test("a replayed LoginFinish is refused: on its connection (outOfOrder), in a new login (authenticationFailed); an old signature with a fresh KE3 (badSignature)")
+    func replayedLogin() async throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        let context = try makeServerContext(dir: dir)
+        _ = try await registerAndLogin("alice", context: context)
+        let identity = try SignatureScheme.PrivateKey.generate()
+        var first = QPQServerSession(context: context)
+        var login = try OPAQUEClientLogin(password: Array("correct horse".utf8), configuration: testOPAQUE)
+        guard case .loginChallenge(let ke2, let challenge) = first.handle(.loginStart(user: "alice", ke1: login.ke1.bytes)).response else {
+            Issue.record("no challenge"); return
+        }
+        let result = try login.finish(ke2: try KE2(bytes: ke2))
+        let signed = QPQDeviceLogin.signedMessage(challenge: challenge, transcriptHash: KeyDerivation.sha256(login.ke1.bytes + ke2),
+                                                  user: "alice", deviceId: 0)
+        let finish = QPQRequest.loginFinish(ke3: result.ke3.bytes, deviceId: 0, deviceName: "x",
+                                            identityKey: identity.publicKey.rawRepresentation,
+                                            signature: try identity.sign(signed, context: QPQDeviceLogin.context))
+        guard case .loggedIn = first.handle(finish).response else { Issue.record("genuine login refused"); return }
+        guard case .error(.outOfOrder, _, _) = first.handle(finish).response else { Issue.record("replay on the same connection"); return }
+        // Another connection starts a fresh login; the old KE3 and signature do not fit it.
+        var second = QPQServerSession(context: context)
+        let other = try OPAQUEClientLogin(password: Array("correct horse".utf8), configuration: testOPAQUE)
+        _ = second.handle(.loginStart(user: "alice", ke1: other.ke1.bytes))
+        guard case .error(.authenticationFailed, _, _) = second.handle(finish).response else { Issue.record("replay in a new login"); return }
+        // A tampered signature (right KE3) is refused with badSignature.
+        var third = QPQServerSession(context: context)
+        var again = try OPAQUEClientLogin(password: Array("correct horse".utf8), configuration: testOPAQUE)
+        guard case .loginChallenge(let ke2b, _) = third.handle(.loginStart(user: "alice", ke1: again.ke1.bytes)).response else { return }
+        let r3 = try again.finish(ke2: try KE2(bytes: ke2b))
+        let wrongSig = QPQRequest.loginFinish(ke3: r3.ke3.bytes, deviceId: 0, deviceName: "x", identityKey: identity.publicKey.rawRepresentation,
+                                              signature: try identity.sign(signed, context: QPQDeviceLogin.context))
+        guard case .error(.badSignature, _, _) = third.handle(wrongSig).response else { Issue.record("old signature accepted"); return }
     }
 
     @Test("KeyPackages are one-time; the last-resort one is kept; lookup by user name")
@@ -322,5 +358,41 @@ struct ServerFuzzTests {
         #expect(errors > 0 && errors < 30_000)
         // The logged-in session still works.
         guard case .pong = try await alice.transport.call(.ping) else { Issue.record("session broken"); return }
+    }
+}
+
+@Suite("qpqd login timing", .serialized)
+struct LoginTimingTests {
+    @Test("a wrong password and an unknown user cost the server the same (alternating runs, medians within 25%)")
+    func sameTimingProfile() async throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        var context = try makeServerContext(dir: dir)
+        context.limits.maxFailedLogins = Int.max
+        context.limits.burst = 1e9
+        context.limits.requestsPerSecond = 1e9
+        _ = try await registerAndLogin("alice", context: context)
+        var session = QPQServerSession(context: context)
+        let identity = try SignatureScheme.PrivateKey.generate()
+        let finish = QPQRequest.loginFinish(ke3: [UInt8](repeating: 0, count: 64), deviceId: 0, deviceName: "x",
+                                            identityKey: identity.publicKey.rawRepresentation,
+                                            signature: [UInt8](repeating: 0, count: QPQLimits.signatureSize))
+        func attempt(_ user: String) throws -> (UInt64, QPQResponse) {
+            let login = try OPAQUEClientLogin(password: Array("wrong".utf8), configuration: testOPAQUE)
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = session.handle(.loginStart(user: user, ke1: login.ke1.bytes))
+            let response = session.handle(finish).response
+            return (DispatchTime.now().uptimeNanoseconds - start, response)
+        }
+        var known: [UInt64] = [], unknown: [UInt64] = []
+        for i in 0..<400 {
+            let (t1, r1) = try attempt("alice")
+            let (t2, r2) = try attempt("nobody\(i)")
+            #expect(r1 == r2, "the answers must be identical")
+            if i >= 20 { known.append(t1); unknown.append(t2) }  // after warm-up
+        }
+        let m1 = Double(known.sorted()[known.count / 2]), m2 = Double(unknown.sorted()[unknown.count / 2])
+        print("login failure, server side: registered user \(Int(m1 / 1000)) µs, unknown user \(Int(m2 / 1000)) µs (medians of \(known.count))")
+        #expect(abs(m1 - m2) / max(m1, m2) < 0.25)
     }
 }

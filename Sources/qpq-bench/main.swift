@@ -1,0 +1,4 @@
+import QPQTools
+import QSSHTools
+
+ToolMain.run(QPQBenchCommand.self, name: "qpq-bench")
