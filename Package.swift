@@ -191,7 +191,11 @@ let package = Package(
 
         // MARK: Identity: agent (sans-I/O protocol, C shim, tools)
         .target(name: "CQSSHAgentPosix"),
-        .target(name: "QSSHAgent", dependencies: ["QNSP", "QNSPCrypto", "CQSSHAgentPosix"], swiftSettings: strict),
+        .target(
+            name: "QSSHAgent",
+            dependencies: ["QNSP", "QNSPCrypto", "CQSSHAgentPosix", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         .executableTarget(name: "qssh-agent", dependencies: ["QSSHTools"], swiftSettings: strict),
         .executableTarget(name: "qssh-add", dependencies: ["QSSHTools"], swiftSettings: strict),
         .testTarget(
