@@ -145,7 +145,7 @@ let package = Package(
         .target(
             name: "QSSHFuzz",
             dependencies: [
-                "QNSP", "QNSPCrypto", "QSSHSession", "QSFTP", "QSSHTools",
+                "QNSP", "QNSPCrypto", "QSSHSession", "QSFTP", "QSSHTools", "QSSHAgent",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
             ],
