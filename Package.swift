@@ -151,7 +151,7 @@ let package = Package(
         .target(
             name: "QSSHFuzz",
             dependencies: [
-                "QNSP", "QNSPCrypto", "QSSHSession", "QSFTP", "QSSHTools",
+                "QNSP", "QNSPCrypto", "QSSHSession", "QSFTP", "QSSHTools", "QSSHAgent",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
             ],
@@ -256,7 +256,11 @@ let package = Package(
 
         // MARK: Identity: agent (sans-I/O protocol, C shim, tools)
         .target(name: "CQSSHAgentPosix"),
-        .target(name: "QSSHAgent", dependencies: ["QNSP", "QNSPCrypto", "CQSSHAgentPosix"], swiftSettings: strict),
+        .target(
+            name: "QSSHAgent",
+            dependencies: ["QNSP", "QNSPCrypto", "CQSSHAgentPosix", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         .executableTarget(name: "qssh-agent", dependencies: ["QSSHTools"], swiftSettings: strict),
         .executableTarget(name: "qssh-add", dependencies: ["QSSHTools"], swiftSettings: strict),
         .testTarget(

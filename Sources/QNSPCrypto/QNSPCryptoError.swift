@@ -14,6 +14,8 @@ public enum QNSPCryptoError: Error, Equatable, Sendable, CustomStringConvertible
     case publicKeyLineMalformed(String)
     /// A signer outside this process (an agent) did not produce a signature.
     case signerFailed(String)
+    /// A certificate's encoding or fields break the rules of docs/protocol.md §7.7.
+    case certificateInvalid(String)
 
     public var description: String {
         switch self {
@@ -32,6 +34,7 @@ public enum QNSPCryptoError: Error, Equatable, Sendable, CustomStringConvertible
         case .wrongPassphrase: return "incorrect passphrase supplied to decrypt private key"
         case .publicKeyLineMalformed(let why): return "malformed public key line: \(why)"
         case .signerFailed(let why): return "signing failed: \(why)"
+        case .certificateInvalid(let why): return "invalid certificate: \(why)"
         }
     }
 }

@@ -12,8 +12,8 @@ public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
     case unexpectedResponse(UInt8)
     /// A key type this agent does not hold.
     case unsupportedKeyType(String)
-    /// The data to sign is not a QNSP ClientAuth signing input.
-    case notClientAuthInput(String)
+    /// The data to sign is not a login (QNSP ClientAuth or SSH userauth) with the key.
+    case notLoginData(String)
     /// Talking to the agent's socket failed.
     case transport(String)
     /// Locked-memory allocation failed.
@@ -26,7 +26,7 @@ public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
         case .refused: return "agent refused operation"
         case .unexpectedResponse(let t): return "unexpected agent response type \(t)"
         case .unsupportedKeyType(let t): return "unsupported key type '\(t)'"
-        case .notClientAuthInput(let why): return "data to sign is not a QNSP client auth input: \(why)"
+        case .notLoginData(let why): return "the data to sign is not a login with this key: \(why)"
         case .transport(let why): return "agent connection: \(why)"
         case .outOfSecureMemory: return "could not allocate memory for a key"
         }

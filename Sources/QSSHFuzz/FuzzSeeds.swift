@@ -3,6 +3,7 @@ import NIOCore
 import QNSP
 import QNSPCrypto
 import QSFTP
+import QSSHAgent
 
 /// Valid inputs for each fuzz target, made with the same fixed keys the targets use, so that
 /// the fuzzer starts from messages that get past the first checks.
@@ -98,6 +99,16 @@ package enum FuzzSeeds {
         seeds["audit-log"] = [
             Array(#"{"chain":"00","event":"segment-start","prev":"","segment":"a","seq":1,"time":"t"}"#.utf8)
         ]
+        // An agent session: add (with constraints), list, sign a ClientAuth input, lock, unlock, remove.
+        let material = AgentKeyMaterial(FuzzTargets.user)
+        let input = ClientAuthSigningInput(
+            transcriptHash: [UInt8](repeating: 3, count: 32), username: "fuzz", publicKey: FuzzTargets.user.publicKey.blob)
+        let session: [AgentRequest] = [
+            .add(material, constraints: AgentConstraints(lifetime: 5, confirm: true)), .requestIdentities,
+            .sign(keyBlob: material.keyBlob, data: input.agentData, flags: 0), .lock(passphrase: [1]),
+            .unlock(passphrase: [1]), .remove(keyBlob: material.keyBlob), .removeAll,
+        ]
+        seeds["agent"] = [session.flatMap { AgentFramer.frame($0.encoded()) }] + session.map { AgentFramer.frame($0.encoded()) }
         return seeds
     }
 }

@@ -4,6 +4,7 @@ import NIOSSH
 import QNSP
 import QNSPCrypto
 import QSFTP
+import QSSHAgent
 import QSSHSession
 import QSSHTools
 
@@ -27,6 +28,7 @@ package enum FuzzTargets {
         ("authorized-keys", authorizedKeys),
         ("key-files", keyFiles),
         ("audit-log", auditLog),
+        ("agent", agent),
     ]
 
     package static func target(named name: String) -> Target? { all.first { $0.name == name }?.run }
@@ -228,6 +230,21 @@ package enum FuzzTargets {
         _ = try? PrivateKeyFile.decode(t)
         _ = try? PublicKeyLine(parsing: t)
         _ = try? OpenSSHPrivateKey.parse(t)
+    }
+
+    /// qssh-agent's side of a connection: the framer, every request it yields through the
+    /// state machine (a confirmation is answered yes), and the same frames as replies.
+    static let agent: Target = { data in
+        var framer = AgentFramer()
+        framer.feed(data)
+        var state = AgentState()
+        var now: UInt64 = 0
+        while let frame = try? framer.nextFrame() {
+            now += 1
+            _ = try? AgentResponse(frame: frame)
+            guard let request = try? AgentRequest(frame: frame) else { continue }
+            if case .confirm(let c) = state.handle(request, now: now) { _ = state.signConfirmed(c, now: now) }
+        }
     }
 
     /// The audit log verifier on arbitrary file contents.

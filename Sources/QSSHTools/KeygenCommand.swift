@@ -23,7 +23,16 @@ public struct KeygenCommand: ParsableCommand {
               qssh-keygen -t host -f /etc/qssh/host_key -N ''
               qssh-keygen -l -f ~/.qssh/id_mldsa65.pub
               qssh-keygen -y -f ~/.qssh/id_mldsa65 > id.pub
-            """)
+
+            Certificates (docs/protocol.md §7.7; the CA is a user key file):
+              qssh-keygen -s ca -I alice@corp -n alice,admin -V +52w -z 7 -O no-pty id_mldsa65.pub
+              qssh-keygen -s ca -I web1 -h -n web1.example.com -V always:forever host_key.pub
+              qssh-keygen -L -f id_mldsa65-cert.pub
+            -V: always:forever (default), +52w, -5m:+1h, 20261203:20271203 or 20261203101500 (UTC).
+            -O: force-command=CMD, source-address=CIDR[,CIDR...], no-port-forwarding, no-pty,
+                no-agent-forwarding (user certificates only).
+            """,
+        helpNames: [.long])
 
     @Option(name: .customShort("t"), help: "Key type: user (ML-DSA-65) or host (X-Wing + ML-DSA-65).")
     var type: String = "user"
@@ -58,10 +67,39 @@ public struct KeygenCommand: ParsableCommand {
     @Option(name: .long, help: "Extra entropy source (file or device, e.g. a QRNG) mixed into the generator.")
     var entropyFile: String?
 
+    @Option(name: .customShort("s"), help: "Sign the given public keys with this CA key file (writes KEY-cert.pub).")
+    var caKey: String?
+
+    @Option(name: .customShort("I"), help: "Key id of the certificate (required with -s).")
+    var keyID: String?
+
+    @Option(name: .customShort("n"), help: "Principals (user or host names), comma-separated (required with -s).")
+    var principals: String?
+
+    @Option(name: .customShort("V"), help: "Validity interval (see below).")
+    var validity: String = "always:forever"
+
+    @Option(name: .customShort("z"), help: "Serial number of the certificate.")
+    var serial: UInt64 = 0
+
+    @Option(name: .customShort("O"), help: "Certificate option (repeatable, see below).")
+    var certificateOptions: [String] = []
+
+    @Flag(name: .customShort("h"), help: "Make a host certificate (with -s).")
+    var hostCertificate = false
+
+    @Flag(name: .customShort("L"), help: "Print the certificate in FILE.")
+    var listCertificate = false
+
+    @Argument(help: "Public key files to certify (with -s).")
+    var certify: [String] = []
+
     public init() {}
 
     public func run() throws {
         do {
+            if caKey != nil { try signCertificates(); return }
+            if listCertificate { try showCertificate(); return }
             if fingerprint { try showFingerprint(); return }
             if printPublic { try showPublicKey(); return }
             if stealthLine { try showStealthLine(); return }

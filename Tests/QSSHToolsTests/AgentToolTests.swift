@@ -1,4 +1,5 @@
 import Foundation
+import QNSPBench
 import Testing
 
 extension ToolSuites {
@@ -91,10 +92,12 @@ struct AgentToolTests {
         let timed = try Tools.run("qssh-add", ["-t", "10m", dir + "/id2"], environment: agentEnv)
         #expect(timed.status == 0 && timed.stderr.contains("Lifetime set to 600 seconds"), "\(timed.stderr)")
         let fingerprint = try Tools.run("qssh-keygen", ["-l", "-f", dir + "/id.pub"])
-        let fp = String(String(decoding: fingerprint.stdout, as: UTF8.self).split(separator: " ")[1])
+        let keygenLine = String(decoding: fingerprint.stdout, as: UTF8.self)
+        let fp = String(keygenLine.split(separator: " ")[1])
         let list = try Tools.run("qssh-add", ["-l"], environment: agentEnv)
         let listed = String(decoding: list.stdout, as: UTF8.self)
-        #expect(list.status == 0 && listed.contains("\(fp) first (qnsp-mldsa65)") && listed.contains(" second "), "\(listed)")
+        // The same line as qssh-keygen -l prints for the key.
+        #expect(list.status == 0 && listed.hasPrefix(keygenLine) && listed.contains(" second (ML-DSA-65)"), "\(listed)")
         let lines = try Tools.run("qssh-add", ["-L"], environment: agentEnv)
         let pub1 = try String(contentsOfFile: dir + "/id.pub", encoding: .utf8)
         let pub2 = try String(contentsOfFile: dir + "/id2.pub", encoding: .utf8)
@@ -209,4 +212,64 @@ struct AgentToolTests {
         #expect(asked.contains("Allow use of key agent-test?"), "\(asked)")
     }
 }
+}
+
+extension ToolSuites.AgentToolTests {
+    @Test("OpenSSH's ssh-add drives qssh-agent (add, -l, -L, -t, -x/-X, -d, -D) and ssh logs in to a stock sshd with the agent's Ed25519 key alone",
+          .enabled(if: StockSSHD.binary != nil && FileManager.default.isExecutableFile(atPath: "/usr/bin/ssh-add")))
+    func openSSHInterop() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o700)
+        let sshd = try StockSSHD.start(dir: dir)
+        defer { sshd.stop() }
+        let socket = dir + "/agent.sock"
+        try script(dir + "/pw", "echo opensesame")
+        let agent = try foregroundAgent(socket, environment: env([:]))
+        defer {
+            agent.terminate()
+            agent.waitUntilExit()
+        }
+        let ssh = env(["SSH_AUTH_SOCK": socket, "QSSH_AUTH_SOCK": socket])
+        func sshAdd(_ args: [String], _ environment: [String: String]? = nil) throws -> Tools.Result {
+            try Tools.run("/usr/bin/ssh-add", args, environment: environment ?? ssh)
+        }
+        func login() throws -> Tools.Result {
+            try Tools.run("/usr/bin/ssh", ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                                           "-o", "UserKnownHostsFile=/dev/null", "-o", "IdentityAgent=\(socket)", "-o", "IdentityFile=\(dir)/none",
+                                           "-p", "\(sshd.port)", "127.0.0.1", "echo agent-login"], environment: ssh)
+        }
+        let none = try sshAdd(["-l"])
+        #expect(none.status == 1 && String(decoding: none.stdout, as: UTF8.self).contains("The agent has no identities."), "\(none.stderr)")
+        let added = try sshAdd(["-t", "3600", sshd.userKey])
+        #expect(added.status == 0 && added.stderr.contains("Identity added"), "\(added.stderr)")
+        let fingerprint = try Tools.run("/usr/bin/ssh-keygen", ["-l", "-f", sshd.userKey + ".pub"])
+        let fp = String(String(decoding: fingerprint.stdout, as: UTF8.self).split(separator: " ")[1])
+        let listed = String(decoding: try sshAdd(["-l"]).stdout, as: UTF8.self)
+        #expect(listed.hasPrefix("256 \(fp) ") && listed.hasSuffix(" (ED25519)\n"), "\(listed)")
+        let ours = String(decoding: try Tools.run("qssh-add", ["-l"], environment: ssh).stdout, as: UTF8.self)
+        #expect(ours.hasPrefix("256 \(fp) ") && ours.hasSuffix(" (ED25519)\n"), "\(ours)")
+        let pub = try String(contentsOfFile: sshd.userKey + ".pub", encoding: .utf8).split(separator: " ")
+        let lines = String(decoding: try sshAdd(["-L"]).stdout, as: UTF8.self).split(separator: " ")
+        #expect(lines.prefix(2) == pub.prefix(2))
+
+        // The key file is gone: only the agent can sign the login.
+        try FileManager.default.removeItem(atPath: sshd.userKey)
+        let r = try login()
+        #expect(r.status == 0 && String(decoding: r.stdout, as: UTF8.self) == "agent-login\n", "\(r.stderr)")
+
+        let lockEnv = ssh.merging(["SSH_ASKPASS": dir + "/pw", "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": ":0"]) { $1 }
+        #expect(try sshAdd(["-x"], lockEnv).status == 0)
+        #expect(try sshAdd(["-l"]).status == 1)
+        let locked = try login()
+        #expect(locked.status == 255, "\(locked.stderr)")
+        #expect(try sshAdd(["-X"], lockEnv).status == 0)
+        #expect(try login().status == 0)
+
+        let removed = try sshAdd(["-d", sshd.userKey + ".pub"])
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(try sshAdd(["-l"]).status == 1)
+        #expect(try login().status == 255)
+        #expect(try sshAdd(["-D"]).status == 0)
+    }
 }

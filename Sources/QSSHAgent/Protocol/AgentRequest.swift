@@ -86,47 +86,69 @@ public enum AgentRequest: Sendable, Equatable {
     }
 }
 
-/// A private key as SSH_AGENTC_ADD_IDENTITY carries it: for `qnsp-mldsa65`, the public key
-/// (checked against the one the seed regenerates) and the 32-byte ML-DSA-65 seed.
+/// A private key as SSH_AGENTC_ADD_IDENTITY carries it (docs/protocol.md §7.2):
+/// `qnsp-mldsa65`: public key (1952) and the 32-byte ML-DSA-65 seed; `ssh-ed25519`
+/// (OpenSSH's encoding): public key (32) and the 64-byte `seed || public key`.
 public struct AgentKeyMaterial: Sendable, Equatable {
-    public var publicKey: UserPublicKey
+    public var type: AgentKeyType
+    /// The raw public key: 1952 bytes (ML-DSA-65) or 32 bytes (Ed25519).
+    public var publicKey: [UInt8]
+    /// The 32-byte seed the private key is generated from.
     public var seed: [UInt8]
     public var comment: String
 
-    public init(publicKey: UserPublicKey, seed: [UInt8], comment: String) {
+    public init(type: AgentKeyType, publicKey: [UInt8], seed: [UInt8], comment: String) {
+        self.type = type
         self.publicKey = publicKey
         self.seed = seed
         self.comment = comment
+    }
+
+    public init(publicKey: UserPublicKey, seed: [UInt8], comment: String) {
+        self.init(type: .qnspMLDSA65, publicKey: publicKey.blob, seed: seed, comment: comment)
     }
 
     public init(_ pair: UserKeyPair) {
         self.init(publicKey: pair.publicKey, seed: pair.signingKey.seed, comment: pair.comment)
     }
 
+    public var keyBlob: [UInt8] { AgentKeyFormat.keyBlob(type: type, publicKey: publicKey) }
+
     func encode(into w: inout AgentWireWriter) {
-        w.write(text: AgentKeyFormat.keyType)
-        w.write(string: publicKey.blob)
-        w.write(string: seed)
+        w.write(text: type.rawValue)
+        w.write(string: publicKey)
+        switch type {
+        case .qnspMLDSA65:
+            w.write(string: seed)
+        case .ed25519:
+            w.write(string: seed + publicKey)
+        }
         w.write(text: comment)
     }
 
     static func decode(from r: inout AgentWireReader) throws(AgentError) -> AgentKeyMaterial {
-        let type = try r.readText("key type")
-        guard type == AgentKeyFormat.keyType else { throw .unsupportedKeyType(type) }
+        let name = try r.readText("key type")
+        guard let type = AgentKeyType(rawValue: name) else { throw .unsupportedKeyType(name) }
         let raw = try r.readString("public key")
-        var seed = try r.readString("seed")
+        var secret = try r.readString("private key")
+        defer { ConstantTime.wipe(&secret) }
         let comment = try r.readText("comment")
-        guard seed.count == SignatureScheme.seedSize else {
-            ConstantTime.wipe(&seed)
-            throw .malformed("seed has \(seed.count) bytes, expected \(SignatureScheme.seedSize)")
+        guard raw.count == type.publicKeySize else {
+            throw .malformed("\(name) public key has \(raw.count) bytes, expected \(type.publicKeySize)")
         }
-        let key: UserPublicKey
-        do {
-            key = try UserPublicKey(blob: raw)
-        } catch {
-            ConstantTime.wipe(&seed)
-            throw .malformed("public key: \(error)")
+        var seed: [UInt8]
+        switch type {
+        case .qnspMLDSA65:
+            guard secret.count == SignatureScheme.seedSize else {
+                throw .malformed("seed has \(secret.count) bytes, expected \(SignatureScheme.seedSize)")
+            }
+            seed = secret
+        case .ed25519:
+            guard secret.count == 64, ConstantTime.equals(secret[32...], raw) else {
+                throw .malformed("ssh-ed25519 private key is not seed || public key")
+            }
+            seed = Array(secret[0..<32])
         }
-        return AgentKeyMaterial(publicKey: key, seed: seed, comment: comment)
+        return AgentKeyMaterial(type: type, publicKey: raw, seed: seed, comment: comment)
     }
 }

@@ -10,14 +10,17 @@ import QNSPCrypto
 /// - keys with a lifetime are dropped once `now` reaches their expiry (checked on every call);
 /// - a locked agent lists no keys and refuses everything but UNLOCK; the lock passphrase is
 ///   kept only as a salted SHA-256 and compared in constant time;
-/// - SIGN_REQUEST is answered only for a held key, flags 0, and data that is a QNSP
-///   ClientAuth signing input for that key (``ClientAuthSigningInput``);
+/// - SIGN_REQUEST is answered only for a held key, flags 0, and data that is a login with
+///   that key: a QNSP ClientAuth signing input for `qnsp-mldsa65` (``ClientAuthSigningInput``),
+///   an SSH userauth request for `ssh-ed25519` (``SSHUserauthSigningInput``);
 /// - a key added with the confirm constraint yields ``AgentAction/confirm(_:)``; the driver
 ///   asks the user and calls ``signConfirmed(_:now:)`` only on a yes.
 public struct AgentState: Sendable {
     struct Entry: Sendable {
-        var publicKey: UserPublicKey
+        var type: AgentKeyType
+        var publicKey: [UInt8]
         var blob: [UInt8]
+        var fingerprint: String
         var comment: String
         var seed: SecureSeed
         var expiresAt: UInt64?
@@ -61,23 +64,19 @@ public struct AgentState: Sendable {
             if isLocked { return .reply(.identities([])) }
             return .reply(.identities(entries.map { AgentIdentity(keyBlob: $0.blob, comment: $0.comment) }))
         case .sign(let blob, let data, let flags):
-            guard !isLocked, flags == 0, let index = entries.firstIndex(where: { $0.blob == blob }) else {
+            guard !isLocked, flags == 0, let entry = entries.first(where: { $0.blob == blob }) else {
                 return .reply(.failure)
             }
-            let entry = entries[index]
-            let input: ClientAuthSigningInput
+            let username: String
             do {
-                input = try ClientAuthSigningInput(agentData: data)
+                username = try Self.checkLogin(data, for: entry)
             } catch {
                 return .reply(.failure, note: "\(error)")
             }
-            guard input.publicKey == entry.publicKey.blob else {
-                return .reply(.failure, note: "the signing input names another public key")
-            }
             let confirmation = AgentConfirmation(
-                keyBlob: blob, input: input, comment: entry.comment, fingerprint: entry.publicKey.fingerprint)
+                keyBlob: blob, data: data, username: username, comment: entry.comment, fingerprint: entry.fingerprint)
             if entry.confirm { return .confirm(confirmation) }
-            return .reply(sign(entry, input))
+            return .reply(sign(entry, data))
         case .add(var material, let constraints):
             guard !isLocked else {
                 ConstantTime.wipe(&material.seed)
@@ -117,27 +116,49 @@ public struct AgentState: Sendable {
     public mutating func signConfirmed(_ confirmation: AgentConfirmation, now: UInt64) -> AgentResponse {
         expire(now: now)
         guard !isLocked, let entry = entries.first(where: { $0.blob == confirmation.keyBlob }),
-              confirmation.input.publicKey == entry.publicKey.blob else { return .failure }
-        return sign(entry, confirmation.input)
+              (try? Self.checkLogin(confirmation.data, for: entry)) != nil else { return .failure }
+        return sign(entry, confirmation.data)
     }
 
     // MARK: Helpers
 
-    private func sign(_ entry: Entry, _ input: ClientAuthSigningInput) -> AgentResponse {
-        guard let signature = try? entry.seed.sign(input.message, context: KeySchedule.clientAuthContext) else { return .failure }
-        return .signature(blob: AgentKeyFormat.signatureBlob(signature))
+    /// Checks that `data` is a login with `entry`'s key; returns the user name it logs in as.
+    static func checkLogin(_ data: [UInt8], for entry: Entry) throws(AgentError) -> String {
+        switch entry.type {
+        case .qnspMLDSA65:
+            let input = try ClientAuthSigningInput(agentData: data)
+            guard input.publicKey == entry.publicKey else { throw .notLoginData("the signing input names another public key") }
+            return input.username
+        case .ed25519:
+            let input = try SSHUserauthSigningInput(data: data)
+            guard input.algorithm == AgentKeyType.ed25519.rawValue, input.keyBlob == entry.blob else {
+                throw .notLoginData("the userauth request names another key")
+            }
+            return input.username
+        }
+    }
+
+    /// Signs checked data: for ML-DSA-65 the message after the context, under that context.
+    private func sign(_ entry: Entry, _ data: [UInt8]) -> AgentResponse {
+        switch entry.type {
+        case .qnspMLDSA65:
+            guard let input = try? ClientAuthSigningInput(agentData: data),
+                  let signature = try? entry.seed.sign(input.message, context: KeySchedule.clientAuthContext) else { return .failure }
+            return .signature(blob: AgentKeyFormat.signatureBlob(type: .qnspMLDSA65, signature))
+        case .ed25519:
+            guard let signature = entry.seed.signEd25519(data) else { return .failure }
+            return .signature(blob: AgentKeyFormat.signatureBlob(type: .ed25519, signature))
+        }
     }
 
     private mutating func add(_ material: inout AgentKeyMaterial, constraints: AgentConstraints, now: UInt64) -> AgentResponse {
         // The seed must regenerate the public key it came with.
-        let derived: UserPublicKey
-        do {
-            derived = UserPublicKey(signing: try SignatureScheme.PrivateKey(seed: material.seed).publicKey)
-        } catch {
-            ConstantTime.wipe(&material.seed)
-            return .failure
+        let derived: [UInt8]?
+        switch material.type {
+        case .qnspMLDSA65: derived = (try? SignatureScheme.PrivateKey(seed: material.seed))?.publicKey.rawRepresentation
+        case .ed25519: derived = SecureSeed.ed25519PublicKey(seed: material.seed)
         }
-        guard derived == material.publicKey else {
+        guard let derived, derived == material.publicKey else {
             ConstantTime.wipe(&material.seed)
             return .failure
         }
@@ -147,10 +168,11 @@ public struct AgentState: Sendable {
         } catch {
             return .failure
         }
-        let blob = AgentKeyFormat.keyBlob(derived)
+        let blob = AgentKeyFormat.keyBlob(type: material.type, publicKey: derived)
         let entry = Entry(
-            publicKey: derived, blob: blob, comment: material.comment, seed: seed,
-            expiresAt: constraints.lifetime.map { now + UInt64($0) }, confirm: constraints.confirm)
+            type: material.type, publicKey: derived, blob: blob,
+            fingerprint: AgentKeyFormat.fingerprint(type: material.type, publicKey: derived), comment: material.comment,
+            seed: seed, expiresAt: constraints.lifetime.map { now + UInt64($0) }, confirm: constraints.confirm)
         // Adding a held key again replaces it (new comment and constraints), as OpenSSH does.
         if let index = entries.firstIndex(where: { $0.blob == blob }) {
             entries[index] = entry
@@ -173,13 +195,15 @@ public enum AgentAction: Sendable {
 /// A sign request waiting for the user's yes.
 public struct AgentConfirmation: Sendable {
     public var keyBlob: [UInt8]
-    public var input: ClientAuthSigningInput
+    public var data: [UInt8]
+    /// The account the signature logs in to.
+    public var username: String
     public var comment: String
     public var fingerprint: String
 
     /// The question for SSH_ASKPASS (names only what the user can check; escaped by the driver).
     public var prompt: String {
         "Allow use of key \(comment.isEmpty ? "(no comment)" : comment)?\nKey fingerprint \(fingerprint).\n"
-            + "Signing a QNSP login as '\(input.username)'."
+            + "Signing a login as '\(username)'."
     }
 }

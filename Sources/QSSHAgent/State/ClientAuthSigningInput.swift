@@ -45,21 +45,21 @@ public struct ClientAuthSigningInput: Sendable, Equatable {
         do {
             let context = try r.readVector8("context")
             guard ConstantTime.equals(context, KeySchedule.clientAuthContext) else {
-                throw AgentError.notClientAuthInput("the signature context is not 'qnsp1 client auth'")
+                throw AgentError.notLoginData("the signature context is not 'qnsp1 client auth'")
             }
             let hash = try r.readBytes(KeySchedule.hashSize, "transcript hash")
             let name = try r.readVector8("user name")
             guard let username = String(validating: name, as: UTF8.self), !username.isEmpty,
                   !PrintableText.containsControlCharacters(username) else {
-                throw AgentError.notClientAuthInput("the user name is empty, not UTF-8 or has control characters")
+                throw AgentError.notLoginData("the user name is empty, not UTF-8 or has control characters")
             }
             let key = try r.readVector16("public key")
-            guard r.isAtEnd else { throw AgentError.notClientAuthInput("trailing bytes after the public key") }
+            guard r.isAtEnd else { throw AgentError.notLoginData("trailing bytes after the public key") }
             self.init(transcriptHash: hash, username: username, publicKey: key)
         } catch let e as AgentError {
             throw e
         } catch {
-            throw .notClientAuthInput("truncated")
+            throw .notLoginData("truncated")
         }
     }
 }

@@ -1,7 +1,8 @@
 import CQSSHAgentPosix
+import Crypto
 import QNSPCrypto
 
-/// A private key seed in memory the OS keeps in RAM (mlock) and out of core dumps, wiped
+/// A private key seed (ML-DSA-65 or Ed25519) in memory the OS keeps in RAM (mlock) and out of core dumps, wiped
 /// when released. The expanded ML-DSA key is made only for the duration of one signature.
 ///
 /// A class (not a struct) because it owns the mapping; it is never mutated after init, so
@@ -36,5 +37,20 @@ public final class SecureSeed: @unchecked Sendable {
         var copy = [UInt8](UnsafeRawBufferPointer(start: pointer, count: size))
         defer { ConstantTime.wipe(&copy) }
         return try SignatureScheme.PrivateKey(seed: copy).sign(message, context: context)
+    }
+
+    /// Signs with the Ed25519 key this seed is (RFC 8032).
+    func signEd25519(_ message: [UInt8]) -> [UInt8]? {
+        var copy = [UInt8](UnsafeRawBufferPointer(start: pointer, count: size))
+        defer { ConstantTime.wipe(&copy) }
+        guard let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: copy),
+              let signature = try? key.signature(for: message) else { return nil }
+        return Array(signature)
+    }
+
+    /// The Ed25519 public key of a seed (nil when it is not 32 bytes).
+    static func ed25519PublicKey(seed: [UInt8]) -> [UInt8]? {
+        guard let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed) else { return nil }
+        return Array(key.publicKey.rawRepresentation)
     }
 }

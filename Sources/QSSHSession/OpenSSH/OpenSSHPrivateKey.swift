@@ -33,6 +33,11 @@ public enum OpenSSHPrivateKey {
 
     /// Parses the text of a private key file, decrypting it with `passphrase` when it is protected.
     public static func parse(_ text: String, passphrase: String? = nil) throws(KeyError) -> NIOSSHPrivateKey {
+        NIOSSHPrivateKey(ed25519Key: try parseEd25519(text, passphrase: passphrase))
+    }
+
+    /// `parse`, returning the Ed25519 key itself (qssh-add hands its seed to the agent).
+    public static func parseEd25519(_ text: String, passphrase: String? = nil) throws(KeyError) -> Curve25519.Signing.PrivateKey {
         let begin = "-----BEGIN OPENSSH PRIVATE KEY-----", end = "-----END OPENSSH PRIVATE KEY-----"
         guard let b = text.range(of: begin), let e = text.range(of: end), b.upperBound <= e.lowerBound else { throw .notOpenSSHFormat }
         let body = text[b.upperBound..<e.lowerBound].filter { !$0.isWhitespace }
@@ -70,7 +75,7 @@ public enum OpenSSHPrivateKey {
         guard pub.count == 32, priv.count == 64, Array(priv[32...]) == pub else { throw .malformed("bad ed25519 key sizes") }
         guard let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: priv[0..<32]) else { throw .malformed("bad ed25519 seed") }
         guard Array(key.publicKey.rawRepresentation) == pub else { throw .malformed("public key does not match the private key") }
-        return NIOSSHPrivateKey(ed25519Key: key)
+        return key
     }
 
     /// Loads a key file, refusing one that others can read (as ssh does); `passphrase` is asked

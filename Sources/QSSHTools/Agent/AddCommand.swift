@@ -1,7 +1,9 @@
 import ArgumentParser
+import Crypto
 import Foundation
 import QNSPCrypto
 import QSSHAgent
+import QSSHSession
 
 /// `qssh-add`: adds QNSP user keys to qssh-agent, lists and removes them, locks the agent.
 public struct AddCommand: ParsableCommand {
@@ -75,16 +77,19 @@ public struct AddCommand: ParsableCommand {
                 print("The agent has no identities.")
                 throw ExitCode(1)
             }
-            for (identity, key) in held {
+            for (identity, _) in held {
                 let comment = PrintableText.escaped(utf8: Array(identity.comment.utf8))
-                guard let key else {
+                guard let (type, raw) = try? AgentKeyFormat.parse(blob: identity.keyBlob) else {
                     print("(a key of a type qssh-add does not know) \(comment)")
                     continue
                 }
                 if listPublic {
-                    print(PublicKeyLine.user(key, comment: comment).text)
+                    print("\(type.rawValue) \(Base64.encode(type == .ed25519 ? identity.keyBlob : raw))\(comment.isEmpty ? "" : " " + comment)")
                 } else {
-                    print("ML-DSA-65 \(key.fingerprint) \(comment.isEmpty ? "(no comment)" : comment) (\(UserPublicKey.keyType))")
+                    let size = type == .ed25519 ? "256" : "192"
+                    let name = type == .ed25519 ? "ED25519" : "ML-DSA-65"
+                    let fingerprint = AgentKeyFormat.fingerprint(type: type, publicKey: raw)
+                    print("\(size) \(fingerprint) \(comment.isEmpty ? "(no comment)" : comment) (\(name))")
                 }
             }
             return
@@ -110,9 +115,18 @@ public struct AddCommand: ParsableCommand {
         for path in paths {
             do {
                 if delete {
-                    let key = try Self.publicKey(of: path)
-                    try agent.perform(.remove(keyBlob: AgentKeyFormat.keyBlob(key)))
-                    if !quiet { Terminal.warn("Identity removed: \(path) (\(key.fingerprint))") }
+                    let blob = try Self.keyBlob(of: path)
+                    try agent.perform(.remove(keyBlob: blob))
+                    if !quiet { Terminal.warn("Identity removed: \(path)") }
+                } else if let text = try? KeyFileIO.readPrivateKey(path: path), text.contains("BEGIN OPENSSH PRIVATE KEY") {
+                    let key = try Self.loadEd25519(text, path: path)
+                    let constraints = AgentConstraints(lifetime: lifetime.flatMap(AgentLifetime.parse), confirm: confirm)
+                    let comment = Self.opensshComment(path) ?? path
+                    try agent.add(ed25519: key, comment: comment, constraints: constraints)
+                    if !quiet {
+                        let blob = AgentKeyFormat.keyBlob(type: .ed25519, publicKey: Array(key.publicKey.rawRepresentation))
+                        Terminal.warn("Identity added: \(path) (\(Fingerprint.sha256(blob)))")
+                    }
                 } else {
                     let pair = try ClientIdentity.load(path: path, interactive: true)
                     let constraints = AgentConstraints(lifetime: lifetime.flatMap(AgentLifetime.parse), confirm: confirm)
@@ -147,6 +161,35 @@ public struct AddCommand: ParsableCommand {
             Terminal.warn(failed)
             throw ExitCode(1)
         }
+    }
+
+    static func loadEd25519(_ text: String, path: String) throws -> Curve25519.Signing.PrivateKey {
+        do {
+            return try OpenSSHPrivateKey.parseEd25519(text)
+        } catch .encrypted {
+            guard let passphrase = Passphrase.ask("Enter passphrase for \(path): ") else { throw ToolError("\(path): no passphrase given") }
+            return try OpenSSHPrivateKey.parseEd25519(text, passphrase: passphrase)
+        }
+    }
+
+    /// The comment of an OpenSSH key, from its .pub file.
+    static func opensshComment(_ path: String) -> String? {
+        guard let text = try? KeyFileIO.readText(path: path + ".pub", limit: 1 << 16) else { return nil }
+        let parts = text.split(separator: "\n").first?.split(separator: " ", maxSplits: 2) ?? []
+        return parts.count == 3 ? String(parts[2]) : nil
+    }
+
+    /// The agent key blob for a key file: an OpenSSH `ssh-ed25519` .pub line (whose base64 is
+    /// the blob), else our public key as below.
+    static func keyBlob(of path: String) throws -> [UInt8] {
+        if let text = try? KeyFileIO.readText(path: path + ".pub", limit: 1 << 16) {
+            let parts = text.split(separator: "\n").first?.split(separator: " ") ?? []
+            if parts.count >= 2, parts[0] == "ssh-ed25519", let blob = Base64.decode(String(parts[1])),
+               (try? AgentKeyFormat.parse(blob: blob)) != nil {
+                return blob
+            }
+        }
+        return AgentKeyFormat.keyBlob(try publicKey(of: path))
     }
 
     /// The public key of a key file: FILE.pub, FILE itself as a public line, or the clear
