@@ -349,6 +349,37 @@ struct StealthTests {
         #expect(!defaultVerdict.flagged && defaultVerdict.exemptByPopcount)
     }
 
+    @Test("--mimic: 1,000 first flights all pass the first-packet rules (printable prefix), a mimic pair carries a QNSP session, and a mimic flight to a plain server (or the reverse) is a probe")
+    func mimicry() throws {
+        let line = StealthLine(hostKey: Keys.host)
+        var lengths = Set<Int>()
+        for _ in 0..<1000 {
+            let s = try StealthSession(role: .client, line: line, mimic: true)
+            let flight = s.takeOutbound().flatMap { $0 }
+            let v = ByteStatistics.firstPacketVerdict(flight)
+            #expect(!v.flagged && v.exemptByPrintablePrefix && v.exemptByPrintableRun, "\(v)")
+            lengths.insert(flight.prefix { StealthSession.mimicAlphabet.contains($0) }.count)
+        }
+        #expect(lengths.count > 30, "prefix lengths do not vary: \(lengths.sorted())")
+        // A whole session through a mimic pair.
+        let filter = StealthReplayFilter(startTime: 0)
+        let client = try StealthSession(role: .client, line: line, mimic: true)
+        let server = try StealthSession(role: .server(filter), line: line, mimic: true)
+        var got: [UInt8] = []
+        try client.seal(Array("hello".utf8))
+        #expect(try server.receive(client.takeOutbound().flatMap { $0 }, deliver: { got += $0 }) == .accepted)
+        #expect(got == Array("hello".utf8))
+        // Mismatched settings: silence.
+        let plainServer = try StealthSession(role: .server(filter), line: line)
+        let mimicClient = try StealthSession(role: .client, line: line, mimic: true)
+        #expect(try plainServer.receive(mimicClient.takeOutbound().flatMap { $0 }, deliver: { _ in Issue.record("delivered") }) == nil)
+        #expect(plainServer.isProbe && plainServer.takeOutbound().isEmpty)
+        let mimicServer = try StealthSession(role: .server(filter), line: line, mimic: true)
+        let plainClient = try StealthSession(role: .client, line: line)
+        _ = try mimicServer.receive(plainClient.takeOutbound().flatMap { $0 }, deliver: { _ in Issue.record("delivered") })
+        #expect(!mimicServer.isAccepted && mimicServer.takeOutbound().isEmpty)
+    }
+
     @Test("the first-packet rules as implemented: popcount bounds and the three printable exemptions")
     func firstPacketRules() {
         #expect(ByteStatistics.firstPacketVerdict([UInt8](repeating: 0x0f, count: 100)).flagged)  // 4 bits per byte, nothing printable

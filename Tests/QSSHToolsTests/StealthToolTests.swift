@@ -92,6 +92,30 @@ struct StealthToolTests {
         #expect(hashes.count == 2 && hashes[0] == hashes[1], "\(hashes)")
     }
 
+    @Test("--mimic: qsshd --stealth --mimic serves qssh --stealth --mimic (and -o Mimic=yes); qnsp serve/connect --mimic echo; --mimic without --stealth is refused", .timeLimit(.minutes(2)))
+    func mimic() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try keys(dir)
+        let line = try stealthLine(dir)
+        let server = try ServeProcess(tool: "qsshd", arguments: [
+            "-p", "0", "-l", "127.0.0.1", "-h", dir + "/host", "--authorized-keys", dir + "/authorized_keys", "--stealth", "--mimic",
+        ])
+        defer { server.stop() }
+        let common = ["-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts", "-o", "StrictHostKeyChecking=accept-new", "--stealth", line]
+        let r = try Tools.run("qssh", common + ["--mimic", "127.0.0.1", "echo mimic"])
+        #expect(r.status == 0 && String(decoding: r.stdout, as: UTF8.self) == "mimic\n", "\(r.stderr)")
+        let o = try Tools.run("qssh", common + ["-o", "Mimic=yes", "127.0.0.1", "echo option"])
+        #expect(o.status == 0 && String(decoding: o.stdout, as: UTF8.self) == "option\n", "\(o.stderr)")
+        let echoServer = try ServeProcess(dir: dir, extra: ["--echo", "--stealth", "--mimic"])
+        defer { echoServer.stop() }
+        let echo = try Tools.run("qnsp", ["connect", "-p", "\(echoServer.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts2", "--accept-new",
+                                          "--stealth", line, "--mimic", "127.0.0.1"], stdin: Data("mimicked\n".utf8))
+        #expect(echo.status == 0 && String(decoding: echo.stdout, as: UTF8.self) == "mimicked\n", "\(echo.stderr)")
+        let alone = try Tools.run("qssh", ["-p", "\(server.port)", "--mimic", "127.0.0.1", "true"])
+        #expect(alone.status == 255 && alone.stderr.contains("--mimic needs --stealth"), "\(alone.stderr)")
+    }
+
     @Test("--padding: qssh exec with constant and random cover traffic against qsshd --padding random, over stealth, hash checked; bad modes refused", .timeLimit(.minutes(2)))
     func execWithPadding() throws {
         let dir = try makeTempDir()
