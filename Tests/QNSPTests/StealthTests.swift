@@ -334,6 +334,15 @@ struct StealthTests {
         #expect(s.posZ < zLimit)
         #expect(d.chi > ByteStatistics.chiSquareCritical255)
         #expect(d.posZ > zLimit)
+        // The classic Elligator mistake: an X25519 point's top bit is always 0. In default mode the
+        // ephemeral key's and the encapsulation's X25519 parts end at bytes 1249 and 2369 of the
+        // record (12-byte header, 22 bytes of fields, then 1184 + 32 and 1088 + 32): their top
+        // bits are all 0, and the top bit of every stealth byte position is uniform.
+        #expect(plain.allSatisfy { $0[1249] & 0x80 == 0 && $0[2369] & 0x80 == 0 })
+        var top = [Int](repeating: 0, count: prefix)
+        for f in stealth { for i in 0..<prefix where f[i] & 0x80 != 0 { top[i] += 1 } }
+        let topZ = top.map { abs((Double($0) - 500) / 250.0.squareRoot()) }.max() ?? 0
+        #expect(topZ < ByteStatistics.zCritical(tests: prefix), "top bits: max |z| \(topZ)")
         // Lengths vary (randomized padding and chunks), and are not whole cells.
         let lengths = Set(stealth.map(\.count))
         #expect(lengths.count > 300, "only \(lengths.count) distinct first-flight lengths")
