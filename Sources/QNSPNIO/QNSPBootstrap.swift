@@ -42,7 +42,7 @@ public enum QNSPBootstrap {
         let sync = channel.pipeline.syncOperations
         if let stealth = options.stealth {
             let role: StealthSession.Role = isClient ? .client : .server(stealth.replayFilter)
-            try sync.addHandler(StealthHandler(session: StealthSession(role: role, line: stealth.line, probePolicy: stealth.probePolicy)))
+            try sync.addHandler(StealthHandler(session: StealthSession(role: role, line: stealth.line, probePolicy: stealth.probePolicy, mimic: stealth.mimic)))
         }
         try sync.addHandler(QNSPHandler(connection: connection(), isClient: isClient, rekeyInterval: options.rekeyInterval, keepalive: options.keepalive, handshakeTimeout: options.handshakeTimeout, idleTimeout: options.idleTimeout, authorization: options.authorization))
         if let padding = options.padding, padding.mode != .off { try sync.addHandler(CoverTrafficHandler(policy: padding)) }

@@ -8,6 +8,8 @@ public struct StealthOptions: Sendable {
     public var replayFilter: StealthReplayFilter
     /// Server: the byte limit and deadline ranges for connections that send no valid hello.
     public var probePolicy: StealthSession.ProbePolicy
+    /// Start the client's first flight with a printable prefix (§9.8); server and client must agree.
+    public var mimic = false
 
     public init(
         line: StealthLine,

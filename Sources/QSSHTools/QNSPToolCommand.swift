@@ -99,6 +99,9 @@ public struct QNSPToolCommand: ParsableCommand {
         @Flag(name: .long, help: "Stealth mode (docs/protocol.md §9): answer only clients with this host key's stealth line ('qssh-keygen --stealth-line -f HOSTKEY').")
         var stealth = false
 
+        @Flag(name: .long, help: "With --stealth: expect clients' first flights to start with a printable prefix (--mimic on the clients; docs/protocol.md §9.8).")
+        var mimic = false
+
         @OptionGroup var proto: ProtocolOptions
 
         func run() throws {
@@ -117,7 +120,8 @@ public struct QNSPToolCommand: ParsableCommand {
                 keys.contains(key) ? .accept : .reject("key \(key.fingerprint) is not authorized")
             }
             var configured = try proto.options()
-            if stealth { configured.stealth = StealthArgument.serverOptions(host: host) }
+            if mimic && !stealth { throw ToolError("--mimic needs --stealth") }
+            if stealth { configured.stealth = StealthArgument.serverOptions(host: host, mimic: mimic) }
             let options = configured
             let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
             let initializer: @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void> = { channel, handshake in
@@ -186,6 +190,9 @@ public struct QNSPToolCommand: ParsableCommand {
         @Option(name: .long, help: ArgumentHelp("Stealth mode: the server's stealth line, its base64 part, or a file holding it.", valueName: "line|file"))
         var stealth: String?
 
+        @Flag(name: .long, help: "With --stealth: start the first flight with a printable prefix that meets published first-packet exemption rules (the server needs --mimic too).")
+        var mimic = false
+
         @OptionGroup var proto: ProtocolOptions
 
         @Argument(help: "Server host name or address.")
@@ -198,7 +205,8 @@ public struct QNSPToolCommand: ParsableCommand {
 
         func runSession() throws -> Int32 {
             var options = try proto.options()
-            if let stealth { options.stealth = StealthOptions(line: try StealthArgument.line(from: stealth)) }
+            if mimic && stealth == nil { throw ToolError("--mimic needs --stealth") }
+            if let stealth { options.stealth = try StealthArgument.clientOptions(stealth, mimic: mimic) }
             let client = TunnelClient(
                 host: host, port: port, identityPath: identity, user: user, knownHostsPath: knownHosts,
                 acceptNew: acceptNew, batch: batch, verbose: verbose, options: options, toolName: "qnsp")

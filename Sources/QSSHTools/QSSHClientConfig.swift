@@ -20,7 +20,7 @@ public enum QSSHClientConfig {
         "serveralivecountmax": .setting("ServerAliveCountMax"), "exitonforwardfailure": .setting("ExitOnForwardFailure"),
         "hashknownhosts": .setting("HashKnownHosts"), "userknownhostsfile": .setting("UserKnownHostsFile"),
         "qnspknownhostsfile": .option("--known-hosts"), "localforward": .forward("-L"), "remoteforward": .forward("-R"),
-        "dynamicforward": .forward("-D"), "stealth": .setting("Stealth"), "padding": .setting("Padding"),
+        "dynamicforward": .forward("-D"), "stealth": .setting("Stealth"), "padding": .setting("Padding"), "mimic": .setting("Mimic"),
     ]
 
     /// qssh options that take a value (to find the destination among the arguments).
@@ -104,7 +104,7 @@ public enum QSSHClientConfig {
             while j + 1 < extra.count {
                 let (option, value) = (extra[j], extra[j + 1])
                 let keep = ["-p", "-l", "-i", "--known-hosts"].contains(option)
-                    || (option == "-o" && ["hostname=", "batchmode=", "stricthostkeychecking=", "stealth=", "padding="].contains { value.lowercased().hasPrefix($0) })
+                    || (option == "-o" && ["hostname=", "batchmode=", "stricthostkeychecking=", "stealth=", "padding=", "mimic="].contains { value.lowercased().hasPrefix($0) })
                 if keep { kept += [option, value] }
                 j += 2
             }

@@ -94,6 +94,9 @@ public struct QSSHCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Cover traffic: off, random or constant (docs/protocol.md §9.6; also -o Padding=, config Padding).", valueName: "mode"))
     var padding: String?
 
+    @Flag(name: .long, help: "With --stealth: a printable first-flight prefix for networks that block random-looking traffic (docs/protocol.md §9.8; also -o Mimic=yes, config Mimic).")
+    var mimic = false
+
     @Flag(name: .customShort("N"), help: "Run no remote command (forwarding only).")
     var noCommand = false
 
@@ -144,6 +147,7 @@ public struct QSSHCommand: ParsableCommand {
         var stealthValue = stealth
         var stealthFromOption: String?
         var paddingValue = padding
+        var mimicValue = mimic
         var classicalKeyFiles: [String] = [], sshKnownHosts = NSHomeDirectory() + "/.ssh/known_hosts"
         for option in sshOptions {
             let parts = option.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -157,6 +161,8 @@ public struct QSSHCommand: ParsableCommand {
             case ("stealth", "none"), ("stealth", "no"): stealthFromOption = ""
             case ("stealth", _): stealthFromOption = parts[1]
             case ("padding", _): if padding == nil { paddingValue = parts[1] }
+            case ("mimic", "yes"): mimicValue = true
+            case ("mimic", "no"): mimicValue = mimic
             case ("hashknownhosts", "yes"): hashKnownHosts = true
             case ("hashknownhosts", "no"): hashKnownHosts = false
             case ("identityfile", _): classicalKeyFiles.append((parts[1] as NSString).expandingTildeInPath)
@@ -198,7 +204,11 @@ public struct QSSHCommand: ParsableCommand {
         options.handshakeTimeout = .seconds(30)
         if stealthValue == nil { stealthValue = stealthFromOption }
         if let paddingValue { options.padding = try StealthArgument.padding(paddingValue) }
-        if let stealthValue, !stealthValue.isEmpty { options.stealth = StealthOptions(line: try StealthArgument.line(from: stealthValue)) }
+        if let stealthValue, !stealthValue.isEmpty {
+            options.stealth = try StealthArgument.clientOptions(stealthValue, mimic: mimicValue)
+        } else if mimicValue {
+            throw ToolError("--mimic needs --stealth")
+        }
         var client = TunnelClient(
             host: host, port: port, identityPath: identity, user: user, knownHostsPath: knownHosts,
             acceptNew: acceptNew, batch: batch, verbose: verbose, options: options, toolName: "qssh")

@@ -138,6 +138,9 @@ public struct QSSHDCommand: ParsableCommand {
     @Flag(name: .long, help: "Stealth mode (docs/protocol.md §9): answer only clients that hold this host key's stealth line ('qssh-keygen --stealth-line -f HOSTKEY'); everyone else gets silence.")
     var stealth = false
 
+    @Flag(name: .long, help: "With --stealth: expect clients' first flights to start with a printable prefix (clients use --mimic; docs/protocol.md §9.8).")
+    var mimic = false
+
     @Option(name: .long, help: "Cover traffic towards clients: off, random or constant (docs/protocol.md §9.6).")
     var padding: String = "off"
 
@@ -147,7 +150,7 @@ public struct QSSHDCommand: ParsableCommand {
     @Flag(name: .long, help: .hidden)
     var internalSFTPServer = false
 
-    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile, Stealth, Padding); options on the command line win.", valueName: "file"))
+    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile, Stealth, Mimic, Padding); options on the command line win.", valueName: "file"))
     var config: String?
 
     @Flag(name: .customShort("D"), help: "Stay in the foreground (the default; see --daemon).")
@@ -260,7 +263,8 @@ public struct QSSHDCommand: ParsableCommand {
             if loginGraceTime > 0 { options.handshakeTimeout = .seconds(loginGraceTime) }
             if idleTimeout > 0 { options.idleTimeout = .seconds(idleTimeout) }
             options.authorization = .threadPool(lookups, timeout: .seconds(10))
-            if stealth { options.stealth = StealthArgument.serverOptions(host: host) }
+            if mimic && !stealth { throw ToolError("--mimic needs --stealth") }
+            if stealth { options.stealth = StealthArgument.serverOptions(host: host, mimic: mimic) }
             options.padding = try StealthArgument.padding(padding)
             let tickets = ConnectionTickets()
             server = try QNSPBootstrap.bindServer(group: group, host: listen, port: port, parametersFor: { channel in

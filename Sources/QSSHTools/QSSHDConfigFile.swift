@@ -21,7 +21,7 @@ public enum QSSHDConfigFile {
         "permitopen": .value("--permit-open"), "permitlisten": .value("--permit-listen"),
         "gatewayports": .yes("--gateway-ports"), "allowtcpforwarding": .no("--no-forwarding"),
         "bridge": .value("--bridge"), "sftproot": .value("--sftp-root"), "sftp": .no("--no-sftp"),
-        "loglevel": .verbosity, "logfile": .value("--log-file"), "pidfile": .value("--pid-file"), "stealth": .yes("--stealth"), "padding": .value("--padding"),
+        "loglevel": .verbosity, "logfile": .value("--log-file"), "pidfile": .value("--pid-file"), "stealth": .yes("--stealth"), "padding": .value("--padding"), "mimic": .yes("--mimic"),
     ]
 
     /// The options `text` stands for.

@@ -27,6 +27,9 @@ struct QSSHLinkOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Cover traffic: off, random or constant (passed to qssh).", valueName: "mode"))
     var padding: String?
 
+    @Flag(name: .long, help: "With --stealth: a printable first-flight prefix (passed to qssh).")
+    var mimic = false
+
     /// The qssh arguments for these options (before `-s HOST sftp`).
     var qsshArguments: [String] {
         var argv: [String] = []
@@ -37,6 +40,7 @@ struct QSSHLinkOptions: ParsableArguments {
         if let jump { argv += ["-J", jump] }
         if let stealth { argv += ["--stealth", stealth] }
         if let padding { argv += ["--padding", padding] }
+        if mimic { argv += ["--mimic"] }
         for o in sshOptions { argv += ["-o", o] }
         return argv
     }

@@ -46,6 +46,7 @@ public struct QSSHTunnelCommand: ParsableCommand {
         var hostName: String?
         var stealth: String?
         var padding: String?
+        var mimic = false
         for option in sshOptions {
             switch option.lowercased().replacingOccurrences(of: " ", with: "") {
             case "batchmode=yes": batch = true
@@ -53,6 +54,8 @@ public struct QSSHTunnelCommand: ParsableCommand {
             case "stricthostkeychecking=accept-new": acceptNew = true
             case "stricthostkeychecking=yes": acceptNew = false
             case let o where o.hasPrefix("hostname="): hostName = String(option.split(separator: "=", maxSplits: 1).last ?? "")
+            case "mimic=yes": mimic = true
+            case "mimic=no": mimic = false
             case let o where o.hasPrefix("padding="): padding = String(option.split(separator: "=", maxSplits: 1).last ?? "")
             case let o where o.hasPrefix("stealth="): stealth = String(option.split(separator: "=", maxSplits: 1).last ?? "")
             default: throw ToolError("unsupported option -o \(option)")
@@ -66,7 +69,7 @@ public struct QSSHTunnelCommand: ParsableCommand {
         options.handshakeTimeout = .seconds(30)
         if let padding { options.padding = try StealthArgument.padding(padding) }
         if let stealth, !["none", "no", ""].contains(stealth.lowercased()) {
-            options.stealth = StealthOptions(line: try StealthArgument.line(from: stealth))
+            options.stealth = try StealthArgument.clientOptions(stealth, mimic: mimic)
         }
         // stdin is OpenSSH's pipe: a first-contact question goes to /dev/tty (or is refused in batch mode).
         let client = TunnelClient(

@@ -27,8 +27,17 @@ enum StealthArgument {
     }
 
     /// A server's stealth settings from its host key (one replay filter for the process).
-    static func serverOptions(host: HostKeyPair) -> StealthOptions {
-        StealthOptions(line: StealthLine(hostKey: host))
+    static func serverOptions(host: HostKeyPair, mimic: Bool = false) -> StealthOptions {
+        var o = StealthOptions(line: StealthLine(hostKey: host))
+        o.mimic = mimic
+        return o
+    }
+
+    /// A client's stealth settings.
+    static func clientOptions(_ value: String, mimic: Bool) throws -> StealthOptions {
+        var o = StealthOptions(line: try line(from: value))
+        o.mimic = mimic
+        return o
     }
 
     /// The value of `--padding` / `-o Padding=` / config `Padding`.

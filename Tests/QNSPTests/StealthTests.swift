@@ -334,6 +334,15 @@ struct StealthTests {
         #expect(s.posZ < zLimit)
         #expect(d.chi > ByteStatistics.chiSquareCritical255)
         #expect(d.posZ > zLimit)
+        // The classic Elligator mistake: an X25519 point's top bit is always 0. In default mode the
+        // ephemeral key's and the encapsulation's X25519 parts end at bytes 1249 and 2369 of the
+        // record (12-byte header, 22 bytes of fields, then 1184 + 32 and 1088 + 32): their top
+        // bits are all 0, and the top bit of every stealth byte position is uniform.
+        #expect(plain.allSatisfy { $0[1249] & 0x80 == 0 && $0[2369] & 0x80 == 0 })
+        var top = [Int](repeating: 0, count: prefix)
+        for f in stealth { for i in 0..<prefix where f[i] & 0x80 != 0 { top[i] += 1 } }
+        let topZ = top.map { abs((Double($0) - 500) / 250.0.squareRoot()) }.max() ?? 0
+        #expect(topZ < ByteStatistics.zCritical(tests: prefix), "top bits: max |z| \(topZ)")
         // Lengths vary (randomized padding and chunks), and are not whole cells.
         let lengths = Set(stealth.map(\.count))
         #expect(lengths.count > 300, "only \(lengths.count) distinct first-flight lengths")
@@ -347,6 +356,37 @@ struct StealthTests {
         print("GFW first-packet rules: \(flagged) of 1000 stealth first flights flagged; default mode: \(defaultVerdict)")
         #expect(flagged >= 980)
         #expect(!defaultVerdict.flagged && defaultVerdict.exemptByPopcount)
+    }
+
+    @Test("--mimic: 1,000 first flights all pass the first-packet rules (printable prefix), a mimic pair carries a QNSP session, and a mimic flight to a plain server (or the reverse) is a probe")
+    func mimicry() throws {
+        let line = StealthLine(hostKey: Keys.host)
+        var lengths = Set<Int>()
+        for _ in 0..<1000 {
+            let s = try StealthSession(role: .client, line: line, mimic: true)
+            let flight = s.takeOutbound().flatMap { $0 }
+            let v = ByteStatistics.firstPacketVerdict(flight)
+            #expect(!v.flagged && v.exemptByPrintablePrefix && v.exemptByPrintableRun, "\(v)")
+            lengths.insert(flight.prefix { StealthSession.mimicAlphabet.contains($0) }.count)
+        }
+        #expect(lengths.count > 30, "prefix lengths do not vary: \(lengths.sorted())")
+        // A whole session through a mimic pair.
+        let filter = StealthReplayFilter(startTime: 0)
+        let client = try StealthSession(role: .client, line: line, mimic: true)
+        let server = try StealthSession(role: .server(filter), line: line, mimic: true)
+        var got: [UInt8] = []
+        try client.seal(Array("hello".utf8))
+        #expect(try server.receive(client.takeOutbound().flatMap { $0 }, deliver: { got += $0 }) == .accepted)
+        #expect(got == Array("hello".utf8))
+        // Mismatched settings: silence.
+        let plainServer = try StealthSession(role: .server(filter), line: line)
+        let mimicClient = try StealthSession(role: .client, line: line, mimic: true)
+        #expect(try plainServer.receive(mimicClient.takeOutbound().flatMap { $0 }, deliver: { _ in Issue.record("delivered") }) == nil)
+        #expect(plainServer.isProbe && plainServer.takeOutbound().isEmpty)
+        let mimicServer = try StealthSession(role: .server(filter), line: line, mimic: true)
+        let plainClient = try StealthSession(role: .client, line: line)
+        _ = try mimicServer.receive(plainClient.takeOutbound().flatMap { $0 }, deliver: { _ in Issue.record("delivered") })
+        #expect(!mimicServer.isAccepted && mimicServer.takeOutbound().isEmpty)
     }
 
     @Test("the first-packet rules as implemented: popcount bounds and the three printable exemptions")

@@ -64,6 +64,58 @@ struct StealthToolTests {
         #expect(badLine.status == 255 && badLine.stderr.contains("malformed stealth line"), "\(badLine.stderr)")
     }
 
+    @Test("over stealth: a PTY session (-t), a -W forward to an echo server, and a 100 MiB qscp with the hash checked", .timeLimit(.minutes(3)))
+    func sessionsOverStealth() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try keys(dir)
+        let line = try stealthLine(dir)
+        let server = try ServeProcess(tool: "qsshd", arguments: [
+            "-p", "0", "-l", "127.0.0.1", "-h", dir + "/host", "--authorized-keys", dir + "/authorized_keys", "--stealth",
+        ])
+        defer { server.stop() }
+        let common = ["-i", dir + "/id", "--known-hosts", dir + "/known_hosts", "-o", "StrictHostKeyChecking=accept-new", "--stealth", line]
+        let pty = try Tools.run("qssh", ["-p", "\(server.port)"] + common + ["-t", "127.0.0.1", "tty; echo $TERM"])
+        let ptyOut = String(decoding: pty.stdout, as: UTF8.self)
+        #expect(pty.status == 0 && ptyOut.contains("/dev/pts/"), "\(ptyOut) \(pty.stderr)")
+        let echo = try EchoServer()
+        defer { echo.stop() }
+        let forward = try Tools.run("qssh", ["-p", "\(server.port)"] + common + ["-W", "127.0.0.1:\(echo.port)", "127.0.0.1"],
+                                    stdin: Data("through -W over stealth\n".utf8))
+        #expect(forward.status == 0 && String(decoding: forward.stdout, as: UTF8.self) == "through -W over stealth\n", "\(forward.stderr)")
+        let big = dir + "/big"
+        #expect(try Tools.run("/bin/sh", ["-c", "head -c 104857600 /dev/urandom > '\(big)'"]).status == 0)
+        let copy = try Tools.run("qscp", ["-P", "\(server.port)"] + common + ["-q", big, "127.0.0.1:" + dir + "/copy"])
+        #expect(copy.status == 0, "\(copy.stderr)")
+        let sums = try Tools.run("/usr/bin/sha256sum", [big, dir + "/copy"])
+        let hashes = String(decoding: sums.stdout, as: UTF8.self).split(separator: "\n").map { $0.split(separator: " ").first ?? "" }
+        #expect(hashes.count == 2 && hashes[0] == hashes[1], "\(hashes)")
+    }
+
+    @Test("--mimic: qsshd --stealth --mimic serves qssh --stealth --mimic (and -o Mimic=yes); qnsp serve/connect --mimic echo; --mimic without --stealth is refused", .timeLimit(.minutes(2)))
+    func mimic() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try keys(dir)
+        let line = try stealthLine(dir)
+        let server = try ServeProcess(tool: "qsshd", arguments: [
+            "-p", "0", "-l", "127.0.0.1", "-h", dir + "/host", "--authorized-keys", dir + "/authorized_keys", "--stealth", "--mimic",
+        ])
+        defer { server.stop() }
+        let common = ["-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts", "-o", "StrictHostKeyChecking=accept-new", "--stealth", line]
+        let r = try Tools.run("qssh", common + ["--mimic", "127.0.0.1", "echo mimic"])
+        #expect(r.status == 0 && String(decoding: r.stdout, as: UTF8.self) == "mimic\n", "\(r.stderr)")
+        let o = try Tools.run("qssh", common + ["-o", "Mimic=yes", "127.0.0.1", "echo option"])
+        #expect(o.status == 0 && String(decoding: o.stdout, as: UTF8.self) == "option\n", "\(o.stderr)")
+        let echoServer = try ServeProcess(dir: dir, extra: ["--echo", "--stealth", "--mimic"])
+        defer { echoServer.stop() }
+        let echo = try Tools.run("qnsp", ["connect", "-p", "\(echoServer.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts2", "--accept-new",
+                                          "--stealth", line, "--mimic", "127.0.0.1"], stdin: Data("mimicked\n".utf8))
+        #expect(echo.status == 0 && String(decoding: echo.stdout, as: UTF8.self) == "mimicked\n", "\(echo.stderr)")
+        let alone = try Tools.run("qssh", ["-p", "\(server.port)", "--mimic", "127.0.0.1", "true"])
+        #expect(alone.status == 255 && alone.stderr.contains("--mimic needs --stealth"), "\(alone.stderr)")
+    }
+
     @Test("--padding: qssh exec with constant and random cover traffic against qsshd --padding random, over stealth, hash checked; bad modes refused", .timeLimit(.minutes(2)))
     func execWithPadding() throws {
         let dir = try makeTempDir()

@@ -11,6 +11,8 @@ public enum StealthError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownFrameType(UInt8)
     /// Server: an authentic hello outside the time window, replayed, or refused by a full filter.
     case helloRefused(String)
+    /// Server with mimicry: the flight does not start with a valid printable prefix.
+    case badMimicryPrefix
     /// The peer's stream ended inside a frame.
     case truncated
     /// More than 2^62 frames in one direction.
@@ -25,6 +27,7 @@ public enum StealthError: Error, Equatable, Sendable, CustomStringConvertible {
         case .frameAuthenticationFailed: return "stealth frame failed authentication (wrong stealth line or modified data)"
         case .unknownFrameType(let t): return "unknown stealth frame type \(t)"
         case .helloRefused(let why): return "stealth hello refused: \(why)"
+        case .badMimicryPrefix: return "stealth flight without a valid mimicry prefix"
         case .truncated: return "stream ended inside a stealth frame"
         case .sequenceExhausted: return "stealth frame counter exhausted"
         case .closed: return "stealth session closed"

@@ -91,13 +91,23 @@ public final class StealthSession {
     public let probeDeadline: Duration
     /// Why the last hello was refused (server, for logs and tests); nil while none was.
     public private(set) var refusal: String?
+    /// Mimicry (§9.8): the client's flight starts with 24…64 printable characters.
+    public let mimic: Bool
+    private var mimicDone = false
+
+    /// The characters of a mimicry prefix; the first one's index gives its length.
+    static let mimicAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
+    static let mimicMinimum = 24
+    static let mimicSpan = 41
 
     /// - Parameter clock: Unix seconds (the hello's time, the replay window).
+    /// - Parameter mimic: start the client's flight with a printable prefix (§9.8); both sides must agree.
     public init(
-        role: Role, line: StealthLine, probePolicy: ProbePolicy = ProbePolicy(),
+        role: Role, line: StealthLine, probePolicy: ProbePolicy = ProbePolicy(), mimic: Bool = false,
         clock: @escaping @Sendable () -> UInt64 = QNSPHandshakeGuard.wallClock
     ) throws(StealthError) {
         self.secret = line.secret
+        self.mimic = mimic
         self.clock = clock
         self.probeByteLimit = Int.random(in: probePolicy.byteLimit, using: &rng)
         self.probeDeadline = .milliseconds(Int64.random(in: probePolicy.deadlineMilliseconds, using: &rng))
@@ -154,8 +164,15 @@ public final class StealthSession {
         var time = [UInt8](repeating: 0, count: 8)
         let now = clock()
         for i in 0..<8 { time[i] = UInt8(truncatingIfNeeded: now >> (56 - 8 * UInt64(i))) }
-        pendingPrefix = clientNonce
+        pendingPrefix = (mimic ? mimicPrefix() : []) + clientNonce
         try appendFrame(type: .hello, payload: time, padding: Int.random(in: 0...Self.maxPadding, using: &rng))
+    }
+
+    /// `c0 || c1 … c(n-1)`, all from ``mimicAlphabet``, `n = 24 + index(c0) mod 41`.
+    private func mimicPrefix() -> [UInt8] {
+        let first = Int.random(in: 0..<Self.mimicAlphabet.count, using: &rng)
+        let n = Self.mimicMinimum + first % Self.mimicSpan
+        return [Self.mimicAlphabet[first]] + (1..<n).map { _ in Self.mimicAlphabet[Int.random(in: 0..<Self.mimicAlphabet.count, using: &rng)] }
     }
 
     // MARK: Sending
@@ -316,6 +333,18 @@ public final class StealthSession {
 
     /// Processes one unit (nonce, header or body); false when more bytes are needed.
     private func step(deliver: (UnsafeRawBufferPointer) -> Void, accepted: inout Event?) throws(StealthError) -> Bool {
+        if mimic, !isClient, !mimicDone {
+            guard available >= 1 else { return false }
+            guard let first = Self.mimicAlphabet.firstIndex(of: inbound[inboundStart]) else { throw .badMimicryPrefix }
+            let n = Self.mimicMinimum + first % Self.mimicSpan
+            guard available >= n else { return false }
+            guard inbound[inboundStart..<inboundStart + n].allSatisfy({ Self.mimicAlphabet.contains($0) }) else {
+                throw .badMimicryPrefix
+            }
+            inboundStart += n
+            mimicDone = true
+            return true
+        }
         if receiveCipher == nil {
             guard available >= Self.nonceSize else { return false }
             let nonce = Array(inbound[inboundStart..<inboundStart + Self.nonceSize])
