@@ -22,8 +22,11 @@ package struct QPQClientState: Codable, Sendable {
         package var sender: String
         package var text: String
         package var serverTime: UInt64
+        /// Unix ms after which the message is deleted here too (0: never).
+        package var expiresAt: UInt64 = 0
 
-        package init(messageId: UInt64, group: String, sender: String, text: String, serverTime: UInt64) {
+        package init(messageId: UInt64, group: String, sender: String, text: String, serverTime: UInt64, expiresAt: UInt64 = 0) {
+            self.expiresAt = expiresAt
             self.messageId = messageId
             self.group = group
             self.sender = sender
@@ -56,6 +59,11 @@ package struct QPQClientState: Codable, Sendable {
     }
 
     static let maxSeen = 10_000
+
+    /// Deletes the messages whose disappearing timer has run out.
+    package mutating func prune(now: UInt64) {
+        messages.removeAll { $0.expiresAt != 0 && $0.expiresAt <= now }
+    }
 
     package mutating func markSeen(_ id: UInt64) {
         seen.append(id)

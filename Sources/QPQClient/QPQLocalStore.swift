@@ -27,6 +27,9 @@ package enum QPQLocalStore {
     }
 
     static let magic: [UInt8] = Array("QPQS".utf8)
+
+    /// Unix time in milliseconds (disappearing messages are pruned on every load and save).
+    package static func wallClockMilliseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
     /// Argon2id costs of new files (the same as qpq's OPAQUE KSF: 64 MiB, 3 passes).
     package static let defaultMemoryKiB: UInt32 = 64 * 1024
     package static let defaultIterations: UInt32 = 3
@@ -50,6 +53,8 @@ package enum QPQLocalStore {
 
     package static func seal(_ state: QPQClientState, passphrase: String, memoryKiB: UInt32 = defaultMemoryKiB,
                              iterations: UInt32 = defaultIterations) throws(Failure) -> [UInt8] {
+        var state = state
+        state.prune(now: wallClockMilliseconds())
         let plain: Data
         do { plain = try JSONEncoder().encode(state) } catch { throw .format("cannot encode: \(error)") }
         var salt = [UInt8](repeating: 0, count: 16)
@@ -85,7 +90,13 @@ package enum QPQLocalStore {
         } catch {
             throw .cannotDecrypt
         }
-        do { return try JSONDecoder().decode(QPQClientState.self, from: plain) } catch { throw .format("cannot decode: \(error)") }
+        do {
+            var state = try JSONDecoder().decode(QPQClientState.self, from: plain)
+            state.prune(now: wallClockMilliseconds())
+            return state
+        } catch {
+            throw .format("cannot decode: \(error)")
+        }
     }
 
     package static func load(path: String, passphrase: String) throws(Failure) -> QPQClientState {

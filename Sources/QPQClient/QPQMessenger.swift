@@ -258,10 +258,18 @@ package final class QPQMessenger {
                 return "?"
             } ?? "?"
             let message = QPQClientState.Message(messageId: e.messageId, group: name, sender: sender,
-                                                 text: String(decoding: app.data, as: UTF8.self), serverTime: e.serverTime)
+                                                 text: String(decoding: app.data, as: UTF8.self), serverTime: e.serverTime,
+                                                 expiresAt: e.expiresAt)
             state.messages.append(message)
             return message
         }
+    }
+
+    /// Sets the group's disappearing-message timer on the server (0: off). Messages sent afterwards
+    /// are deleted by the server and by every member's client when it runs out.
+    package func setDisappearing(_ name: String, seconds: UInt32) async throws(QPQClientError) {
+        let group = try self.group(name)
+        _ = try await transport.expect(.setDisappearing(groupId: group.groupID, epoch: group.epoch, token: Self.token(group), seconds: seconds))
     }
 
     /// The user names of a group's members (from the MLS tree).

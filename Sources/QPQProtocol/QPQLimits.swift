@@ -21,6 +21,8 @@ public enum QPQLimits {
     public static let maxFetch = 500
     public static let maxAck = 500
     public static let maxErrorMessage = 255
+    /// Longest disappearing-message timer (one year).
+    public static let maxDisappearSeconds: UInt32 = 365 * 24 * 3600
 
     // Fixed sizes (OPAQUE messages, ML-DSA-65, tokens).
     public static let registrationRequestSize = 32

@@ -19,6 +19,17 @@ package final class QPQService: Sendable {
         self.pool = pool
     }
 
+    /// Deletes expired (disappearing) messages once a second, on the pool. The database decides
+    /// what is expired, so several nodes may sweep the same database.
+    private func startSweeper(loop: EventLoop, context: QPQServerContext) {
+        let pool = self.pool
+        let task = loop.scheduleRepeatedAsyncTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            pool.runIfActive(eventLoop: loop) { _ = try context.store.expire(now: context.clock()) }
+                .flatMapErrorThrowing { _ in }  // a failed sweep is retried next second
+        }
+        channel.closeFuture.whenComplete { _ in task.cancel() }
+    }
+
     /// The bound port.
     package var port: Int? { channel.localAddress?.port }
 
@@ -40,7 +51,9 @@ package final class QPQService: Sendable {
                 try ch.pipeline.syncOperations.addHandler(QPQServerHandler(context: context, registry: registry, pool: pool))
             }
         }.map { channel in
-            QPQService(channel: channel, registry: registry, pool: pool)
+            let service = QPQService(channel: channel, registry: registry, pool: pool)
+            service.startSweeper(loop: channel.eventLoop, context: context)
+            return service
         }.flatMapErrorThrowing { error in
             pool.shutdownGracefully { _ in }
             throw error

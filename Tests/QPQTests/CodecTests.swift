@@ -21,7 +21,7 @@ struct CodecTests {
             case .push: break
             }
         }
-        #expect(requestTypes.count == 21)
+        #expect(requestTypes.count == 22)
         #expect(responseTypes.count == 18)
     }
 

@@ -107,6 +107,28 @@ struct NetworkTests {
         }
     }
 
+    @Test("the server's sweeper deletes a disappearing message once its timer has run out", .timeLimit(.minutes(1)))
+    func sweeper() async throws {
+        try await withServer { service, group, key in
+            let conn = try await connect(service, group, key)
+            _ = try await login(conn, "dora")
+            let g: [UInt8] = [9]
+            _ = try await conn.expect(.createGroup(groupId: g, tokenHash: tokenHash(0)))
+            _ = try await conn.expect(.setDisappearing(groupId: g, epoch: 0, token: token(0), seconds: 1))
+            _ = try await conn.expect(.send(groupId: g, epoch: 0, token: token(0), message: [1, 2, 3]))
+            guard case .messages(let first, _) = try await conn.expect(.fetch(limit: 10)) else { Issue.record("fetch"); return }
+            #expect(first.count == 1)
+            // The sweeper runs every second: within 10 s the queue must be empty (checked every 200 ms).
+            var gone = false
+            for _ in 0..<50 where !gone {
+                try await Task.sleep(nanoseconds: 200_000_000)
+                if case .messages(let now, _) = try await conn.expect(.fetch(limit: 10)), now.isEmpty { gone = true }
+            }
+            #expect(gone, "the expired message is still queued")
+            await conn.close()
+        }
+    }
+
     @Test("revoking a device pushes Revoked and closes its connection", .timeLimit(.minutes(1)))
     func revokePush() async throws {
         try await withServer { service, group, key in

@@ -48,13 +48,13 @@ struct QPQRandom: RandomNumberGenerator {
     mutating func envelope() -> QPQEnvelope {
         QPQEnvelope(messageId: u64(), groupId: groupId(), epoch: u64(),
                     kind: QPQEnvelopeKind.allCases.randomElement(using: &self) ?? .application,
-                    serverTime: u64(), payload: bytes(upTo: 300, min: 1))
+                    serverTime: u64(), expiresAt: u64(), payload: bytes(upTo: 300, min: 1))
     }
 
     /// A random valid request of every type.
     mutating func request() -> QPQRequest {
         let L = QPQLimits.self
-        switch Int.random(in: 0..<21, using: &self) {
+        switch Int.random(in: 0..<22, using: &self) {
         case 0: return .ping
         case 1: return .registerStart(user: userName(), request: bytes(L.registrationRequestSize))
         case 2: return .registerFinish(user: userName(), record: bytes(L.registrationRecordSize))
@@ -81,7 +81,9 @@ struct QPQRandom: RandomNumberGenerator {
         case 17: return .ack(messageIds: (0..<count(L.maxAck)).map { _ in u64() })
         case 18: return .subscribe
         case 19: return .listGroups
-        default: return .groupMembers(groupId: groupId())
+        case 20: return .groupMembers(groupId: groupId())
+        default: return .setDisappearing(groupId: groupId(), epoch: u64(), token: bytes(QPQLimits.tokenSize),
+                                         seconds: UInt32.random(in: 0...QPQLimits.maxDisappearSeconds, using: &self))
         }
     }
 

@@ -248,7 +248,7 @@ struct ServerCoreTests {
         // The stored envelopes have no sender column.
         let db = try DatabaseQueue(path: dir.path + "/qpqd.sqlite")
         let columns = try await db.read { db in try db.columns(in: "messages").map(\.name) }
-        #expect(columns.sorted() == ["epoch", "group_id", "id", "kind", "payload", "server_time"])
+        #expect(columns.sorted() == ["epoch", "expires_at", "group_id", "id", "kind", "payload", "server_time"])
     }
 
     @Test("concurrent commits for one epoch from many connections: exactly one wins")
@@ -394,5 +394,49 @@ struct LoginTimingTests {
         let m1 = Double(known.sorted()[known.count / 2]), m2 = Double(unknown.sorted()[unknown.count / 2])
         print("login failure, server side: registered user \(Int(m1 / 1000)) µs, unknown user \(Int(m2 / 1000)) µs (medians of \(known.count))")
         #expect(abs(m1 - m2) / max(m1, m2) < 0.25)
+    }
+}
+
+@Suite("disappearing messages", .serialized)
+struct DisappearingTests {
+    @Test("after the timer the message is gone from the server database (rows and file bytes) and from the client store")
+    func disappear() async throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        let now = ManualClock()
+        let context = try makeServerContext(dir: dir, clock: { now.value })
+        let alice = try await registerAndLogin("alice", context: context)
+        let g: [UInt8] = [4, 2]
+        _ = try await alice.transport.expect(.createGroup(groupId: g, tokenHash: tokenHash(0)))
+        guard case .error(.badToken, _, _) = try await alice.transport.call(.setDisappearing(groupId: g, epoch: 0, token: token(9), seconds: 60)) else {
+            Issue.record("timer set without the token"); return
+        }
+        #expect(try await alice.transport.expect(.setDisappearing(groupId: g, epoch: 0, token: token(0), seconds: 60)) == .ok)
+        let secret = Array("this message self-destructs".utf8)
+        _ = try await alice.transport.expect(.send(groupId: g, epoch: 0, token: token(0), message: secret))
+        guard case .messages(let queued, _) = try await alice.transport.expect(.fetch(limit: 10)) else { Issue.record("fetch"); return }
+        let envelope = try #require(queued.first)
+        #expect(envelope.expiresAt == now.value + 60_000)
+        // Not yet.
+        #expect(try context.store.expire(now: now.value + 59_999) == 0)
+        now.advance(60_000)
+        #expect(try context.store.expire(now: now.value) == 1)
+        guard case .messages(let after, _) = try await alice.transport.expect(.fetch(limit: 10)) else { Issue.record("fetch"); return }
+        #expect(after.isEmpty)
+        let db = try DatabaseQueue(path: dir.path + "/qpqd.sqlite")
+        let rows = try await db.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM messages") }
+        #expect(rows == 0)
+        for suffix in ["", "-wal"] {
+            let raw = (try? Data(contentsOf: URL(fileURLWithPath: dir.path + "/qpqd.sqlite" + suffix))) ?? Data()
+            #expect(raw.range(of: Data(secret)) == nil, "the message bytes are still in qpqd.sqlite\(suffix)")
+        }
+
+        // The client side: a stored message past its time is pruned on save and load.
+        var state = QPQClientState(host: "h", port: 1, hostKey: "k")
+        let past = QPQLocalStore.wallClockMilliseconds() - 1
+        state.messages = [.init(messageId: 1, group: "g", sender: "a", text: "gone", serverTime: 0, expiresAt: past),
+                          .init(messageId: 2, group: "g", sender: "a", text: "kept", serverTime: 0)]
+        try QPQLocalStore.save(state, path: dir.path + "/c.store", passphrase: "p", memoryKiB: 1024, iterations: 1)
+        #expect(try QPQLocalStore.load(path: dir.path + "/c.store", passphrase: "p").messages.map(\.text) == ["kept"])
     }
 }

@@ -94,6 +94,14 @@ public enum QPQCodec {
             for id in ids { w.u64(id) }
         case .groupMembers(let groupId):
             try w.groupId(groupId)
+        case .setDisappearing(let groupId, let epoch, let token, let seconds):
+            try w.groupId(groupId)
+            w.u64(epoch)
+            try w.fixed(token, L.tokenSize, "token")
+            guard seconds <= L.maxDisappearSeconds else {
+                throw .fieldTooLong(field: "seconds", limit: Int(L.maxDisappearSeconds), actual: Int(seconds))
+            }
+            w.u32(seconds)
         }
     }
 
@@ -190,6 +198,7 @@ public enum QPQCodec {
         w.u64(e.epoch)
         w.u8(e.kind.rawValue)
         w.u64(e.serverTime)
+        w.u64(e.expiresAt)
         try w.bytes(e.payload, prefix: 4, max: L.maxMessage, min: 1, "payload")
     }
 
@@ -274,6 +283,13 @@ public enum QPQCodec {
         case 0x13: return .subscribe
         case 0x14: return .listGroups
         case 0x15: return .groupMembers(groupId: try r.groupId())
+        case 0x16:
+            let groupId = try r.groupId()
+            let epoch = try r.u64("epoch")
+            let token = try r.fixed(L.tokenSize, "token")
+            let seconds = try r.u32("seconds")
+            guard seconds <= L.maxDisappearSeconds else { throw .malformed("seconds: \(seconds) is over \(L.maxDisappearSeconds)") }
+            return .setDisappearing(groupId: groupId, epoch: epoch, token: token, seconds: seconds)
         default: throw .unknownType(type)
         }
     }
@@ -355,6 +371,7 @@ public enum QPQCodec {
         let rawKind = try r.u8("kind")
         guard let kind = QPQEnvelopeKind(rawValue: rawKind) else { throw .malformed("kind: \(rawKind) is not 1, 2 or 3") }
         return QPQEnvelope(messageId: messageId, groupId: groupId, epoch: epoch, kind: kind, serverTime: try r.u64("serverTime"),
+                           expiresAt: try r.u64("expiresAt"),
                            payload: try r.bytes(prefix: 4, max: L.maxMessage, min: 1, "payload"))
     }
 }

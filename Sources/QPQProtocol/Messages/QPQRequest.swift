@@ -21,6 +21,8 @@ public enum QPQRequest: Sendable, Equatable {
     case subscribe
     case listGroups
     case groupMembers(groupId: [UInt8])
+    /// Application messages queued from now on are deleted `seconds` after they were accepted (0: off).
+    case setDisappearing(groupId: [UInt8], epoch: UInt64, token: [UInt8], seconds: UInt32)
 
     /// The wire type byte.
     public var type: UInt8 {
@@ -46,6 +48,7 @@ public enum QPQRequest: Sendable, Equatable {
         case .subscribe: return 0x13
         case .listGroups: return 0x14
         case .groupMembers: return 0x15
+        case .setDisappearing: return 0x16
         }
     }
 }

@@ -7,9 +7,13 @@ public struct QPQEnvelope: Sendable, Equatable {
     public var kind: QPQEnvelopeKind
     /// Unix time in milliseconds when the server accepted it.
     public var serverTime: UInt64
+    /// Unix time in milliseconds when the server deletes it (and clients should); 0: never.
+    public var expiresAt: UInt64
     public var payload: [UInt8]
 
-    public init(messageId: UInt64, groupId: [UInt8], epoch: UInt64, kind: QPQEnvelopeKind, serverTime: UInt64, payload: [UInt8]) {
+    public init(messageId: UInt64, groupId: [UInt8], epoch: UInt64, kind: QPQEnvelopeKind, serverTime: UInt64, expiresAt: UInt64 = 0,
+                payload: [UInt8]) {
+        self.expiresAt = expiresAt
         self.messageId = messageId
         self.groupId = groupId
         self.epoch = epoch
@@ -19,5 +23,5 @@ public struct QPQEnvelope: Sendable, Equatable {
     }
 
     /// Encoded size (for the `Messages` byte budget).
-    public var encodedSize: Int { 8 + 1 + groupId.count + 8 + 1 + 8 + 4 + payload.count }
+    public var encodedSize: Int { 8 + 1 + groupId.count + 8 + 1 + 8 + 8 + 4 + payload.count }
 }

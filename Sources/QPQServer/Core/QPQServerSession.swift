@@ -234,6 +234,10 @@ package struct QPQServerSession: Sendable {
             let me = try requireDevice()
             return QPQSessionOutput(.groups(try store.groups(deviceId: me.deviceId)))
 
+        case .setDisappearing(let groupId, let epoch, let token, let seconds):
+            try store.setDisappearing(groupId: groupId, epoch: epoch, tokenHash: KeyDerivation.sha256(token), seconds: seconds)
+            return QPQSessionOutput(.ok)
+
         case .groupMembers(let groupId):
             let me = try requireDevice()
             guard let found = try store.members(groupId: groupId), found.members.contains(where: { $0.deviceId == me.deviceId }) else {

@@ -13,6 +13,8 @@ package final class GRDBStore: QPQStore {
         var config = Configuration()
         config.busyMode = .timeout(10)
         config.foreignKeysEnabled = true
+        // Deleted rows (expired messages, acknowledged queues) are overwritten, not left in free pages.
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
         do {
             let created = !FileManager.default.fileExists(atPath: path)
             let pool = try DatabasePool(path: path, configuration: config)
@@ -57,6 +59,13 @@ package final class GRDBStore: QPQStore {
                     device_id INTEGER NOT NULL, message_id INTEGER NOT NULL REFERENCES messages(id),
                     PRIMARY KEY(device_id, message_id)) WITHOUT ROWID;
                 CREATE INDEX deliveries_message ON deliveries(message_id);
+                """)
+        }
+        m.registerMigration("v2 disappearing messages") { db in
+            try db.execute(sql: """
+                ALTER TABLE chat_groups ADD COLUMN ttl_seconds INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE messages ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX messages_expiry ON messages(expires_at) WHERE expires_at > 0;
                 """)
         }
         return m
@@ -292,8 +301,14 @@ package final class GRDBStore: QPQStore {
 
     private static func enqueue(_ db: Database, _ g: Data, epoch: UInt64, kind: QPQEnvelopeKind, payload: [UInt8], now: UInt64,
                                 to devices: [Int64]) throws -> UInt64 {
-        try db.execute(sql: "INSERT INTO messages(group_id, epoch, kind, server_time, payload) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [g, i(epoch), Int64(kind.rawValue), i(now), blob(payload)])
+        // Only application messages disappear: commits and welcomes carry group state.
+        var expiresAt: Int64 = 0
+        if kind == .application,
+           let ttl = try Int64.fetchOne(db, sql: "SELECT ttl_seconds FROM chat_groups WHERE id = ?", arguments: [g]), ttl > 0 {
+            expiresAt = i(now) + ttl * 1000
+        }
+        try db.execute(sql: "INSERT INTO messages(group_id, epoch, kind, server_time, payload, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                       arguments: [g, i(epoch), Int64(kind.rawValue), i(now), blob(payload), expiresAt])
         let id = db.lastInsertedRowID
         for d in devices {
             try db.execute(sql: "INSERT INTO deliveries(device_id, message_id) VALUES (?, ?)", arguments: [d, id])
@@ -352,6 +367,32 @@ package final class GRDBStore: QPQStore {
         }
     }
 
+    package func setDisappearing(groupId: [UInt8], epoch: UInt64, tokenHash: [UInt8], seconds: UInt32) throws(QPQServiceError) {
+        try write { db in
+            let g = Self.blob(groupId)
+            try Self.checkGroup(db, g, epoch: epoch, tokenHash: tokenHash)
+            try db.execute(sql: "UPDATE chat_groups SET ttl_seconds = ? WHERE id = ?", arguments: [Int64(seconds), g])
+        }
+    }
+
+    package func expire(now: UInt64) throws(QPQServiceError) -> Int {
+        let n: Int = try write { db in
+            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM messages WHERE expires_at > 0 AND expires_at <= ?", arguments: [Self.i(now)])
+            for id in ids {
+                try db.execute(sql: "DELETE FROM deliveries WHERE message_id = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM messages WHERE id = ?", arguments: [id])
+            }
+            return ids.count
+        }
+        if n > 0 {
+            // Old copies of the rows in the write-ahead log go too.
+            do { try db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") } } catch {
+                throw QPQServiceError(.internal, "storage: checkpoint: \(error)")
+            }
+        }
+        return n
+    }
+
     package func groups(deviceId: UInt64) throws(QPQServiceError) -> [QPQGroupSummary] {
         try read { db in
             try Row.fetchAll(db, sql: """
@@ -383,7 +424,7 @@ package final class GRDBStore: QPQStore {
     package func fetch(deviceId: UInt64, after: UInt64, limit: Int, maxBytes: Int) throws(QPQServiceError) -> (envelopes: [QPQEnvelope], more: Bool) {
         try read { db in
             let rows = try Row.fetchCursor(db, sql: """
-                SELECT m.id, m.group_id, m.epoch, m.kind, m.server_time, m.payload FROM deliveries q
+                SELECT m.id, m.group_id, m.epoch, m.kind, m.server_time, m.expires_at, m.payload FROM deliveries q
                 JOIN messages m ON m.id = q.message_id WHERE q.device_id = ? AND q.message_id > ? ORDER BY q.message_id LIMIT ?
                 """, arguments: [Self.i(deviceId), Self.i(min(after, UInt64(Int64.max))), limit + 1])
             var out: [QPQEnvelope] = []
@@ -392,7 +433,8 @@ package final class GRDBStore: QPQStore {
                 let e = QPQEnvelope(messageId: Self.u(Self.int(row, "id")), groupId: Self.bytes(row, "group_id"),
                                     epoch: Self.u(Self.int(row, "epoch")),
                                     kind: QPQEnvelopeKind(rawValue: UInt8(clamping: Self.int(row, "kind"))) ?? .application,
-                                    serverTime: Self.u(Self.int(row, "server_time")), payload: Self.bytes(row, "payload"))
+                                    serverTime: Self.u(Self.int(row, "server_time")), expiresAt: Self.u(Self.int(row, "expires_at")),
+                                    payload: Self.bytes(row, "payload"))
                 if out.count == limit || (!out.isEmpty && bytes + e.encodedSize > maxBytes) { return (out, true) }
                 bytes += e.encodedSize
                 out.append(e)

@@ -30,6 +30,10 @@ package protocol QPQStore: Sendable {
     func createGroup(groupId: [UInt8], tokenHash: [UInt8], creator: UInt64, now: UInt64) throws(QPQServiceError)
     func commit(_ request: QPQCommitRequest, now: UInt64) throws(QPQServiceError) -> QPQDelivery
     func send(groupId: [UInt8], epoch: UInt64, tokenHash: [UInt8], message: [UInt8], now: UInt64) throws(QPQServiceError) -> QPQDelivery
+    /// Sets the group's disappearing-message timer (token-authorized, current epoch only).
+    func setDisappearing(groupId: [UInt8], epoch: UInt64, tokenHash: [UInt8], seconds: UInt32) throws(QPQServiceError)
+    /// Deletes every expired message (queue entries and contents); returns how many messages.
+    func expire(now: UInt64) throws(QPQServiceError) -> Int
     func groups(deviceId: UInt64) throws(QPQServiceError) -> [QPQGroupSummary]
     func members(groupId: [UInt8]) throws(QPQServiceError) -> (epoch: UInt64, members: [QPQMember])?
 
