@@ -9,15 +9,53 @@ extension AccountAuthorizer {
     ///
     /// Options force-command, no-pty and no-port-forwarding are not enforced by this qsshd yet:
     /// a certificate carrying one is refused (never accepted with fewer restrictions than it says).
+    ///
+    /// With `revokedKeysPath`, a revoked key, CA, serial or key id is refused (the file is read
+    /// for every login; an unreadable one refuses). With `principalsPattern` (%h, %u), the
+    /// certificate must name one of the principals listed in that file instead of the user name.
     package func authorize(
-        user: String, key: UserPublicKey, certificate: QNSPCertificate, trustedCAs: [SignatureScheme.PublicKey], peer: String, now: UInt64
+        user: String, key: UserPublicKey, certificate: QNSPCertificate, trustedCAs: [SignatureScheme.PublicKey], peer: String, now: UInt64,
+        revokedKeysPath: String? = nil, principalsPattern: String? = nil
     ) -> Result<SessionUser, AuthorizationRefusal> {
         let id = "certificate \"\(PrintableText.escapedKeepingLines(certificate.keyID))\" serial \(certificate.serial)"
         guard !trustedCAs.isEmpty else { return .failure(.init("\(id): no --trusted-user-ca-keys configured")) }
-        do {
-            try certificate.verify(trustedCAs: trustedCAs, kind: .user, principal: user, now: now)
-        } catch {
-            return .failure(.init("\(id): \(error)"))
+        if let revokedKeysPath {
+            do {
+                if let why = try RevokedKeys.load(path: revokedKeysPath).revocation(of: certificate) {
+                    return .failure(.init("\(id): \(why) in \(revokedKeysPath)"))
+                }
+            } catch {
+                return .failure(.init("\(id): cannot read the revoked keys: \(error)"))
+            }
+        }
+        var allowed = [user]
+        if let principalsPattern {
+            guard case .success(let account) = lookupAccount(user) else { return lookupAccount(user) }
+            let path = Self.keysPath(principalsPattern, for: account)
+            guard let text = try? String(decoding: SafeFile.read(path: path, owner: account.uid), as: UTF8.self) else {
+                return .failure(.init("\(id): no authorized principals file \(path)"))
+            }
+            allowed = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        }
+        var refusal: QNSPCertificate.Refusal = .wrongPrincipal(user)
+        var accepted = false
+        for principal in allowed {
+            do {
+                try certificate.verify(trustedCAs: trustedCAs, kind: .user, principal: principal, now: now)
+                accepted = true
+                break
+            } catch .wrongPrincipal {
+                continue
+            } catch {
+                refusal = error
+                break
+            }
+        }
+        guard accepted else {
+            if case .wrongPrincipal = refusal, principalsPattern != nil {
+                return .failure(.init("\(id): none of its principals is in the authorized principals file"))
+            }
+            return .failure(.init("\(id): \(refusal)"))
         }
         for option in certificate.options {
             switch option.name {

@@ -71,6 +71,12 @@ public struct QSSHDCommand: ParsableCommand {
     @Option(name: .long, help: "Accept user certificates signed by the CA keys in this file (principals must include the user).")
     var trustedUserCaKeys: String?
 
+    @Option(name: .long, help: "With certificates: the principals each user accepts, one per line (%h home, %u user).")
+    var authorizedPrincipalsFile: String?
+
+    @Option(name: .long, help: "Revoked keys, certificate serials ('serial N[-M]') and key ids ('id ID'); read for every login.")
+    var revokedKeys: String?
+
     @Option(name: .long, help: "Ping a silent client after this many seconds (0 = off).")
     var keepalive: Int64 = 30
 
@@ -251,6 +257,9 @@ public struct QSSHDCommand: ParsableCommand {
         lookups.start()
         let baseParameters = QNSPConnection.ServerParameters(hostKeys: [host], handshakeGuard: handshakeGuard) { _, _ in .reject("no policy") }
         let trustedCAs = try trustedUserCaKeys.map { try TrustedCAKeys.load(path: $0) } ?? []
+        let revokedKeys = self.revokedKeys
+        let principalsPattern = authorizedPrincipalsFile
+        if let revokedKeys { _ = try RevokedKeys.load(path: revokedKeys) }  // fail early on a bad file
         let server: Channel
         do {
             var options = QNSPBootstrap.Options()
@@ -266,6 +275,16 @@ public struct QSSHDCommand: ParsableCommand {
                 let connection = ObjectIdentifier(channel)
                 let peer = channel.remoteAddress?.ipAddress ?? "?"  // not the channel: the policy lives in its pipeline
                 parameters.authorize = { user, key in
+                    if let revokedKeys {
+                        guard let revoked = try? RevokedKeys.load(path: revokedKeys) else {
+                            log.notice("refused \(user) from \(peer): cannot read \(revokedKeys)")
+                            return .reject("revoked keys unreadable")
+                        }
+                        if revoked.isRevoked(key) {
+                            log.notice("refused \(user) from \(peer): key \(key.fingerprint) is revoked in \(revokedKeys)")
+                            return .reject("revoked key")
+                        }
+                    }
                     switch authorizer.authorize(user: user, key: key) {
                     case .failure(let refusal):
                         log.notice("refused \(user) from \(peer): \(refusal.description)")
@@ -281,7 +300,8 @@ public struct QSSHDCommand: ParsableCommand {
                 }
                 parameters.authorizeCertificate = { user, key, certificate in
                     let now = UInt64(Date().timeIntervalSince1970)
-                    switch authorizer.authorize(user: user, key: key, certificate: certificate, trustedCAs: trustedCAs, peer: peer, now: now) {
+                    switch authorizer.authorize(user: user, key: key, certificate: certificate, trustedCAs: trustedCAs, peer: peer, now: now,
+                                                revokedKeysPath: revokedKeys, principalsPattern: principalsPattern) {
                     case .failure(let refusal):
                         log.notice("refused \(user) from \(peer): \(refusal.description)")
                         return .reject(refusal.description)

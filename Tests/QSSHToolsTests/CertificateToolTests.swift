@@ -142,5 +142,63 @@ struct CertificateToolTests {
         #expect(viaAgent.status == 0 && viaAgent.stderr.contains("using the agent's key"), "\(viaAgent.stderr)")
         #expect(server.waitForLog("with certificate \"test-10\" serial 10"), "\(server.log)")
     }
+
+    @Test("--revoked-keys (key, CA, serial range, key id; re-read per login) and --authorized-principals-file")
+    func revocationAndPrincipals() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o700)
+        for (t, f) in [("user", "ca"), ("user", "id"), ("user", "stranger"), ("host", "host")] {
+            #expect(try Tools.run("qssh-keygen", ["-q", "-t", t, "-f", dir + "/" + f, "-N", "", "-C", f]).status == 0)
+        }
+        try FileManager.default.copyItem(atPath: dir + "/stranger.pub", toPath: dir + "/authorized_keys")
+        try "# ops team\nops\n".write(toFile: dir + "/principals", atomically: true, encoding: .utf8)
+        let revoked = dir + "/revoked"
+        try "serial 100-200\nid bad-id\n".write(toFile: revoked, atomically: true, encoding: .utf8)
+        let server = try ServeProcess(tool: "qsshd", arguments: [
+            "-p", "0", "-l", "127.0.0.1", "-h", dir + "/host", "--authorized-keys", dir + "/authorized_keys",
+            "--trusted-user-ca-keys", dir + "/ca.pub", "--revoked-keys", revoked, "--authorized-principals-file", dir + "/principals"])
+        defer { server.stop() }
+        func certify(id: String = "ok", principals: String = "ops", serial: Int) throws {
+            try? FileManager.default.removeItem(atPath: dir + "/id-cert.pub")
+            let r = try Tools.run("qssh-keygen", ["-q", "-s", dir + "/ca", "-I", id, "-n", principals, "-V", "-1m:+1h", "-z", "\(serial)", dir + "/id.pub"])
+            guard r.status == 0 else { throw ToolTestError(r.stderr) }
+        }
+        func qssh(_ identity: String = "id") throws -> Tools.Result {
+            try Tools.run("qssh", ["-p", "\(server.port)", "-i", dir + "/" + identity, "--known-hosts", dir + "/known_hosts",
+                                   "-o", "StrictHostKeyChecking=accept-new", "127.0.0.1", "echo in"])
+        }
+        func refused(_ why: String, identity: String = "id", sourceLocation: SourceLocation = #_sourceLocation) throws {
+            let r = try qssh(identity)
+            #expect(r.status == 255, "\(r.stderr)", sourceLocation: sourceLocation)
+            #expect(server.waitForLog(why), "log lacks '\(why)': \(server.log)", sourceLocation: sourceLocation)
+        }
+        try certify(serial: 1)
+        #expect(try qssh().status == 0)
+        #expect(try qssh("stranger").status == 0)
+        let user = ProcessInfo.processInfo.environment["USER"] ?? "root"
+        try certify(principals: user, serial: 2)
+        try refused("serial 2: none of its principals is in the authorized principals file")
+        try certify(serial: 150)
+        try refused("serial 150: serial 150 is revoked in \(revoked)")
+        try certify(id: "bad-id", serial: 3)
+        try refused("serial 3: key id \"bad-id\" is revoked")
+        try certify(serial: 4)
+        let ca = try String(contentsOfFile: dir + "/ca.pub", encoding: .utf8)
+        let id = try String(contentsOfFile: dir + "/id.pub", encoding: .utf8)
+        let stranger = try String(contentsOfFile: dir + "/stranger.pub", encoding: .utf8)
+        // Edits take effect at the next login.
+        try ("serial 100-200\n" + id).write(toFile: revoked, atomically: true, encoding: .utf8)
+        try refused("serial 4: its key is revoked")
+        try ("serial 100-200\n" + ca).write(toFile: revoked, atomically: true, encoding: .utf8)
+        try refused("serial 4: its CA key is revoked")
+        try stranger.write(toFile: revoked, atomically: true, encoding: .utf8)
+        try refused("is revoked in \(revoked)", identity: "stranger")
+        #expect(try qssh().status == 0)
+        // A bad file stops qsshd from starting.
+        try "serial x\n".write(toFile: dir + "/bad", atomically: true, encoding: .utf8)
+        let bad = try Tools.run("qsshd", ["-p", "0", "-l", "127.0.0.1", "-h", dir + "/host", "--authorized-keys", dir + "/authorized_keys", "--revoked-keys", dir + "/bad"])
+        #expect(bad.status != 0 && bad.stderr.contains("bad serial"), "\(bad.stderr)")
+    }
 }
 }
