@@ -26,20 +26,11 @@ package struct AccountAuthorizer: Sendable {
 
     /// The account `user` logs in to with `key`, or the reason it may not.
     package func authorize(user: String, key: UserPublicKey) -> Result<SessionUser, AuthorizationRefusal> {
-        guard !PrintableText.containsControlCharacters(user), !user.utf8.contains(0) else {
-            return .failure(.init("user name with control characters"))
+        let account: SessionUser
+        switch lookupAccount(user) {
+        case .failure(let refusal): return .failure(refusal)
+        case .success(let found): account = found
         }
-        var account: SessionUser
-        if isRoot {
-            guard let found = SessionUser.lookup(user) else { return .failure(.init("no account '\(user)'")) }
-            account = found
-        } else {
-            guard user == serverAccount.name else {
-                return .failure(.init("qsshd runs as '\(serverAccount.name)' and cannot start sessions for '\(user)'"))
-            }
-            account = serverAccount
-        }
-        account.terminalGroup = terminalGroup
         let path = Self.keysPath(keysPattern, for: account)
         if let problem = StrictModes.problem(path: path, uid: account.uid) {
             return .failure(.init("refusing \(path): \(problem)"))
@@ -54,6 +45,25 @@ package struct AccountAuthorizer: Sendable {
             return .failure(.init("\(error)"))
         }
         guard keys.contains(key) else { return .failure(.init("key \(key.fingerprint) is not in \(path)")) }
+        return .success(account)
+    }
+
+    /// The account a user name logs in to (root: the user's own; else only the server's).
+    package func lookupAccount(_ user: String) -> Result<SessionUser, AuthorizationRefusal> {
+        guard !PrintableText.containsControlCharacters(user), !user.utf8.contains(0) else {
+            return .failure(.init("user name with control characters"))
+        }
+        var account: SessionUser
+        if isRoot {
+            guard let found = SessionUser.lookup(user) else { return .failure(.init("no account '\(user)'")) }
+            account = found
+        } else {
+            guard user == serverAccount.name else {
+                return .failure(.init("qsshd runs as '\(serverAccount.name)' and cannot start sessions for '\(user)'"))
+            }
+            account = serverAccount
+        }
+        account.terminalGroup = terminalGroup
         return .success(account)
     }
 

@@ -76,7 +76,7 @@ public struct KeygenCommand: ParsableCommand {
     @Option(name: .customShort("n"), help: "Principals (user or host names), comma-separated (required with -s).")
     var principals: String?
 
-    @Option(name: .customShort("V"), help: "Validity interval (see below).")
+    @Option(name: .customShort("V"), parsing: .unconditional, help: "Validity interval (see below).")
     var validity: String = "always:forever"
 
     @Option(name: .customShort("z"), help: "Serial number of the certificate.")

@@ -68,6 +68,15 @@ public struct QSSHDCommand: ParsableCommand {
     @Option(name: .long, help: "authorized_keys file; %h is the user's home, %u the user name.")
     var authorizedKeys: String = "%h/.qssh/authorized_keys"
 
+    @Option(name: .long, help: "Accept user certificates signed by the CA keys in this file (principals must include the user).")
+    var trustedUserCaKeys: String?
+
+    @Option(name: .long, help: "With certificates: the principals each user accepts, one per line (%h home, %u user).")
+    var authorizedPrincipalsFile: String?
+
+    @Option(name: .long, help: "Revoked keys, certificate serials ('serial N[-M]') and key ids ('id ID'); read for every login.")
+    var revokedKeys: String?
+
     @Option(name: .long, help: "Ping a silent client after this many seconds (0 = off).")
     var keepalive: Int64 = 30
 
@@ -256,6 +265,10 @@ public struct QSSHDCommand: ParsableCommand {
         let lookups = NIOThreadPool(numberOfThreads: 4)
         lookups.start()
         let baseParameters = QNSPConnection.ServerParameters(hostKeys: [host], handshakeGuard: handshakeGuard) { _, _ in .reject("no policy") }
+        let trustedCAs = try trustedUserCaKeys.map { try TrustedCAKeys.load(path: $0) } ?? []
+        let revokedKeys = self.revokedKeys
+        let principalsPattern = authorizedPrincipalsFile
+        if let revokedKeys { _ = try RevokedKeys.load(path: revokedKeys) }  // fail early on a bad file
         let server: Channel
         do {
             var options = QNSPBootstrap.Options()
@@ -274,6 +287,16 @@ public struct QSSHDCommand: ParsableCommand {
                 let connection = ObjectIdentifier(channel)
                 let peer = channel.remoteAddress?.ipAddress ?? "?"  // not the channel: the policy lives in its pipeline
                 parameters.authorize = { user, key in
+                    if let revokedKeys {
+                        guard let revoked = try? RevokedKeys.load(path: revokedKeys) else {
+                            log.notice("refused \(user) from \(peer): cannot read \(revokedKeys)")
+                            return .reject("revoked keys unreadable")
+                        }
+                        if revoked.isRevoked(key) {
+                            log.notice("refused \(user) from \(peer): key \(key.fingerprint) is revoked in \(revokedKeys)")
+                            return .reject("revoked key")
+                        }
+                    }
                     switch authorizer.authorize(user: user, key: key) {
                     case .failure(let refusal):
                         log.notice("refused \(user) from \(peer): \(refusal.description)")
@@ -283,6 +306,23 @@ public struct QSSHDCommand: ParsableCommand {
                             log.notice("refused \(user) from \(peer): \(admission.limits.maxSessions) sessions already open")
                             return .reject("sessions full")
                         }
+                        tickets.setAccount(resolved, for: connection)
+                        return .accept
+                    }
+                }
+                parameters.authorizeCertificate = { user, key, certificate in
+                    let now = UInt64(Date().timeIntervalSince1970)
+                    switch authorizer.authorize(user: user, key: key, certificate: certificate, trustedCAs: trustedCAs, peer: peer, now: now,
+                                                revokedKeysPath: revokedKeys, principalsPattern: principalsPattern) {
+                    case .failure(let refusal):
+                        log.notice("refused \(user) from \(peer): \(refusal.description)")
+                        return .reject(refusal.description)
+                    case .success(let resolved):
+                        guard let ticket = tickets.ticket(for: connection), admission.authenticated(ticket) else {
+                            log.notice("refused \(user) from \(peer): \(admission.limits.maxSessions) sessions already open")
+                            return .reject("sessions full")
+                        }
+                        log.notice("accepted \(user) from \(peer) with certificate \"\(PrintableText.escapedKeepingLines(certificate.keyID))\" serial \(certificate.serial) for key \(key.fingerprint)")
                         tickets.setAccount(resolved, for: connection)
                         return .accept
                     }

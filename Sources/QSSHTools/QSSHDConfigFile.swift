@@ -15,6 +15,8 @@ public enum QSSHDConfigFile {
 
     static let keywords: [String: Kind] = [
         "port": .value("-p"), "listenaddress": .value("-l"), "hostkey": .value("-h"),
+        "trustedusercakeys": .value("--trusted-user-ca-keys"), "revokedkeys": .value("--revoked-keys"),
+        "authorizedprincipalsfile": .value("--authorized-principals-file"),
         "authorizedkeysfile": .value("--authorized-keys"), "clientaliveinterval": .value("--keepalive"),
         "clientalivecountmax": .value("--keepalive-max"), "maxconnections": .value("--max-connections"),
         "logingracetime": .value("--login-grace-time"), "idletimeout": .value("--idle-timeout"), "auditlog": .value("--audit-log"),

@@ -48,7 +48,7 @@ public struct TunnelClient {
         var pinned: HostPublicKey?
         if case .known(let key) = lookup { pinned = key }
         let acceptNew = self.acceptNew, batch = self.batch, host = self.host
-        let params = QNSPConnection.ClientParameters(username: user, signer: identity, pinnedHostKey: pinned) { key in
+        var params = QNSPConnection.ClientParameters(username: user, signer: identity, pinnedHostKey: pinned) { key in
             if acceptNew { return true }
             guard !batch, Terminal.stdinIsTTY || FileManager.default.isReadableFile(atPath: "/dev/tty") else { return false }
             let answer = Terminal.prompt(
@@ -56,6 +56,7 @@ public struct TunnelClient {
                 secret: false)
             return answer?.lowercased() == "yes"
         }
+        params.certificate = ClientIdentity.certificate(for: identityPath, key: identity.publicKey, verbose: verbose, toolName: toolName)
         let connected: (Channel, EventLoopFuture<QNSPSessionInfo>)
         if let proxyCommand {
             connected = try openThroughProxy(proxyCommand, group: group, parameters: params, initializer: initializer)

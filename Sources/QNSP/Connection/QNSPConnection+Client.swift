@@ -103,7 +103,8 @@ extension QNSPConnection {
 
             // Client authentication, bound to the transcript through the server hello.
             let userKey = params.signer.publicKey
-            var auth = HandshakeMessages.ClientAuth(username: params.username, publicKey: userKey.blob, signature: [])
+            let presented = params.certificate?.blob ?? userKey.blob
+            var auth = HandshakeMessages.ClientAuth(username: params.username, publicKey: presented, signature: [])
             auth.signature = try Self.wrap { () throws(QNSPCryptoError) in
                 try params.signer.sign(shHash + auth.signedPart, context: KeySchedule.clientAuthContext)
             }

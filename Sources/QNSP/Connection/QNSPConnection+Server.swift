@@ -127,8 +127,19 @@ extension QNSPConnection {
             throw .unexpectedMessage("encrypted handshake message \(type) in server state \(phaseName)")
         }
         let auth = try HandshakeMessages.ClientAuth(decoding: body)
+        // The key field holds the bare key (1952 bytes) or a user certificate for it (§7.7).
         let userKey: UserPublicKey
-        do { userKey = try UserPublicKey(blob: auth.publicKey) } catch {
+        var certificate: QNSPCertificate?
+        do {
+            if auth.publicKey.count == SignatureScheme.publicKeySize {
+                userKey = try UserPublicKey(blob: auth.publicKey)
+            } else {
+                let cert = try QNSPCertificate(blob: auth.publicKey)
+                guard case .user(let key) = cert.subject else { throw QNSPCryptoError.certificateInvalid("a host certificate used as a user key") }
+                userKey = key
+                certificate = cert
+            }
+        } catch {
             try sendRefusal()
             throw .malformedHandshake("user key: \(error)")
         }
@@ -139,7 +150,8 @@ extension QNSPConnection {
         // The policy (password database, keys files) may block: the driver runs it where it
         // likes and answers with `completeAuthorization`. Input waits until then.
         phase = .serverAwaitingAuthorization(
-            PendingAuthorization(schedule: schedule, info: info, clientAuthRecord: raw, username: auth.username, userKey: userKey))
+            PendingAuthorization(
+                schedule: schedule, info: info, clientAuthRecord: raw, username: auth.username, userKey: userKey, certificate: certificate))
         events.append(.authorizationRequired(username: auth.username, key: userKey))
     }
 
@@ -192,4 +204,5 @@ struct PendingAuthorization {
     var clientAuthRecord: [UInt8]
     var username: String
     var userKey: UserPublicKey
+    var certificate: QNSPCertificate?
 }

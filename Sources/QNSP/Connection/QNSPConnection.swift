@@ -14,6 +14,8 @@ public final class QNSPConnection {
         public var username: String
         /// Makes the ClientAuth signature: a ``UserKeyPair`` or an agent.
         public var signer: any UserAuthSigner
+        /// A certificate for the signer's key, presented in ClientAuth instead of the bare key (§7.7).
+        public var certificate: QNSPCertificate?
         /// The pinned host key; nil starts with a first-contact exchange.
         public var pinnedHostKey: HostPublicKey?
         /// Decides on an announced host key at first contact (trust on first use).
@@ -52,6 +54,9 @@ public final class QNSPConnection {
         /// does not call it: its driver does, when the `.authorizationRequired` event comes, and
         /// may run it on another thread (it may block on the password database or files).
         public var authorize: @Sendable (String, UserPublicKey) -> AuthorizationDecision
+        /// The policy for a client that presented a certificate (its signature by the key has
+        /// verified; the certificate itself has not been checked). Nil refuses certificates.
+        public var authorizeCertificate: (@Sendable (String, UserPublicKey, QNSPCertificate) -> AuthorizationDecision)?
         /// Replay filter, cookies and rate limits, shared by all connections of a server.
         public var handshakeGuard: QNSPHandshakeGuard
         /// The client's address as bytes (cookies and per-source limits are bound to it).
@@ -144,8 +149,12 @@ public final class QNSPConnection {
     public var isEstablished: Bool { phaseFlag == .established }
     /// The server's authorization policy (nil for a client), for the driver to run.
     public var authorizationPolicy: (@Sendable (String, UserPublicKey) -> AuthorizationDecision)? {
-        if case .server(let p) = role { return p.authorize }
-        return nil
+        guard case .server(let p) = role else { return nil }
+        if case .serverAwaitingAuthorization(let pending) = phase, let certificate = pending.certificate {
+            guard let policy = p.authorizeCertificate else { return { _, _ in .reject("certificates are not accepted") } }
+            return { user, key in policy(user, key, certificate) }
+        }
+        return p.authorize
     }
     public var isClosed: Bool { phaseFlag == .closed }
     /// Largest application payload in one cell.

@@ -127,7 +127,15 @@ public struct AgentState: Sendable {
         switch entry.type {
         case .qnspMLDSA65:
             let input = try ClientAuthSigningInput(agentData: data)
-            guard input.publicKey == entry.publicKey else { throw .notLoginData("the signing input names another public key") }
+            // The key field holds the bare key or a certificate for it (docs/protocol.md §7.7).
+            let certified: Bool = {
+                guard input.publicKey.count != entry.publicKey.count, let cert = try? QNSPCertificate(blob: input.publicKey),
+                      case .user(let key) = cert.subject else { return false }
+                return key.blob == entry.publicKey
+            }()
+            guard input.publicKey == entry.publicKey || certified else {
+                throw .notLoginData("the signing input names another public key")
+            }
             return input.username
         case .ed25519:
             let input = try SSHUserauthSigningInput(data: data)

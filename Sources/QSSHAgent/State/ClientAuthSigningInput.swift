@@ -6,7 +6,8 @@ import QNSPCrypto
 /// The agent's SIGN_REQUEST `data` is `vector8(context) || message`, where `context` is the
 /// ML-DSA context string and `message` what is signed under it. The agent signs only when
 /// `context` is "qnsp1 client auth" and `message` is `transcript hash (32) ||
-/// vector8(user name) || vector16(public key)` with the public key of the key asked for —
+/// vector8(user name) || vector16(public key)` with the public key of the key asked for (or a
+/// user certificate for it) —
 /// so a process that can reach the socket cannot get a signature usable anywhere else
 /// (a certificate, a host key announcement, another protocol).
 public struct ClientAuthSigningInput: Sendable, Equatable {

@@ -31,3 +31,26 @@ extension ClientIdentity {
         return try load(path: path, interactive: interactive)
     }
 }
+
+extension ClientIdentity {
+    /// The user certificate beside an identity (`IDENTITY-cert.pub`, as OpenSSH names it), when
+    /// it certifies `key`; an unreadable or mismatched file is ignored (said so with -v).
+    package static func certificate(for path: String, key: UserPublicKey, verbose: Bool, toolName: String) -> QNSPCertificate? {
+        let certPath = path + "-cert.pub"
+        guard FileManager.default.fileExists(atPath: certPath) else { return nil }
+        do {
+            let text = try KeyFileIO.readText(path: certPath, limit: 1 << 16)
+            guard let first = text.split(whereSeparator: \.isNewline).first else { return nil }
+            let cert = try QNSPCertificate(line: String(first))
+            guard case .user(let subject) = cert.subject, subject == key else {
+                if verbose { Terminal.warn("\(toolName): \(certPath) certifies another key; not used") }
+                return nil
+            }
+            if verbose { Terminal.warn("\(toolName): presenting certificate \"\(cert.keyID)\" serial \(cert.serial) from \(certPath)") }
+            return cert
+        } catch {
+            if verbose { Terminal.warn("\(toolName): \(certPath): \(error); not used") }
+            return nil
+        }
+    }
+}
