@@ -19,6 +19,8 @@ let package = Package(
         .executable(name: "qsftp", targets: ["qsftp"]),
         .executable(name: "qnsp-bench", targets: ["qnsp-bench"]),
         .executable(name: "qmls-bench", targets: ["qmls-bench"]),
+        // MARK: QUIC carrier
+        .library(name: "QNSPQUIC", targets: ["QNSPQUIC"]),
     ],
     dependencies: [
         // Pinned exactly: CQNSPBoringAEAD binds to the BoringSSL copy vendored by this release.
@@ -181,6 +183,34 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            exclude: ["Python"],
+            swiftSettings: strict
+        ),
+
+        // MARK: QUIC carrier (Debian: libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev)
+        .target(
+            name: "CNGTCP2",
+            linkerSettings: [.linkedLibrary("ngtcp2"), .linkedLibrary("ngtcp2_crypto_gnutls"), .linkedLibrary("gnutls")]
+        ),
+        .target(
+            name: "QNSPQUIC",
+            dependencies: [
+                "CNGTCP2", "QNSP", "QNSPNIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "QNSPQUICTests",
+            dependencies: [
+                "QNSPQUIC", "CNGTCP2", "QNSPNIO", "QNSP", "QNSPCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             exclude: ["Python"],
             swiftSettings: strict
