@@ -103,7 +103,68 @@ struct QUICEndpointTests {
         try await group.shutdownGracefully()
     }
 
-    @Test("10,000 fuzzed datagrams at the endpoint: no crash, no connection state, it still serves", .timeLimit(.minutes(3)))
+    @Test("NAT rebinding mid-transfer: the client's packets arrive from a new port, the transfer completes intact",
+          .timeLimit(.minutes(2)))
+    func rebindingMidTransfer() async throws {
+        let server = try await echoServer()
+        let relay = try await LossyRelay.start(group: group, server: try #require(server.localAddress), impairment: .init())
+        let ce = try await client()
+        let c = try await ce.connect(to: try #require(relay.address), alpn: "echo").get()
+        let total = 8 << 20
+        let done = group.next().makePromise(of: BulkResult.self)
+        let progress = group.next().makePromise(of: Void.self)
+        _ = try await c.openStream { ch in
+            ch.eventLoop.makeCompletedFuture {
+                try ch.pipeline.syncOperations.addHandler(ProgressTap(after: 1 << 20, reached: progress))
+                try ch.pipeline.syncOperations.addHandler(StreamBulk(total: total, done: done))
+            }
+        }.get()
+        try await progress.futureResult.get()  // 1 MiB came back: the transfer is under way
+        let oldPort = relay.back.localAddress?.port
+        try await relay.rebind(group: group)
+        #expect(relay.back.localAddress?.port != oldPort)
+        let r = try await done.futureResult.get()
+        #expect(r.receivedBytes == total)
+        #expect(r.sent == r.received)
+        try await ce.close().get()
+        await relay.stop()
+        try await server.close().get()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("anti-amplification: to an address that never validates, the server sends at most 3x what it received",
+          .timeLimit(.minutes(1)))
+    func antiAmplification() async throws {
+        var config = QUICEndpoint.Configuration()
+        config.requireRetry = false  // the handshake itself must respect the limit
+        config.parameters.handshakeTimeout = .seconds(3)
+        let server = try await QUICEndpoint.bind(group: group, host: "127.0.0.1", port: 0, server: try TestCerts.server(),
+                                                 services: StreamEcho.registry(), configuration: config).get()
+        let relay = try await LossyRelay.start(group: group, server: try #require(server.localAddress),
+                                               impairment: .init(onlyFirstFromClient: true))
+        var clientConfig = QUICEndpoint.Configuration()
+        clientConfig.parameters.handshakeTimeout = .seconds(3)
+        let ce = try await QUICEndpoint.bind(group: group, host: "127.0.0.1", port: 0, configuration: clientConfig).get()
+        // The client may even finish its side of the handshake (it has the server's whole first
+        // flight); the server never hears its Finished, so for the server the address stays unvalidated.
+        _ = try? await ce.connect(to: try #require(relay.address), alpn: "echo").get()
+        // The server gave up on the connection (its handshake timeout): everything it sent is counted.
+        let deadline = NIODeadline.now() + .seconds(20)
+        while try await server.connectionCount().get() > 0 && NIODeadline.now() < deadline {
+            try await group.next().scheduleTask(in: .milliseconds(100)) {}.futureResult.get()
+        }
+        #expect(try await server.connectionCount().get() == 0)
+        let (clientBytes, serverBytes, datagrams) = relay.counters
+        #expect(datagrams > 1, "the client did retransmit")
+        #expect(clientBytes >= 1200)
+        #expect(serverBytes > 0 && serverBytes <= 3 * clientBytes, "server sent \(serverBytes) for \(clientBytes)")
+        try await ce.close().get()
+        await relay.stop()
+        try await server.close().get()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("10,000 fuzzed datagrams at the endpoint: no crash, bounded connection state, it still serves", .timeLimit(.minutes(3)))
     func fuzzedDatagrams() async throws {
         // Without Retry, so mutated Initials reach ngtcp2's packet parser and TLS.
         let server = try await echoServer(requireRetry: false)
@@ -262,4 +323,30 @@ final class QNSPBulk: ChannelInboundHandler, @unchecked Sendable {
     }
     func errorCaught(context: ChannelHandlerContext, error: Error) { done.fail(error) }
     func channelInactive(context: ChannelHandlerContext) { done.fail(QUICError.connectionClosed) }
+}
+
+/// Completes a promise once `after` bytes went past (inbound), passing everything on.
+final class ProgressTap: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    let after: Int
+    var seen = 0
+    let reached: EventLoopPromise<Void>
+    var fired = false
+    init(after: Int, reached: EventLoopPromise<Void>) {
+        self.after = after
+        self.reached = reached
+    }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        seen += unwrapInboundIn(data).readableBytes
+        if seen >= after && !fired {
+            fired = true
+            reached.succeed(())
+        }
+        context.fireChannelRead(data)
+    }
+    func channelInactive(context: ChannelHandlerContext) {
+        if !fired { fired = true; reached.fail(QUICError.connectionClosed) }
+        context.fireChannelInactive()
+    }
 }

@@ -201,11 +201,15 @@ final class LossyRelay: @unchecked Sendable {
         var drop = 0.0
         var duplicate = 0.0
         var reorder = 0.0
+        /// Forward only the client's first datagram (its address is never validated).
+        var onlyFirstFromClient = false
     }
 
     let front: Channel  // clients talk to this one
-    let back: Channel  // talks to the server
+    private let backBox: NIOLockedValueBox<Channel>  // talks to the server; replaced by `rebind`
     let state: State
+    private let frontSide: Side
+    var back: Channel { backBox.withLockedValue { $0 } }
 
     final class State: @unchecked Sendable {
         let lock = NIOLock()
@@ -214,6 +218,7 @@ final class LossyRelay: @unchecked Sendable {
         var impairment: Impairment
         var rng: UInt64
         var dropped = 0, forwarded = 0, retries = 0
+        var clientDatagrams = 0, clientBytes = 0, serverBytes = 0
         var held: (Channel, AddressedEnvelope<ByteBuffer>)?
         init(server: SocketAddress, impairment: Impairment, seed: UInt64) {
             self.server = server
@@ -241,7 +246,14 @@ final class LossyRelay: @unchecked Sendable {
             guard let other else { return }
             var sends: [(Channel, AddressedEnvelope<ByteBuffer>)] = []
             state.lock.withLock {
-                if fromClient { state.client = env.remoteAddress }
+                if fromClient {
+                    state.client = env.remoteAddress
+                    state.clientDatagrams += 1
+                    if state.impairment.onlyFirstFromClient && state.clientDatagrams > 1 { return }
+                    state.clientBytes += env.data.readableBytes
+                } else {
+                    state.serverBytes += env.data.readableBytes
+                }
                 if !fromClient, let first = env.data.getInteger(at: env.data.readerIndex, as: UInt8.self), first & 0xF0 == 0xF0 {
                     state.retries += 1
                 }
@@ -267,10 +279,29 @@ final class LossyRelay: @unchecked Sendable {
         }
     }
 
-    private init(front: Channel, back: Channel, state: State) {
+    private init(front: Channel, back: Channel, state: State, frontSide: Side) {
         self.front = front
-        self.back = back
+        backBox = NIOLockedValueBox(back)
         self.state = state
+        self.frontSide = frontSide
+    }
+
+    /// NAT rebinding: the server sees the client's packets come from a new port from now on.
+    func rebind(group: EventLoopGroup) async throws {
+        let loop = front.eventLoop
+        let side = Side(state: state, fromClient: false)
+        side.other = front
+        let newBack = try await DatagramBootstrap(group: loop)
+            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(side) } }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let old = backBox.withLockedValue { b in
+            let o = b
+            b = newBack
+            return o
+        }
+        let fs = frontSide
+        try await loop.submit { fs.other = newBack }.get()
+        try await old.close()
     }
 
     static func start(group: EventLoopGroup, server: SocketAddress, impairment: Impairment, seed: UInt64 = 42) async throws -> LossyRelay {
@@ -288,7 +319,7 @@ final class LossyRelay: @unchecked Sendable {
             frontSide.other = back
             backSide.other = front
         }.get()
-        return LossyRelay(front: front, back: back, state: state)
+        return LossyRelay(front: front, back: back, state: state, frontSide: frontSide)
     }
 
     var address: SocketAddress? { front.localAddress }
@@ -296,6 +327,10 @@ final class LossyRelay: @unchecked Sendable {
     func stop() async {
         try? await front.close()
         try? await back.close()
+    }
+
+    var counters: (clientBytes: Int, serverBytes: Int, clientDatagrams: Int) {
+        state.lock.withLock { (state.clientBytes, state.serverBytes, state.clientDatagrams) }
     }
 }
 
