@@ -220,33 +220,37 @@ struct QUICEndpointTests {
         let user = try UserKeyPair.generate()
         let serverParams = QNSPConnection.ServerParameters(hostKeys: [host]) { _, key in key == user.publicKey ? .accept : .reject("unknown") }
         var services = QUICServiceRegistry()
-        services.register(QUICServiceRegistry.qnsp) { ch, _ in
-            ch.eventLoop.makeCompletedFuture {
-                _ = try QNSPBootstrap.addHandlers(to: ch, connection: QNSPConnection(server: serverParams), isClient: false, options: .init())
-                try ch.pipeline.syncOperations.addHandler(PlainEcho())
-            }
-        }
+        let peers = NIOLockedValueBox<[[UInt8]]>([])
+        services.register(
+            QUICServiceRegistry.qnsp,
+            QNSPQUICBootstrap.service(parametersFor: { _, _ in serverParams }) { ch, handshake in
+                handshake.whenSuccess { _ in peers.withLockedValue { $0.append([1]) } }
+                return ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(PlainEcho()) }
+            })
         let server = try await echoServer(services: services)
-        let ce = try await client()
-        let c = try await ce.connect(to: try #require(server.localAddress), alpn: QUICServiceRegistry.qnsp).get()
+        let port = try #require(server.localAddress?.port)
         let total = 8 << 20
         let done = group.next().makePromise(of: BulkResult.self)
-        let handshake = NIOLockedValueBox<EventLoopFuture<QNSPSessionInfo>?>(nil)
-        _ = try await c.openStream { ch in
-            ch.eventLoop.makeCompletedFuture {
-                let params = QNSPConnection.ClientParameters(username: "tester", user: user, pinnedHostKey: host.publicKey)
-                let waiter = try QNSPBootstrap.addHandlers(to: ch, connection: QNSPConnection(client: params), isClient: true, options: .init())
-                handshake.withLockedValue { $0 = waiter.future }
-                try ch.pipeline.syncOperations.addHandler(QNSPBulk(total: total, done: done))
-            }
+        let params = QNSPConnection.ClientParameters(username: "tester", user: user, pinnedHostKey: host.publicKey)
+        let (channel, handshake) = try await QNSPQUICBootstrap.connect(
+            group: group, host: "127.0.0.1", port: port, alpn: QUICServiceRegistry.qnsp, parameters: params
+        ) { ch in
+            ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(QNSPBulk(total: total, done: done)) }
         }.get()
-        let info = try await #require(handshake.withLockedValue { $0 }).get()
+        let info = try await handshake.get()
         #expect(info.username == "tester")
+        #expect(info.hostKey == host.publicKey)
         let r = try await done.futureResult.get()
         #expect(r.receivedBytes == total)
         #expect(r.sent == r.received)
-        try await c.close().get()
-        try await ce.close().get()
+        #expect(peers.withLockedValue { $0.count } == 1)
+        try await channel.close()
+        // Closing the stream's channel closes the QUIC connection too.
+        let deadline = NIODeadline.now() + .seconds(10)
+        while try await server.connectionCount().get() > 0 && NIODeadline.now() < deadline {
+            try await group.next().scheduleTask(in: .milliseconds(50)) {}.futureResult.get()
+        }
+        #expect(try await server.connectionCount().get() == 0)
         try await server.close().get()
         try await group.shutdownGracefully()
     }
