@@ -27,6 +27,8 @@ let package = Package(
         .executable(name: "qssh-add", targets: ["qssh-add"]),
         .executable(name: "qpq", targets: ["qpq"]),
         .executable(name: "qpq-bench", targets: ["qpq-bench"]),
+        // MARK: QUIC carrier
+        .library(name: "QNSPQUIC", targets: ["QNSPQUIC"]),
     ],
     dependencies: [
         // Pinned exactly: CQNSPBoringAEAD binds to the BoringSSL copy vendored by this release.
@@ -266,6 +268,34 @@ let package = Package(
         .testTarget(
             name: "QSSHAgentTests",
             dependencies: ["QSSHAgent", "QSSHTools", "QNSP", "QNSPCrypto", "CQSSHAgentPosix"],
+            swiftSettings: strict
+        ),
+
+        // MARK: QUIC carrier (Debian: libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev)
+        .target(
+            name: "CNGTCP2",
+            linkerSettings: [.linkedLibrary("ngtcp2"), .linkedLibrary("ngtcp2_crypto_gnutls"), .linkedLibrary("gnutls")]
+        ),
+        .target(
+            name: "QNSPQUIC",
+            dependencies: [
+                "CNGTCP2", "QNSP", "QNSPNIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "QNSPQUICTests",
+            dependencies: [
+                "QNSPQUIC", "CNGTCP2", "QNSPNIO", "QNSP", "QNSPCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            exclude: ["Python"],
             swiftSettings: strict
         ),
     ]

@@ -1,0 +1,73 @@
+import Dispatch
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import QNSP
+import QNSPNIO
+
+/// QNSP over QUIC, the counterpart of `QNSPBootstrap` for TCP: a client that connects with an
+/// ALPN and runs QNSP on one bidirectional stream, and a service that runs QNSP on every stream
+/// a client opens (register it in a `QUICServiceRegistry` under `qssh/1`, `qnsp/1`, ...).
+public enum QNSPQUICBootstrap {
+    /// Connects to `host:port` over QUIC offering `alpn`, opens a stream and starts QNSP on it as a
+    /// client. The QUIC connection (and its UDP socket) closes when the returned channel closes.
+    public static func connect(
+        group: EventLoopGroup, host: String, port: Int, alpn: String, parameters: QNSPConnection.ClientParameters,
+        options: QNSPBootstrap.Options = QNSPBootstrap.Options(), quic: QUICEndpoint.Configuration = QUICEndpoint.Configuration(),
+        initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() }
+    ) -> EventLoopFuture<(Channel, EventLoopFuture<QNSPSessionInfo>)> {
+        let loop = group.next()
+        let resolved = loop.makePromise(of: SocketAddress.self)
+        DispatchQueue.global().async {
+            resolved.completeWith(Result { try SocketAddress.makeAddressResolvingHost(host, port: port) })
+        }
+        return resolved.futureResult.flatMap { remote in
+            let any = remote.protocol == .inet6 ? "::" : "0.0.0.0"
+            return QUICEndpoint.bind(group: loop, host: any, port: 0, configuration: quic).flatMap { endpoint in
+                endpoint.connect(to: remote, alpn: alpn).flatMap { client in
+                    let handshake = NIOLockedValueBox<EventLoopFuture<QNSPSessionInfo>?>(nil)
+                    return client.openStream { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.syncOptions?.setOption(.autoRead, value: options.autoRead)
+                            let waiter = try QNSPBootstrap.addHandlers(
+                                to: channel, connection: QNSPConnection(client: parameters, configuration: options.configuration),
+                                isClient: true, options: options)
+                            handshake.withLockedValue { $0 = waiter.future }
+                        }.flatMap { initializer(channel) }
+                    }.flatMapThrowing { channel -> (Channel, EventLoopFuture<QNSPSessionInfo>) in
+                        channel.closeFuture.whenComplete { _ in
+                            client.close().whenComplete { _ in endpoint.close().whenComplete { _ in } }
+                        }
+                        guard let future = handshake.withLockedValue({ $0 }) else { throw ChannelError.inappropriateOperationForState }
+                        return (channel, future)
+                    }
+                }.flatMapErrorThrowing { error in
+                    endpoint.close().whenComplete { _ in }
+                    throw error
+                }
+            }
+        }
+    }
+
+    /// A stream service that runs QNSP as a server on every stream, like `QNSPBootstrap.bindServer`'s
+    /// child initializer. `parameters.peerAddress` is the QUIC client's address.
+    public static func service(
+        parametersFor: @escaping @Sendable (Channel, QUICStreamInfo) -> QNSPConnection.ServerParameters,
+        options: QNSPBootstrap.Options = QNSPBootstrap.Options(),
+        childInitializer: @escaping @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void>
+    ) -> QUICServiceRegistry.StreamInitializer {
+        { channel, info in
+            do {
+                try channel.syncOptions?.setOption(.autoRead, value: options.autoRead)
+                var parameters = parametersFor(channel, info)
+                parameters.peerAddress = QNSPBootstrap.addressBytes(info.remoteAddress)
+                let waiter = try QNSPBootstrap.addHandlers(
+                    to: channel, connection: QNSPConnection(server: parameters, configuration: options.configuration),
+                    isClient: false, options: options)
+                return childInitializer(channel, waiter.future)
+            } catch {
+                return channel.eventLoop.makeFailedFuture(error)
+            }
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import NIOCore
+
+/// A client connection made by `QUICEndpoint.connect`: open streams (each an ordinary byte-stream
+/// `Channel`, e.g. for QNSP) and close it.
+public struct QUICClient: Sendable {
+    let connection: QUICEndpointConnection
+    /// The ALPN the server accepted.
+    public let alpn: String
+
+    /// Opens a bidirectional stream; `initializer` adds handlers to its channel.
+    public func openStream(
+        initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() }
+    ) -> EventLoopFuture<Channel> {
+        let c = connection
+        return c.loop.flatSubmit { c.openStream(initializer: initializer) }
+    }
+
+    /// Closes the connection (CONNECTION_CLOSE with application error 0). Completes when closed.
+    public func close() -> EventLoopFuture<Void> {
+        let c = connection
+        return c.loop.flatSubmit {
+            if c.conn.isClosed { return c.loop.makeSucceededVoidFuture() }
+            let p = c.loop.makePromise(of: Void.self)
+            c.closeWaiters.append(p)
+            c.conn.close(code: 0)
+            c.endpoint.process(c)
+            return p.futureResult
+        }
+    }
+
+    /// Why the connection closed (nil while open or after a clean close).
+    public var closeError: EventLoopFuture<QUICError?> {
+        let c = connection
+        return c.loop.submit { c.closeError }
+    }
+}

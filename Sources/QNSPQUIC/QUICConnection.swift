@@ -1,0 +1,406 @@
+import CNGTCP2
+import NIOCore
+
+/// One QUIC connection (client or server) as a sans-I/O state machine over ngtcp2: feed it
+/// datagrams and timer expiries, take events and datagrams out. It never touches a socket.
+/// Confined to one thread (its endpoint's event loop); the class is not thread-safe.
+public final class QUICConnection {
+    /// What happened on the connection since the last `takeEvents()`.
+    public enum Event: Equatable {
+        case handshakeCompleted(alpn: String)
+        /// The peer opened a bidirectional stream.
+        case streamOpened(Int64)
+        /// Bytes received on a stream (in order); `fin`: the peer finished its direction.
+        case streamData(Int64, ByteBuffer, fin: Bool)
+        /// The stream is gone in both directions (`code`: the application error of a reset, else 0).
+        case streamClosed(Int64, code: UInt64)
+        /// The connection is over (nil: closed cleanly or idle).
+        case closed(QUICError?)
+    }
+
+    /// A datagram to send.
+    public struct Datagram {
+        public var bytes: ByteBuffer
+        public var destination: SocketAddress
+    }
+
+    /// Transport parameters (sizes in bytes).
+    public struct Parameters: Sendable {
+        public var maxData: UInt64 = 16 << 20
+        public var maxStreamData: UInt64 = 4 << 20
+        public var maxStreamsBidi: UInt64 = 100
+        public var idleTimeout: TimeAmount = .seconds(60)
+        public var handshakeTimeout: TimeAmount = .seconds(10)
+        public init() {}
+
+        var c: cngtcp2_params {
+            cngtcp2_params(max_data: maxData, max_stream_data: maxStreamData, max_streams_bidi: maxStreamsBidi,
+                           idle_timeout_ns: UInt64(max(0, idleTimeout.nanoseconds)),
+                           handshake_timeout_ns: UInt64(max(0, handshakeTimeout.nanoseconds)))
+        }
+    }
+
+    public let isClient: Bool
+    private var handle: OpaquePointer?
+    private var events: [Event] = []
+    private var sendBuffers: [Int64: QUICSendBuffer] = [:]
+    private var blocked: Set<Int64> = []
+    private var closedReported = false
+    private let allocator = ByteBufferAllocator()
+    private var out = [UInt8](repeating: 0, count: Int(CNGTCP2_MAX_UDP_PAYLOAD))
+    /// The negotiated ALPN, once the handshake completed.
+    public private(set) var alpn: String?
+    /// CIDs this end issued (added: true) or retired since the last `takeCIDChanges()`.
+    package private(set) var cidChanges: [(added: Bool, cid: [UInt8])] = []
+    /// The local address datagrams arrive on (the endpoint's bound address).
+    public var localAddress: SocketAddress
+
+    private init(isClient: Bool, localAddress: SocketAddress) {
+        self.isClient = isClient
+        self.localAddress = localAddress
+    }
+
+    /// A client connection to `remote`, offering `alpn`.
+    public convenience init(
+        clientTo remote: SocketAddress, localAddress: SocketAddress, alpn: String, credentials: QUICCredentials,
+        parameters: Parameters = Parameters()
+    ) throws {
+        guard !alpn.isEmpty, alpn.utf8.count <= 255 else { throw QUICError.invalidArgument("ALPN must be 1-255 bytes") }
+        self.init(isClient: true, localAddress: localAddress)
+        var cb = Self.callbacks
+        var params = parameters.c
+        var err: Int32 = 0
+        let owner = Unmanaged.passUnretained(self).toOpaque()
+        let alpnBytes = Array(alpn.utf8)
+        handle = try localAddress.withSockAddr { lp, ll in
+            try remote.withSockAddr { rp, rl in
+                guard let h = cngtcp2_client_new(&cb, owner, credentials.handle, lp, socklen_t(ll), rp, socklen_t(rl),
+                                                 alpnBytes, alpnBytes.count, &params, &err)
+                else { throw QUICError.lib(err) }
+                return h
+            }
+        }
+        recordInitialCIDs()
+    }
+
+    /// A server connection for an accepted first packet (`QUICServerContext` makes these).
+    init(
+        serverFor initial: inout cngtcp2_initial, originalDCID: [UInt8]?, remote: SocketAddress, localAddress: SocketAddress,
+        alpnWire: [UInt8], secret: [UInt8], credentials: QUICCredentials, parameters: Parameters
+    ) throws {
+        self.isClient = false
+        self.localAddress = localAddress
+        var cb = Self.callbacks
+        var params = parameters.c
+        var err: Int32 = 0
+        let owner = Unmanaged.passUnretained(self).toOpaque()
+        let odcid = originalDCID ?? []
+        let h: OpaquePointer? = localAddress.withSockAddr { lp, ll in
+            remote.withSockAddr { rp, rl in
+                cngtcp2_server_new(&cb, owner, credentials.handle, lp, socklen_t(ll), rp, socklen_t(rl), &initial,
+                                   odcid.isEmpty ? nil : odcid, odcid.count, alpnWire, alpnWire.count, secret, &params, &err)
+            }
+        }
+        guard let h else { throw QUICError.lib(err) }
+        handle = h
+        recordInitialCIDs()
+    }
+
+    deinit {
+        for id in sendBuffers.keys { sendBuffers[id]?.release() }
+        cngtcp2_conn_free(handle)
+    }
+
+    private func recordInitialCIDs() {
+        var ids = [UInt8](repeating: 0, count: Int(CNGTCP2_MAX_CIDLEN) * 8)
+        var lens = [Int](repeating: 0, count: 8)
+        let n = cngtcp2_scids(handle, &ids, &lens, 8)
+        for i in 0..<n {
+            let start = i * Int(CNGTCP2_MAX_CIDLEN)
+            cidChanges.append((true, Array(ids[start..<start + lens[i]])))
+        }
+    }
+
+    // MARK: Input
+
+    /// Feeds one datagram from `remote`.
+    public func receive(_ datagram: ByteBuffer, from remote: SocketAddress, now: UInt64 = cngtcp2_now()) {
+        guard let handle, !closedReported, datagram.readableBytes > 0 else { return }
+        blocked.removeAll()  // a packet may carry MAX_DATA / MAX_STREAM_DATA
+        let rv: Int32 = datagram.withUnsafeReadableBytes { bytes in
+            localAddress.withSockAddr { lp, ll in
+                remote.withSockAddr { rp, rl in
+                    cngtcp2_read(handle, lp, socklen_t(ll), rp, socklen_t(rl),
+                                 bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, now)
+                }
+            }
+        }
+        if rv != 0 { fail(rv) }
+    }
+
+    /// The timer fired.
+    public func handleTimeout(now: UInt64 = cngtcp2_now()) {
+        guard let handle, !closedReported else { return }
+        let rv = cngtcp2_handle_expiry(handle, now)
+        if rv == CNGTCP2_ERR_IDLE_CLOSE {
+            report(closed: nil)
+        } else if rv != 0 {
+            fail(rv)
+        }
+    }
+
+    /// When `handleTimeout` must run next (ngtcp2 monotonic nanoseconds), nil if never.
+    public var expiry: UInt64? {
+        guard let handle, !closedReported else { return nil }
+        let e = cngtcp2_expiry(handle)
+        return e == UInt64.max ? nil : e
+    }
+
+    public var isClosed: Bool { closedReported }
+
+    public var hasPendingEvents: Bool { !events.isEmpty }
+
+    public func takeEvents() -> [Event] {
+        defer { events.removeAll(keepingCapacity: true) }
+        return events
+    }
+
+    package func takeCIDChanges() -> [(added: Bool, cid: [UInt8])] {
+        defer { cidChanges.removeAll() }
+        return cidChanges
+    }
+
+    // MARK: Streams
+
+    /// Opens a bidirectional stream.
+    public func openStream() throws -> Int64 {
+        guard let handle, !closedReported else { throw QUICError.connectionClosed }
+        var id: Int64 = -1
+        let rv = cngtcp2_open_bidi(handle, &id)
+        guard rv == 0 else { throw QUICError.lib(rv) }
+        sendBuffers[id] = QUICSendBuffer()
+        return id
+    }
+
+    /// Queues bytes on a stream (copied; sent by `flush`).
+    public func write(stream id: Int64, _ bytes: ByteBuffer) {
+        guard !closedReported, var buffer = sendBuffers.removeValue(forKey: id), !buffer.finQueued else { return }
+        bytes.withUnsafeReadableBytes { buffer.append($0) }
+        sendBuffers[id] = buffer
+    }
+
+    /// Finishes this end's direction of a stream once the queued bytes are sent.
+    public func finish(stream id: Int64) {
+        sendBuffers[id]?.finQueued = true
+    }
+
+    /// Resets a stream in both directions.
+    public func reset(stream id: Int64, code: UInt64) {
+        guard let handle, !closedReported else { return }
+        _ = cngtcp2_shutdown_stream(handle, id, code)
+    }
+
+    /// Bytes queued on a stream and not yet acknowledged (for backpressure).
+    public func buffered(stream id: Int64) -> UInt64 { sendBuffers[id]?.buffered ?? 0 }
+
+    /// The consumer took `count` bytes of a stream: give the peer that much more credit.
+    public func consumed(stream id: Int64, count: Int) {
+        guard let handle, !closedReported, count > 0 else { return }
+        _ = cngtcp2_extend(handle, id, UInt64(count))
+    }
+
+    /// Closes the connection with an application error code (0: no error).
+    public func close(code: UInt64 = 0) {
+        guard let handle, !closedReported else { return }
+        cngtcp2_set_app_error(handle, code)
+        pendingClose = true
+    }
+
+    private var pendingClose = false
+
+    // MARK: Output
+
+    /// Writes every packet ngtcp2 has ready (stream data round-robin, then acks and control).
+    public func flush(now: UInt64 = cngtcp2_now(), limit: Int = 256) -> [Datagram] {
+        guard let handle else { return [] }
+        var datagrams = queuedOnFailure
+        queuedOnFailure.removeAll()
+        if pendingClose && !closedReported {
+            pendingClose = false
+            if let d = writeClose(handle, now: now) { datagrams.append(d) }
+            report(closed: nil)
+        }
+        if closedReported { return datagrams }
+        var budget = limit
+        var progress = true
+        while budget > 0 && progress {
+            progress = false
+            for id in sendBuffers.keys.sorted() where sendBuffers[id]?.hasUnsent == true && !blocked.contains(id) {
+                guard budget > 0, let buffer = sendBuffers[id] else { break }
+                let data = buffer.unsent()
+                let fin = buffer.finQueued && !buffer.finSent && buffer.sentOffset + UInt64(data.count) == buffer.endOffset
+                var consumed = -1
+                let n = writePacket(handle, stream: id, data: data, fin: fin, consumed: &consumed, now: now, into: &datagrams)
+                if n < 0 {
+                    if n == Int(CNGTCP2_ERR_STREAM_DATA_BLOCKED) { blocked.insert(id); continue }
+                    if n == Int(CNGTCP2_ERR_STREAM_SHUT_WR) || n == Int(CNGTCP2_ERR_STREAM_NOT_FOUND) {
+                        sendBuffers[id]?.release()
+                        sendBuffers[id] = nil
+                        continue
+                    }
+                    fail(Int32(n))
+                    return datagrams
+                }
+                if consumed >= 0 {
+                    sendBuffers[id]?.markSent(consumed)
+                    if fin && consumed == data.count { sendBuffers[id]?.finSent = true }
+                }
+                if n == 0 { budget = 0; break }  // congestion window or pacing: wait for acks / the timer
+                budget -= 1
+                progress = true
+            }
+        }
+        // Acknowledgements and control frames.
+        while budget > 0 {
+            var consumed = -1
+            let n = writePacket(handle, stream: -1, data: UnsafeRawBufferPointer(start: nil, count: 0), fin: false,
+                                consumed: &consumed, now: now, into: &datagrams)
+            if n < 0 { fail(Int32(n)); break }
+            if n == 0 { break }
+            budget -= 1
+        }
+        datagrams += queuedOnFailure
+        queuedOnFailure.removeAll()
+        return datagrams
+    }
+
+    private func writePacket(
+        _ handle: OpaquePointer, stream: Int64, data: UnsafeRawBufferPointer, fin: Bool, consumed: inout Int, now: UInt64,
+        into datagrams: inout [Datagram]
+    ) -> Int {
+        var dest = sockaddr_storage()
+        var destLen = socklen_t(0)
+        let n = out.withUnsafeMutableBufferPointer { o in
+            cngtcp2_write(handle, o.baseAddress, o.count, stream, data.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                          data.count, fin ? 1 : 0, &consumed, &dest, &destLen, now)
+        }
+        if n > 0, let address = SocketAddress.from(storage: dest, length: destLen) {
+            var b = allocator.buffer(capacity: n)
+            b.writeBytes(out[0..<n])
+            datagrams.append(Datagram(bytes: b, destination: address))
+        }
+        return n
+    }
+
+    private func writeClose(_ handle: OpaquePointer, now: UInt64) -> Datagram? {
+        var dest = sockaddr_storage()
+        var destLen = socklen_t(0)
+        let n = out.withUnsafeMutableBufferPointer { o in cngtcp2_write_close(handle, o.baseAddress, o.count, &dest, &destLen, now) }
+        guard n > 0, let address = SocketAddress.from(storage: dest, length: destLen) else { return nil }
+        var b = allocator.buffer(capacity: n)
+        b.writeBytes(out[0..<n])
+        return Datagram(bytes: b, destination: address)
+    }
+
+    // MARK: Failure
+
+    private func fail(_ rv: Int32) {
+        guard !closedReported else { return }
+        if rv == CNGTCP2_ERR_DRAINING || rv == CNGTCP2_ERR_CLOSING {
+            report(closed: peerError())
+            return
+        }
+        if rv == CNGTCP2_ERR_DROP_CONN || rv == CNGTCP2_ERR_RETRY {
+            report(closed: .lib(rv))
+            return
+        }
+        var error: QUICError = .lib(rv)
+        if rv == CNGTCP2_ERR_CRYPTO {
+            var app: Int32 = 0
+            var code: UInt64 = 0
+            cngtcp2_peer_close(handle, &app, &code)
+            if code == 0x100 + UInt64(CNGTCP2_ALERT_NO_APPLICATION_PROTOCOL) { error = .noApplicationProtocol }
+        }
+        if let handle, let d = writeClose(handle, now: cngtcp2_now()) { queuedOnFailure.append(d) }
+        report(closed: error)
+    }
+
+    /// A CONNECTION_CLOSE written when a read failed (the endpoint sends it with the next flush).
+    package var queuedOnFailure: [Datagram] = []
+
+    private func peerError() -> QUICError? {
+        var app: Int32 = 0
+        var code: UInt64 = 0
+        cngtcp2_peer_close(handle, &app, &code)
+        if app == 0 && code == 0x100 + UInt64(CNGTCP2_ALERT_NO_APPLICATION_PROTOCOL) { return .noApplicationProtocol }
+        if app == 0 && code == 0 { return nil }
+        return .closedByPeer(application: app != 0, code: code)
+    }
+
+    private func report(closed error: QUICError?) {
+        guard !closedReported else { return }
+        closedReported = true
+        for id in sendBuffers.keys { sendBuffers[id]?.release() }
+        sendBuffers.removeAll()
+        events.append(.closed(error))
+    }
+
+    // MARK: Callbacks from ngtcp2 (owner = this object, unretained)
+
+    private static func from(_ owner: UnsafeMutableRawPointer?) -> QUICConnection? {
+        owner.map { Unmanaged<QUICConnection>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    private static let callbacks: cngtcp2_callbacks = cngtcp2_callbacks(
+        stream_data: { owner, id, fin, data, len in
+            guard let c = from(owner) else { return -1 }
+            var b = c.allocator.buffer(capacity: len)
+            if let data, len > 0 { b.writeBytes(UnsafeRawBufferPointer(start: data, count: len)) }
+            c.events.append(.streamData(id, b, fin: fin != 0))
+            return 0
+        },
+        stream_acked: { owner, id, offset, len in
+            guard let c = from(owner) else { return -1 }
+            c.sendBuffers[id]?.acknowledge(upTo: offset + len)
+            return 0
+        },
+        stream_open: { owner, id in
+            guard let c = from(owner) else { return -1 }
+            if c.sendBuffers[id] == nil { c.sendBuffers[id] = QUICSendBuffer() }
+            c.events.append(.streamOpened(id))
+            return 0
+        },
+        stream_close: { owner, id, code in
+            guard let c = from(owner) else { return -1 }
+            c.sendBuffers[id]?.release()
+            c.sendBuffers[id] = nil
+            c.blocked.remove(id)
+            c.events.append(.streamClosed(id, code: code))
+            return 0
+        },
+        handshake_completed: { owner in
+            guard let c = from(owner) else { return -1 }
+            var name = [UInt8](repeating: 0, count: 256)
+            let n = cngtcp2_alpn(c.handle, &name, name.count)
+            let alpn = String(decoding: name[0..<n], as: UTF8.self)
+            c.alpn = alpn
+            c.events.append(.handshakeCompleted(alpn: alpn))
+            return 0
+        },
+        cid_added: { owner, cid, len in
+            guard let c = from(owner), let cid else { return -1 }
+            c.cidChanges.append((true, Array(UnsafeBufferPointer(start: cid, count: len))))
+            return 0
+        },
+        cid_removed: { owner, cid, len in
+            guard let c = from(owner), let cid else { return -1 }
+            c.cidChanges.append((false, Array(UnsafeBufferPointer(start: cid, count: len))))
+            return 0
+        },
+        stream_credit: { owner, id in
+            guard let c = from(owner) else { return -1 }
+            c.blocked.remove(id)
+            return 0
+        }
+    )
+}

@@ -1,0 +1,86 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// One UDP socket speaking QUIC (ngtcp2 + gnutls) on SwiftNIO's `DatagramBootstrap`: a server
+/// with one service per ALPN (`QUICServiceRegistry`), a client endpoint, or both.
+public final class QUICEndpoint: Sendable {
+    /// Endpoint settings.
+    public struct Configuration: Sendable {
+        /// Validate client addresses with a Retry round trip before any handshake work.
+        public var requireRetry = true
+        public var parameters = QUICConnection.Parameters()
+        /// Connections beyond this are not accepted (their Initials are dropped).
+        public var maxConnections = 10_000
+        public init() {}
+    }
+
+    public let channel: Channel
+    let handler: QUICEndpointHandler
+    private let clientCredentials: QUICCredentials
+    private let parameters: QUICConnection.Parameters
+
+    private init(channel: Channel, handler: QUICEndpointHandler, clientCredentials: QUICCredentials, parameters: QUICConnection.Parameters) {
+        self.channel = channel
+        self.handler = handler
+        self.clientCredentials = clientCredentials
+        self.parameters = parameters
+    }
+
+    /// Binds a UDP socket. With `server` credentials it accepts connections for the registry's
+    /// ALPNs; it can always make client connections.
+    public static func bind(
+        group: EventLoopGroup, host: String, port: Int, server: QUICCredentials? = nil,
+        services: QUICServiceRegistry = QUICServiceRegistry(), configuration: Configuration = Configuration()
+    ) -> EventLoopFuture<QUICEndpoint> {
+        let loop = group.next()
+        let clientCredentials: QUICCredentials
+        do {
+            clientCredentials = try QUICCredentials()
+            if server != nil && services.alpns.isEmpty { throw QUICError.invalidArgument("a server needs at least one ALPN service") }
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        let handlerBox = NIOLockedValueBox<QUICEndpointHandler?>(nil)
+        return DatagramBootstrap(group: loop)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048))
+            .channelOption(.maxMessagesPerRead, value: 64)
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture {
+                    let context = try server.map {
+                        try QUICServerContext(credentials: $0, alpns: services.alpns, requireRetry: configuration.requireRetry,
+                                              parameters: configuration.parameters)
+                    }
+                    let h = QUICEndpointHandler(loop: ch.eventLoop, services: services, server: context,
+                                                maxConnections: configuration.maxConnections)
+                    handlerBox.withLockedValue { $0 = h }
+                    try ch.pipeline.syncOperations.addHandler(h)
+                }
+            }
+            .bind(host: host, port: port)
+            .flatMapThrowing { ch in
+                guard let h = handlerBox.withLockedValue({ $0 }) else { throw QUICError.connectionClosed }
+                return QUICEndpoint(channel: ch, handler: h, clientCredentials: clientCredentials, parameters: configuration.parameters)
+            }
+    }
+
+    public var localAddress: SocketAddress? { channel.localAddress }
+
+    /// Connects to a QUIC server offering one ALPN; succeeds when the handshake completes.
+    public func connect(to remote: SocketAddress, alpn: String) -> EventLoopFuture<QUICClient> {
+        let h = handler
+        let creds = clientCredentials
+        let params = parameters
+        return channel.eventLoop.flatSubmit { h.connect(to: remote, alpn: alpn, credentials: creds, parameters: params) }
+    }
+
+    /// Number of live connections (for tests and diagnostics).
+    public func connectionCount() -> EventLoopFuture<Int> {
+        let h = handler
+        return channel.eventLoop.submit { h.connectionCount }
+    }
+
+    /// Closes the socket; every connection ends.
+    public func close() -> EventLoopFuture<Void> { channel.close() }
+}

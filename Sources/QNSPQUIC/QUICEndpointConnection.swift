@@ -1,0 +1,123 @@
+import CNGTCP2
+import NIOCore
+
+/// A connection as the endpoint drives it: the sans-I/O `QUICConnection`, its timer, its stream
+/// pipes and the CIDs that route datagrams to it. Confined to the endpoint's event loop.
+final class QUICEndpointConnection: @unchecked Sendable {
+    let conn: QUICConnection
+    unowned let endpoint: QUICEndpointHandler
+    let remote: SocketAddress
+    var pipes: [Int64: QUICStreamPipe] = [:]
+    var cids: Set<[UInt8]> = []
+    var timer: Scheduled<Void>?
+    var timerDeadline: UInt64 = .max
+    var handshakePromise: EventLoopPromise<QUICClient>?
+    var service: QUICServiceRegistry.StreamInitializer?
+    private var flushScheduled = false
+    /// Stop reading a stream's user end above this many unacknowledged bytes; resume below half.
+    let highWater: UInt64 = 2 << 20
+
+    init(conn: QUICConnection, endpoint: QUICEndpointHandler, remote: SocketAddress) {
+        self.conn = conn
+        self.endpoint = endpoint
+        self.remote = remote
+    }
+
+    var loop: EventLoop { endpoint.loop }
+
+    // MARK: From stream pipes
+
+    func write(stream id: Int64, _ bytes: ByteBuffer, pipe: QUICStreamPipe) {
+        conn.write(stream: id, bytes)
+        if conn.buffered(stream: id) > highWater { pipe.setPaused(true) }
+    }
+
+    func finish(stream id: Int64) {
+        conn.finish(stream: id)
+        flushSoon()
+    }
+
+    func consumed(stream id: Int64, count: Int) {
+        conn.consumed(stream: id, count: count)
+        flushSoon()
+    }
+
+    func pipeFailed(_ pipe: QUICStreamPipe) {
+        conn.reset(stream: pipe.streamID, code: 1)
+        pipes[pipe.streamID] = nil
+        flushSoon()
+    }
+
+    /// Coalesces the flushes of one event-loop tick.
+    func flushSoon() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        loop.execute {
+            self.flushScheduled = false
+            self.endpoint.process(self)
+        }
+    }
+
+    // MARK: Streams opened here
+
+    func openStream(initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
+        do {
+            let id = try conn.openStream()
+            let pipe = QUICStreamPipe(streamID: id, owner: self)
+            pipes[id] = pipe
+            return pipe.start(loop: loop, userInitializer: initializer)
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+    }
+
+    // MARK: Events
+
+    func handle(_ event: QUICConnection.Event) {
+        switch event {
+        case .handshakeCompleted(let alpn):
+            if conn.isClient {
+                handshakePromise?.succeed(QUICClient(connection: self, alpn: alpn))
+                handshakePromise = nil
+            } else {
+                service = endpoint.services.services[alpn]
+                if service == nil { conn.close(code: 0x101) }  // cannot happen: TLS refuses unknown ALPNs
+            }
+        case .streamOpened(let id):
+            guard !conn.isClient, let service, let alpn = conn.alpn else {
+                conn.reset(stream: id, code: 0x102)
+                return
+            }
+            let pipe = QUICStreamPipe(streamID: id, owner: self)
+            pipes[id] = pipe
+            let info = QUICStreamInfo(alpn: alpn, streamID: id, remoteAddress: remote)
+            pipe.start(loop: loop) { ch in service(ch, info) }.whenFailure { _ in self.pipeFailed(pipe) }
+        case .streamData(let id, let bytes, let fin):
+            if let pipe = pipes[id] {
+                pipe.deliver(bytes, fin: fin)
+            } else {
+                conn.consumed(stream: id, count: bytes.readableBytes)
+            }
+        case .streamClosed(let id, _):
+            pipes.removeValue(forKey: id)?.close()
+        case .closed(let error):
+            handshakePromise?.fail(error ?? QUICError.connectionClosed)
+            handshakePromise = nil
+            for pipe in pipes.values { pipe.close() }
+            pipes.removeAll()
+            closeWaiters.forEach { $0.succeed(()) }
+            closeWaiters.removeAll()
+            closeError = error
+        }
+    }
+
+    var closeWaiters: [EventLoopPromise<Void>] = []
+    var closeError: QUICError?
+
+    /// Re-enables reading from pipes whose stream drained below half the high-water mark.
+    func resumePipes() {
+        for (id, pipe) in pipes where pipe.paused && conn.buffered(stream: id) < highWater / 2 {
+            pipe.setPaused(false)
+        }
+    }
+}
