@@ -98,6 +98,12 @@ package enum FuzzSeeds {
         seeds["audit-log"] = [
             Array(#"{"chain":"00","event":"segment-start","prev":"","segment":"a","seq":1,"time":"t"}"#.utf8)
         ]
+        // A stealth first flight and data frames, made with the fuzz line and clock.
+        if let c = try? StealthSession(role: .client, line: FuzzTargets.stealth, clock: FuzzTargets.stealthClock) {
+            try? c.seal([UInt8](repeating: 0x51, count: 3000))
+            seeds["stealth-server"] = [c.takeOutbound().flatMap { $0 }]
+        }
+        seeds["stealth-line"] = [Array(FuzzTargets.stealth.description.utf8)]
         return seeds
     }
 }
