@@ -33,7 +33,7 @@ struct StealthToolTests {
         #expect(user.status != 0 && user.stderr.contains("not a host key"), "\(user.stderr)")
     }
 
-    @Test("qsshd --stealth: qssh exec with --stealth LINE, a file, -o Stealth= and the config keyword; exit status and stdin hash come through", .timeLimit(.minutes(2)))
+    @Test("qsshd --stealth: qssh exec with --stealth LINE, a file, -o Stealth=, the config keyword and a known_hosts line; exit status and stdin hash come through", .timeLimit(.minutes(2)))
     func execOverStealth() throws {
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -60,6 +60,11 @@ struct StealthToolTests {
         try "Host 127.0.0.1\n  Stealth \(line)\n".write(toFile: dir + "/config", atomically: true, encoding: .utf8)
         let viaConfig = try qssh(["-F", dir + "/config"], ["echo config"])
         #expect(viaConfig.status == 0 && String(decoding: viaConfig.stdout, as: UTF8.self) == "config\n", "\(viaConfig.stderr)")
+        // The line kept in known_hosts beside the host key: no option needed.
+        let known = try String(contentsOfFile: dir + "/known_hosts", encoding: .utf8)
+        try (known + "[127.0.0.1]:\(server.port) \(line)\n").write(toFile: dir + "/known_hosts", atomically: true, encoding: .utf8)
+        let viaKnownHosts = try qssh([], ["echo known_hosts"])
+        #expect(viaKnownHosts.status == 0 && String(decoding: viaKnownHosts.stdout, as: UTF8.self) == "known_hosts\n", "\(viaKnownHosts.stderr)")
         let badLine = try qssh(["--stealth", "qnsp-stealth1 nope"], ["true"])
         #expect(badLine.status == 255 && badLine.stderr.contains("malformed stealth line"), "\(badLine.stderr)")
     }
