@@ -97,6 +97,35 @@ struct StealthToolTests {
         #expect(hashes.count == 2 && hashes[0] == hashes[1], "\(hashes)")
     }
 
+    @Test("qsshd --stealth --login-grace-time 2: probes (random bytes, a default-mode client) get no byte and are closed at random times within the grace time", .timeLimit(.minutes(1)))
+    func qsshdProbes() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try keys(dir)
+        let server = try ServeProcess(tool: "qsshd", arguments: [
+            "-p", "0", "-l", "127.0.0.1", "-h", dir + "/host", "--authorized-keys", dir + "/authorized_keys", "--stealth", "--login-grace-time", "2",
+        ])
+        defer { server.stop() }
+        var times: [Double] = []
+        for n in [1, 700, 5000, 40, 2000, 3] {
+            let fd = try #require(TCP.connect(server.port))
+            let start = Date()
+            #expect(TCP.writeAll(fd, (0..<n).map { _ in UInt8.random(in: 0...255) }))
+            let answer = TCP.readToEnd(fd)
+            let waited = Date().timeIntervalSince(start)
+            close(fd)
+            #expect(answer.isEmpty, "\(n) random bytes got \(answer.count) bytes back")
+            #expect(waited < 2.5, "closed after \(waited) s")
+            times.append(waited)
+        }
+        // Closed at random deadlines (0.5-2 s here), not all at the fixed grace time.
+        #expect((times.max() ?? 0) - (times.min() ?? 0) > 0.1, "close times \(times)")
+        // A client without the line (default mode) is a probe too.
+        let plain = try Tools.run("qssh", ["-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts",
+                                           "-o", "StrictHostKeyChecking=accept-new", "127.0.0.1", "true"])
+        #expect(plain.status == 255, "\(plain.stderr)")
+    }
+
     @Test("--mimic: qsshd --stealth --mimic serves qssh --stealth --mimic (and -o Mimic=yes); qnsp serve/connect --mimic echo; --mimic without --stealth is refused", .timeLimit(.minutes(2)))
     func mimic() throws {
         let dir = try makeTempDir()
