@@ -109,6 +109,12 @@ package enum FuzzSeeds {
             .unlock(passphrase: [1]), .remove(keyBlob: material.keyBlob), .removeAll,
         ]
         seeds["agent"] = [session.flatMap { AgentFramer.frame($0.encoded()) }] + session.map { AgentFramer.frame($0.encoded()) }
+        // A stealth first flight and data frames, made with the fuzz line and clock.
+        if let c = try? StealthSession(role: .client, line: FuzzTargets.stealth, clock: FuzzTargets.stealthClock) {
+            try? c.seal([UInt8](repeating: 0x51, count: 3000))
+            seeds["stealth-server"] = [c.takeOutbound().flatMap { $0 }]
+        }
+        seeds["stealth-line"] = [Array(FuzzTargets.stealth.description.utf8)]
         return seeds
     }
 }

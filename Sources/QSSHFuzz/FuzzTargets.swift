@@ -29,6 +29,8 @@ package enum FuzzTargets {
         ("key-files", keyFiles),
         ("audit-log", auditLog),
         ("agent", agent),
+        ("stealth-server", stealthServer),
+        ("stealth-line", stealthLine),
     ]
 
     package static func target(named name: String) -> Target? { all.first { $0.name == name }?.run }
@@ -216,6 +218,28 @@ package enum FuzzTargets {
         let t = text(data)
         _ = KnownHosts(path: "fuzz", text: t).lookup("[127.0.0.1]:22222")
         _ = OpenSSHKnownHosts(path: "fuzz", text: t)
+    }
+
+    /// The stealth line and the fixed clock the stealth targets and their seeds share.
+    static let stealth = StealthLine(kemSeed: [UInt8](repeating: 7, count: 32))
+    static let stealthClock: @Sendable () -> UInt64 = { 1_750_000_000 }
+
+    /// A stealth server session fed the input in pieces (first flight, frames, probes).
+    static let stealthServer: Target = { data in
+        let policy = StealthSession.ProbePolicy(byteLimit: 1 << 20...1 << 20, deadlineMilliseconds: 1...1)
+        guard let s = try? StealthSession(role: .server(StealthReplayFilter(startTime: 0)), line: stealth, probePolicy: policy, clock: stealthClock) else { return }
+        var i = 0
+        while i < data.count {
+            let n = min(data.count - i, 1 + Int(data[i]) * 7)
+            _ = try? s.receive(Array(data[i..<i + n])) { _ in }
+            i += n
+        }
+        try? s.receiveEOF()
+        _ = s.takeOutbound()
+    }
+
+    static let stealthLine: Target = { data in
+        if let line = try? StealthLine(parsing: text(data)) { _ = line.description }
     }
 
     static let authorizedKeys: Target = { data in

@@ -1,4 +1,5 @@
 import Foundation
+import QNSP
 import QNSPCrypto
 import QSSHSession
 
@@ -21,6 +22,8 @@ public struct KnownHosts: Sendable {
 
     public let path: String
     public private(set) var entries: [Entry] = []
+    /// `<patterns> qnsp-stealth1 <base64>` lines: the stealth line of those hosts (docs/protocol.md §9.1).
+    public private(set) var stealthEntries: [(patterns: [String], line: StealthLine)] = []
 
     public init(path: String, text: String) {
         self.path = path
@@ -28,6 +31,10 @@ public struct KnownHosts: Sendable {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
             let parts = line.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[1].hasPrefix(StealthLine.prefix + " "), let stealth = try? StealthLine(parsing: String(parts[1])) {
+                stealthEntries.append((parts[0].split(separator: ",").map(String.init), stealth))
+                continue
+            }
             guard parts.count == 2, case .host(let key, _)? = try? PublicKeyLine(parsing: String(parts[1])) else { continue }
             entries.append(Entry(patterns: parts[0].split(separator: ",").map(String.init), key: key, line: i + 1))
         }
@@ -47,6 +54,11 @@ public struct KnownHosts: Sendable {
     public func lookup(_ pattern: String) -> (entry: Entry?, Lookup) {
         guard let e = entries.first(where: { $0.patterns.contains { Self.matches($0, name: pattern) } }) else { return (nil, .unknown) }
         return (e, .known(e.key))
+    }
+
+    /// The stealth line recorded for a host, if any.
+    public func stealthLine(_ pattern: String) -> StealthLine? {
+        stealthEntries.first { $0.patterns.contains { Self.matches($0, name: pattern) } }?.line
     }
 
     /// A stored name matches `name` literally, or as a hashed `|1|salt|hash` entry.

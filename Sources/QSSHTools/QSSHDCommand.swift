@@ -277,7 +277,17 @@ public struct QSSHDCommand: ParsableCommand {
             if idleTimeout > 0 { options.idleTimeout = .seconds(idleTimeout) }
             options.authorization = .threadPool(lookups, timeout: .seconds(10))
             if mimic && !stealth { throw ToolError("--mimic needs --stealth") }
-            if stealth { options.stealth = StealthArgument.serverOptions(host: host, mimic: mimic) }
+            if stealth {
+                var stealthOptions = StealthArgument.serverOptions(host: host, mimic: mimic)
+                // A probe must meet the random deadline, never the fixed login grace time.
+                if loginGraceTime > 0 {
+                    let grace = loginGraceTime * 1000 - 1
+                    let upper = min(stealthOptions.probePolicy.deadlineMilliseconds.upperBound, max(1, grace))
+                    let lower = min(stealthOptions.probePolicy.deadlineMilliseconds.lowerBound, upper / 4)
+                    stealthOptions.probePolicy.deadlineMilliseconds = lower...upper
+                }
+                options.stealth = stealthOptions
+            }
             options.padding = try StealthArgument.padding(padding)
             let tickets = ConnectionTickets()
             server = try QNSPBootstrap.bindServer(group: group, host: listen, port: port, parametersFor: { channel in

@@ -47,6 +47,9 @@ public struct TunnelClient {
         let (entry, lookup) = known.lookup(pattern)
         var pinned: HostPublicKey?
         if case .known(let key) = lookup { pinned = key }
+        // A stealth line stored beside the host key turns stealth mode on (docs/protocol.md §9.1).
+        var options = self.options
+        if options.stealth == nil, let line = known.stealthLine(pattern) { options.stealth = StealthOptions(line: line) }
         let acceptNew = self.acceptNew, batch = self.batch, host = self.host
         var params = QNSPConnection.ClientParameters(username: user, signer: identity, pinnedHostKey: pinned) { key in
             if acceptNew { return true }
@@ -59,7 +62,7 @@ public struct TunnelClient {
         params.certificate = ClientIdentity.certificate(for: identityPath, key: identity.publicKey, verbose: verbose, toolName: toolName)
         let connected: (Channel, EventLoopFuture<QNSPSessionInfo>)
         if let proxyCommand {
-            connected = try openThroughProxy(proxyCommand, group: group, parameters: params, initializer: initializer)
+            connected = try openThroughProxy(proxyCommand, group: group, parameters: params, options: options, initializer: initializer)
         } else {
             do {
                 connected = try QNSPBootstrap.connect(group: group, host: host, port: port, parameters: params, options: options, initializer: initializer).wait()
@@ -112,7 +115,7 @@ public struct TunnelClient {
 
     /// Starts the proxy command and runs the QNSP client over its stdin/stdout; its stderr is ours.
     func openThroughProxy(
-        _ command: String, group: EventLoopGroup, parameters: QNSPConnection.ClientParameters,
+        _ command: String, group: EventLoopGroup, parameters: QNSPConnection.ClientParameters, options: QNSPBootstrap.Options,
         initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
     ) throws -> (Channel, EventLoopFuture<QNSPSessionInfo>) {
         let child: ChildProcess

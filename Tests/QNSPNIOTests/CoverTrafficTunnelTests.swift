@@ -45,7 +45,7 @@ struct CoverTrafficTunnelTests {
         let after = idleWire.totals
         let outCells = Double(after.1 - before.1) / 768, inCells = Double(after.0 - before.0) / 768
         print("constant, idle 1 s: \(outCells) cells out, \(inCells) cells in (budget 2000/s)")
-        #expect(outCells > 1200 && outCells < 2600 && inCells > 1200 && inCells < 2600)
+        #expect(outCells > 1200 && outCells < 2600 && inCells > 1200 && inCells < 2600, "out \(outCells), in \(inCells)")
         try await idle.close()
         try await idleServer.close()
         // Bulk: 4 MiB echoed; the rate cannot exceed 2000 cells/s x 749 bytes ≈ 1.5 MB/s each way.

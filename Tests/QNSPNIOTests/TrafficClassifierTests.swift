@@ -126,7 +126,7 @@ struct TrafficClassifierTests {
         return Double(correct) / Double(samples.count)
     }
 
-    @Test("k-NN on cell counts and busy 50-ms bins per direction tells idle, typing and bulk apart with --padding off, and is near chance (1/3) with constant", .timeLimit(.minutes(3)))
+    @Test("k-NN on cell counts and busy 50-ms bins per direction tells idle, typing and bulk apart with --padding off, and is near chance (1/3) with constant", .timeLimit(.minutes(10)))
     func classifier() async throws {
         var constant = CoverTrafficPolicy(mode: .constant)
         constant.constantCellsPerSecond = 400

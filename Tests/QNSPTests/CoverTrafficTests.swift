@@ -19,6 +19,16 @@ struct CoverTrafficSchedulerTests {
             #expect(d.releaseCells == min(queued, 10))
             queued -= d.releaseCells
         }
+        // Late ticks (a busy event loop) carry the time that passed: the rate stays 500 cells/s.
+        var cells = 0
+        var elapsed: Int64 = 0
+        for _ in 0..<1000 {
+            let late = Int64.random(in: 20...70, using: &rng)
+            elapsed += late
+            let d = s.tick(queuedCells: 0, sinceLastTickMilliseconds: late)
+            cells += d.paddingCells
+        }
+        #expect(abs(Double(cells) - Double(elapsed) / 2) <= 1, "\(cells) cells in \(elapsed) ms")
     }
 
     @Test("random: a front-loaded burst within the first seconds, later bursts near the configured rate, jittered ticks")

@@ -33,7 +33,7 @@ struct StealthToolTests {
         #expect(user.status != 0 && user.stderr.contains("not a host key"), "\(user.stderr)")
     }
 
-    @Test("qsshd --stealth: qssh exec with --stealth LINE, a file, -o Stealth= and the config keyword; exit status and stdin hash come through", .timeLimit(.minutes(2)))
+    @Test("qsshd --stealth: qssh exec with --stealth LINE, a file, -o Stealth=, the config keyword and a known_hosts line; exit status and stdin hash come through", .timeLimit(.minutes(2)))
     func execOverStealth() throws {
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -60,6 +60,11 @@ struct StealthToolTests {
         try "Host 127.0.0.1\n  Stealth \(line)\n".write(toFile: dir + "/config", atomically: true, encoding: .utf8)
         let viaConfig = try qssh(["-F", dir + "/config"], ["echo config"])
         #expect(viaConfig.status == 0 && String(decoding: viaConfig.stdout, as: UTF8.self) == "config\n", "\(viaConfig.stderr)")
+        // The line kept in known_hosts beside the host key: no option needed.
+        let known = try String(contentsOfFile: dir + "/known_hosts", encoding: .utf8)
+        try (known + "[127.0.0.1]:\(server.port) \(line)\n").write(toFile: dir + "/known_hosts", atomically: true, encoding: .utf8)
+        let viaKnownHosts = try qssh([], ["echo known_hosts"])
+        #expect(viaKnownHosts.status == 0 && String(decoding: viaKnownHosts.stdout, as: UTF8.self) == "known_hosts\n", "\(viaKnownHosts.stderr)")
         let badLine = try qssh(["--stealth", "qnsp-stealth1 nope"], ["true"])
         #expect(badLine.status == 255 && badLine.stderr.contains("malformed stealth line"), "\(badLine.stderr)")
     }
@@ -90,6 +95,35 @@ struct StealthToolTests {
         let sums = try Tools.run("/usr/bin/sha256sum", [big, dir + "/copy"])
         let hashes = String(decoding: sums.stdout, as: UTF8.self).split(separator: "\n").map { $0.split(separator: " ").first ?? "" }
         #expect(hashes.count == 2 && hashes[0] == hashes[1], "\(hashes)")
+    }
+
+    @Test("qsshd --stealth --login-grace-time 2: probes (random bytes, a default-mode client) get no byte and are closed at random times within the grace time", .timeLimit(.minutes(1)))
+    func qsshdProbes() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try keys(dir)
+        let server = try ServeProcess(tool: "qsshd", arguments: [
+            "-p", "0", "-l", "127.0.0.1", "-h", dir + "/host", "--authorized-keys", dir + "/authorized_keys", "--stealth", "--login-grace-time", "2",
+        ])
+        defer { server.stop() }
+        var times: [Double] = []
+        for n in [1, 700, 5000, 40, 2000, 3] {
+            let fd = try #require(TCP.connect(server.port))
+            let start = Date()
+            #expect(TCP.writeAll(fd, (0..<n).map { _ in UInt8.random(in: 0...255) }))
+            let answer = TCP.readToEnd(fd)
+            let waited = Date().timeIntervalSince(start)
+            close(fd)
+            #expect(answer.isEmpty, "\(n) random bytes got \(answer.count) bytes back")
+            #expect(waited < 2.5, "closed after \(waited) s")
+            times.append(waited)
+        }
+        // Closed at random deadlines (0.5-2 s here), not all at the fixed grace time.
+        #expect((times.max() ?? 0) - (times.min() ?? 0) > 0.1, "close times \(times)")
+        // A client without the line (default mode) is a probe too.
+        let plain = try Tools.run("qssh", ["-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts",
+                                           "-o", "StrictHostKeyChecking=accept-new", "127.0.0.1", "true"])
+        #expect(plain.status == 255, "\(plain.stderr)")
     }
 
     @Test("--mimic: qsshd --stealth --mimic serves qssh --stealth --mimic (and -o Mimic=yes); qnsp serve/connect --mimic echo; --mimic without --stealth is refused", .timeLimit(.minutes(2)))

@@ -7,6 +7,8 @@ public struct CoverTrafficScheduler: Sendable {
     private var elapsed: Int64 = 0
     /// random: the front burst's cells still to send, with their send times (ms since start).
     private var front: [Int64] = []
+    /// constant: cell budget not yet spent, in thousandths of a cell.
+    private var carry: Int64 = 0
 
     /// What one tick decided.
     public struct Decision: Sendable, Equatable {
@@ -38,7 +40,12 @@ public struct CoverTrafficScheduler: Sendable {
         case .off:
             return Decision(releaseCells: Int.max, paddingCells: 0, nextTickMilliseconds: 1000)
         case .constant:
-            let budget = max(1, Int((Int64(policy.constantCellsPerSecond) * policy.constantTickMilliseconds + 999) / 1000))
+            // The budget follows the time that really passed (a late tick sends more), so the
+            // rate stays constant when the event loop is busy; at most 4 ticks' worth at once.
+            let since = min(max(0, sinceLastTickMilliseconds), 4 * policy.constantTickMilliseconds)
+            carry += Int64(policy.constantCellsPerSecond) * since
+            let budget = Int(carry / 1000)
+            carry -= Int64(budget) * 1000
             let release = min(queuedCells, budget)
             return Decision(releaseCells: release, paddingCells: budget - release, nextTickMilliseconds: policy.constantTickMilliseconds)
         case .random:
