@@ -36,12 +36,13 @@ package final class QPQConnection: QPQTransport, Sendable {
     /// `verifyHostKey` approves (trust on first use).
     package static func connect(group: EventLoopGroup, host: String, port: Int, hostKey: HostPublicKey?,
                                 verifyHostKey: @escaping @Sendable (HostPublicKey) -> Bool = { _ in false },
-                                timeout: TimeAmount = .seconds(30)) async throws(QPQClientError) -> QPQConnection {
+                                timeout: TimeAmount = .seconds(30), localAddress: SocketAddress? = nil) async throws(QPQClientError) -> QPQConnection {
         let user: UserKeyPair
         do { user = try UserKeyPair.generate() } catch { throw .crypto("connection key: \(error)") }
         let handler = QPQClientHandler()
         var options = QNSPBootstrap.Options()
         options.handshakeTimeout = timeout
+        options.localAddress = localAddress
         let parameters = QNSPConnection.ClientParameters(username: "qpq", user: user, pinnedHostKey: hostKey, verifyHostKey: verifyHostKey)
         do {
             let (channel, handshake) = try await QNSPBootstrap.connect(group: group, host: host, port: port, parameters: parameters,

@@ -29,12 +29,14 @@ package struct QPQBenchCommand: ParsableCommand {
     @Option(help: "Message size in bytes.") var size = 256
     @Option(help: "Sending connections (anonymous).") var senders = 4
     @Option(help: "Requests in flight per sending connection.") var window = 8
+    @Option(help: "qpqd --durability (full or normal).") var durability = "full"
 
     package init() {}
 
     struct Failure: Error, CustomStringConvertible { let description: String }
 
     package func run() throws {
+        guard ["full", "normal"].contains(durability) else { throw ToolError("--durability is full or normal") }
         guard devices >= groupSize, groupSize >= 1, messages >= 1, size >= 8, senders >= 1, window >= 1 else {
             throw ToolError("need devices >= group-size >= 1, messages >= 1, size >= 8")
         }
@@ -43,7 +45,7 @@ package struct QPQBenchCommand: ParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let host = try HostKeyPair.generate()
         try KeyFileIO.writePrivateKey(try PrivateKeyFile.encode(.host(host)), path: dir + "/host_key")
-        let server = try Self.startServer(dir: dir)
+        let server = try Self.startServer(dir: dir, durability: durability)
         defer { kill(server.pid, SIGTERM) }
         print("qpqd pid \(server.pid) on port \(server.port); baseline RSS \(Self.rssKiB(server.pid) / 1024) MiB")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
@@ -54,14 +56,14 @@ package struct QPQBenchCommand: ParsableCommand {
 
     // MARK: - The server process
 
-    static func startServer(dir: String) throws -> (pid: Int32, port: Int) {
+    static func startServer(dir: String, durability: String) throws -> (pid: Int32, port: Int) {
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         let qpqd = me.appendingPathComponent("qpqd").path
         guard FileManager.default.isExecutableFile(atPath: qpqd) else { throw ToolError("\(qpqd) not found (build qpqd beside qpq-bench)") }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: qpqd)
         p.arguments = ["-p", "0", "-h", dir + "/host_key", "--database", dir + "/db.sqlite", "--opaque-setup", dir + "/opaque",
-                       "--requests-per-second", "1000000"]
+                       "--requests-per-second", "1000000", "--durability", durability]
         let err = Pipe()
         p.standardError = err
         p.standardOutput = FileHandle.nullDevice
@@ -94,6 +96,15 @@ package struct QPQBenchCommand: ParsableCommand {
         return 0
     }
 
+    /// User + system CPU seconds of a process (from /proc; clock ticks of 1/100 s).
+    static func cpuSeconds(_ pid: Int32) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let u = Double(fields[11]), let s = Double(fields[12]) else { return 0 }
+        return (u + s) / 100
+    }
+
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
     // MARK: - The measurement
@@ -111,7 +122,10 @@ package struct QPQBenchCommand: ParsableCommand {
             let made = try await withThrowingTaskGroup(of: (Int, QPQConnection, UInt64).self) { tasks in
                 for i in range {
                     tasks.addTask {
-                        let c = try await QPQConnection.connect(group: group, host: "127.0.0.1", port: port, hostKey: host, timeout: .seconds(120))
+                        // 100 devices per 127/8 source address: QNSP's per-source handshake budget is 256.
+                        let source = try SocketAddress(ipAddress: "127.0.\(1 + i / 25_600).\(2 + (i / 100) % 256)", port: 0)
+                        let c = try await QPQConnection.connect(group: group, host: "127.0.0.1", port: port, hostKey: host, timeout: .seconds(120),
+                                                                localAddress: source)
                         let user = "bench\(i)"
                         try await QPQAccount.register(user: user, password: Array(user.utf8), configuration: cheap, over: c)
                         let cred = try await QPQAccount.login(user: user, password: Array(user.utf8), deviceId: 0, deviceName: user,
@@ -146,6 +160,7 @@ package struct QPQBenchCommand: ParsableCommand {
         let latencies = NIOLockedValueBox<[UInt64]>([])
         latencies.withLockedValue { $0.reserveCapacity(messages * groupSize) }
         let total = messages
+        let serverCPU = Self.cpuSeconds(pid), benchCPU = Self.cpuSeconds(getpid())
         let start = Self.now()
         let lastReceipt = NIOLockedValueBox<UInt64>(0)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -210,6 +225,7 @@ package struct QPQBenchCommand: ParsableCommand {
         print("\(messages) messages of \(size) bytes to a \(groupSize)-member group (\(senders) anonymous senders, window \(window)):")
         print("  \(String(format: "%.0f", Double(messages) / seconds)) messages/s, \(String(format: "%.0f", Double(messages * groupSize) / seconds)) deliveries/s (\(String(format: "%.2f", seconds)) s)")
         print("  send-to-receive latency: median \(ms(0.5)) ms, p99 \(ms(0.99)) ms, max \(ms(1.0)) ms (\(all.count) deliveries)")
+        print("  CPU during the fan-out: qpqd \(String(format: "%.1f", Self.cpuSeconds(pid) - serverCPU)) s, this client process \(String(format: "%.1f", Self.cpuSeconds(getpid()) - benchCPU)) s (2 cores shared)")
         print("qpqd RSS at the end: \(Self.rssKiB(pid) / 1024) MiB")
         for (c, _) in conns { await c.close() }
     }

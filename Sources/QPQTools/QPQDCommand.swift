@@ -38,6 +38,9 @@ package struct QPQDCommand: ParsableCommand {
     @Option(name: .long, help: "Worker threads for storage.")
     var threads: Int = 2
 
+    @Option(name: .long, help: "full: fsync every accepted message (survives power loss); normal: fsync at checkpoints (survives a qpqd crash or restart).")
+    var durability: String = "full"
+
     @Option(name: .long, help: "Requests per second allowed on one connection (burst: twice that).")
     var requestsPerSecond: Double = 200
 
@@ -56,7 +59,8 @@ package struct QPQDCommand: ParsableCommand {
         }
         let setup = try Self.loadOrCreateSetup(opaqueSetup)
         let store: GRDBStore
-        do { store = try GRDBStore(path: database) } catch { throw ToolError("\(error.message)") }
+        guard let mode = GRDBStore.Durability(rawValue: durability) else { throw ToolError("--durability is full or normal") }
+        do { store = try GRDBStore(path: database, durability: mode) } catch { throw ToolError("\(error.message)") }
         guard requestsPerSecond > 0 else { throw ToolError("--requests-per-second must be positive") }
         var limits = QPQRateLimits()
         limits.requestsPerSecond = requestsPerSecond

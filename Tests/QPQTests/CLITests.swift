@@ -36,6 +36,13 @@ struct CLITests {
         #expect(try await qpq("alice", ["recv"]).stdout == "[friends] bob: hi alice\n")
         #expect(try await qpq("bob", ["recv"]).stdout == "", "nothing twice")
         #expect(try await qpq("alice", ["group", "list"]).stdout == "friends\tepoch 1\talice,bob\n")
+        #expect(try await qpq("alice", ["disappear", "friends", "1h"]).stdout == "new messages in friends disappear after 1h\n")
+        let badDuration = try await ToolRun.run("qpq", ["disappear", "friends", "5x", "--store", dir.path + "/alice.store"],
+                                                environment: ["QPQ_PASSWORD": "password of alice"])
+        #expect(badDuration.status != 0 && badDuration.stderr.contains("DURATION"))
+        let safetyA = try await qpq("alice", ["safety-number", "bob"]).stdout
+        let safetyB = try await qpq("bob", ["safety-number", "alice"]).stdout
+        #expect(safetyA.count == 72 && safetyA == safetyB, "\(safetyA) / \(safetyB)")
         let devices = try await qpq("alice", ["devices"]).stdout
         #expect(devices.contains("alice-laptop") && devices.contains("(this device)"))
 

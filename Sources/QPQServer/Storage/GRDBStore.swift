@@ -8,13 +8,26 @@ import QPQProtocol
 package final class GRDBStore: QPQStore {
     private let db: any DatabaseWriter
 
+    /// How a commit reaches the disk (SQLite's `synchronous` in WAL mode).
+    package enum Durability: String, Sendable, CaseIterable {
+        /// fsync at every commit: an accepted message survives a power loss.
+        case full
+        /// fsync at checkpoints only: an accepted message survives a crash or restart of qpqd, but
+        /// the last commits may be lost if the machine loses power.
+        case normal
+    }
+
     /// Opens (creating if needed) the database at `path` in WAL mode, file mode 0600.
-    package init(path: String) throws(QPQServiceError) {
+    package init(path: String, durability: Durability = .full) throws(QPQServiceError) {
         var config = Configuration()
         config.busyMode = .timeout(10)
         config.foreignKeysEnabled = true
         // Deleted rows (expired messages, acknowledged queues) are overwritten, not left in free pages.
-        config.prepareDatabase { db in try db.execute(sql: "PRAGMA secure_delete = ON") }
+        let synchronous = durability == .full ? "FULL" : "NORMAL"
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        }
         do {
             let created = !FileManager.default.fileExists(atPath: path)
             let pool = try DatabasePool(path: path, configuration: config)
