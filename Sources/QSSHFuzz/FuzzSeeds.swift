@@ -96,6 +96,11 @@ package enum FuzzSeeds {
                     .utf8
             )
         ]
+        if let cert = try? QNSPCertificate.sign(
+            subject: .user(FuzzTargets.user.publicKey), serial: 1, keyID: "fuzz", principals: ["fuzz"], validAfter: 0, validBefore: 100,
+            options: [.init(name: "no-pty")], ca: FuzzTargets.user.signingKey) {
+            seeds["key-files", default: []] += [Array(cert.line(comment: "fuzz").utf8), cert.blob]
+        }
         seeds["audit-log"] = [
             Array(#"{"chain":"00","event":"segment-start","prev":"","segment":"a","seq":1,"time":"t"}"#.utf8)
         ]

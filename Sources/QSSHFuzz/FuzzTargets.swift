@@ -247,13 +247,15 @@ package enum FuzzTargets {
     }
 
     /// Our key files (clear ones; a protected one stops at the passphrase), public key lines,
-    /// OpenSSH private keys.
+    /// OpenSSH private keys, certificates (text and binary).
     static let keyFiles: Target = { data in
         let t = text(data)
         _ = try? PrivateKeyFile.readHeader(t)
         _ = try? PrivateKeyFile.decode(t)
         _ = try? PublicKeyLine(parsing: t)
         _ = try? OpenSSHPrivateKey.parse(t)
+        _ = try? QNSPCertificate(line: t)
+        _ = try? QNSPCertificate(blob: data)
     }
 
     /// qssh-agent's side of a connection: the framer, every request it yields through the

@@ -83,10 +83,13 @@ public final class ExecSessionHandler: ChannelInboundHandler {
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case let request as SSHChannelRequestEvent.ExecRequest:
+            if runForced(original: request.command, wantReply: request.wantReply, context: context) { return }
             start([user.shell, "-c", request.command], what: "exec: " + request.command, wantReply: request.wantReply, context: context)
         case let request as SSHChannelRequestEvent.ShellRequest:
+            if runForced(original: nil, wantReply: request.wantReply, context: context) { return }
             start([user.shell], what: "shell", wantReply: request.wantReply, context: context)
         case let request as SSHChannelRequestEvent.SubsystemRequest:
+            if runForced(original: request.subsystem, wantReply: request.wantReply, context: context) { return }
             if let argv = subsystems[request.subsystem] {
                 if let version = peerVersion?() { environment[Self.peerVersionVariable] = version }
                 start(argv, what: "subsystem: " + request.subsystem, wantReply: request.wantReply, context: context)
@@ -97,7 +100,7 @@ public final class ExecSessionHandler: ChannelInboundHandler {
             if Self.isAllowedEnvironment(request.name) { environment[request.name] = request.value }
             if request.wantReply { context.channel.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil) }
         case let request as SSHChannelRequestEvent.PseudoTerminalRequest:
-            let ok = child == nil
+            let ok = child == nil && !user.restrictions.noPTY
             if ok {
                 let term = request.term.isEmpty || request.term.utf8.count > 64 ? "vt100" : request.term
                 terminal = (term, request.terminalRowHeight, request.terminalCharacterWidth)
@@ -138,6 +141,15 @@ public final class ExecSessionHandler: ChannelInboundHandler {
     }
 
     // MARK: Process
+
+    /// Runs the login's forced command instead of what was asked (as sshd's ForceCommand does);
+    /// false when there is none.
+    private func runForced(original: String?, wantReply: Bool, context: ChannelHandlerContext) -> Bool {
+        guard let forced = user.restrictions.forcedCommand else { return false }
+        if let original { environment["SSH_ORIGINAL_COMMAND"] = original }
+        start([user.shell, "-c", forced], what: "forced command: " + forced, wantReply: wantReply, context: context)
+        return true
+    }
 
     private func start(_ argv: [String], what: String, wantReply: Bool, context: ChannelHandlerContext) {
         guard child == nil else {

@@ -23,7 +23,9 @@ public enum SSHSessionServer {
         let forwarder = forwarding.map { policy in
             ServerForwarding(policy: policy, connection: channel, sessionIsRoot: {
                 auth.authenticatedAccount?.uid == 0
-            }, log: log)
+            }, log: log, forwardingForbidden: {
+                auth.authenticatedAccount?.restrictions.noPortForwarding ?? true
+            })
         }
         let banner = SSHBannerRecorder()
         var configuration = SSHServerConfiguration(hostKeys: [hostKey], userAuthDelegate: auth, globalRequestDelegate: forwarder)

@@ -15,6 +15,8 @@ public struct SessionUser: Sendable, Equatable {
     public var shell: String
     /// Supplementary groups (getgrouplist), primary group included.
     public var groups: [UInt32]
+    /// What this login may not do (certificate options); nothing by default.
+    public var restrictions = SessionRestrictions()
 
     public init(name: String, uid: UInt32, gid: UInt32, home: String, shell: String, groups: [UInt32]? = nil) {
         self.name = name

@@ -7,8 +7,8 @@ extension AccountAuthorizer {
     /// a trusted CA, inside its window at `now`, listing `user` as a principal, and with options
     /// this server enforces. `peer` is the client's address (text) for `source-address`.
     ///
-    /// Options force-command, no-pty and no-port-forwarding are not enforced by this qsshd yet:
-    /// a certificate carrying one is refused (never accepted with fewer restrictions than it says).
+    /// Options force-command, no-pty and no-port-forwarding become the account's
+    /// ``SessionRestrictions``; an option this server does not know refuses the certificate.
     ///
     /// With `revokedKeysPath`, a revoked key, CA, serial or key id is refused (the file is read
     /// for every login; an unreadable one refuses). With `principalsPattern` (%h, %u), the
@@ -57,8 +57,15 @@ extension AccountAuthorizer {
             }
             return .failure(.init("\(id): \(refusal)"))
         }
+        var restrictions = SessionRestrictions()
         for option in certificate.options {
             switch option.name {
+            case QNSPCertificate.Option.forceCommand:
+                restrictions.forcedCommand = option.value
+            case QNSPCertificate.Option.noPTY:
+                restrictions.noPTY = true
+            case QNSPCertificate.Option.noPortForwarding:
+                restrictions.noPortForwarding = true
             case QNSPCertificate.Option.sourceAddress:
                 guard let address = Self.addressBytes(peer) else { return .failure(.init("\(id): client address '\(peer)' unknown")) }
                 let blocks = option.value.split(separator: ",").compactMap { CertificateSourceAddress.parse(String($0)) }
@@ -71,7 +78,11 @@ extension AccountAuthorizer {
                 return .failure(.init("\(id): option \(option.name) is not enforced by this qsshd; refusing the certificate"))
             }
         }
-        return lookupAccount(user)
+        return lookupAccount(user).map { account in
+            var restricted = account
+            restricted.restrictions = restrictions
+            return restricted
+        }
     }
 
     /// Address bytes of a textual IPv4 or IPv6 address (an IPv4-mapped IPv6 address as IPv4).

@@ -37,7 +37,9 @@ final class Pair {
         authorized: [UserPublicKey]? = nil,
         trust: @escaping @Sendable (HostPublicKey) -> Bool = { _ in true },
         handshakeGuard: QNSPHandshakeGuard = QNSPHandshakeGuard(),
-        clientClock: (@Sendable () -> UInt64)? = nil
+        clientClock: (@Sendable () -> UInt64)? = nil,
+        certificate: QNSPCertificate? = nil,
+        authorizeCertificate: (@Sendable (String, UserPublicKey, QNSPCertificate) -> QNSPConnection.AuthorizationDecision)? = nil
     ) {
         let pin: HostPublicKey? = {
             switch pinned {
@@ -47,12 +49,14 @@ final class Pair {
         }()
         var clientParameters = QNSPConnection.ClientParameters(username: "alice", user: user, pinnedHostKey: pin, verifyHostKey: trust)
         if let clientClock { clientParameters.clock = clientClock }
+        clientParameters.certificate = certificate
         client = QNSPConnection(client: clientParameters, configuration: configuration)
         let allowed = authorized ?? [Keys.user.publicKey]
         var serverParameters = QNSPConnection.ServerParameters(hostKeys: serverHostKeys ?? [host], handshakeGuard: handshakeGuard) { _, key in
             allowed.contains(key) ? .accept : .reject("not in authorized_keys")
         }
         serverParameters.peerAddress = [127, 0, 0, 1]
+        serverParameters.authorizeCertificate = authorizeCertificate
         server = QNSPConnection(server: serverParameters, configuration: serverConfiguration ?? configuration)
     }
 

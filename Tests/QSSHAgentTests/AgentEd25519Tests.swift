@@ -53,6 +53,15 @@ struct AgentEd25519Tests {
         }
         let sig = try AgentKeyFormat.signature(fromBlob: sigBlob, type: .ed25519)
         #expect(Self.key.publicKey.isValidSignature(sig, for: data))
+        // OpenSSH 8.9+'s host-bound form, with the server's host key after the key blob.
+        var bound = userauth(blob: blob, method: SSHUserauthSigningInput.hostBound)
+        var w = AgentWireWriter()
+        w.write(string: [UInt8](repeating: 7, count: 51))
+        bound += w.bytes
+        guard case .reply(.signature, _) = state.handle(.sign(keyBlob: blob, data: bound, flags: 0), now: 0) else {
+            Issue.record("no signature for a host-bound request")
+            return
+        }
         let other = AgentKeyFormat.keyBlob(type: .ed25519, publicKey: Array(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation))
         for refused in [userauth(blob: other), userauth(blob: blob, method: "hostbased"), userauth(blob: blob, algorithm: "ssh-rsa"),
                         Array("SSHSIG".utf8) + data, data + [0], userauth(blob: blob, user: "")] {

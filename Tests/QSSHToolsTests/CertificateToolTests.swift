@@ -52,7 +52,7 @@ struct CertificateToolTests {
         #expect(badOut.contains("SIGNATURE INVALID") || bad.stderr.contains("invalid certificate"), "\(badOut) \(bad.stderr)")
     }
 
-    @Test("qsshd --trusted-user-ca-keys: a valid user certificate logs in (also with the key only in the agent); expired, not yet valid, wrong principal, other CA, tampered, source-address and unenforced options are refused")
+    @Test("qsshd --trusted-user-ca-keys: a valid user certificate logs in (also with the key only in the agent); expired, not yet valid, wrong principal, other CA, tampered and source-address are refused; force-command, no-pty, no-port-forwarding are enforced")
     func login() throws {
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -63,7 +63,7 @@ struct CertificateToolTests {
         // authorized_keys does not list id: only its certificate can let it in.
         try FileManager.default.copyItem(atPath: dir + "/stranger.pub", toPath: dir + "/authorized_keys")
         let server = try ServeProcess(tool: "qsshd", arguments: ["-p", "0", "-l", "127.0.0.1", "-h", dir + "/host", "--authorized-keys",
-                                                                 dir + "/authorized_keys", "--trusted-user-ca-keys", dir + "/ca.pub"])
+                                                                 dir + "/authorized_keys", "--trusted-user-ca-keys", dir + "/ca.pub", "-v"])
         defer { server.stop() }
         let user = ProcessInfo.processInfo.environment["USER"] ?? "root"
         func certify(ca: String = "ca", principals: String? = nil, validity: String = "-1m:+1h", options: [String] = [], serial: Int = 1) throws {
@@ -104,8 +104,28 @@ struct CertificateToolTests {
         try refused("serial 5: certificate signed by an untrusted CA")
         try certify(options: ["source-address=10.0.0.0/8"], serial: 6)
         try refused("serial 6: source-address 10.0.0.0/8 does not include 127.0.0.1")
-        try certify(options: ["force-command=true"], serial: 7)
-        try refused("serial 7: option force-command is not enforced by this qsshd")
+        // force-command runs instead of what was asked, which it sees in SSH_ORIGINAL_COMMAND.
+        try certify(options: ["force-command=echo \"forced:$SSH_ORIGINAL_COMMAND\""], serial: 7)
+        try? FileManager.default.removeItem(atPath: marker)
+        let forced = try qssh()
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(String(decoding: forced.stdout, as: UTF8.self) == "forced:touch \(marker); echo cert-ok\n")
+        #expect(!FileManager.default.fileExists(atPath: marker))
+        // no-pty: the terminal request is refused (the command runs without one).
+        func tty() throws -> String {
+            let r = try Tools.run("qssh", ["-tt", "-p", "\(server.port)", "-i", dir + "/id", "--known-hosts", dir + "/known_hosts",
+                                           "127.0.0.1", "tty; true"])
+            return String(decoding: r.stdout, as: UTF8.self)
+        }
+        try certify(serial: 11)
+        #expect(try tty().contains("/dev/pts/"))
+        try certify(options: ["no-pty"], serial: 12)
+        #expect(try tty().contains("not a tty"))
+        // no-port-forwarding: a direct-tcpip channel (qssh -W) is refused.
+        try certify(options: ["no-port-forwarding"], serial: 13)
+        _ = try Tools.run("qssh", ["-W", "127.0.0.1:\(server.port)", "-p", "\(server.port)", "-i", dir + "/id",
+                                   "--known-hosts", dir + "/known_hosts", "127.0.0.1"])
+        #expect(server.waitForLog("refused direct-tcpip: port forwarding is not permitted for this login"), "\(server.log)")
         try certify(options: ["source-address=10.0.0.0/8,127.0.0.0/8"], serial: 8)
         let sourceOK = try qssh()
         #expect(sourceOK.status == 0, "\(sourceOK.stderr)")

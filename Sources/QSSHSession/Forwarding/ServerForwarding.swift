@@ -14,8 +14,15 @@ public final class ServerForwarding: GlobalRequestDelegate, Sendable {
     private let log: (@Sendable (String) -> Void)?
     private let listeners = NIOLockedValueBox<[String: Channel]>([:])
 
-    public init(policy: ForwardingPolicy, connection: Channel, sessionIsRoot: @escaping @Sendable () -> Bool, log: (@Sendable (String) -> Void)?) {
+    /// True when the login may not forward at all (a certificate's no-port-forwarding).
+    private let forwardingForbidden: @Sendable () -> Bool
+
+    public init(
+        policy: ForwardingPolicy, connection: Channel, sessionIsRoot: @escaping @Sendable () -> Bool, log: (@Sendable (String) -> Void)?,
+        forwardingForbidden: @escaping @Sendable () -> Bool = { false }
+    ) {
         self.policy = policy; self.connection = connection; self.sessionIsRoot = sessionIsRoot; self.log = log
+        self.forwardingForbidden = forwardingForbidden
         let listeners = self.listeners
         connection.closeFuture.whenComplete { _ in
             for l in listeners.withLockedValue({ d in defer { d = [:] }; return Array(d.values) }) { l.close(promise: nil) }
@@ -24,6 +31,10 @@ public final class ServerForwarding: GlobalRequestDelegate, Sendable {
 
     /// Serves an inbound `direct-tcpip` channel.
     public func serveDirect(child: Channel, request: SSHChannelType.DirectTCPIP) -> EventLoopFuture<Void> {
+        if forwardingForbidden() {
+            log?("refused direct-tcpip: port forwarding is not permitted for this login")
+            return child.eventLoop.makeFailedFuture(ForwardingRelay.ForwardingError.refusedByPolicy("port forwarding is not permitted for this login"))
+        }
         if let why = policy.refusalToOpen(host: request.targetHost, port: request.targetPort) {
             log?("refused direct-tcpip: \(why)")
             return child.eventLoop.makeFailedFuture(ForwardingRelay.ForwardingError.refusedByPolicy(why))
@@ -44,6 +55,10 @@ public final class ServerForwarding: GlobalRequestDelegate, Sendable {
             guard (0...65535).contains(port) else {
                 log?("refused tcpip-forward \(host):\(port): not a port number")
                 return promise.fail(ForwardingRelay.ForwardingError.refusedByPolicy("\(port) is not a port number"))
+            }
+            if forwardingForbidden() {
+                log?("refused tcpip-forward \(host):\(port): port forwarding is not permitted for this login")
+                return promise.fail(ForwardingRelay.ForwardingError.refusedByPolicy("port forwarding is not permitted for this login"))
             }
             if let why = policy.refusalToListen(host: host, port: port, sessionIsRoot: sessionIsRoot()) {
                 log?("refused tcpip-forward \(host):\(port): \(why)")
