@@ -118,7 +118,7 @@ let package = Package(
         .target(
             name: "QSSHTools",
             dependencies: [
-                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession", "QSFTP", "CQSSHPosix", "QSSHAgent",
+                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession", "QSFTP", "CQSSHPosix", "QSSHAgent", "QNSPQUIC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -450,6 +450,12 @@ ssize_t cngtcp2_write(cngtcp2_conn *c, uint8_t *out, size_t outlen, int64_t stre
     return n;
 }
 
+void cngtcp2_update_tx_time(cngtcp2_conn *c, uint64_t now) {
+    if (c && c->conn) ngtcp2_conn_update_pkt_tx_time(c->conn, now);
+}
+
+size_t cngtcp2_send_quantum(cngtcp2_conn *c) { return (c && c->conn) ? ngtcp2_conn_get_send_quantum(c->conn) : 0; }
+
 ssize_t cngtcp2_write_close(cngtcp2_conn *c, uint8_t *out, size_t outlen, struct sockaddr_storage *dest, socklen_t *destlen,
                             uint64_t now) {
     if (!c || !c->conn || !out || outlen == 0) return CNGTCP2_ERR_ARGUMENT;

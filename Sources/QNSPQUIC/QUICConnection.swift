@@ -231,7 +231,10 @@ public final class QUICConnection {
             report(closed: nil)
         }
         if closedReported { return datagrams }
-        var budget = limit
+        // Paced: at most one send quantum now; the rest when the timer (cngtcp2_expiry) says so.
+        let quantum = max(Int(CNGTCP2_MAX_UDP_PAYLOAD), cngtcp2_send_quantum(handle))
+        var budget = min(limit, max(1, quantum / Int(CNGTCP2_MAX_UDP_PAYLOAD)))
+        defer { cngtcp2_update_tx_time(handle, now) }
         var progress = true
         while budget > 0 && progress {
             progress = false

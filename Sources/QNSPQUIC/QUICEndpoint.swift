@@ -44,6 +44,9 @@ public final class QUICEndpoint: Sendable {
         let handlerBox = NIOLockedValueBox<QUICEndpointHandler?>(nil)
         return DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Bursts of a send quantum (and a peer's) must not overflow the kernel's default buffers.
+            .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
+            .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048))
             .channelOption(.maxMessagesPerRead, value: 64)
             .channelInitializer { ch in

@@ -67,7 +67,7 @@ public struct QSSHCommand: ParsableCommand {
     var identity: String { connection.identity }
     var knownHosts: String { connection.knownHosts }
 
-    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3), ProxyCommand=CMD, ExitOnForwardFailure=yes|no, HashKnownHosts=yes|no, IdentityFile=FILE and UserKnownHostsFile=FILE (OpenSSH ed25519 key and known_hosts for a classical sshd behind a qsshd bridge), HostName=NAME.")
+    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3), ProxyCommand=CMD, ExitOnForwardFailure=yes|no, HashKnownHosts=yes|no, IdentityFile=FILE and UserKnownHostsFile=FILE (OpenSSH ed25519 key and known_hosts for a classical sshd behind a qsshd bridge), HostName=NAME, Transport=tcp|quic|auto (QUIC: UDP on the same port; auto tries QUIC first, then TCP).")
     var sshOptions: [String] = []
 
     @Option(name: .customShort("L"), help: ArgumentHelp("Forward a local port: connections to bind:port go to host:hostport from the server.", valueName: "[bind:]port:host:hostport"))
@@ -143,6 +143,7 @@ public struct QSSHCommand: ParsableCommand {
         var batch = false, acceptNew = false, aliveInterval: Int64 = 30, aliveCount = 3
         var proxyCommand: String?, exitOnForwardFailure = false
         var hashKnownHosts = false
+        var transport = TunnelClient.Transport.tcp
         var hostName: String?
         var stealthValue = stealth
         var stealthFromOption: String?
@@ -163,6 +164,9 @@ public struct QSSHCommand: ParsableCommand {
             case ("padding", _): if padding == nil { paddingValue = parts[1] }
             case ("mimic", "yes"): mimicValue = true
             case ("mimic", "no"): mimicValue = mimic
+            case ("transport", let v):
+                guard let t = TunnelClient.Transport(rawValue: v) else { throw ToolError("Transport must be tcp, quic or auto, not '\(parts[1])'") }
+                transport = t
             case ("hashknownhosts", "yes"): hashKnownHosts = true
             case ("hashknownhosts", "no"): hashKnownHosts = false
             case ("identityfile", _): classicalKeyFiles.append((parts[1] as NSString).expandingTildeInPath)
@@ -219,6 +223,7 @@ public struct QSSHCommand: ParsableCommand {
             client.proxyCommand = Self.substitute(proxyCommand, host: host, port: port, user: user)
         }
         client.hashKnownHosts = hashKnownHosts
+        client.transport = transport
         let remote = forwards.remote.isEmpty ? nil : RemoteForwards(log: { Terminal.warn("qssh: " + $0) })
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // The group is not shut down: the stdin thread may still touch the channel until the

@@ -10,6 +10,7 @@ import NIOSSH
 import QNSP
 import QNSPCrypto
 import QNSPNIO
+import QNSPQUIC
 import QSFTP
 import QSSHSession
 
@@ -134,6 +135,9 @@ public struct QSSHDCommand: ParsableCommand {
 
     @Flag(name: .long, help: "Let remote forwards (-R) bind the address the client names; otherwise they bind 127.0.0.1.")
     var gatewayPorts = false
+
+    @Flag(inversion: .prefixedNo, help: "Also serve over QUIC on UDP with the same port number (ALPN qssh/1; the QUIC certificate is kept next to the host key as HOSTKEY.quic-cert.pem / .quic-key.pem).")
+    var quic = true
 
     @Flag(name: .long, help: "Refuse all TCP forwarding.")
     var noForwarding = false
@@ -270,6 +274,7 @@ public struct QSSHDCommand: ParsableCommand {
         let principalsPattern = authorizedPrincipalsFile
         if let revokedKeys { _ = try RevokedKeys.load(path: revokedKeys) }  // fail early on a bad file
         let server: Channel
+        var quicPort: Int?
         do {
             var options = QNSPBootstrap.Options()
             if keepalive > 0 { options.keepalive = .init(interval: .seconds(keepalive), maxMissed: max(1, keepaliveMax)) }
@@ -290,7 +295,7 @@ public struct QSSHDCommand: ParsableCommand {
             }
             options.padding = try StealthArgument.padding(padding)
             let tickets = ConnectionTickets()
-            server = try QNSPBootstrap.bindServer(group: group, host: listen, port: port, parametersFor: { channel in
+            let parametersFor: @Sendable (Channel) -> QNSPConnection.ServerParameters = { channel in
                 // One policy per connection: it records the account it looked up for the session,
                 // and counts the login against the session limit.
                 var parameters = baseParameters
@@ -338,7 +343,8 @@ public struct QSSHDCommand: ParsableCommand {
                     }
                 }
                 return parameters
-            }, options: options, admit: { channel in
+            }
+            let admit: @Sendable (Channel) -> String? = { channel in
                 switch admission.admit(source: QNSPBootstrap.addressBytes(channel.remoteAddress), channel: channel) {
                 case .admit(let ticket, let evicted):
                     tickets.register(ticket, for: ObjectIdentifier(channel))
@@ -349,7 +355,8 @@ public struct QSSHDCommand: ParsableCommand {
                     audit?.recordUnauthenticated("refused", peer: channel.remoteAddress?.ipAddress, detail: why)
                     return reason
                 }
-            }) { channel, handshake in
+            }
+            let childInitializer: @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void> = { channel, handshake in
                 let peer = channel.remoteAddress?.description ?? "?"
                 let connection = ObjectIdentifier(channel)
                 audit?.recordUnauthenticated("connect", peer: peer)
@@ -400,12 +407,31 @@ public struct QSSHDCommand: ParsableCommand {
                         }
                     }
                 }
-            }.wait()
+            }
+            server = try QNSPBootstrap.bindServer(
+                group: group, host: listen, port: port, parametersFor: parametersFor, options: options, admit: admit,
+                childInitializer: childInitializer
+            ).wait()
+            // Stealth mode stays TCP only: a QUIC endpoint answers anyone's Initial, which is the
+            // very fingerprint stealth mode hides (docs/protocol.md §9).
+            if quic && !stealth {
+                // The same sessions over QUIC (ALPN qssh/1), on UDP with the TCP port's number.
+                let streamOptions = options
+                quicPort = startQUIC(group: group, port: server.localAddress?.port ?? port, log: log) { channel, info in
+                    if let why = admit(channel) {
+                        sessionLog?("refused QUIC stream from \(info.remoteAddress): \(why)")
+                        return channel.close()
+                    }
+                    return QNSPQUICBootstrap.service(parametersFor: { ch, _ in parametersFor(ch) }, options: streamOptions,
+                                                     childInitializer: childInitializer)(channel, info)
+                }
+            }
         } catch {
             throw ToolError("cannot listen on \(listen) port \(port): \(ConnectErrorText.describe(error))")
         }
         let listening = "listening on \(listen):\(server.localAddress?.port ?? port) (host key \(host.publicKey.fingerprint)\(stealth ? ", stealth mode" : ""))"
         Terminal.warn("qsshd: " + listening)  // the startup report, on stderr (a --daemon parent waits for it)
+        if let quicPort { Terminal.warn("qsshd: QUIC on UDP \(listen):\(quicPort) (ALPN \(QUICServiceRegistry.qssh))") }
         if logFile != nil { log.notice("\(listening)") }
         if internalDaemonChild { Self.becomeDaemon(sink: sink, logFile: logFile != nil) }
         // SIGTERM ends the server in order: a last signed audit checkpoint, the pid file removed.
@@ -413,6 +439,24 @@ public struct QSSHDCommand: ParsableCommand {
         try server.closeFuture.wait()
         termination.cancel()
         audit?.flush(checkpoint: true)
+    }
+
+    /// Binds the QUIC endpoint (its certificate kept next to the host key). A failure is reported
+    /// and the server goes on over TCP alone. Returns the UDP port, or nil.
+    func startQUIC(
+        group: EventLoopGroup, port: Int, log: Logger, service: @escaping QUICServiceRegistry.StreamInitializer
+    ) -> Int? {
+        do {
+            let credentials = try QUICCertificateStore.loadOrCreate(hostKeyPath: hostKey)
+            var services = QUICServiceRegistry()
+            services.register(QUICServiceRegistry.qssh, service)
+            let endpoint = try QUICEndpoint.bind(group: group, host: listen, port: port, server: credentials, services: services).wait()
+            return endpoint.localAddress?.port
+        } catch {
+            Terminal.warn("qsshd: QUIC not started (UDP port \(port)): \(error); serving over TCP only")
+            log.warning("QUIC not started (UDP port \(port)): \(error)")
+            return nil
+        }
     }
 
     /// --verify-audit: prints each segment and every problem; fails unless the log is intact.

@@ -5,6 +5,7 @@ import NIOPosix
 import QNSP
 import QNSPCrypto
 import QNSPNIO
+import QNSPQUIC
 import QSSHSession
 
 /// Opens an authenticated QNSP session as a client tool does: loads the identity, checks
@@ -27,6 +28,17 @@ public struct TunnelClient {
     public var proxyCommand: String?
     /// Record newly trusted hosts hashed (OpenSSH's HashKnownHosts).
     public var hashKnownHosts = false
+    /// The carrier: TCP, QUIC (one stream of a QUIC connection, docs/protocol.md §8), or QUIC
+    /// first with TCP as the fallback when QUIC does not answer within `quicDeadline`.
+    public var transport: Transport = .tcp
+    /// The QUIC ALPN naming the service (`qssh/1` for qsshd sessions, `qnsp/1` for `qnsp serve`).
+    public var alpn = QUICServiceRegistry.qssh
+    public var quicDeadline: TimeAmount = .milliseconds(1500)
+
+    /// `-o Transport=tcp|quic|auto`.
+    public enum Transport: String, Sendable, CaseIterable {
+        case tcp, quic, auto
+    }
 
     public init(
         host: String, port: Int, identityPath: String, user: String, knownHostsPath: String,
@@ -63,6 +75,8 @@ public struct TunnelClient {
         let connected: (Channel, EventLoopFuture<QNSPSessionInfo>)
         if let proxyCommand {
             connected = try openThroughProxy(proxyCommand, group: group, parameters: params, options: options, initializer: initializer)
+        } else if let quic = try connectQUIC(group: group, parameters: params, initializer: initializer) {
+            connected = quic
         } else {
             do {
                 connected = try QNSPBootstrap.connect(group: group, host: host, port: port, parameters: params, options: options, initializer: initializer).wait()
@@ -92,6 +106,34 @@ public struct TunnelClient {
             Terminal.warn("\(toolName): permanently added '\(pattern)' to the list of known hosts (\(knownHostsPath)).")
         }
         return (channel, info)
+    }
+
+    /// QUIC per `transport`: nil to use TCP instead (transport tcp, or auto when QUIC failed).
+    func connectQUIC(
+        group: EventLoopGroup, parameters: QNSPConnection.ClientParameters, initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
+    ) throws -> (Channel, EventLoopFuture<QNSPSessionInfo>)? {
+        guard transport != .tcp else { return nil }
+        if options.stealth != nil {
+            // A stealth server serves TCP only (a QUIC handshake is itself recognisable).
+            if transport == .quic { throw ToolError("stealth mode runs over TCP only; drop Transport=quic or the stealth line") }
+            return nil
+        }
+        var quic = QUICEndpoint.Configuration()
+        if transport == .auto { quic.parameters.handshakeTimeout = quicDeadline }
+        do {
+            let connected = try QNSPQUICBootstrap.connect(
+                group: group, host: host, port: port, alpn: alpn, parameters: parameters, options: options, quic: quic,
+                initializer: initializer
+            ).wait()
+            if verbose { Terminal.warn("\(toolName): connected to \(host) port \(port) over QUIC (UDP, ALPN \(alpn))") }
+            return connected
+        } catch {
+            if transport == .auto {
+                if verbose { Terminal.warn("\(toolName): QUIC to \(host) port \(port) failed (\(error)); using TCP") }
+                return nil
+            }
+            throw ToolError("connect to \(host) port \(port) over QUIC: \(error)")
+        }
     }
 
     /// Opens the session and joins its plaintext to stdin/stdout until it ends (`qnsp connect`,

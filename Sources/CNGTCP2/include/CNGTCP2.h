@@ -119,6 +119,10 @@ int cngtcp2_read(cngtcp2_conn *c, const struct sockaddr *local, socklen_t locall
 ssize_t cngtcp2_write(cngtcp2_conn *c, uint8_t *out, size_t outlen, int64_t stream_id,
                       const uint8_t *data, size_t datalen, int fin, ssize_t *consumed,
                       struct sockaddr_storage *dest, socklen_t *destlen, uint64_t now);
+/// Pacing: call after a run of cngtcp2_write calls; the next packet is due at cngtcp2_expiry.
+void cngtcp2_update_tx_time(cngtcp2_conn *c, uint64_t now);
+/// How many bytes may be sent in one burst before pacing applies.
+size_t cngtcp2_send_quantum(cngtcp2_conn *c);
 /// Writes the CONNECTION_CLOSE for the last error (a TLS alert after a handshake failure, the
 /// library error otherwise, or the application code set by cngtcp2_set_app_error).
 ssize_t cngtcp2_write_close(cngtcp2_conn *c, uint8_t *out, size_t outlen,
