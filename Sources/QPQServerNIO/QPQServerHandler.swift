@@ -15,6 +15,7 @@ package final class QPQServerHandler: ChannelInboundHandler, QPQPushSubscriber, 
     private let context: QPQServerContext
     private let registry: QPQPushRegistry
     private let pool: NIOThreadPool
+    private let batcher: QPQPushBatcher
     private var splitter = QPQFrameSplitter()
     /// nil while a request runs on the pool (the session is lent to it).
     private var session: QPQServerSession?
@@ -31,10 +32,11 @@ package final class QPQServerHandler: ChannelInboundHandler, QPQPushSubscriber, 
     /// Most requests buffered ahead of the one running; more is a client ignoring responses.
     static let maxQueuedRequests = 64
 
-    package init(context: QPQServerContext, registry: QPQPushRegistry, pool: NIOThreadPool) {
+    package init(context: QPQServerContext, registry: QPQPushRegistry, pool: NIOThreadPool, batcher: QPQPushBatcher) {
         self.context = context
         self.registry = registry
         self.pool = pool
+        self.batcher = batcher
         self.session = QPQServerSession(context: context)
     }
 
@@ -164,12 +166,7 @@ package final class QPQServerHandler: ChannelInboundHandler, QPQPushSubscriber, 
         guard !pushing else { pushAgain = true; return }
         pushing = true
         pushAgain = false
-        let after = lastPushed
-        let store = context.store
-        pool.runIfActive(eventLoop: channel.eventLoop) { () throws -> ([QPQEnvelope], Bool) in
-            let batch = try store.fetch(deviceId: device, after: after, limit: 100, maxBytes: QPQLimits.maxFetchBytes)
-            return (batch.envelopes, batch.more)
-        }.whenComplete { result in
+        batcher.fetch(device: device, after: lastPushed, on: channel.eventLoop) { result in
             self.pushing = false
             guard case .success(let (envelopes, more)) = result, !self.closed, self.registeredDevice == device else { return }
             for e in envelopes {

@@ -45,10 +45,11 @@ package final class QPQService: Sendable {
         let pool = NIOThreadPool(numberOfThreads: threads)
         pool.start()
         let registry = QPQPushRegistry()
+        let batcher = QPQPushBatcher(store: context.store, pool: pool)
         let parameters = QNSPConnection.ServerParameters(hostKeys: [hostKey]) { _, _ in .accept }
         return QNSPBootstrap.bindServer(group: group, host: host, port: port, parameters: parameters, options: options) { ch, _ in
             ch.eventLoop.makeCompletedFuture {
-                try ch.pipeline.syncOperations.addHandler(QPQServerHandler(context: context, registry: registry, pool: pool))
+                try ch.pipeline.syncOperations.addHandler(QPQServerHandler(context: context, registry: registry, pool: pool, batcher: batcher))
             }
         }.map { channel in
             let service = QPQService(channel: channel, registry: registry, pool: pool)

@@ -30,6 +30,7 @@ package struct QPQBenchCommand: ParsableCommand {
     @Option(help: "Sending connections (anonymous).") var senders = 4
     @Option(help: "Requests in flight per sending connection.") var window = 8
     @Option(help: "qpqd --durability (full or normal).") var durability = "full"
+    @Option(help: "qpqd --threads (storage worker threads).") var serverThreads = 2
 
     package init() {}
 
@@ -45,7 +46,8 @@ package struct QPQBenchCommand: ParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let host = try HostKeyPair.generate()
         try KeyFileIO.writePrivateKey(try PrivateKeyFile.encode(.host(host)), path: dir + "/host_key")
-        let server = try Self.startServer(dir: dir, durability: durability)
+        guard serverThreads >= 1 else { throw ToolError("--server-threads must be at least 1") }
+        let server = try Self.startServer(dir: dir, durability: durability, threads: serverThreads)
         defer { kill(server.pid, SIGTERM) }
         print("qpqd pid \(server.pid) on port \(server.port); baseline RSS \(Self.rssKiB(server.pid) / 1024) MiB")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
@@ -56,14 +58,14 @@ package struct QPQBenchCommand: ParsableCommand {
 
     // MARK: - The server process
 
-    static func startServer(dir: String, durability: String) throws -> (pid: Int32, port: Int) {
+    static func startServer(dir: String, durability: String, threads: Int) throws -> (pid: Int32, port: Int) {
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         let qpqd = me.appendingPathComponent("qpqd").path
         guard FileManager.default.isExecutableFile(atPath: qpqd) else { throw ToolError("\(qpqd) not found (build qpqd beside qpq-bench)") }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: qpqd)
         p.arguments = ["-p", "0", "-h", dir + "/host_key", "--database", dir + "/db.sqlite", "--opaque-setup", dir + "/opaque",
-                       "--requests-per-second", "1000000", "--durability", durability]
+                       "--requests-per-second", "1000000", "--durability", durability, "--threads", "\(threads)"]
         let err = Pipe()
         p.standardError = err
         p.standardOutput = FileHandle.nullDevice

@@ -14,6 +14,8 @@ final class QPQDProcess: @unchecked Sendable {
         var text = ""
         var port: Int?
         var exited: Int32?
+        /// stderr reached end of file (all of it is in `text`).
+        var eof = false
         var portWaiters: [CheckedContinuation<Int?, Never>] = []
         var exitWaiters: [CheckedContinuation<Int32?, Never>] = []
     }
@@ -36,12 +38,8 @@ final class QPQDProcess: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         process.terminationHandler = { [state] p in
             let status = p.terminationStatus
-            let waiters = state.withLockedValue { s -> [CheckedContinuation<Int32?, Never>] in
-                s.exited = status
-                defer { s.exitWaiters = [] }
-                return s.exitWaiters
-            }
-            for w in waiters { w.resume(returning: status) }
+            state.withLockedValue { $0.exited = status }
+            Self.resumeExitWaiters(state)
         }
         try process.run()
         let handle = stderr.fileHandleForReading
@@ -64,12 +62,24 @@ final class QPQDProcess: @unchecked Sendable {
             }
             // EOF: nobody will print a port any more.
             let waiters = state.withLockedValue { s -> [CheckedContinuation<Int?, Never>] in
+                s.eof = true
                 defer { s.portWaiters = [] }
                 return s.portWaiters
             }
             for w in waiters { w.resume(returning: nil) }
+            Self.resumeExitWaiters(state)
         }
         reader.start()
+    }
+
+    /// The exit is reported once the process has exited and its stderr has been read to the end.
+    private static func resumeExitWaiters(_ state: NIOLockedValueBox<State>) {
+        let ready = state.withLockedValue { s -> (Int32, [CheckedContinuation<Int32?, Never>])? in
+            guard let status = s.exited, s.eof else { return nil }
+            defer { s.exitWaiters = [] }
+            return (status, s.exitWaiters)
+        }
+        if let (status, waiters) = ready { for w in waiters { w.resume(returning: status) } }
     }
 
     static func parsePort(_ text: String) -> Int? {
@@ -114,7 +124,7 @@ final class QPQDProcess: @unchecked Sendable {
     func waitForExit(seconds: Double = 20) async throws -> Int32 {
         let status: Int32? = await withCheckedContinuation { (c: CheckedContinuation<Int32?, Never>) in
             let now: Int32? = state.withLockedValue { s in
-                if let e = s.exited { return e }
+                if let e = s.exited, s.eof { return e }
                 s.exitWaiters.append(c)
                 return nil
             }

@@ -435,25 +435,35 @@ package final class GRDBStore: QPQStore {
     // MARK: - Queues
 
     package func fetch(deviceId: UInt64, after: UInt64, limit: Int, maxBytes: Int) throws(QPQServiceError) -> (envelopes: [QPQEnvelope], more: Bool) {
+        try read { db in try Self.fetch(db, deviceId: deviceId, after: after, limit: limit, maxBytes: maxBytes) }
+    }
+
+    package func fetchMany(_ requests: [(deviceId: UInt64, after: UInt64)], limit: Int, maxBytes: Int) throws(QPQServiceError)
+        -> [(envelopes: [QPQEnvelope], more: Bool)] {
         try read { db in
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT m.id, m.group_id, m.epoch, m.kind, m.server_time, m.expires_at, m.payload FROM deliveries q
-                JOIN messages m ON m.id = q.message_id WHERE q.device_id = ? AND q.message_id > ? ORDER BY q.message_id LIMIT ?
-                """, arguments: [Self.i(deviceId), Self.i(min(after, UInt64(Int64.max))), limit + 1])
-            var out: [QPQEnvelope] = []
-            var bytes = 0
-            while let row = try rows.next() {
-                let e = QPQEnvelope(messageId: Self.u(Self.int(row, "id")), groupId: Self.bytes(row, "group_id"),
-                                    epoch: Self.u(Self.int(row, "epoch")),
-                                    kind: QPQEnvelopeKind(rawValue: UInt8(clamping: Self.int(row, "kind"))) ?? .application,
-                                    serverTime: Self.u(Self.int(row, "server_time")), expiresAt: Self.u(Self.int(row, "expires_at")),
-                                    payload: Self.bytes(row, "payload"))
-                if out.count == limit || (!out.isEmpty && bytes + e.encodedSize > maxBytes) { return (out, true) }
-                bytes += e.encodedSize
-                out.append(e)
-            }
-            return (out, false)
+            try requests.map { try Self.fetch(db, deviceId: $0.deviceId, after: $0.after, limit: limit, maxBytes: maxBytes) }
         }
+    }
+
+    private static func fetch(_ db: Database, deviceId: UInt64, after: UInt64, limit: Int, maxBytes: Int) throws
+        -> (envelopes: [QPQEnvelope], more: Bool) {
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT m.id, m.group_id, m.epoch, m.kind, m.server_time, m.expires_at, m.payload FROM deliveries q
+            JOIN messages m ON m.id = q.message_id WHERE q.device_id = ? AND q.message_id > ? ORDER BY q.message_id LIMIT ?
+            """, arguments: [Self.i(deviceId), Self.i(min(after, UInt64(Int64.max))), limit + 1])
+        var out: [QPQEnvelope] = []
+        var bytes = 0
+        while let row = try rows.next() {
+            let e = QPQEnvelope(messageId: Self.u(Self.int(row, "id")), groupId: Self.bytes(row, "group_id"),
+                                epoch: Self.u(Self.int(row, "epoch")),
+                                kind: QPQEnvelopeKind(rawValue: UInt8(clamping: Self.int(row, "kind"))) ?? .application,
+                                serverTime: Self.u(Self.int(row, "server_time")), expiresAt: Self.u(Self.int(row, "expires_at")),
+                                payload: Self.bytes(row, "payload"))
+            if out.count == limit || (!out.isEmpty && bytes + e.encodedSize > maxBytes) { return (out, true) }
+            bytes += e.encodedSize
+            out.append(e)
+        }
+        return (out, false)
     }
 
     package func ack(deviceId: UInt64, messageIds: [UInt64]) throws(QPQServiceError) -> Int {

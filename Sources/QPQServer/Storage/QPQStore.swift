@@ -40,6 +40,9 @@ package protocol QPQStore: Sendable {
     // MARK: Queues
     /// The oldest queued envelopes with an id above `after`, at most `limit` and about `maxBytes`.
     func fetch(deviceId: UInt64, after: UInt64, limit: Int, maxBytes: Int) throws(QPQServiceError) -> (envelopes: [QPQEnvelope], more: Bool)
+    /// ``fetch(deviceId:after:limit:maxBytes:)`` for several devices in one read transaction (push).
+    func fetchMany(_ requests: [(deviceId: UInt64, after: UInt64)], limit: Int, maxBytes: Int) throws(QPQServiceError)
+        -> [(envelopes: [QPQEnvelope], more: Bool)]
     /// Deletes these envelopes from the device's queue; returns how many were there.
     func ack(deviceId: UInt64, messageIds: [UInt64]) throws(QPQServiceError) -> Int
 }
