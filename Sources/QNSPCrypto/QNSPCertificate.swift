@@ -75,8 +75,15 @@ public struct QNSPCertificate: Sendable, Equatable {
 
     /// The fields as given, unchecked and unsigned (``sign(subject:serial:keyID:principals:validAfter:validBefore:options:ca:)`` checks and signs).
     public init(
-        subject: Subject, serial: UInt64, keyID: String, principals: [String], validAfter: UInt64, validBefore: UInt64,
-        options: [Option], caKey: SignatureScheme.PublicKey, signature: [UInt8]
+        subject: Subject,
+        serial: UInt64,
+        keyID: String,
+        principals: [String],
+        validAfter: UInt64,
+        validBefore: UInt64,
+        options: [Option],
+        caKey: SignatureScheme.PublicKey,
+        signature: [UInt8]
     ) {
         self.subject = subject
         self.serial = serial
@@ -95,12 +102,26 @@ public struct QNSPCertificate: Sendable, Equatable {
 
     /// Builds and signs a certificate with the CA key `ca` (fields are checked first).
     public static func sign(
-        subject: Subject, serial: UInt64, keyID: String, principals: [String], validAfter: UInt64, validBefore: UInt64,
-        options: [Option], ca: SignatureScheme.PrivateKey
+        subject: Subject,
+        serial: UInt64,
+        keyID: String,
+        principals: [String],
+        validAfter: UInt64,
+        validBefore: UInt64,
+        options: [Option],
+        ca: SignatureScheme.PrivateKey
     ) throws(QNSPCryptoError) -> QNSPCertificate {
         var cert = QNSPCertificate(
-            subject: subject, serial: serial, keyID: keyID, principals: principals, validAfter: validAfter,
-            validBefore: validBefore, options: options.sorted { $0.name < $1.name }, caKey: ca.publicKey, signature: [])
+            subject: subject,
+            serial: serial,
+            keyID: keyID,
+            principals: principals,
+            validAfter: validAfter,
+            validBefore: validBefore,
+            options: options.sorted { $0.name < $1.name },
+            caKey: ca.publicKey,
+            signature: []
+        )
         try cert.checkFields()
         cert.signature = try ca.sign(cert.signedBytes, context: signatureContext)
         return cert
@@ -152,7 +173,9 @@ public struct QNSPCertificate: Sendable, Equatable {
         guard parts.count >= 2 else { throw .certificateInvalid("expected '<type> <base64> [comment]'") }
         guard let bytes = Base64.decode(parts[1]) else { throw .certificateInvalid("not valid base64") }
         try self.init(blob: bytes)
-        guard String(parts[0]) == keyType else { throw .certificateInvalid("type '\(parts[0])' does not match the contents (\(keyType))") }
+        guard String(parts[0]) == keyType else {
+            throw .certificateInvalid("type '\(parts[0])' does not match the contents (\(keyType))")
+        }
     }
 
     /// Decodes a certificate blob. Only the encoding and field rules are checked here, not
@@ -160,18 +183,26 @@ public struct QNSPCertificate: Sendable, Equatable {
     public init(blob bytes: [UInt8]) throws(QNSPCryptoError) {
         var r = ByteReader(bytes)
         do {
-            guard try r.readBytes(Self.magic.count, "magic") == Self.magic else { throw QNSPCryptoError.certificateInvalid("not a QNSP certificate") }
+            guard try r.readBytes(Self.magic.count, "magic") == Self.magic else {
+                throw QNSPCryptoError.certificateInvalid("not a QNSP certificate")
+            }
             let kindByte = try r.readUInt8("kind")
-            guard let kind = Kind(rawValue: kindByte) else { throw QNSPCryptoError.certificateInvalid("unknown certificate kind \(kindByte)") }
+            guard let kind = Kind(rawValue: kindByte) else {
+                throw QNSPCryptoError.certificateInvalid("unknown certificate kind \(kindByte)")
+            }
             let subjectBlob = try r.readVector16("public key")
-            subject = kind == .user ? .user(try UserPublicKey(blob: subjectBlob)) : .host(try HostPublicKey(blob: subjectBlob))
+            subject =
+                kind == .user
+                ? .user(try UserPublicKey(blob: subjectBlob)) : .host(try HostPublicKey(blob: subjectBlob))
             serial = try r.readUInt64("serial")
             keyID = try Self.text(try r.readVector16("key id"), "key id")
             var p = ByteReader(try r.readVector16("principals"))
             var names: [String] = []
             while !p.isAtEnd {
                 names.append(try Self.text(try p.readVector8("principal"), "principal"))
-                guard names.count <= Self.maxPrincipals else { throw QNSPCryptoError.certificateInvalid("more than \(Self.maxPrincipals) principals") }
+                guard names.count <= Self.maxPrincipals else {
+                    throw QNSPCryptoError.certificateInvalid("more than \(Self.maxPrincipals) principals")
+                }
             }
             principals = names
             validAfter = try r.readUInt64("valid after")
@@ -182,7 +213,9 @@ public struct QNSPCertificate: Sendable, Equatable {
                 let name = try Self.text(try o.readVector8("option name"), "option name")
                 let value = try Self.text(try o.readVector16("option value"), "option value")
                 opts.append(Option(name: name, value: value))
-                guard opts.count <= Self.maxOptions else { throw QNSPCryptoError.certificateInvalid("more than \(Self.maxOptions) options") }
+                guard opts.count <= Self.maxOptions else {
+                    throw QNSPCryptoError.certificateInvalid("more than \(Self.maxOptions) options")
+                }
             }
             options = opts
             caKey = try SignatureScheme.PublicKey(rawRepresentation: try r.readVector16("CA key"))
@@ -208,19 +241,27 @@ public struct QNSPCertificate: Sendable, Equatable {
 
     /// The field rules both signing and decoding enforce.
     private func checkFields() throws(QNSPCryptoError) {
-        guard !keyID.isEmpty, keyID.utf8.count <= 1024 else { throw .certificateInvalid("the key id must be 1 to 1024 bytes") }
+        guard !keyID.isEmpty, keyID.utf8.count <= 1024 else {
+            throw .certificateInvalid("the key id must be 1 to 1024 bytes")
+        }
         guard !principals.isEmpty else { throw .certificateInvalid("a certificate needs at least one principal") }
-        guard principals.count <= Self.maxPrincipals else { throw .certificateInvalid("more than \(Self.maxPrincipals) principals") }
+        guard principals.count <= Self.maxPrincipals else {
+            throw .certificateInvalid("more than \(Self.maxPrincipals) principals")
+        }
         for p in principals {
             guard !p.isEmpty, p.utf8.count <= 255, !p.contains(","), !p.contains(" ") else {
                 throw .certificateInvalid("principal '\(p)' is empty, too long, or has a comma or space")
             }
         }
         guard validAfter < validBefore else { throw .certificateInvalid("the validity window is empty") }
-        guard options.count <= Self.maxOptions else { throw .certificateInvalid("more than \(Self.maxOptions) options") }
+        guard options.count <= Self.maxOptions else {
+            throw .certificateInvalid("more than \(Self.maxOptions) options")
+        }
         for (i, option) in options.enumerated() {
             if i > 0 {
-                guard options[i - 1].name < option.name else { throw .certificateInvalid("options are not sorted or repeat '\(option.name)'") }
+                guard options[i - 1].name < option.name else {
+                    throw .certificateInvalid("options are not sorted or repeat '\(option.name)'")
+                }
             }
             if Option.withValue.contains(option.name) {
                 guard !option.value.isEmpty, option.value.utf8.count <= 4096 else {
@@ -261,10 +302,17 @@ public struct QNSPCertificate: Sendable, Equatable {
     }
 
     /// Checks the CA is trusted, its signature, the window at `now` and that `principal` is listed.
-    public func verify(trustedCAs: [SignatureScheme.PublicKey], kind expected: Kind, principal: String, now: UInt64) throws(Refusal) {
+    public func verify(
+        trustedCAs: [SignatureScheme.PublicKey],
+        kind expected: Kind,
+        principal: String,
+        now: UInt64
+    ) throws(Refusal) {
         guard kind == expected else { throw .wrongKind }
         guard trustedCAs.contains(caKey) else { throw .untrustedCA(Fingerprint.sha256(caKey.rawRepresentation)) }
-        guard caKey.isValidSignature(signature, for: signedBytes, context: Self.signatureContext) else { throw .badSignature }
+        guard caKey.isValidSignature(signature, for: signedBytes, context: Self.signatureContext) else {
+            throw .badSignature
+        }
         guard now >= validAfter else { throw .notYetValid(validAfter: validAfter) }
         guard now < validBefore else { throw .expired(validBefore: validBefore) }
         guard principals.contains(principal) else { throw .wrongPrincipal(principal) }

@@ -14,8 +14,14 @@ extension AccountAuthorizer {
     /// for every login; an unreadable one refuses). With `principalsPattern` (%h, %u), the
     /// certificate must name one of the principals listed in that file instead of the user name.
     package func authorize(
-        user: String, key: UserPublicKey, certificate: QNSPCertificate, trustedCAs: [SignatureScheme.PublicKey], peer: String, now: UInt64,
-        revokedKeysPath: String? = nil, principalsPattern: String? = nil
+        user: String,
+        key: UserPublicKey,
+        certificate: QNSPCertificate,
+        trustedCAs: [SignatureScheme.PublicKey],
+        peer: String,
+        now: UInt64,
+        revokedKeysPath: String? = nil,
+        principalsPattern: String? = nil
     ) -> Result<SessionUser, AuthorizationRefusal> {
         let id = "certificate \"\(PrintableText.escapedKeepingLines(certificate.keyID))\" serial \(certificate.serial)"
         guard !trustedCAs.isEmpty else { return .failure(.init("\(id): no --trusted-user-ca-keys configured")) }
@@ -35,7 +41,9 @@ extension AccountAuthorizer {
             guard let text = try? String(decoding: SafeFile.read(path: path, owner: account.uid), as: UTF8.self) else {
                 return .failure(.init("\(id): no authorized principals file \(path)"))
             }
-            allowed = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+            allowed = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+                !$0.isEmpty && !$0.hasPrefix("#")
+            }
         }
         var refusal: QNSPCertificate.Refusal = .wrongPrincipal(user)
         var accepted = false
@@ -67,15 +75,21 @@ extension AccountAuthorizer {
             case QNSPCertificate.Option.noPortForwarding:
                 restrictions.noPortForwarding = true
             case QNSPCertificate.Option.sourceAddress:
-                guard let address = Self.addressBytes(peer) else { return .failure(.init("\(id): client address '\(peer)' unknown")) }
-                let blocks = option.value.split(separator: ",").compactMap { CertificateSourceAddress.parse(String($0)) }
+                guard let address = Self.addressBytes(peer) else {
+                    return .failure(.init("\(id): client address '\(peer)' unknown"))
+                }
+                let blocks = option.value.split(separator: ",").compactMap {
+                    CertificateSourceAddress.parse(String($0))
+                }
                 guard blocks.contains(where: { $0.contains(address) }) else {
                     return .failure(.init("\(id): source-address \(option.value) does not include \(peer)"))
                 }
             case QNSPCertificate.Option.noAgentForwarding:
                 continue  // qsshd does not forward agents
             default:
-                return .failure(.init("\(id): option \(option.name) is not enforced by this qsshd; refusing the certificate"))
+                return .failure(
+                    .init("\(id): option \(option.name) is not enforced by this qsshd; refusing the certificate")
+                )
             }
         }
         return lookupAccount(user).map { account in

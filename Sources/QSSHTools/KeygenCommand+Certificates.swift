@@ -15,9 +15,13 @@ extension KeygenCommand {
         }
         let options = try certificateOptions.map { text -> QNSPCertificate.Option in
             let parts = text.split(separator: "=", maxSplits: 1)
-            let option = QNSPCertificate.Option(name: String(parts[0]).lowercased(), value: parts.count > 1 ? String(parts[1]) : "")
+            let option = QNSPCertificate.Option(
+                name: String(parts[0]).lowercased(),
+                value: parts.count > 1 ? String(parts[1]) : ""
+            )
             if option.name == QNSPCertificate.Option.sourceAddress {
-                for cidr in option.value.split(separator: ",") where CertificateSourceAddress.parse(String(cidr)) == nil {
+                for cidr in option.value.split(separator: ",") where CertificateSourceAddress.parse(String(cidr)) == nil
+                {
                     throw ToolError("source-address: '\(cidr)' is not an address or CIDR block")
                 }
             }
@@ -26,7 +30,9 @@ extension KeygenCommand {
         let ca = try ClientIdentity.load(path: caKey, interactive: true)
         for path in certify {
             let text = try KeyFileIO.readText(path: path, limit: 1 << 16)
-            guard let first = text.split(whereSeparator: \.isNewline).first else { throw ToolError("\(path): no key found") }
+            guard let first = text.split(whereSeparator: \.isNewline).first else {
+                throw ToolError("\(path): no key found")
+            }
             let line = try PublicKeyLine(parsing: String(first))
             let subject: QNSPCertificate.Subject
             switch line {
@@ -38,13 +44,22 @@ extension KeygenCommand {
                 subject = .host(key)
             }
             let cert = try QNSPCertificate.sign(
-                subject: subject, serial: serial, keyID: keyID, principals: names, validAfter: after, validBefore: before,
-                options: options, ca: ca.signingKey)
+                subject: subject,
+                serial: serial,
+                keyID: keyID,
+                principals: names,
+                validAfter: after,
+                validBefore: before,
+                options: options,
+                ca: ca.signingKey
+            )
             let out = (path.hasSuffix(".pub") ? String(path.dropLast(4)) : path) + "-cert.pub"
             try KeyFileIO.writePublicKey(cert.line(comment: line.comment) + "\n", path: out)
             if !quiet {
-                Terminal.warn("Signed \(hostCertificate ? "host" : "user") key \(out): id \"\(keyID)\" serial \(serial) for \(names.joined(separator: ",")) "
-                    + "valid \(CertificateValidity.describe(after: after, before: before))")
+                Terminal.warn(
+                    "Signed \(hostCertificate ? "host" : "user") key \(out): id \"\(keyID)\" serial \(serial) for \(names.joined(separator: ",")) "
+                        + "valid \(CertificateValidity.describe(after: after, before: before))"
+                )
             }
         }
     }
@@ -53,13 +68,21 @@ extension KeygenCommand {
     func showCertificate() throws {
         guard let file else { throw ToolError("-L needs -f FILE") }
         let text = try KeyFileIO.readText(path: file, limit: 1 << 16)
-        guard let first = text.split(whereSeparator: \.isNewline).first else { throw ToolError("\(file): no certificate found") }
+        guard let first = text.split(whereSeparator: \.isNewline).first else {
+            throw ToolError("\(file): no certificate found")
+        }
         let cert = try QNSPCertificate(line: String(first))
-        let signed = cert.caKey.isValidSignature(cert.signature, for: cert.signedBytes, context: QNSPCertificate.signatureContext)
+        let signed = cert.caKey.isValidSignature(
+            cert.signature,
+            for: cert.signedBytes,
+            context: QNSPCertificate.signatureContext
+        )
         var out = "\(file):\n"
         out += "        Type: \(cert.keyType) \(cert.kind == .user ? "user" : "host") certificate\n"
-        out += "        Public key: \(cert.kind == .user ? "ML-DSA-65" : "X-WING+ML-DSA-65") \(cert.subject.fingerprint)\n"
-        out += "        Signing CA: ML-DSA-65 \(Fingerprint.sha256(cert.caKey.rawRepresentation)) (\(signed ? "signature valid" : "SIGNATURE INVALID"))\n"
+        out +=
+            "        Public key: \(cert.kind == .user ? "ML-DSA-65" : "X-WING+ML-DSA-65") \(cert.subject.fingerprint)\n"
+        out +=
+            "        Signing CA: ML-DSA-65 \(Fingerprint.sha256(cert.caKey.rawRepresentation)) (\(signed ? "signature valid" : "SIGNATURE INVALID"))\n"
         out += "        Key ID: \"\(cert.keyID)\"\n"
         out += "        Serial: \(cert.serial)\n"
         out += "        Valid: \(CertificateValidity.describe(after: cert.validAfter, before: cert.validBefore))\n"
@@ -79,7 +102,9 @@ enum CertificateValidity {
             guard let end = time(parts[0], now: now, isStart: false) else { return nil }
             return end > now ? (now, end) : nil
         case 2:
-            guard let start = time(parts[0], now: now, isStart: true), let end = time(parts[1], now: now, isStart: false), start < end else {
+            guard let start = time(parts[0], now: now, isStart: true),
+                let end = time(parts[1], now: now, isStart: false), start < end
+            else {
                 return nil
             }
             return (start, end)
@@ -95,7 +120,9 @@ enum CertificateValidity {
             guard let offset = AgentLifetime.parse(String(s.dropFirst())) else { return nil }
             return sign == "+" ? now + UInt64(offset) : (now >= UInt64(offset) ? now - UInt64(offset) : 0)
         }
-        guard s.count == 8 || s.count == 12 || s.count == 14, s.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        guard s.count == 8 || s.count == 12 || s.count == 14, s.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            return nil
+        }
         let digits = s + String(repeating: "0", count: 14 - s.count)
         func field(_ from: Int, _ n: Int) -> Int { Int(digits.dropFirst(from).prefix(n)) ?? -1 }
         var c = DateComponents()
@@ -107,7 +134,9 @@ enum CertificateValidity {
         c.second = field(12, 2)
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
-        guard c.isValidDate(in: calendar), let date = calendar.date(from: c), date.timeIntervalSince1970 >= 0 else { return nil }
+        guard c.isValidDate(in: calendar), let date = calendar.date(from: c), date.timeIntervalSince1970 >= 0 else {
+            return nil
+        }
         return UInt64(date.timeIntervalSince1970)
     }
 

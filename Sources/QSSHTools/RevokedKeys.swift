@@ -17,7 +17,9 @@ package struct RevokedKeys: Sendable {
             if line.isEmpty || line.hasPrefix("#") { continue }
             if line.hasPrefix("serial ") {
                 let spec = line.dropFirst(7).trimmingCharacters(in: .whitespaces)
-                let bounds = spec.split(separator: "-", maxSplits: 1).map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+                let bounds = spec.split(separator: "-", maxSplits: 1).map {
+                    UInt64($0.trimmingCharacters(in: .whitespaces))
+                }
                 guard let low = bounds.first ?? nil, let high = bounds.count == 2 ? bounds[1] : low, low <= high else {
                     throw ToolError("revoked keys line \(i + 1): bad serial '\(spec)'")
                 }
@@ -43,8 +45,12 @@ package struct RevokedKeys: Sendable {
     /// Why a certificate is revoked, or nil.
     package func revocation(of certificate: QNSPCertificate) -> String? {
         if keys.contains(where: { ConstantTime.equals($0, certificate.subject.blob) }) { return "its key is revoked" }
-        if keys.contains(where: { ConstantTime.equals($0, certificate.caKey.rawRepresentation) }) { return "its CA key is revoked" }
-        if serials.contains(where: { $0.contains(certificate.serial) }) { return "serial \(certificate.serial) is revoked" }
+        if keys.contains(where: { ConstantTime.equals($0, certificate.caKey.rawRepresentation) }) {
+            return "its CA key is revoked"
+        }
+        if serials.contains(where: { $0.contains(certificate.serial) }) {
+            return "serial \(certificate.serial) is revoked"
+        }
         if keyIDs.contains(certificate.keyID) { return "key id \"\(certificate.keyID)\" is revoked" }
         return nil
     }

@@ -1,2 +1,3 @@
 import QSSHTools
+
 ToolMain.run(AddCommand.self, name: "qssh-add")

@@ -1,2 +1,3 @@
 import QSSHTools
+
 ToolMain.run(AgentCommand.self, name: "qssh-agent")

@@ -15,9 +15,15 @@ struct CertificateTests {
     static let cert: QNSPCertificate = {
         do {
             return try QNSPCertificate.sign(
-                subject: .user(user.publicKey), serial: 42, keyID: "alice@corp", principals: ["alice", "admin"],
-                validAfter: 1_000, validBefore: 2_000,
-                options: [.init(name: "no-pty"), .init(name: "force-command", value: "uptime")], ca: ca.signingKey)
+                subject: .user(user.publicKey),
+                serial: 42,
+                keyID: "alice@corp",
+                principals: ["alice", "admin"],
+                validAfter: 1_000,
+                validBefore: 2_000,
+                options: [.init(name: "no-pty"), .init(name: "force-command", value: "uptime")],
+                ca: ca.signingKey
+            )
         } catch { preconditionFailure("\(error)") }
     }()
 
@@ -31,23 +37,39 @@ struct CertificateTests {
         #expect(decoded.options.map(\.name) == ["force-command", "no-pty"])
         #expect(try QNSPCertificate(line: Self.cert.line(comment: "c")) == Self.cert)
         for principal in ["alice", "admin"] {
-            #expect(throws: Never.self) { try decoded.verify(trustedCAs: trusted, kind: .user, principal: principal, now: 1_000) }
+            #expect(throws: Never.self) {
+                try decoded.verify(trustedCAs: trusted, kind: .user, principal: principal, now: 1_000)
+            }
         }
-        #expect(throws: Never.self) { try decoded.verify(trustedCAs: trusted, kind: .user, principal: "alice", now: 1_999) }
+        #expect(throws: Never.self) {
+            try decoded.verify(trustedCAs: trusted, kind: .user, principal: "alice", now: 1_999)
+        }
     }
 
     @Test("refusals: expired, not yet valid, wrong principal, other CA, wrong kind")
     func refusals() {
         let c = Self.cert
-        #expect(throws: QNSPCertificate.Refusal.expired(validBefore: 2_000)) { try c.verify(trustedCAs: trusted, kind: .user, principal: "alice", now: 2_000) }
-        #expect(throws: QNSPCertificate.Refusal.notYetValid(validAfter: 1_000)) { try c.verify(trustedCAs: trusted, kind: .user, principal: "alice", now: 999) }
-        #expect(throws: QNSPCertificate.Refusal.wrongPrincipal("bob")) { try c.verify(trustedCAs: trusted, kind: .user, principal: "bob", now: 1_500) }
-        #expect(throws: QNSPCertificate.Refusal.self) { try c.verify(trustedCAs: [Self.otherCA.signingKey.publicKey], kind: .user, principal: "alice", now: 1_500) }
-        #expect(throws: QNSPCertificate.Refusal.wrongKind) { try c.verify(trustedCAs: trusted, kind: .host, principal: "alice", now: 1_500) }
+        #expect(throws: QNSPCertificate.Refusal.expired(validBefore: 2_000)) {
+            try c.verify(trustedCAs: trusted, kind: .user, principal: "alice", now: 2_000)
+        }
+        #expect(throws: QNSPCertificate.Refusal.notYetValid(validAfter: 1_000)) {
+            try c.verify(trustedCAs: trusted, kind: .user, principal: "alice", now: 999)
+        }
+        #expect(throws: QNSPCertificate.Refusal.wrongPrincipal("bob")) {
+            try c.verify(trustedCAs: trusted, kind: .user, principal: "bob", now: 1_500)
+        }
+        #expect(throws: QNSPCertificate.Refusal.self) {
+            try c.verify(trustedCAs: [Self.otherCA.signingKey.publicKey], kind: .user, principal: "alice", now: 1_500)
+        }
+        #expect(throws: QNSPCertificate.Refusal.wrongKind) {
+            try c.verify(trustedCAs: trusted, kind: .host, principal: "alice", now: 1_500)
+        }
         // Re-signed by another CA but claiming the trusted one: the signature fails.
         var forged = c
         forged.serial = 43
-        #expect(throws: QNSPCertificate.Refusal.badSignature) { try forged.verify(trustedCAs: trusted, kind: .user, principal: "alice", now: 1_500) }
+        #expect(throws: QNSPCertificate.Refusal.badSignature) {
+            try forged.verify(trustedCAs: trusted, kind: .user, principal: "alice", now: 1_500)
+        }
     }
 
     @Test("every byte of a certificate flipped in turn: never accepted")
@@ -71,9 +93,22 @@ struct CertificateTests {
 
     @Test("field rules: principals, window, options (unknown, unsorted, repeated, values)")
     func fieldRules() {
-        func sign(principals: [String] = ["a"], after: UInt64 = 0, before: UInt64 = 10, options: [QNSPCertificate.Option] = []) throws {
-            _ = try QNSPCertificate.sign(subject: .user(Self.user.publicKey), serial: 1, keyID: "k", principals: principals,
-                                         validAfter: after, validBefore: before, options: options, ca: Self.ca.signingKey)
+        func sign(
+            principals: [String] = ["a"],
+            after: UInt64 = 0,
+            before: UInt64 = 10,
+            options: [QNSPCertificate.Option] = []
+        ) throws {
+            _ = try QNSPCertificate.sign(
+                subject: .user(Self.user.publicKey),
+                serial: 1,
+                keyID: "k",
+                principals: principals,
+                validAfter: after,
+                validBefore: before,
+                options: options,
+                ca: Self.ca.signingKey
+            )
         }
         #expect(throws: QNSPCryptoError.self) { try sign(principals: []) }
         #expect(throws: QNSPCryptoError.self) { try sign(principals: ["a,b"]) }

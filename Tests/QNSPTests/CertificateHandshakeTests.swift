@@ -11,8 +11,16 @@ struct CertificateHandshakeTests {
 
     static func certificate(for key: UserPublicKey) -> QNSPCertificate {
         do {
-            return try QNSPCertificate.sign(subject: .user(key), serial: 9, keyID: "alice-cert", principals: ["alice"],
-                                            validAfter: 0, validBefore: .max, options: [], ca: ca.signingKey)
+            return try QNSPCertificate.sign(
+                subject: .user(key),
+                serial: 9,
+                keyID: "alice-cert",
+                principals: ["alice"],
+                validAfter: 0,
+                validBefore: .max,
+                options: [],
+                ca: ca.signingKey
+            )
         } catch { preconditionFailure("\(error)") }
     }
 

@@ -7,12 +7,21 @@ struct AgentEd25519Tests {
     static let key = Curve25519.Signing.PrivateKey()
 
     var material: AgentKeyMaterial {
-        AgentKeyMaterial(type: .ed25519, publicKey: Array(Self.key.publicKey.rawRepresentation),
-                         seed: Array(Self.key.rawRepresentation), comment: "me@classic")
+        AgentKeyMaterial(
+            type: .ed25519,
+            publicKey: Array(Self.key.publicKey.rawRepresentation),
+            seed: Array(Self.key.rawRepresentation),
+            comment: "me@classic"
+        )
     }
 
     /// An SSH publickey USERAUTH_REQUEST for `blob`, as ssh signs it (RFC 4252 §7).
-    func userauth(blob: [UInt8], user: String = "root", algorithm: String = "ssh-ed25519", method: String = "publickey") -> [UInt8] {
+    func userauth(
+        blob: [UInt8],
+        user: String = "root",
+        algorithm: String = "ssh-ed25519",
+        method: String = "publickey"
+    ) -> [UInt8] {
         var w = AgentWireWriter()
         w.write(string: [UInt8](repeating: 0xab, count: 32))
         w.write(byte: 50)
@@ -47,7 +56,8 @@ struct AgentEd25519Tests {
         }
         let blob = material.keyBlob
         let data = userauth(blob: blob)
-        guard case .reply(.signature(let sigBlob), _) = state.handle(.sign(keyBlob: blob, data: data, flags: 0), now: 0) else {
+        guard case .reply(.signature(let sigBlob), _) = state.handle(.sign(keyBlob: blob, data: data, flags: 0), now: 0)
+        else {
             Issue.record("no signature")
             return
         }
@@ -62,9 +72,15 @@ struct AgentEd25519Tests {
             Issue.record("no signature for a host-bound request")
             return
         }
-        let other = AgentKeyFormat.keyBlob(type: .ed25519, publicKey: Array(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation))
-        for refused in [userauth(blob: other), userauth(blob: blob, method: "hostbased"), userauth(blob: blob, algorithm: "ssh-rsa"),
-                        Array("SSHSIG".utf8) + data, data + [0], userauth(blob: blob, user: "")] {
+        let other = AgentKeyFormat.keyBlob(
+            type: .ed25519,
+            publicKey: Array(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation)
+        )
+        for refused in [
+            userauth(blob: other), userauth(blob: blob, method: "hostbased"),
+            userauth(blob: blob, algorithm: "ssh-rsa"),
+            Array("SSHSIG".utf8) + data, data + [0], userauth(blob: blob, user: ""),
+        ] {
             guard case .reply(.failure, _) = state.handle(.sign(keyBlob: blob, data: refused, flags: 0), now: 0) else {
                 Issue.record("signed data that is not a userauth request for the key")
                 continue

@@ -8,7 +8,9 @@ import Testing
 struct AgentFuzzTests {
     static var seeds: [[UInt8]] {
         AgentProtocolTests.requests.map { $0.encoded() } + [
-            AgentResponse.identities([AgentIdentity(keyBlob: AgentKeyFormat.keyBlob(AgentKeys.alice.publicKey), comment: "c")]).encoded(),
+            AgentResponse.identities([
+                AgentIdentity(keyBlob: AgentKeyFormat.keyBlob(AgentKeys.alice.publicKey), comment: "c")
+            ]).encoded(),
             AgentResponse.signature(blob: AgentKeyFormat.signatureBlob([UInt8](repeating: 1, count: 3309))).encoded(),
             [5], [6],
         ]
@@ -37,7 +39,10 @@ struct AgentFuzzTests {
         return b
     }
 
-    @Test("requests: random mutations never crash; decoded ones re-encode identically", arguments: [UInt64(1), 2, 3, 4])
+    @Test(
+        "requests: random mutations never crash; decoded ones re-encode identically",
+        arguments: [UInt64(1), 2, 3, 4]
+    )
     func requests(seed: UInt64) {
         var rng = SplitMix64(seed: seed)
         var decoded = 0
@@ -49,7 +54,9 @@ struct AgentFuzzTests {
             // Constraints may come in any order, so compare meanings, not bytes.
             #expect((try? AgentRequest(frame: request.encoded())) == request)
             // The state machine takes whatever decodes without crashing.
-            if case .confirm(let c) = state.handle(request, now: UInt64(i)) { _ = state.signConfirmed(c, now: UInt64(i)) }
+            if case .confirm(let c) = state.handle(request, now: UInt64(i)) {
+                _ = state.signConfirmed(c, now: UInt64(i))
+            }
         }
         #expect(decoded > 100)
     }
@@ -67,7 +74,9 @@ struct AgentFuzzTests {
             if let parsed = try? ClientAuthSigningInput(agentData: data) {
                 #expect(parsed.agentData == data)
             }
-            _ = try? AgentKeyFormat.publicKey(fromBlob: Self.mutate(AgentKeyFormat.keyBlob(AgentKeys.alice.publicKey), &rng))
+            _ = try? AgentKeyFormat.publicKey(
+                fromBlob: Self.mutate(AgentKeyFormat.keyBlob(AgentKeys.alice.publicKey), &rng)
+            )
         }
     }
 

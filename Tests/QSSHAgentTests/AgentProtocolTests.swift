@@ -28,8 +28,13 @@ struct AgentProtocolTests {
         #expect(AgentRequest.requestIdentities.encoded() == [11])
         #expect(AgentRequest.removeAll.encoded() == [19])
         #expect(AgentRequest.lock(passphrase: []).encoded() == [22, 0, 0, 0, 0])
-        #expect(AgentRequest.add(AgentKeyMaterial(AgentKeys.alice), constraints: AgentConstraints()).encoded().first == 17)
-        #expect(AgentRequest.add(AgentKeyMaterial(AgentKeys.alice), constraints: AgentConstraints(confirm: true)).encoded().first == 25)
+        #expect(
+            AgentRequest.add(AgentKeyMaterial(AgentKeys.alice), constraints: AgentConstraints()).encoded().first == 17
+        )
+        #expect(
+            AgentRequest.add(AgentKeyMaterial(AgentKeys.alice), constraints: AgentConstraints(confirm: true)).encoded()
+                .first == 25
+        )
         #expect(AgentResponse.failure.encoded() == [5])
         #expect(AgentResponse.success.encoded() == [6])
         #expect(AgentResponse.identities([]).encoded() == [12, 0, 0, 0, 0])
@@ -41,7 +46,10 @@ struct AgentProtocolTests {
             AgentIdentity(keyBlob: AgentKeyFormat.keyBlob(AgentKeys.alice.publicKey), comment: "a"),
             AgentIdentity(keyBlob: [1, 2, 3], comment: ""),
         ])
-        for r in [AgentResponse.failure, .success, list, .signature(blob: AgentKeyFormat.signatureBlob([UInt8](repeating: 9, count: 3309)))] {
+        for r in [
+            AgentResponse.failure, .success, list,
+            .signature(blob: AgentKeyFormat.signatureBlob([UInt8](repeating: 9, count: 3309))),
+        ] {
             #expect(try AgentResponse(frame: r.encoded()) == r)
         }
         // OpenSSH's extension failure counts as a failure.
@@ -56,7 +64,8 @@ struct AgentProtocolTests {
         #expect(throws: AgentError.self) { try AgentRequest(frame: [22, 0xff, 0xff, 0xff, 0xff]) }
         #expect(throws: AgentError.self) { try AgentRequest(frame: []) }
         // An unknown constraint is refused rather than ignored.
-        var add = AgentRequest.add(AgentKeyMaterial(AgentKeys.alice), constraints: AgentConstraints(confirm: true)).encoded()
+        var add = AgentRequest.add(AgentKeyMaterial(AgentKeys.alice), constraints: AgentConstraints(confirm: true))
+            .encoded()
         add[add.count - 1] = 3
         #expect(throws: AgentError.self) { try AgentRequest(frame: add) }
         // A key type we do not hold.
@@ -99,12 +108,22 @@ struct AgentProtocolTests {
     func signingInput() throws {
         let input = AgentKeys.input(for: AgentKeys.alice)
         #expect(try ClientAuthSigningInput(agentData: input.agentData) == input)
-        #expect(input.agentData == ClientAuthSigningInput.agentData(message: input.message, context: KeySchedule.clientAuthContext))
-        let otherContext = ClientAuthSigningInput.agentData(message: input.message, context: Array("qnsp1 host key".utf8))
+        #expect(
+            input.agentData
+                == ClientAuthSigningInput.agentData(message: input.message, context: KeySchedule.clientAuthContext)
+        )
+        let otherContext = ClientAuthSigningInput.agentData(
+            message: input.message,
+            context: Array("qnsp1 host key".utf8)
+        )
         #expect(throws: AgentError.self) { try ClientAuthSigningInput(agentData: otherContext) }
         #expect(throws: AgentError.self) { try ClientAuthSigningInput(agentData: input.agentData + [0]) }
         #expect(throws: AgentError.self) { try ClientAuthSigningInput(agentData: Array(input.agentData.dropLast())) }
-        let control = ClientAuthSigningInput(transcriptHash: input.transcriptHash, username: "al\u{1b}ice", publicKey: input.publicKey)
+        let control = ClientAuthSigningInput(
+            transcriptHash: input.transcriptHash,
+            username: "al\u{1b}ice",
+            publicKey: input.publicKey
+        )
         #expect(throws: AgentError.self) { try ClientAuthSigningInput(agentData: control.agentData) }
     }
 

@@ -3,8 +3,9 @@ import Foundation
 import QNSP
 import QNSPCrypto
 import QSSHAgent
-@testable import QSSHTools
 import Testing
+
+@testable import QSSHTools
 
 /// A clock the test moves by hand.
 final class TestClock: @unchecked Sendable {
@@ -54,7 +55,13 @@ struct AgentServerTests {
         #expect(held.map(\.key) == [AgentKeys.alice.publicKey])
         let input = AgentKeys.input(for: AgentKeys.alice)
         let sig = try sign(agent.client, AgentKeys.alice)
-        #expect(AgentKeys.alice.publicKey.signing.isValidSignature(sig, for: input.message, context: KeySchedule.clientAuthContext))
+        #expect(
+            AgentKeys.alice.publicKey.signing.isValidSignature(
+                sig,
+                for: input.message,
+                context: KeySchedule.clientAuthContext
+            )
+        )
         // The signer that qssh uses verifies what it gets.
         let signer = AgentSigner(agent: agent.client, publicKey: AgentKeys.alice.publicKey)
         #expect(throws: Never.self) { try signer.sign(input.message, context: KeySchedule.clientAuthContext) }
@@ -166,7 +173,9 @@ struct AgentServerTests {
         let pid = fork()
         if pid == 0 {
             var limit = rlimit()
-            let ok = qssh_agent_harden_process() == 0 && getrlimit(Int32(RLIMIT_CORE.rawValue), &limit) == 0 && limit.rlim_cur == 0
+            let ok =
+                qssh_agent_harden_process() == 0 && getrlimit(Int32(RLIMIT_CORE.rawValue), &limit) == 0
+                && limit.rlim_cur == 0
             _exit(ok ? 0 : 1)
         }
         var status: Int32 = 0

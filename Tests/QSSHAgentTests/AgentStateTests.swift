@@ -19,7 +19,12 @@ struct AgentStateTests {
         return list
     }
 
-    func add(_ state: inout AgentState, _ pair: UserKeyPair, _ c: AgentConstraints = AgentConstraints(), now: UInt64 = 0) -> AgentResponse? {
+    func add(
+        _ state: inout AgentState,
+        _ pair: UserKeyPair,
+        _ c: AgentConstraints = AgentConstraints(),
+        now: UInt64 = 0
+    ) -> AgentResponse? {
         reply(state.handle(.add(AgentKeyMaterial(pair), constraints: c), now: now))
     }
 
@@ -37,8 +42,20 @@ struct AgentStateTests {
             return
         }
         let sig = try AgentKeyFormat.signature(fromBlob: blob)
-        #expect(AgentKeys.alice.publicKey.signing.isValidSignature(sig, for: input.message, context: KeySchedule.clientAuthContext))
-        #expect(!AgentKeys.bob.publicKey.signing.isValidSignature(sig, for: input.message, context: KeySchedule.clientAuthContext))
+        #expect(
+            AgentKeys.alice.publicKey.signing.isValidSignature(
+                sig,
+                for: input.message,
+                context: KeySchedule.clientAuthContext
+            )
+        )
+        #expect(
+            !AgentKeys.bob.publicKey.signing.isValidSignature(
+                sig,
+                for: input.message,
+                context: KeySchedule.clientAuthContext
+            )
+        )
         // Adding the same key again replaces it rather than listing it twice.
         #expect(add(&state, AgentKeys.alice) == .success)
         #expect(held(&state, now: 0).count == 2)
@@ -52,7 +69,10 @@ struct AgentStateTests {
         let good = AgentKeys.input(for: AgentKeys.alice)
         let otherKey = AgentKeys.input(for: AgentKeys.bob)
         let raw = good.message
-        let otherContext = ClientAuthSigningInput.agentData(message: good.message, context: Array("qnsp1 server announce".utf8))
+        let otherContext = ClientAuthSigningInput.agentData(
+            message: good.message,
+            context: Array("qnsp1 server announce".utf8)
+        )
         for data in [otherKey.agentData, raw, otherContext, [], good.agentData + [1]] {
             #expect(reply(state.handle(.sign(keyBlob: blob, data: data, flags: 0), now: 0)) == .failure)
         }
@@ -64,7 +84,11 @@ struct AgentStateTests {
     @Test("a key whose seed does not make its public key is refused")
     func mismatchedKey() {
         var state = AgentState()
-        let wrong = AgentKeyMaterial(publicKey: AgentKeys.bob.publicKey, seed: AgentKeys.alice.signingKey.seed, comment: "x")
+        let wrong = AgentKeyMaterial(
+            publicKey: AgentKeys.bob.publicKey,
+            seed: AgentKeys.alice.signingKey.seed,
+            comment: "x"
+        )
         #expect(reply(state.handle(.add(wrong, constraints: AgentConstraints()), now: 0)) == .failure)
         #expect(state.count == 0)
     }
@@ -77,7 +101,9 @@ struct AgentStateTests {
         #expect(add(&state, AgentKeys.bob, now: start) == .success)
         #expect(state.nextExpiry == start + UInt64(seconds))
         #expect(held(&state, now: start + UInt64(seconds) - 1).count == 2)
-        #expect(reply(state.handle(AgentKeys.signRequest(AgentKeys.alice), now: start + UInt64(seconds) - 1)) != .failure)
+        #expect(
+            reply(state.handle(AgentKeys.signRequest(AgentKeys.alice), now: start + UInt64(seconds) - 1)) != .failure
+        )
         #expect(reply(state.handle(AgentKeys.signRequest(AgentKeys.alice), now: start + UInt64(seconds))) == .failure)
         #expect(held(&state, now: start + UInt64(seconds)).map(\.comment) == ["bob"])
         #expect(state.nextExpiry == nil)
@@ -116,7 +142,9 @@ struct AgentStateTests {
         #expect(held(&state, now: 0).isEmpty)
         #expect(reply(state.handle(AgentKeys.signRequest(AgentKeys.alice), now: 0)) == .failure)
         #expect(add(&state, AgentKeys.bob) == .failure)
-        #expect(reply(state.handle(.remove(keyBlob: AgentKeyFormat.keyBlob(AgentKeys.alice.publicKey)), now: 0)) == .failure)
+        #expect(
+            reply(state.handle(.remove(keyBlob: AgentKeyFormat.keyBlob(AgentKeys.alice.publicKey)), now: 0)) == .failure
+        )
         #expect(reply(state.handle(.removeAll, now: 0)) == .failure)
         for wrong in [Array("correct hors".utf8), Array("correct horsf".utf8), [], password + [0]] {
             #expect(reply(state.handle(.unlock(passphrase: wrong), now: 0)) == .failure)
@@ -134,8 +162,12 @@ struct AgentStateTests {
         var state = AgentState()
         #expect(add(&state, AgentKeys.alice) == .success)
         #expect(add(&state, AgentKeys.bob) == .success)
-        #expect(reply(state.handle(.remove(keyBlob: AgentKeyFormat.keyBlob(AgentKeys.alice.publicKey)), now: 0)) == .success)
-        #expect(reply(state.handle(.remove(keyBlob: AgentKeyFormat.keyBlob(AgentKeys.alice.publicKey)), now: 0)) == .failure)
+        #expect(
+            reply(state.handle(.remove(keyBlob: AgentKeyFormat.keyBlob(AgentKeys.alice.publicKey)), now: 0)) == .success
+        )
+        #expect(
+            reply(state.handle(.remove(keyBlob: AgentKeyFormat.keyBlob(AgentKeys.alice.publicKey)), now: 0)) == .failure
+        )
         #expect(held(&state, now: 0).map(\.comment) == ["bob"])
         #expect(reply(state.handle(.removeAll, now: 0)) == .success)
         #expect(state.count == 0)

@@ -53,7 +53,10 @@ public enum AgentKeyFormat {
     }
 
     /// The raw signature from a signature blob of `type`.
-    public static func signature(fromBlob blob: [UInt8], type: AgentKeyType = .qnspMLDSA65) throws(AgentError) -> [UInt8] {
+    public static func signature(
+        fromBlob blob: [UInt8],
+        type: AgentKeyType = .qnspMLDSA65
+    ) throws(AgentError) -> [UInt8] {
         var r = AgentWireReader(blob)
         let name = try r.readText("signature type")
         guard name == type.rawValue else { throw .unsupportedKeyType(name) }

@@ -74,7 +74,12 @@ public struct AgentState: Sendable {
                 return .reply(.failure, note: "\(error)")
             }
             let confirmation = AgentConfirmation(
-                keyBlob: blob, data: data, username: username, comment: entry.comment, fingerprint: entry.fingerprint)
+                keyBlob: blob,
+                data: data,
+                username: username,
+                comment: entry.comment,
+                fingerprint: entry.fingerprint
+            )
             if entry.confirm { return .confirm(confirmation) }
             return .reply(sign(entry, data))
         case .add(var material, let constraints):
@@ -116,7 +121,8 @@ public struct AgentState: Sendable {
     public mutating func signConfirmed(_ confirmation: AgentConfirmation, now: UInt64) -> AgentResponse {
         expire(now: now)
         guard !isLocked, let entry = entries.first(where: { $0.blob == confirmation.keyBlob }),
-              (try? Self.checkLogin(confirmation.data, for: entry)) != nil else { return .failure }
+            (try? Self.checkLogin(confirmation.data, for: entry)) != nil
+        else { return .failure }
         return sign(entry, confirmation.data)
     }
 
@@ -129,8 +135,10 @@ public struct AgentState: Sendable {
             let input = try ClientAuthSigningInput(agentData: data)
             // The key field holds the bare key or a certificate for it (docs/protocol.md §7.7).
             let certified: Bool = {
-                guard input.publicKey.count != entry.publicKey.count, let cert = try? QNSPCertificate(blob: input.publicKey),
-                      case .user(let key) = cert.subject else { return false }
+                guard input.publicKey.count != entry.publicKey.count,
+                    let cert = try? QNSPCertificate(blob: input.publicKey),
+                    case .user(let key) = cert.subject
+                else { return false }
                 return key.blob == entry.publicKey
             }()
             guard input.publicKey == entry.publicKey || certified else {
@@ -151,7 +159,8 @@ public struct AgentState: Sendable {
         switch entry.type {
         case .qnspMLDSA65:
             guard let input = try? ClientAuthSigningInput(agentData: data),
-                  let signature = try? entry.seed.sign(input.message, context: KeySchedule.clientAuthContext) else { return .failure }
+                let signature = try? entry.seed.sign(input.message, context: KeySchedule.clientAuthContext)
+            else { return .failure }
             return .signature(blob: AgentKeyFormat.signatureBlob(type: .qnspMLDSA65, signature))
         case .ed25519:
             guard let signature = entry.seed.signEd25519(data) else { return .failure }
@@ -159,7 +168,11 @@ public struct AgentState: Sendable {
         }
     }
 
-    private mutating func add(_ material: inout AgentKeyMaterial, constraints: AgentConstraints, now: UInt64) -> AgentResponse {
+    private mutating func add(
+        _ material: inout AgentKeyMaterial,
+        constraints: AgentConstraints,
+        now: UInt64
+    ) -> AgentResponse {
         // The seed must regenerate the public key it came with.
         let derived: [UInt8]?
         switch material.type {
@@ -178,9 +191,15 @@ public struct AgentState: Sendable {
         }
         let blob = AgentKeyFormat.keyBlob(type: material.type, publicKey: derived)
         let entry = Entry(
-            type: material.type, publicKey: derived, blob: blob,
-            fingerprint: AgentKeyFormat.fingerprint(type: material.type, publicKey: derived), comment: material.comment,
-            seed: seed, expiresAt: constraints.lifetime.map { now + UInt64($0) }, confirm: constraints.confirm)
+            type: material.type,
+            publicKey: derived,
+            blob: blob,
+            fingerprint: AgentKeyFormat.fingerprint(type: material.type, publicKey: derived),
+            comment: material.comment,
+            seed: seed,
+            expiresAt: constraints.lifetime.map { now + UInt64($0) },
+            confirm: constraints.confirm
+        )
         // Adding a held key again replaces it (new comment and constraints), as OpenSSH does.
         if let index = entries.firstIndex(where: { $0.blob == blob }) {
             entries[index] = entry

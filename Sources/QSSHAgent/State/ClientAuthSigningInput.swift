@@ -51,7 +51,8 @@ public struct ClientAuthSigningInput: Sendable, Equatable {
             let hash = try r.readBytes(KeySchedule.hashSize, "transcript hash")
             let name = try r.readVector8("user name")
             guard let username = String(validating: name, as: UTF8.self), !username.isEmpty,
-                  !PrintableText.containsControlCharacters(username) else {
+                !PrintableText.containsControlCharacters(username)
+            else {
                 throw AgentError.notLoginData("the user name is empty, not UTF-8 or has control characters")
             }
             let key = try r.readVector16("public key")

@@ -44,7 +44,8 @@ public final class SecureSeed: @unchecked Sendable {
         var copy = [UInt8](UnsafeRawBufferPointer(start: pointer, count: size))
         defer { ConstantTime.wipe(&copy) }
         guard let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: copy),
-              let signature = try? key.signature(for: message) else { return nil }
+            let signature = try? key.signature(for: message)
+        else { return nil }
         return Array(signature)
     }
 

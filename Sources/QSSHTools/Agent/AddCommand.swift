@@ -13,7 +13,8 @@ public struct AddCommand: ParsableCommand {
         discussion: """
             With no file, adds ~/.qssh/id_mldsa65. The agent is the one QSSH_AUTH_SOCK names.
             Exit status: 0 on success, 1 when the operation failed, 2 when the agent cannot be reached.
-            """)
+            """
+    )
 
     @Flag(name: .customShort("l"), help: "List fingerprints of the keys the agent holds.")
     var list = false
@@ -50,7 +51,9 @@ public struct AddCommand: ParsableCommand {
     public func validate() throws {
         let modes = [list, listPublic, delete, deleteAll, lock, unlock].filter { $0 }.count
         if modes > 1 { throw ValidationError("-l, -L, -d, -D, -x and -X are mutually exclusive") }
-        if let lifetime, AgentLifetime.parse(lifetime) == nil { throw ValidationError("invalid lifetime '\(lifetime)'") }
+        if let lifetime, AgentLifetime.parse(lifetime) == nil {
+            throw ValidationError("invalid lifetime '\(lifetime)'")
+        }
         if modes == 1 && (lifetime != nil || confirm) { throw ValidationError("-t and -c apply when adding keys") }
         if (list || listPublic || deleteAll || lock || unlock) && !files.isEmpty {
             throw ValidationError("no key files with -l, -L, -D, -x or -X")
@@ -59,7 +62,9 @@ public struct AddCommand: ParsableCommand {
 
     public func run() throws {
         guard let agent = AgentClient.fromEnvironment() else {
-            Terminal.warn("Could not open a connection to your authentication agent (\(AgentClient.socketVariable) is not set).")
+            Terminal.warn(
+                "Could not open a connection to your authentication agent (\(AgentClient.socketVariable) is not set)."
+            )
             throw ExitCode(2)
         }
         do {
@@ -84,7 +89,9 @@ public struct AddCommand: ParsableCommand {
                     continue
                 }
                 if listPublic {
-                    print("\(type.rawValue) \(Base64.encode(type == .ed25519 ? identity.keyBlob : raw))\(comment.isEmpty ? "" : " " + comment)")
+                    print(
+                        "\(type.rawValue) \(Base64.encode(type == .ed25519 ? identity.keyBlob : raw))\(comment.isEmpty ? "" : " " + comment)"
+                    )
                 } else {
                     let size = type == .ed25519 ? "256" : "192"
                     let name = type == .ed25519 ? "ED25519" : "ML-DSA-65"
@@ -104,9 +111,19 @@ public struct AddCommand: ParsableCommand {
             }
             if lock {
                 guard Passphrase.ask("Again: ") == password else { throw ToolError("Passwords do not match.") }
-                try report(agent, .lock(passphrase: Array(password.utf8)), ok: "Agent locked.", failed: "Failed to lock agent.")
+                try report(
+                    agent,
+                    .lock(passphrase: Array(password.utf8)),
+                    ok: "Agent locked.",
+                    failed: "Failed to lock agent."
+                )
             } else {
-                try report(agent, .unlock(passphrase: Array(password.utf8)), ok: "Agent unlocked.", failed: "Failed to unlock agent.")
+                try report(
+                    agent,
+                    .unlock(passphrase: Array(password.utf8)),
+                    ok: "Agent unlocked.",
+                    failed: "Failed to unlock agent."
+                )
             }
             return
         }
@@ -118,18 +135,29 @@ public struct AddCommand: ParsableCommand {
                     let blob = try Self.keyBlob(of: path)
                     try agent.perform(.remove(keyBlob: blob))
                     if !quiet { Terminal.warn("Identity removed: \(path)") }
-                } else if let text = try? KeyFileIO.readPrivateKey(path: path), text.contains("BEGIN OPENSSH PRIVATE KEY") {
+                } else if let text = try? KeyFileIO.readPrivateKey(path: path),
+                    text.contains("BEGIN OPENSSH PRIVATE KEY")
+                {
                     let key = try Self.loadEd25519(text, path: path)
-                    let constraints = AgentConstraints(lifetime: lifetime.flatMap(AgentLifetime.parse), confirm: confirm)
+                    let constraints = AgentConstraints(
+                        lifetime: lifetime.flatMap(AgentLifetime.parse),
+                        confirm: confirm
+                    )
                     let comment = Self.opensshComment(path) ?? path
                     try agent.add(ed25519: key, comment: comment, constraints: constraints)
                     if !quiet {
-                        let blob = AgentKeyFormat.keyBlob(type: .ed25519, publicKey: Array(key.publicKey.rawRepresentation))
+                        let blob = AgentKeyFormat.keyBlob(
+                            type: .ed25519,
+                            publicKey: Array(key.publicKey.rawRepresentation)
+                        )
                         Terminal.warn("Identity added: \(path) (\(Fingerprint.sha256(blob)))")
                     }
                 } else {
                     let pair = try ClientIdentity.load(path: path, interactive: true)
-                    let constraints = AgentConstraints(lifetime: lifetime.flatMap(AgentLifetime.parse), confirm: confirm)
+                    let constraints = AgentConstraints(
+                        lifetime: lifetime.flatMap(AgentLifetime.parse),
+                        confirm: confirm
+                    )
                     try agent.add(pair, constraints: constraints)
                     if !quiet {
                         Terminal.warn("Identity added: \(path) (\(pair.publicKey.fingerprint))")
@@ -138,8 +166,11 @@ public struct AddCommand: ParsableCommand {
                     }
                 }
             } catch AgentError.refused {
-                Terminal.warn(delete ? "Could not remove identity \"\(path)\": agent refused operation"
-                                     : "Could not add identity \"\(path)\": agent refused operation")
+                Terminal.warn(
+                    delete
+                        ? "Could not remove identity \"\(path)\": agent refused operation"
+                        : "Could not add identity \"\(path)\": agent refused operation"
+                )
                 failed = true
             } catch let e as AgentError {
                 if case .transport = e { throw e }
@@ -167,7 +198,9 @@ public struct AddCommand: ParsableCommand {
         do {
             return try OpenSSHPrivateKey.parseEd25519(text)
         } catch .encrypted {
-            guard let passphrase = Passphrase.ask("Enter passphrase for \(path): ") else { throw ToolError("\(path): no passphrase given") }
+            guard let passphrase = Passphrase.ask("Enter passphrase for \(path): ") else {
+                throw ToolError("\(path): no passphrase given")
+            }
             return try OpenSSHPrivateKey.parseEd25519(text, passphrase: passphrase)
         }
     }
@@ -185,7 +218,8 @@ public struct AddCommand: ParsableCommand {
         if let text = try? KeyFileIO.readText(path: path + ".pub", limit: 1 << 16) {
             let parts = text.split(separator: "\n").first?.split(separator: " ") ?? []
             if parts.count >= 2, parts[0] == "ssh-ed25519", let blob = Base64.decode(String(parts[1])),
-               (try? AgentKeyFormat.parse(blob: blob)) != nil {
+                (try? AgentKeyFormat.parse(blob: blob)) != nil
+            {
                 return blob
             }
         }
@@ -197,7 +231,9 @@ public struct AddCommand: ParsableCommand {
     static func publicKey(of path: String) throws -> UserPublicKey {
         for candidate in [path + ".pub", path] {
             guard let text = try? KeyFileIO.readText(path: candidate, limit: 1 << 16) else { continue }
-            if let line = text.split(separator: "\n").first, case .user(let key, _)? = try? PublicKeyLine(parsing: String(line)) {
+            if let line = text.split(separator: "\n").first,
+                case .user(let key, _)? = try? PublicKeyLine(parsing: String(line))
+            {
                 return key
             }
         }

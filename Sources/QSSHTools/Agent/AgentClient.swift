@@ -56,9 +56,17 @@ package struct AgentClient: Sendable {
     }
 
     /// Adds an OpenSSH Ed25519 key (for the classical login behind a bridge).
-    package func add(ed25519 key: Curve25519.Signing.PrivateKey, comment: String, constraints: AgentConstraints) throws(AgentError) {
+    package func add(
+        ed25519 key: Curve25519.Signing.PrivateKey,
+        comment: String,
+        constraints: AgentConstraints
+    ) throws(AgentError) {
         var material = AgentKeyMaterial(
-            type: .ed25519, publicKey: Array(key.publicKey.rawRepresentation), seed: Array(key.rawRepresentation), comment: comment)
+            type: .ed25519,
+            publicKey: Array(key.publicKey.rawRepresentation),
+            seed: Array(key.rawRepresentation),
+            comment: comment
+        )
         defer { ConstantTime.wipe(&material.seed) }
         try perform(.add(material, constraints: constraints))
     }

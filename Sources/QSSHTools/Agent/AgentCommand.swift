@@ -25,7 +25,8 @@ public struct AgentCommand: ParsableCommand {
             unless -a names it; only this uid and root may connect (checked with SO_PEERCRED).
             Keys live in locked memory where the system allows and the process cannot be
             traced or dump core. Keys are added with qssh-add.
-            """)
+            """
+    )
 
     @Option(name: .customShort("a"), help: "Bind the agent to this socket path (it must not exist).")
     var socket: String?
@@ -52,7 +53,9 @@ public struct AgentCommand: ParsableCommand {
 
     public func validate() throws {
         if bourne && csh { throw ValidationError("-s and -c are mutually exclusive") }
-        if kill && (socket != nil || foreground || debug) { throw ValidationError("-k takes no other option than -s or -c") }
+        if kill && (socket != nil || foreground || debug) {
+            throw ValidationError("-k takes no other option than -s or -c")
+        }
     }
 
     private var cshOutput: Bool {
@@ -106,7 +109,9 @@ public struct AgentCommand: ParsableCommand {
         guard reply.hasPrefix("ok "), reply.hasSuffix("\n") else {
             var status: Int32 = 0
             waitpid(pid, &status, 0)
-            throw ToolError(reply.isEmpty ? "the agent did not start" : String(reply.dropFirst(reply.hasPrefix("error ") ? 6 : 0)))
+            throw ToolError(
+                reply.isEmpty ? "the agent did not start" : String(reply.dropFirst(reply.hasPrefix("error ") ? 6 : 0))
+            )
         }
         printShell(socket: String(reply.dropFirst(3).dropLast()), pid: pid)
     }

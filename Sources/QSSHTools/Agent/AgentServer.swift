@@ -81,7 +81,9 @@ package final class AgentServer: Sendable {
                 return
             }
             guard AgentPeerPolicy.allows(peerUID: configuration.peerUID(fd), ownUID: configuration.ownUID) else {
-                configuration.log("refused a connection from uid \(configuration.peerUID(fd).map(String.init) ?? "unknown")")
+                configuration.log(
+                    "refused a connection from uid \(configuration.peerUID(fd).map(String.init) ?? "unknown")"
+                )
                 close(fd)
                 continue
             }

@@ -23,7 +23,9 @@ package struct AgentSigner: UserAuthSigner {
         } catch let e as QNSPCryptoError {
             throw e
         } catch AgentError.refused {
-            throw .signerFailed("the agent refused to sign with \(publicKey.fingerprint) (locked, or confirmation denied)")
+            throw .signerFailed(
+                "the agent refused to sign with \(publicKey.fingerprint) (locked, or confirmation denied)"
+            )
         } catch {
             throw .signerFailed("agent: \(error)")
         }

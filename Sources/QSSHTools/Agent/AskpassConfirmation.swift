@@ -6,13 +6,19 @@ import QSSHSession
 /// OpenSSH's agent does: the prompt is its argument, SSH_ASKPASS_PROMPT=confirm is set, and
 /// only an exit status of 0 is a yes. No SSH_ASKPASS means no.
 package enum AskpassConfirmation {
-    package static func ask(_ prompt: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+    package static func ask(
+        _ prompt: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> Bool {
         guard let askpass = environment["SSH_ASKPASS"], !askpass.isEmpty,
-              let program = Passphrase.resolve(askpass, path: environment["PATH"] ?? "/usr/bin:/bin") else { return false }
+            let program = Passphrase.resolve(askpass, path: environment["PATH"] ?? "/usr/bin:/bin")
+        else { return false }
         var env = environment
         env["SSH_ASKPASS_PROMPT"] = "confirm"
         let text = PrintableText.escapedKeepingLines(prompt)
-        guard let child = try? ChildProcess.spawn([program, text], environment: env, directory: nil, inheritStderr: true) else {
+        guard
+            let child = try? ChildProcess.spawn([program, text], environment: env, directory: nil, inheritStderr: true)
+        else {
             return false
         }
         close(child.stdin)

@@ -11,7 +11,10 @@ extension ClientIdentity {
     /// used the private key is never decrypted, and with a `.pub` file the private file is not
     /// opened at all. An agent that cannot be reached is ignored (with -v, said so).
     package static func signer(
-        path: String, interactive: Bool, verbose: Bool, toolName: String,
+        path: String,
+        interactive: Bool,
+        verbose: Bool,
+        toolName: String,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> any UserAuthSigner {
         if let agent = AgentClient.fromEnvironment(environment) {
@@ -35,7 +38,12 @@ extension ClientIdentity {
 extension ClientIdentity {
     /// The user certificate beside an identity (`IDENTITY-cert.pub`, as OpenSSH names it), when
     /// it certifies `key`; an unreadable or mismatched file is ignored (said so with -v).
-    package static func certificate(for path: String, key: UserPublicKey, verbose: Bool, toolName: String) -> QNSPCertificate? {
+    package static func certificate(
+        for path: String,
+        key: UserPublicKey,
+        verbose: Bool,
+        toolName: String
+    ) -> QNSPCertificate? {
         let certPath = path + "-cert.pub"
         guard FileManager.default.fileExists(atPath: certPath) else { return nil }
         do {
@@ -46,7 +54,11 @@ extension ClientIdentity {
                 if verbose { Terminal.warn("\(toolName): \(certPath) certifies another key; not used") }
                 return nil
             }
-            if verbose { Terminal.warn("\(toolName): presenting certificate \"\(cert.keyID)\" serial \(cert.serial) from \(certPath)") }
+            if verbose {
+                Terminal.warn(
+                    "\(toolName): presenting certificate \"\(cert.keyID)\" serial \(cert.serial) from \(certPath)"
+                )
+            }
             return cert
         } catch {
             if verbose { Terminal.warn("\(toolName): \(certPath): \(error); not used") }
