@@ -24,7 +24,12 @@ final class QUICServerContext {
     private var resetBudget = RateBudget(perSecond: 200)
     private var out = [UInt8](repeating: 0, count: 1500)
 
-    init(credentials: QUICCredentials, alpns: [String], requireRetry: Bool, parameters: QUICConnection.Parameters) throws {
+    init(
+        credentials: QUICCredentials,
+        alpns: [String],
+        requireRetry: Bool,
+        parameters: QUICConnection.Parameters
+    ) throws {
         self.credentials = credentials
         self.alpns = alpns
         self.requireRetry = requireRetry
@@ -93,8 +98,15 @@ final class QUICServerContext {
             let initialDCID = withUnsafeBytes(of: initial.dcid) { Array($0.prefix(initial.dcidlen)) }
             do {
                 let conn = try QUICConnection(
-                    serverFor: &initial, originalDCID: odcid, remote: remote, localAddress: local, alpnWire: alpnWire,
-                    secret: secret, credentials: credentials, parameters: parameters)
+                    serverFor: &initial,
+                    originalDCID: odcid,
+                    remote: remote,
+                    localAddress: local,
+                    alpnWire: alpnWire,
+                    secret: secret,
+                    credentials: credentials,
+                    parameters: parameters
+                )
                 return .accept(conn, initialDCID: initialDCID)
             } catch {
                 return .drop

@@ -27,7 +27,10 @@ final class QUICStreamPipe: @unchecked Sendable {
     }
 
     /// Makes the socket pair and both channels on `loop`.
-    func start(loop: EventLoop, userInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
+    func start(
+        loop: EventLoop,
+        userInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<Channel> {
         var fds: [Int32] = [-1, -1]
         #if canImport(Glibc)
         let kind = Int32(SOCK_STREAM.rawValue)
@@ -46,7 +49,9 @@ final class QUICStreamPipe: @unchecked Sendable {
         let pumpHandler = QUICStreamPumpHandler(pipe: self)
         let pumpFuture = ClientBootstrap(group: loop)
             .channelOption(.allowRemoteHalfClosure, value: true)
-            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(pumpHandler) } }
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(pumpHandler) }
+            }
             .withConnectedSocket(pumpFD)
         pumpFuture.whenComplete { result in
             switch result {
