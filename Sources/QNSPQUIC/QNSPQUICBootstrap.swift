@@ -12,8 +12,13 @@ public enum QNSPQUICBootstrap {
     /// Connects to `host:port` over QUIC offering `alpn`, opens a stream and starts QNSP on it as a
     /// client. The QUIC connection (and its UDP socket) closes when the returned channel closes.
     public static func connect(
-        group: EventLoopGroup, host: String, port: Int, alpn: String, parameters: QNSPConnection.ClientParameters,
-        options: QNSPBootstrap.Options = QNSPBootstrap.Options(), quic: QUICEndpoint.Configuration = QUICEndpoint.Configuration(),
+        group: EventLoopGroup,
+        host: String,
+        port: Int,
+        alpn: String,
+        parameters: QNSPConnection.ClientParameters,
+        options: QNSPBootstrap.Options = QNSPBootstrap.Options(),
+        quic: QUICEndpoint.Configuration = QUICEndpoint.Configuration(),
         initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() }
     ) -> EventLoopFuture<(Channel, EventLoopFuture<QNSPSessionInfo>)> {
         let loop = group.next()
@@ -30,15 +35,20 @@ public enum QNSPQUICBootstrap {
                         channel.eventLoop.makeCompletedFuture {
                             try channel.syncOptions?.setOption(.autoRead, value: options.autoRead)
                             let waiter = try QNSPBootstrap.addHandlers(
-                                to: channel, connection: QNSPConnection(client: parameters, configuration: options.configuration),
-                                isClient: true, options: options)
+                                to: channel,
+                                connection: QNSPConnection(client: parameters, configuration: options.configuration),
+                                isClient: true,
+                                options: options
+                            )
                             handshake.withLockedValue { $0 = waiter.future }
                         }.flatMap { initializer(channel) }
                     }.flatMapThrowing { channel -> (Channel, EventLoopFuture<QNSPSessionInfo>) in
                         channel.closeFuture.whenComplete { _ in
                             client.close().whenComplete { _ in endpoint.close().whenComplete { _ in } }
                         }
-                        guard let future = handshake.withLockedValue({ $0 }) else { throw ChannelError.inappropriateOperationForState }
+                        guard let future = handshake.withLockedValue({ $0 }) else {
+                            throw ChannelError.inappropriateOperationForState
+                        }
                         return (channel, future)
                     }
                 }.flatMapErrorThrowing { error in
@@ -62,8 +72,11 @@ public enum QNSPQUICBootstrap {
                 var parameters = parametersFor(channel, info)
                 parameters.peerAddress = QNSPBootstrap.addressBytes(info.remoteAddress)
                 let waiter = try QNSPBootstrap.addHandlers(
-                    to: channel, connection: QNSPConnection(server: parameters, configuration: options.configuration),
-                    isClient: false, options: options)
+                    to: channel,
+                    connection: QNSPConnection(server: parameters, configuration: options.configuration),
+                    isClient: false,
+                    options: options
+                )
                 return childInitializer(channel, waiter.future)
             } catch {
                 return channel.eventLoop.makeFailedFuture(error)

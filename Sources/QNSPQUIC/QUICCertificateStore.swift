@@ -40,7 +40,7 @@ public enum QUICCertificateStore {
         guard fd >= 0 else { throw QUICError.certificate("cannot create \(tmp) (errno \(errno))") }
         var off = 0
         while off < bytes.count {
-            let n = bytes[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            let n = bytes[off...].withUnsafeBytes { systemWrite(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else {
                 close(fd)
@@ -62,7 +62,7 @@ public enum QUICCertificateStore {
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let n = chunk.withUnsafeMutableBytes { systemRead(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             guard n >= 0 else { throw QUICError.certificate("cannot read \(path) (errno \(errno))") }
             if n == 0 { break }
@@ -72,3 +72,11 @@ public enum QUICCertificateStore {
         return result
     }
 }
+
+#if canImport(Glibc)
+private let systemWrite = Glibc.write
+private let systemRead = Glibc.read
+#elseif canImport(Darwin)
+private let systemWrite = Darwin.write
+private let systemRead = Darwin.read
+#endif

@@ -34,9 +34,13 @@ public final class QUICConnection {
         public init() {}
 
         var c: cngtcp2_params {
-            cngtcp2_params(max_data: maxData, max_stream_data: maxStreamData, max_streams_bidi: maxStreamsBidi,
-                           idle_timeout_ns: UInt64(max(0, idleTimeout.nanoseconds)),
-                           handshake_timeout_ns: UInt64(max(0, handshakeTimeout.nanoseconds)))
+            cngtcp2_params(
+                max_data: maxData,
+                max_stream_data: maxStreamData,
+                max_streams_bidi: maxStreamsBidi,
+                idle_timeout_ns: UInt64(max(0, idleTimeout.nanoseconds)),
+                handshake_timeout_ns: UInt64(max(0, handshakeTimeout.nanoseconds))
+            )
         }
     }
 
@@ -62,7 +66,10 @@ public final class QUICConnection {
 
     /// A client connection to `remote`, offering `alpn`.
     public convenience init(
-        clientTo remote: SocketAddress, localAddress: SocketAddress, alpn: String, credentials: QUICCredentials,
+        clientTo remote: SocketAddress,
+        localAddress: SocketAddress,
+        alpn: String,
+        credentials: QUICCredentials,
         parameters: Parameters = Parameters()
     ) throws {
         guard !alpn.isEmpty, alpn.utf8.count <= 255 else { throw QUICError.invalidArgument("ALPN must be 1-255 bytes") }
@@ -74,8 +81,20 @@ public final class QUICConnection {
         let alpnBytes = Array(alpn.utf8)
         handle = try localAddress.withSockAddr { lp, ll in
             try remote.withSockAddr { rp, rl in
-                guard let h = cngtcp2_client_new(&cb, owner, credentials.handle, lp, socklen_t(ll), rp, socklen_t(rl),
-                                                 alpnBytes, alpnBytes.count, &params, &err)
+                guard
+                    let h = cngtcp2_client_new(
+                        &cb,
+                        owner,
+                        credentials.handle,
+                        lp,
+                        socklen_t(ll),
+                        rp,
+                        socklen_t(rl),
+                        alpnBytes,
+                        alpnBytes.count,
+                        &params,
+                        &err
+                    )
                 else { throw QUICError.lib(err) }
                 return h
             }
@@ -85,8 +104,14 @@ public final class QUICConnection {
 
     /// A server connection for an accepted first packet (`QUICServerContext` makes these).
     init(
-        serverFor initial: inout cngtcp2_initial, originalDCID: [UInt8]?, remote: SocketAddress, localAddress: SocketAddress,
-        alpnWire: [UInt8], secret: [UInt8], credentials: QUICCredentials, parameters: Parameters
+        serverFor initial: inout cngtcp2_initial,
+        originalDCID: [UInt8]?,
+        remote: SocketAddress,
+        localAddress: SocketAddress,
+        alpnWire: [UInt8],
+        secret: [UInt8],
+        credentials: QUICCredentials,
+        parameters: Parameters
     ) throws {
         self.isClient = false
         self.localAddress = localAddress
@@ -97,8 +122,23 @@ public final class QUICConnection {
         let odcid = originalDCID ?? []
         let h: OpaquePointer? = localAddress.withSockAddr { lp, ll in
             remote.withSockAddr { rp, rl in
-                cngtcp2_server_new(&cb, owner, credentials.handle, lp, socklen_t(ll), rp, socklen_t(rl), &initial,
-                                   odcid.isEmpty ? nil : odcid, odcid.count, alpnWire, alpnWire.count, secret, &params, &err)
+                cngtcp2_server_new(
+                    &cb,
+                    owner,
+                    credentials.handle,
+                    lp,
+                    socklen_t(ll),
+                    rp,
+                    socklen_t(rl),
+                    &initial,
+                    odcid.isEmpty ? nil : odcid,
+                    odcid.count,
+                    alpnWire,
+                    alpnWire.count,
+                    secret,
+                    &params,
+                    &err
+                )
             }
         }
         guard let h else { throw QUICError.lib(err) }
@@ -130,8 +170,16 @@ public final class QUICConnection {
         let rv: Int32 = datagram.withUnsafeReadableBytes { bytes in
             localAddress.withSockAddr { lp, ll in
                 remote.withSockAddr { rp, rl in
-                    cngtcp2_read(handle, lp, socklen_t(ll), rp, socklen_t(rl),
-                                 bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, now)
+                    cngtcp2_read(
+                        handle,
+                        lp,
+                        socklen_t(ll),
+                        rp,
+                        socklen_t(rl),
+                        bytes.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                        bytes.count,
+                        now
+                    )
                 }
             }
         }
@@ -241,11 +289,23 @@ public final class QUICConnection {
             for id in sendBuffers.keys.sorted() where sendBuffers[id]?.hasUnsent == true && !blocked.contains(id) {
                 guard budget > 0, let buffer = sendBuffers[id] else { break }
                 let data = buffer.unsent()
-                let fin = buffer.finQueued && !buffer.finSent && buffer.sentOffset + UInt64(data.count) == buffer.endOffset
+                let fin =
+                    buffer.finQueued && !buffer.finSent && buffer.sentOffset + UInt64(data.count) == buffer.endOffset
                 var consumed = -1
-                let n = writePacket(handle, stream: id, data: data, fin: fin, consumed: &consumed, now: now, into: &datagrams)
+                let n = writePacket(
+                    handle,
+                    stream: id,
+                    data: data,
+                    fin: fin,
+                    consumed: &consumed,
+                    now: now,
+                    into: &datagrams
+                )
                 if n < 0 {
-                    if n == Int(CNGTCP2_ERR_STREAM_DATA_BLOCKED) { blocked.insert(id); continue }
+                    if n == Int(CNGTCP2_ERR_STREAM_DATA_BLOCKED) {
+                        blocked.insert(id)
+                        continue
+                    }
                     if n == Int(CNGTCP2_ERR_STREAM_SHUT_WR) || n == Int(CNGTCP2_ERR_STREAM_NOT_FOUND) {
                         sendBuffers[id]?.release()
                         sendBuffers[id] = nil
@@ -258,7 +318,10 @@ public final class QUICConnection {
                     sendBuffers[id]?.markSent(consumed)
                     if fin && consumed == data.count { sendBuffers[id]?.finSent = true }
                 }
-                if n == 0 { budget = 0; break }  // congestion window or pacing: wait for acks / the timer
+                if n == 0 {
+                    budget = 0
+                    break
+                }  // congestion window or pacing: wait for acks / the timer
                 budget -= 1
                 progress = true
             }
@@ -266,9 +329,19 @@ public final class QUICConnection {
         // Acknowledgements and control frames.
         while budget > 0 {
             var consumed = -1
-            let n = writePacket(handle, stream: -1, data: UnsafeRawBufferPointer(start: nil, count: 0), fin: false,
-                                consumed: &consumed, now: now, into: &datagrams)
-            if n < 0 { fail(Int32(n)); break }
+            let n = writePacket(
+                handle,
+                stream: -1,
+                data: UnsafeRawBufferPointer(start: nil, count: 0),
+                fin: false,
+                consumed: &consumed,
+                now: now,
+                into: &datagrams
+            )
+            if n < 0 {
+                fail(Int32(n))
+                break
+            }
             if n == 0 { break }
             budget -= 1
         }
@@ -278,14 +351,30 @@ public final class QUICConnection {
     }
 
     private func writePacket(
-        _ handle: OpaquePointer, stream: Int64, data: UnsafeRawBufferPointer, fin: Bool, consumed: inout Int, now: UInt64,
+        _ handle: OpaquePointer,
+        stream: Int64,
+        data: UnsafeRawBufferPointer,
+        fin: Bool,
+        consumed: inout Int,
+        now: UInt64,
         into datagrams: inout [Datagram]
     ) -> Int {
         var dest = sockaddr_storage()
         var destLen = socklen_t(0)
         let n = out.withUnsafeMutableBufferPointer { o in
-            cngtcp2_write(handle, o.baseAddress, o.count, stream, data.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                          data.count, fin ? 1 : 0, &consumed, &dest, &destLen, now)
+            cngtcp2_write(
+                handle,
+                o.baseAddress,
+                o.count,
+                stream,
+                data.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                data.count,
+                fin ? 1 : 0,
+                &consumed,
+                &dest,
+                &destLen,
+                now
+            )
         }
         if n > 0, let address = SocketAddress.from(storage: dest, length: destLen) {
             var b = allocator.buffer(capacity: n)
@@ -298,7 +387,9 @@ public final class QUICConnection {
     private func writeClose(_ handle: OpaquePointer, now: UInt64) -> Datagram? {
         var dest = sockaddr_storage()
         var destLen = socklen_t(0)
-        let n = out.withUnsafeMutableBufferPointer { o in cngtcp2_write_close(handle, o.baseAddress, o.count, &dest, &destLen, now) }
+        let n = out.withUnsafeMutableBufferPointer { o in
+            cngtcp2_write_close(handle, o.baseAddress, o.count, &dest, &destLen, now)
+        }
         guard n > 0, let address = SocketAddress.from(storage: dest, length: destLen) else { return nil }
         var b = allocator.buffer(capacity: n)
         b.writeBytes(out[0..<n])

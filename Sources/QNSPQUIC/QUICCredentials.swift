@@ -16,14 +16,18 @@ public final class QUICCredentials: @unchecked Sendable {
 
     /// Client credentials (no certificate, no verification).
     public init() throws {
-        guard let h = cngtcp2_cred_new_client() else { throw QUICError.certificate("cannot allocate client credentials") }
+        guard let h = cngtcp2_cred_new_client() else {
+            throw QUICError.certificate("cannot allocate client credentials")
+        }
         handle = h
     }
 
     deinit { cngtcp2_cred_free(handle) }
 
     /// A fresh self-signed ECDSA P-256 certificate and PKCS#8 key (PEM).
-    public static func generateSelfSigned(commonName: String = "qsshd QUIC") throws -> (certificate: [UInt8], key: [UInt8]) {
+    public static func generateSelfSigned(
+        commonName: String = "qsshd QUIC"
+    ) throws -> (certificate: [UInt8], key: [UInt8]) {
         var cert = [UInt8](repeating: 0, count: 8192)
         var key = [UInt8](repeating: 0, count: 8192)
         var certLen = cert.count

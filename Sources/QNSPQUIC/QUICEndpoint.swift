@@ -20,7 +20,12 @@ public final class QUICEndpoint: Sendable {
     private let clientCredentials: QUICCredentials
     private let parameters: QUICConnection.Parameters
 
-    private init(channel: Channel, handler: QUICEndpointHandler, clientCredentials: QUICCredentials, parameters: QUICConnection.Parameters) {
+    private init(
+        channel: Channel,
+        handler: QUICEndpointHandler,
+        clientCredentials: QUICCredentials,
+        parameters: QUICConnection.Parameters
+    ) {
         self.channel = channel
         self.handler = handler
         self.clientCredentials = clientCredentials
@@ -30,14 +35,20 @@ public final class QUICEndpoint: Sendable {
     /// Binds a UDP socket. With `server` credentials it accepts connections for the registry's
     /// ALPNs; it can always make client connections.
     public static func bind(
-        group: EventLoopGroup, host: String, port: Int, server: QUICCredentials? = nil,
-        services: QUICServiceRegistry = QUICServiceRegistry(), configuration: Configuration = Configuration()
+        group: EventLoopGroup,
+        host: String,
+        port: Int,
+        server: QUICCredentials? = nil,
+        services: QUICServiceRegistry = QUICServiceRegistry(),
+        configuration: Configuration = Configuration()
     ) -> EventLoopFuture<QUICEndpoint> {
         let loop = group.next()
         let clientCredentials: QUICCredentials
         do {
             clientCredentials = try QUICCredentials()
-            if server != nil && services.alpns.isEmpty { throw QUICError.invalidArgument("a server needs at least one ALPN service") }
+            if server != nil && services.alpns.isEmpty {
+                throw QUICError.invalidArgument("a server needs at least one ALPN service")
+            }
         } catch {
             return loop.makeFailedFuture(error)
         }
@@ -52,11 +63,19 @@ public final class QUICEndpoint: Sendable {
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
                     let context = try server.map {
-                        try QUICServerContext(credentials: $0, alpns: services.alpns, requireRetry: configuration.requireRetry,
-                                              parameters: configuration.parameters)
+                        try QUICServerContext(
+                            credentials: $0,
+                            alpns: services.alpns,
+                            requireRetry: configuration.requireRetry,
+                            parameters: configuration.parameters
+                        )
                     }
-                    let h = QUICEndpointHandler(loop: ch.eventLoop, services: services, server: context,
-                                                maxConnections: configuration.maxConnections)
+                    let h = QUICEndpointHandler(
+                        loop: ch.eventLoop,
+                        services: services,
+                        server: context,
+                        maxConnections: configuration.maxConnections
+                    )
                     handlerBox.withLockedValue { $0 = h }
                     try ch.pipeline.syncOperations.addHandler(h)
                 }
@@ -64,7 +83,12 @@ public final class QUICEndpoint: Sendable {
             .bind(host: host, port: port)
             .flatMapThrowing { ch in
                 guard let h = handlerBox.withLockedValue({ $0 }) else { throw QUICError.connectionClosed }
-                return QUICEndpoint(channel: ch, handler: h, clientCredentials: clientCredentials, parameters: configuration.parameters)
+                return QUICEndpoint(
+                    channel: ch,
+                    handler: h,
+                    clientCredentials: clientCredentials,
+                    parameters: configuration.parameters
+                )
             }
     }
 
@@ -75,7 +99,9 @@ public final class QUICEndpoint: Sendable {
         let h = handler
         let creds = clientCredentials
         let params = parameters
-        return channel.eventLoop.flatSubmit { h.connect(to: remote, alpn: alpn, credentials: creds, parameters: params) }
+        return channel.eventLoop.flatSubmit {
+            h.connect(to: remote, alpn: alpn, credentials: creds, parameters: params)
+        }
     }
 
     /// Number of live connections (for tests and diagnostics).

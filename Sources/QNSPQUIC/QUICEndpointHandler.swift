@@ -46,7 +46,10 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
         let envelope = unwrapInboundIn(data)
         datagramsIn += 1
         let datagram = envelope.data
-        guard datagram.readableBytes > 0, let local = localAddress else { datagramsDropped += 1; return }
+        guard datagram.readableBytes > 0, let local = localAddress else {
+            datagramsDropped += 1
+            return
+        }
         let now = cngtcp2_now()
         if let c = route(datagram) {
             c.conn.receive(datagram, from: envelope.remoteAddress, now: now)
@@ -54,14 +57,23 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
             process(c)
             return
         }
-        guard let server else { datagramsDropped += 1; return }
+        guard let server else {
+            datagramsDropped += 1
+            return
+        }
         switch server.admit(datagram, from: envelope.remoteAddress, local: local, now: now) {
         case .drop:
             datagramsDropped += 1
         case .reply(let bytes):
-            context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: bytes)), promise: nil)
+            context.writeAndFlush(
+                wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: bytes)),
+                promise: nil
+            )
         case .accept(let conn, let initialDCID):
-            guard connections.count < maxConnections else { datagramsDropped += 1; return }
+            guard connections.count < maxConnections else {
+                datagramsDropped += 1
+                return
+            }
             let c = QUICEndpointConnection(conn: conn, endpoint: self, remote: envelope.remoteAddress)
             add(c)
             byCID[initialDCID] = c
@@ -81,11 +93,13 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
         if first & 0x80 != 0 {
             // Long header: version (4), DCID length (1), DCID.
             guard let l = datagram.getInteger(at: datagram.readerIndex + 5, as: UInt8.self), l <= CNGTCP2_MAX_CIDLEN,
-                  let cid = datagram.getBytes(at: datagram.readerIndex + 6, length: Int(l))
+                let cid = datagram.getBytes(at: datagram.readerIndex + 6, length: Int(l))
             else { return nil }
             return byCID[cid]
         }
-        guard let cid = datagram.getBytes(at: datagram.readerIndex + 1, length: Int(CNGTCP2_SCIDLEN)) else { return nil }
+        guard let cid = datagram.getBytes(at: datagram.readerIndex + 1, length: Int(CNGTCP2_SCIDLEN)) else {
+            return nil
+        }
         return byCID[cid]
     }
 
@@ -153,12 +167,23 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
 
     // MARK: Client side
 
-    func connect(to remote: SocketAddress, alpn: String, credentials: QUICCredentials, parameters: QUICConnection.Parameters)
+    func connect(
+        to remote: SocketAddress,
+        alpn: String,
+        credentials: QUICCredentials,
+        parameters: QUICConnection.Parameters
+    )
         -> EventLoopFuture<QUICClient>
     {
         guard let local = localAddress else { return loop.makeFailedFuture(QUICError.connectionClosed) }
         do {
-            let conn = try QUICConnection(clientTo: remote, localAddress: local, alpn: alpn, credentials: credentials, parameters: parameters)
+            let conn = try QUICConnection(
+                clientTo: remote,
+                localAddress: local,
+                alpn: alpn,
+                credentials: credentials,
+                parameters: parameters
+            )
             let c = QUICEndpointConnection(conn: conn, endpoint: self, remote: remote)
             let promise = loop.makePromise(of: QUICClient.self)
             c.handshakePromise = promise

@@ -24,7 +24,12 @@ final class QUICServerContext {
     private var resetBudget = RateBudget(perSecond: 200)
     private var out = [UInt8](repeating: 0, count: 1500)
 
-    init(credentials: QUICCredentials, alpns: [String], requireRetry: Bool, parameters: QUICConnection.Parameters) throws {
+    init(
+        credentials: QUICCredentials,
+        alpns: [String],
+        requireRetry: Bool,
+        parameters: QUICConnection.Parameters
+    ) throws {
         self.credentials = credentials
         self.alpns = alpns
         self.requireRetry = requireRetry
@@ -93,8 +98,15 @@ final class QUICServerContext {
             let initialDCID = withUnsafeBytes(of: initial.dcid) { Array($0.prefix(initial.dcidlen)) }
             do {
                 let conn = try QUICConnection(
-                    serverFor: &initial, originalDCID: odcid, remote: remote, localAddress: local, alpnWire: alpnWire,
-                    secret: secret, credentials: credentials, parameters: parameters)
+                    serverFor: &initial,
+                    originalDCID: odcid,
+                    remote: remote,
+                    localAddress: local,
+                    alpnWire: alpnWire,
+                    secret: secret,
+                    credentials: credentials,
+                    parameters: parameters
+                )
                 return .accept(conn, initialDCID: initialDCID)
             } catch {
                 return .drop
@@ -106,25 +118,5 @@ final class QUICServerContext {
         var b = allocator.buffer(capacity: n)
         b.writeBytes(out[0..<n])
         return b
-    }
-}
-
-/// A token bucket: at most `perSecond` events per second, bursts up to the same number.
-struct RateBudget {
-    let perSecond: Double
-    private var tokens: Double
-    private var last: UInt64 = 0
-
-    init(perSecond: Double) {
-        self.perSecond = perSecond
-        tokens = perSecond
-    }
-
-    mutating func take(now: UInt64) -> Bool {
-        if last != 0 && now > last { tokens = min(perSecond, tokens + Double(now - last) / 1e9 * perSecond) }
-        last = now
-        guard tokens >= 1 else { return false }
-        tokens -= 1
-        return true
     }
 }

@@ -27,7 +27,10 @@ final class QUICStreamPipe: @unchecked Sendable {
     }
 
     /// Makes the socket pair and both channels on `loop`.
-    func start(loop: EventLoop, userInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
+    func start(
+        loop: EventLoop,
+        userInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<Channel> {
         var fds: [Int32] = [-1, -1]
         #if canImport(Glibc)
         let kind = Int32(SOCK_STREAM.rawValue)
@@ -46,7 +49,9 @@ final class QUICStreamPipe: @unchecked Sendable {
         let pumpHandler = QUICStreamPumpHandler(pipe: self)
         let pumpFuture = ClientBootstrap(group: loop)
             .channelOption(.allowRemoteHalfClosure, value: true)
-            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(pumpHandler) } }
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(pumpHandler) }
+            }
             .withConnectedSocket(pumpFD)
         pumpFuture.whenComplete { result in
             switch result {
@@ -99,34 +104,5 @@ final class QUICStreamPipe: @unchecked Sendable {
         paused = p
         pump.setOption(.autoRead, value: !p).whenComplete { _ in }
         if !p { pump.read() }
-    }
-}
-
-/// The pump end's handler: bytes the user end writes go out on the QUIC stream.
-final class QUICStreamPumpHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    private let pipe: QUICStreamPipe
-    private var finished = false
-
-    init(pipe: QUICStreamPipe) { self.pipe = pipe }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        pipe.owner?.write(stream: pipe.streamID, unwrapInboundIn(data), pipe: pipe)
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) { pipe.owner?.flushSoon() }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .inputClosed? = event as? ChannelEvent { finish() }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) { finish() }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
-
-    private func finish() {
-        guard !finished else { return }
-        finished = true
-        pipe.owner?.finish(stream: pipe.streamID)
     }
 }

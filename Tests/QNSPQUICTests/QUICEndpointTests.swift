@@ -14,11 +14,20 @@ import Testing
 struct QUICEndpointTests {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
 
-    func echoServer(requireRetry: Bool = true, services: QUICServiceRegistry = StreamEcho.registry()) async throws -> QUICEndpoint {
+    func echoServer(
+        requireRetry: Bool = true,
+        services: QUICServiceRegistry = StreamEcho.registry()
+    ) async throws -> QUICEndpoint {
         var config = QUICEndpoint.Configuration()
         config.requireRetry = requireRetry
-        return try await QUICEndpoint.bind(group: group, host: "127.0.0.1", port: 0, server: try TestCerts.server(),
-                                           services: services, configuration: config).get()
+        return try await QUICEndpoint.bind(
+            group: group,
+            host: "127.0.0.1",
+            port: 0,
+            server: try TestCerts.server(),
+            services: services,
+            configuration: config
+        ).get()
     }
 
     func client() async throws -> QUICEndpoint {
@@ -28,7 +37,9 @@ struct QUICEndpointTests {
     func bulk(_ client: QUICClient, total: Int) async throws -> BulkResult {
         let done = group.next().makePromise(of: BulkResult.self)
         _ = try await client.openStream { ch in
-            ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(StreamBulk(total: total, done: done)) }
+            ch.eventLoop.makeCompletedFuture {
+                try ch.pipeline.syncOperations.addHandler(StreamBulk(total: total, done: done))
+            }
         }.get()
         return try await done.futureResult.get()
     }
@@ -54,7 +65,9 @@ struct QUICEndpointTests {
         let server = try await echoServer()
         let ce = try await client()
         let addr = try #require(server.localAddress)
-        await #expect(throws: QUICError.noApplicationProtocol) { _ = try await ce.connect(to: addr, alpn: "bogus/9").get() }
+        await #expect(throws: QUICError.noApplicationProtocol) {
+            _ = try await ce.connect(to: addr, alpn: "bogus/9").get()
+        }
         // The server still serves a good client afterwards.
         let c = try await ce.connect(to: addr, alpn: "echo").get()
         let r = try await bulk(c, total: 100_000)
@@ -64,11 +77,18 @@ struct QUICEndpointTests {
         try await group.shutdownGracefully()
     }
 
-    @Test("Retry: the server validates the address first (one Retry seen on the wire); without it, none", .timeLimit(.minutes(1)))
+    @Test(
+        "Retry: the server validates the address first (one Retry seen on the wire); without it, none",
+        .timeLimit(.minutes(1))
+    )
     func retryPath() async throws {
         for requireRetry in [true, false] {
             let server = try await echoServer(requireRetry: requireRetry)
-            let relay = try await LossyRelay.start(group: group, server: try #require(server.localAddress), impairment: .init())
+            let relay = try await LossyRelay.start(
+                group: group,
+                server: try #require(server.localAddress),
+                impairment: .init()
+            )
             let ce = try await client()
             let c = try await ce.connect(to: try #require(relay.address), alpn: "echo").get()
             let r = try await bulk(c, total: 200_000)
@@ -87,8 +107,11 @@ struct QUICEndpointTests {
         for drop in [0.01, 0.05] {
             let server = try await echoServer()
             let relay = try await LossyRelay.start(
-                group: group, server: try #require(server.localAddress),
-                impairment: .init(drop: drop, duplicate: 0.01, reorder: 0.02), seed: UInt64(drop * 1000))
+                group: group,
+                server: try #require(server.localAddress),
+                impairment: .init(drop: drop, duplicate: 0.01, reorder: 0.02),
+                seed: UInt64(drop * 1000)
+            )
             let ce = try await client()
             let c = try await ce.connect(to: try #require(relay.address), alpn: "echo").get()
             let r = try await bulk(c, total: 4 << 20)
@@ -103,11 +126,17 @@ struct QUICEndpointTests {
         try await group.shutdownGracefully()
     }
 
-    @Test("NAT rebinding mid-transfer: the client's packets arrive from a new port, the transfer completes intact",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "NAT rebinding mid-transfer: the client's packets arrive from a new port, the transfer completes intact",
+        .timeLimit(.minutes(2))
+    )
     func rebindingMidTransfer() async throws {
         let server = try await echoServer()
-        let relay = try await LossyRelay.start(group: group, server: try #require(server.localAddress), impairment: .init())
+        let relay = try await LossyRelay.start(
+            group: group,
+            server: try #require(server.localAddress),
+            impairment: .init()
+        )
         let ce = try await client()
         let c = try await ce.connect(to: try #require(relay.address), alpn: "echo").get()
         let total = 8 << 20
@@ -132,19 +161,31 @@ struct QUICEndpointTests {
         try await group.shutdownGracefully()
     }
 
-    @Test("anti-amplification: to an address that never validates, the server sends at most 3x what it received",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "anti-amplification: to an address that never validates, the server sends at most 3x what it received",
+        .timeLimit(.minutes(1))
+    )
     func antiAmplification() async throws {
         var config = QUICEndpoint.Configuration()
         config.requireRetry = false  // the handshake itself must respect the limit
         config.parameters.handshakeTimeout = .seconds(3)
-        let server = try await QUICEndpoint.bind(group: group, host: "127.0.0.1", port: 0, server: try TestCerts.server(),
-                                                 services: StreamEcho.registry(), configuration: config).get()
-        let relay = try await LossyRelay.start(group: group, server: try #require(server.localAddress),
-                                               impairment: .init(onlyFirstFromClient: true))
+        let server = try await QUICEndpoint.bind(
+            group: group,
+            host: "127.0.0.1",
+            port: 0,
+            server: try TestCerts.server(),
+            services: StreamEcho.registry(),
+            configuration: config
+        ).get()
+        let relay = try await LossyRelay.start(
+            group: group,
+            server: try #require(server.localAddress),
+            impairment: .init(onlyFirstFromClient: true)
+        )
         var clientConfig = QUICEndpoint.Configuration()
         clientConfig.parameters.handshakeTimeout = .seconds(3)
-        let ce = try await QUICEndpoint.bind(group: group, host: "127.0.0.1", port: 0, configuration: clientConfig).get()
+        let ce = try await QUICEndpoint.bind(group: group, host: "127.0.0.1", port: 0, configuration: clientConfig)
+            .get()
         // The client may even finish its side of the handshake (it has the server's whole first
         // flight); the server never hears its Finished, so for the server the address stays unvalidated.
         _ = try? await ce.connect(to: try #require(relay.address), alpn: "echo").get()
@@ -164,7 +205,10 @@ struct QUICEndpointTests {
         try await group.shutdownGracefully()
     }
 
-    @Test("10,000 fuzzed datagrams at the endpoint: no crash, bounded connection state, it still serves", .timeLimit(.minutes(3)))
+    @Test(
+        "10,000 fuzzed datagrams at the endpoint: no crash, bounded connection state, it still serves",
+        .timeLimit(.minutes(3))
+    )
     func fuzzedDatagrams() async throws {
         // Without Retry, so mutated Initials reach ngtcp2's packet parser and TLS.
         let server = try await echoServer(requireRetry: false)
@@ -214,11 +258,16 @@ struct QUICEndpointTests {
         try await group.shutdownGracefully()
     }
 
-    @Test("QNSP inside a QUIC stream: a real QNSP handshake, then 8 MiB each way, hash checked", .timeLimit(.minutes(2)))
+    @Test(
+        "QNSP inside a QUIC stream: a real QNSP handshake, then 8 MiB each way, hash checked",
+        .timeLimit(.minutes(2))
+    )
     func qnspInsideQUIC() async throws {
         let host = try HostKeyPair.generate()
         let user = try UserKeyPair.generate()
-        let serverParams = QNSPConnection.ServerParameters(hostKeys: [host]) { _, key in key == user.publicKey ? .accept : .reject("unknown") }
+        let serverParams = QNSPConnection.ServerParameters(hostKeys: [host]) { _, key in
+            key == user.publicKey ? .accept : .reject("unknown")
+        }
         var services = QUICServiceRegistry()
         let peers = NIOLockedValueBox<[[UInt8]]>([])
         services.register(
@@ -226,16 +275,23 @@ struct QUICEndpointTests {
             QNSPQUICBootstrap.service(parametersFor: { _, _ in serverParams }) { ch, handshake in
                 handshake.whenSuccess { _ in peers.withLockedValue { $0.append([1]) } }
                 return ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(PlainEcho()) }
-            })
+            }
+        )
         let server = try await echoServer(services: services)
         let port = try #require(server.localAddress?.port)
         let total = 8 << 20
         let done = group.next().makePromise(of: BulkResult.self)
         let params = QNSPConnection.ClientParameters(username: "tester", user: user, pinnedHostKey: host.publicKey)
         let (channel, handshake) = try await QNSPQUICBootstrap.connect(
-            group: group, host: "127.0.0.1", port: port, alpn: QUICServiceRegistry.qnsp, parameters: params
+            group: group,
+            host: "127.0.0.1",
+            port: port,
+            alpn: QUICServiceRegistry.qnsp,
+            parameters: params
         ) { ch in
-            ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(QNSPBulk(total: total, done: done)) }
+            ch.eventLoop.makeCompletedFuture {
+                try ch.pipeline.syncOperations.addHandler(QNSPBulk(total: total, done: done))
+            }
         }.get()
         let info = try await handshake.get()
         #expect(info.username == "tester")
@@ -323,7 +379,11 @@ final class QNSPBulk: ChannelInboundHandler, @unchecked Sendable {
         let b = unwrapInboundIn(data)
         b.withUnsafeReadableBytes { receivedHash.update(bufferPointer: $0) }
         received += b.readableBytes
-        if received == total { done.succeed(BulkResult(sent: sentHash.finalize(), received: receivedHash.finalize(), receivedBytes: received)) }
+        if received == total {
+            done.succeed(
+                BulkResult(sent: sentHash.finalize(), received: receivedHash.finalize(), receivedBytes: received)
+            )
+        }
     }
     func errorCaught(context: ChannelHandlerContext, error: Error) { done.fail(error) }
     func channelInactive(context: ChannelHandlerContext) { done.fail(QUICError.connectionClosed) }
@@ -350,7 +410,10 @@ final class ProgressTap: ChannelInboundHandler, @unchecked Sendable {
         context.fireChannelRead(data)
     }
     func channelInactive(context: ChannelHandlerContext) {
-        if !fired { fired = true; reached.fail(QUICError.connectionClosed) }
+        if !fired {
+            fired = true
+            reached.fail(QUICError.connectionClosed)
+        }
         context.fireChannelInactive()
     }
 }

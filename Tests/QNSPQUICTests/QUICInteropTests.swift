@@ -6,13 +6,19 @@ import QNSPQUIC
 import Testing
 
 /// Interop with aioquic 1.7.2 (Tests/requirements.txt), an independent QUIC stack, both ways.
-@Suite("QUIC interop with aioquic", .serialized, .enabled(if: PythonPeer.available, "python3 -m pip install aioquic==1.7.2"))
+@Suite(
+    "QUIC interop with aioquic",
+    .serialized,
+    .enabled(if: PythonPeer.available, "python3 -m pip install aioquic==1.7.2")
+)
 struct QUICInteropTests {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     static let size = 16 << 20
 
-    @Test("our client -> aioquic server: custom ALPN, raw bidirectional stream, 16 MiB each way, SHA-256 on both ends",
-          .timeLimit(.minutes(3)))
+    @Test(
+        "our client -> aioquic server: custom ALPN, raw bidirectional stream, 16 MiB each way, SHA-256 on both ends",
+        .timeLimit(.minutes(3))
+    )
     func aioquicServer() async throws {
         let files = try TestCerts.files()
         defer { try? FileManager.default.removeItem(atPath: files.dir) }
@@ -21,11 +27,14 @@ struct QUICInteropTests {
         let portLine = try peer.line(prefix: "PORT ", timeout: 30)
         let port = try #require(Int(portLine.dropFirst(5)))
         let ce = try await QUICEndpoint.bind(group: group, host: "127.0.0.1", port: 0).get()
-        let c = try await ce.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: port), alpn: "qnsp-interop/1").get()
+        let c = try await ce.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: port), alpn: "qnsp-interop/1")
+            .get()
         #expect(c.alpn == "qnsp-interop/1")
         let done = group.next().makePromise(of: BulkResult.self)
         _ = try await c.openStream { ch in
-            ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(StreamBulk(total: Self.size, done: done)) }
+            ch.eventLoop.makeCompletedFuture {
+                try ch.pipeline.syncOperations.addHandler(StreamBulk(total: Self.size, done: done))
+            }
         }.get()
         let r = try await done.futureResult.get()
         #expect(r.receivedBytes == Self.size)
@@ -39,8 +48,13 @@ struct QUICInteropTests {
 
     @Test("aioquic client -> our server (echo ALPN): 16 MiB each way, SHA-256 checked", .timeLimit(.minutes(3)))
     func aioquicClient() async throws {
-        let server = try await QUICEndpoint.bind(group: group, host: "127.0.0.1", port: 0, server: try TestCerts.server(),
-                                                 services: StreamEcho.registry()).get()
+        let server = try await QUICEndpoint.bind(
+            group: group,
+            host: "127.0.0.1",
+            port: 0,
+            server: try TestCerts.server(),
+            services: StreamEcho.registry()
+        ).get()
         let port = try #require(server.localAddress?.port)
         let peer = try PythonPeer(["client", "\(port)", "echo", "\(Self.size)"])
         defer { peer.stop() }
@@ -53,10 +67,18 @@ struct QUICInteropTests {
         try await group.shutdownGracefully()
     }
 
-    @Test("aioquic client offering an unknown ALPN is refused with no_application_protocol (0x178)", .timeLimit(.minutes(1)))
+    @Test(
+        "aioquic client offering an unknown ALPN is refused with no_application_protocol (0x178)",
+        .timeLimit(.minutes(1))
+    )
     func aioquicWrongALPN() async throws {
-        let server = try await QUICEndpoint.bind(group: group, host: "127.0.0.1", port: 0, server: try TestCerts.server(),
-                                                 services: StreamEcho.registry()).get()
+        let server = try await QUICEndpoint.bind(
+            group: group,
+            host: "127.0.0.1",
+            port: 0,
+            server: try TestCerts.server(),
+            services: StreamEcho.registry()
+        ).get()
         let port = try #require(server.localAddress?.port)
         let peer = try PythonPeer(["client", "\(port)", "no-such-service", "10"])
         defer { peer.stop() }

@@ -23,7 +23,9 @@ final class StreamEcho: ChannelInboundHandler, Sendable {
 
     static func registry() -> QUICServiceRegistry {
         var r = QUICServiceRegistry()
-        r.register("echo") { ch, _ in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(StreamEcho()) } }
+        r.register("echo") { ch, _ in
+            ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(StreamEcho()) }
+        }
         return r
     }
 }
@@ -34,7 +36,7 @@ struct ByteSource {
     mutating func next(_ n: Int, into buf: inout ByteBuffer) {
         var left = n
         while left >= 8 {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             buf.writeInteger(state ^ (state >> 29))
             left -= 8
         }
@@ -124,7 +126,8 @@ final class PythonPeer: @unchecked Sendable {
     private let stderrPipe = Pipe()
 
     static var script: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Python/aioquic_peer.py").path
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Python/aioquic_peer.py")
+            .path
     }
 
     static var available: Bool {
@@ -191,7 +194,10 @@ final class PythonPeer: @unchecked Sendable {
         process.waitUntilExit()
     }
 
-    enum PeerError: Error { case timeout(String, String), exited(String) }
+    enum PeerError: Error {
+        case timeout(String, String)
+        case exited(String)
+    }
 }
 
 /// A UDP relay between a client and a server that drops, reorders and duplicates datagrams, and
@@ -226,7 +232,7 @@ final class LossyRelay: @unchecked Sendable {
             rng = seed
         }
         func random() -> Double {
-            rng = rng &* 6364136223846793005 &+ 1442695040888963407
+            rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return Double(rng >> 11) / Double(1 << 53)
         }
     }
@@ -254,7 +260,9 @@ final class LossyRelay: @unchecked Sendable {
                 } else {
                     state.serverBytes += env.data.readableBytes
                 }
-                if !fromClient, let first = env.data.getInteger(at: env.data.readerIndex, as: UInt8.self), first & 0xF0 == 0xF0 {
+                if !fromClient, let first = env.data.getInteger(at: env.data.readerIndex, as: UInt8.self),
+                    first & 0xF0 == 0xF0
+                {
                     state.retries += 1
                 }
                 guard let dest = fromClient ? state.server : state.client else { return }
@@ -292,7 +300,9 @@ final class LossyRelay: @unchecked Sendable {
         let side = Side(state: state, fromClient: false)
         side.other = front
         let newBack = try await DatagramBootstrap(group: loop)
-            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(side) } }
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(side) }
+            }
             .bind(host: "127.0.0.1", port: 0).get()
         let old = backBox.withLockedValue { b in
             let o = b
@@ -304,16 +314,25 @@ final class LossyRelay: @unchecked Sendable {
         try await old.close()
     }
 
-    static func start(group: EventLoopGroup, server: SocketAddress, impairment: Impairment, seed: UInt64 = 42) async throws -> LossyRelay {
+    static func start(
+        group: EventLoopGroup,
+        server: SocketAddress,
+        impairment: Impairment,
+        seed: UInt64 = 42
+    ) async throws -> LossyRelay {
         let state = State(server: server, impairment: impairment, seed: seed)
         let loop = group.next()
         let frontSide = Side(state: state, fromClient: true)
         let backSide = Side(state: state, fromClient: false)
         let front = try await DatagramBootstrap(group: loop)
-            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(frontSide) } }
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(frontSide) }
+            }
             .bind(host: "127.0.0.1", port: 0).get()
         let back = try await DatagramBootstrap(group: loop)
-            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(backSide) } }
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(backSide) }
+            }
             .bind(host: "127.0.0.1", port: 0).get()
         try await loop.submit {
             frontSide.other = back
@@ -338,13 +357,16 @@ enum TestCerts {
     static let pair: (certificate: [UInt8], key: [UInt8]) = {
         do { return try QUICCredentials.generateSelfSigned(commonName: "qnspquic-test") } catch { return ([], []) }
     }()
-    static func server() throws -> QUICCredentials { try QUICCredentials(certificatePEM: pair.certificate, keyPEM: pair.key) }
+    static func server() throws -> QUICCredentials {
+        try QUICCredentials(certificatePEM: pair.certificate, keyPEM: pair.key)
+    }
 
     /// Writes the pair to a temporary directory for aioquic.
     static func files() throws -> (cert: String, key: String, dir: String) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qnspquic-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let cert = dir + "/cert.pem", key = dir + "/key.pem"
+        let cert = dir + "/cert.pem"
+        let key = dir + "/key.pem"
         try Data(pair.certificate).write(to: URL(fileURLWithPath: cert))
         try Data(pair.key).write(to: URL(fileURLWithPath: key))
         return (cert, key, dir)

@@ -2,7 +2,9 @@ import Foundation
 import Testing
 
 extension ToolSuites.QSSHTests {
-    @Test("qssh -o Transport=quic: exec with exit status and 16 MiB of stdin over QUIC (UDP, ALPN qssh/1); auto falls back to TCP")
+    @Test(
+        "qssh -o Transport=quic: exec with exit status and 16 MiB of stdin over QUIC (UDP, ALPN qssh/1); auto falls back to TCP"
+    )
     func execOverQUIC() throws {
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -21,7 +23,13 @@ extension ToolSuites.QSSHTests {
         }
         var blob = Data(count: 16 << 20)
         for i in stride(from: 0, to: blob.count, by: 4096) { blob[i] = UInt8(truncatingIfNeeded: i >> 12 &* 31) }
-        let hash = try qssh(dir, port: server.port, options: ["-o", "BatchMode=yes", "-o", "Transport=quic"], ["sha256sum"], stdin: blob)
+        let hash = try qssh(
+            dir,
+            port: server.port,
+            options: ["-o", "BatchMode=yes", "-o", "Transport=quic"],
+            ["sha256sum"],
+            stdin: blob
+        )
         #expect(hash.status == 0, "\(hash.stderr)")
         let local = try Tools.run("/usr/bin/sha256sum", [], stdin: blob)
         #expect(String(decoding: hash.stdout, as: UTF8.self) == String(decoding: local.stdout, as: UTF8.self))
@@ -30,10 +38,19 @@ extension ToolSuites.QSSHTests {
         defer { try? FileManager.default.removeItem(atPath: tcpOnlyDir) }
         let tcpOnly = try start(tcpOnlyDir, extra: ["--no-quic"])
         defer { tcpOnly.stop() }
-        let failed = try qssh(tcpOnlyDir, port: tcpOnly.port, options: ["-o", "StrictHostKeyChecking=accept-new", "-o", "Transport=quic"], ["true"])
+        let failed = try qssh(
+            tcpOnlyDir,
+            port: tcpOnly.port,
+            options: ["-o", "StrictHostKeyChecking=accept-new", "-o", "Transport=quic"],
+            ["true"]
+        )
         #expect(failed.status == 255 && failed.stderr.contains("over QUIC"), "\(failed.stderr)")
-        let auto = try qssh(tcpOnlyDir, port: tcpOnly.port, options: ["-v", "-o", "StrictHostKeyChecking=accept-new", "-o", "Transport=auto"],
-                            ["echo fine"])
+        let auto = try qssh(
+            tcpOnlyDir,
+            port: tcpOnly.port,
+            options: ["-v", "-o", "StrictHostKeyChecking=accept-new", "-o", "Transport=auto"],
+            ["echo fine"]
+        )
         #expect(auto.status == 0 && String(decoding: auto.stdout, as: UTF8.self) == "fine\n", "\(auto.stderr)")
         #expect(auto.stderr.contains("using TCP"), "\(auto.stderr)")
         #expect(!FileManager.default.fileExists(atPath: tcpOnlyDir + "/host.quic-cert.pem"))
