@@ -18,6 +18,9 @@ final class QUICStreamPipe: @unchecked Sendable {
     private var pending: [ByteBuffer] = []
     private var finPending = false
     private var closed = false
+    /// The last write into the socket: the output is closed only after it, because NIO drops
+    /// writes still queued when a channel closes (received data would be lost).
+    private var lastWrite: EventLoopFuture<Void>?
     var paused = false
     weak var owner: QUICEndpointConnection?
 
@@ -58,6 +61,7 @@ final class QUICStreamPipe: @unchecked Sendable {
             case .success(let ch):
                 self.pump = ch
                 self.drainPending()
+                if self.closed { self.closeAfterLastWrite(ch) }
             case .failure:
                 self.owner?.pipeFailed(self)
             }
@@ -79,24 +83,40 @@ final class QUICStreamPipe: @unchecked Sendable {
         pending.removeAll()
         for b in chunks {
             let n = b.readableBytes
-            pump.write(b).whenSuccess { [weak self] in
+            let written = pump.write(b)
+            written.whenSuccess { [weak self] in
                 guard let self, let owner = self.owner else { return }
                 owner.consumed(stream: self.streamID, count: n)
             }
+            lastWrite = written
         }
         if !chunks.isEmpty { pump.flush() }
         if finPending {
             finPending = false
-            pump.close(mode: .output, promise: nil)
+            afterLastWrite { pump.close(mode: .output, promise: nil) }
         }
     }
 
-    /// The QUIC stream or connection is gone: close both ends.
+    private func afterLastWrite(_ body: @escaping @Sendable () -> Void) {
+        if let lastWrite { lastWrite.whenComplete { _ in body() } } else { body() }
+    }
+
+    /// Closes the pump once what the peer sent is in the socket (the user end still reads it,
+    /// then sees end of file), or after 10 s if the user end does not read.
+    private func closeAfterLastWrite(_ pump: Channel) {
+        afterLastWrite { pump.close(promise: nil) }
+        pump.eventLoop.scheduleTask(in: .seconds(10)) { pump.close(promise: nil) }
+    }
+
+    /// The QUIC stream or connection is gone: close both ends once the data already received
+    /// has been handed to the user end (a stream that closes normally ends right after its
+    /// last bytes; dropping the queued ones lost the tail of transfers under load).
     func close() {
         guard !closed else { return }
         closed = true
-        pending.removeAll()
-        pump?.close(promise: nil)
+        guard let pump else { return }  // not started yet: start() closes it after draining
+        drainPending()
+        closeAfterLastWrite(pump)
     }
 
     func setPaused(_ p: Bool) {
