@@ -6,6 +6,7 @@ import NIOPosix
 import QNSP
 import QNSPCrypto
 import QNSPNIO
+import QNSPQUIC
 
 /// `qnsp`: a post-quantum tunnel for any byte stream (netcat over QNSP).
 public struct QNSPToolCommand: ParsableCommand {
@@ -93,6 +94,9 @@ public struct QNSPToolCommand: ParsableCommand {
         @Flag(name: .long, help: "Serve one session over stdin/stdout instead of listening.")
         var stdio = false
 
+        @Flag(name: .long, help: "Also serve over QUIC on UDP with the same port number (ALPN qnsp/1; the QUIC certificate is kept next to the host key as HOSTKEY.quic-cert.pem / .quic-key.pem).")
+        var quic = false
+
         @Flag(name: .shortAndLong, help: "Log sessions to stderr.")
         var verbose = false
 
@@ -156,7 +160,24 @@ public struct QNSPToolCommand: ParsableCommand {
             let server = try QNSPBootstrap.bindServer(
                 group: group, host: listen, port: port, parameters: params, options: options, childInitializer: initializer
             ).wait()
-            Terminal.warn("qnsp serve: listening on \(listen):\(server.localAddress?.port ?? port) (host key \(host.publicKey.fingerprint)\(stealth ? ", stealth mode" : ""))")
+            let boundPort = server.localAddress?.port ?? port
+            Terminal.warn("qnsp serve: listening on \(listen):\(boundPort) (host key \(host.publicKey.fingerprint)\(stealth ? ", stealth mode" : ""))")
+            if quic {
+                if stealth { throw ToolError("--quic and --stealth exclude each other: stealth mode is TCP only (a QUIC endpoint answers anyone)") }
+                // The same sessions over QUIC (ALPN qnsp/1), on UDP with the TCP port's number.
+                let credentials = try QUICCertificateStore.loadOrCreate(hostKeyPath: hostKey)
+                var services = QUICServiceRegistry()
+                services.register(
+                    QUICServiceRegistry.qnsp,
+                    QNSPQUICBootstrap.service(parametersFor: { _, _ in params }, options: options, childInitializer: initializer))
+                let endpoint: QUICEndpoint
+                do {
+                    endpoint = try QUICEndpoint.bind(group: group, host: listen, port: boundPort, server: credentials, services: services).wait()
+                } catch {
+                    throw ToolError("cannot serve QUIC on UDP \(listen) port \(boundPort): \(ConnectErrorText.describe(error))")
+                }
+                Terminal.warn("qnsp serve: QUIC on UDP \(listen):\(endpoint.localAddress?.port ?? boundPort) (ALPN \(QUICServiceRegistry.qnsp))")
+            }
             try server.closeFuture.wait()
         }
     }
@@ -193,6 +214,9 @@ public struct QNSPToolCommand: ParsableCommand {
         @Flag(name: .long, help: "With --stealth: start the first flight with a printable prefix that meets published first-packet exemption rules (the server needs --mimic too).")
         var mimic = false
 
+        @Option(name: .long, help: "tcp, quic (UDP on the same port, ALPN qnsp/1; needs 'qnsp serve --quic') or auto (QUIC within 1.5 s, else TCP).")
+        var transport: String = "tcp"
+
         @OptionGroup var proto: ProtocolOptions
 
         @Argument(help: "Server host name or address.")
@@ -207,9 +231,14 @@ public struct QNSPToolCommand: ParsableCommand {
             var options = try proto.options()
             if mimic && stealth == nil { throw ToolError("--mimic needs --stealth") }
             if let stealth { options.stealth = try StealthArgument.clientOptions(stealth, mimic: mimic) }
-            let client = TunnelClient(
+            guard let carrier = TunnelClient.Transport(rawValue: transport.lowercased()) else {
+                throw ToolError("--transport must be tcp, quic or auto, not '\(transport)'")
+            }
+            var client = TunnelClient(
                 host: host, port: port, identityPath: identity, user: user, knownHostsPath: knownHosts,
                 acceptNew: acceptNew, batch: batch, verbose: verbose, options: options, toolName: "qnsp")
+            client.transport = carrier
+            client.alpn = QUICServiceRegistry.qnsp
             return try client.runStdio()
         }
     }

@@ -21,6 +21,7 @@ public enum QSSHClientConfig {
         "hashknownhosts": .setting("HashKnownHosts"), "userknownhostsfile": .setting("UserKnownHostsFile"),
         "qnspknownhostsfile": .option("--known-hosts"), "localforward": .forward("-L"), "remoteforward": .forward("-R"),
         "dynamicforward": .forward("-D"), "stealth": .setting("Stealth"), "padding": .setting("Padding"), "mimic": .setting("Mimic"),
+        "transport": .setting("Transport"),
     ]
 
     /// qssh options that take a value (to find the destination among the arguments).
@@ -39,6 +40,9 @@ public enum QSSHClientConfig {
             }
             guard let kind = keywords[keyword] else { throw ConfigError(description: "\(at): unknown keyword '\(entry.keyword)'") }
             guard !value.isEmpty else { throw ConfigError(description: "\(at): '\(entry.keyword)' needs a value") }
+            if keyword == "transport", TunnelClient.Transport(rawValue: value.lowercased()) == nil {
+                throw ConfigError(description: "\(at): Transport must be tcp, quic or auto, not '\(value)'")
+            }
             guard applies else { continue }
             switch kind {
             case .forward(let option):
@@ -71,7 +75,7 @@ public enum QSSHClientConfig {
     /// The command line with the file's options for its destination put first. `-F FILE` names
     /// the file (`-F none`: no file); otherwise ~/.qssh/config is used when it exists.
     /// `forTunnel`: only what `qssh tunnel` understands is kept (Port, User, IdentityFile,
-    /// QNSPKnownHostsFile, HostName, BatchMode, StrictHostKeyChecking).
+    /// QNSPKnownHostsFile, HostName, BatchMode, StrictHostKeyChecking, Transport).
     public static func expand(_ arguments: [String], forTunnel: Bool = false) throws -> [String] {
         var path = NSHomeDirectory() + "/.qssh/config"
         var explicit = false
@@ -104,7 +108,7 @@ public enum QSSHClientConfig {
             while j + 1 < extra.count {
                 let (option, value) = (extra[j], extra[j + 1])
                 let keep = ["-p", "-l", "-i", "--known-hosts"].contains(option)
-                    || (option == "-o" && ["hostname=", "batchmode=", "stricthostkeychecking=", "stealth=", "padding=", "mimic="].contains { value.lowercased().hasPrefix($0) })
+                    || (option == "-o" && ["hostname=", "batchmode=", "stricthostkeychecking=", "stealth=", "padding=", "mimic=", "transport="].contains { value.lowercased().hasPrefix($0) })
                 if keep { kept += [option, value] }
                 j += 2
             }

@@ -12,7 +12,7 @@ struct QSSHLinkOptions: ParsableArguments {
     @Option(name: .customShort("J"), help: ArgumentHelp("Jump hosts (as qssh -J).", valueName: "hosts"))
     var jump: String?
 
-    @Option(name: .customShort("o"), help: ArgumentHelp("Option passed to qssh (e.g. BatchMode=yes, StrictHostKeyChecking=accept-new).", valueName: "option"))
+    @Option(name: .customShort("o"), help: ArgumentHelp("Option passed to qssh (e.g. BatchMode=yes, StrictHostKeyChecking=accept-new, Transport=quic).", valueName: "option"))
     var sshOptions: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("known_hosts file (passed to qssh).", valueName: "file"))

@@ -27,7 +27,7 @@ public struct QSSHTunnelCommand: ParsableCommand {
 
     @OptionGroup var connection: ClientOptions
 
-    @Option(name: .customShort("o"), help: "BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, HostName=NAME, Stealth=LINE|FILE.")
+    @Option(name: .customShort("o"), help: "BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, HostName=NAME, Stealth=LINE|FILE, Transport=tcp|quic|auto.")
     var sshOptions: [String] = []
 
     @Option(name: .customShort("F"), help: ArgumentHelp("Client configuration file (default ~/.qssh/config; 'none' for none).", valueName: "file"))
@@ -47,6 +47,7 @@ public struct QSSHTunnelCommand: ParsableCommand {
         var stealth: String?
         var padding: String?
         var mimic = false
+        var transport = TunnelClient.Transport.tcp
         for option in sshOptions {
             switch option.lowercased().replacingOccurrences(of: " ", with: "") {
             case "batchmode=yes": batch = true
@@ -58,6 +59,11 @@ public struct QSSHTunnelCommand: ParsableCommand {
             case "mimic=no": mimic = false
             case let o where o.hasPrefix("padding="): padding = String(option.split(separator: "=", maxSplits: 1).last ?? "")
             case let o where o.hasPrefix("stealth="): stealth = String(option.split(separator: "=", maxSplits: 1).last ?? "")
+            case let o where o.hasPrefix("transport="):
+                guard let t = TunnelClient.Transport(rawValue: String(o.dropFirst("transport=".count))) else {
+                    throw ToolError("Transport must be tcp, quic or auto, not '\(option.split(separator: "=", maxSplits: 1).last ?? "")'")
+                }
+                transport = t
             default: throw ToolError("unsupported option -o \(option)")
             }
         }
@@ -72,9 +78,10 @@ public struct QSSHTunnelCommand: ParsableCommand {
             options.stealth = try StealthArgument.clientOptions(stealth, mimic: mimic)
         }
         // stdin is OpenSSH's pipe: a first-contact question goes to /dev/tty (or is refused in batch mode).
-        let client = TunnelClient(
+        var client = TunnelClient(
             host: host, port: connection.port, identityPath: connection.identity, user: user, knownHostsPath: connection.knownHosts,
             acceptNew: acceptNew, batch: batch, verbose: verbose, options: options, toolName: "qssh tunnel")
+        client.transport = transport
         if try client.runStdio() != 0 { throw ExitCode(255) }
     }
 }
