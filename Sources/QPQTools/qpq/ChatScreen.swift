@@ -3,42 +3,42 @@ import QNSPCrypto
 /// The state of `qpq chat`'s screen without any I/O: the scrollback, the input line being typed,
 /// and the bytes that draw them. Keys go in through ``feed(_:)``; peer text is escaped
 /// (``PrintableText``) before it is kept, so nothing a peer sends reaches the terminal raw.
-struct ChatScreen {
+package struct ChatScreen {
     /// What a key press asks the chat loop to do.
-    enum Action: Equatable {
+    package enum Action: Equatable {
         case send(String)
         case quit
     }
 
-    static let maxScrollback = 1_000
+    package static let maxScrollback = 1_000
 
-    let title: String
-    private(set) var lines: [String] = []
-    private(set) var input: [UInt8] = []
-    var rows: Int
-    var columns: Int
+    package let title: String
+    package private(set) var lines: [String] = []
+    package private(set) var input: [UInt8] = []
+    package var rows: Int
+    package var columns: Int
     private var escape = 0  // 0: none, 1: after ESC, 2: inside CSI/SS3
 
-    init(title: String, rows: Int, columns: Int) {
+    package init(title: String, rows: Int, columns: Int) {
         self.title = PrintableText.escaped(title)
         self.rows = max(rows, 3)
         self.columns = max(columns, 10)
     }
 
     /// Adds a line to the scrollback; `text` is escaped here.
-    mutating func append(sender: String, text: String, group: String? = nil) {
+    package mutating func append(sender: String, text: String, group: String? = nil) {
         let prefix = group.map { "[\(PrintableText.escaped($0))] " } ?? ""
         note(prefix + PrintableText.escaped(sender) + ": " + PrintableText.escaped(text))
     }
 
     /// Adds a line we wrote (already safe) to the scrollback.
-    mutating func note(_ line: String) {
+    package mutating func note(_ line: String) {
         lines.append(line)
         if lines.count > Self.maxScrollback { lines.removeFirst(lines.count - Self.maxScrollback) }
     }
 
     /// Feeds typed bytes; returns the actions they complete (Enter, Ctrl-C, Ctrl-D on an empty line).
-    mutating func feed(_ bytes: some Sequence<UInt8>) -> [Action] {
+    package mutating func feed(_ bytes: some Sequence<UInt8>) -> [Action] {
         var actions: [Action] = []
         for b in bytes {
             if escape == 1 { escape = (b == UInt8(ascii: "[") || b == UInt8(ascii: "O")) ? 2 : 0; continue }
@@ -62,7 +62,7 @@ struct ChatScreen {
     }
 
     /// The bytes that redraw the whole screen: title, the newest lines that fit, a rule, the input line.
-    func render() -> [UInt8] {
+    package func render() -> [UInt8] {
         var out = "\u{1B}[H\u{1B}[2J"
         out += "\u{1B}[7m" + Self.fit("qpq chat \(title) (Enter sends, Ctrl-C or /quit leaves)", columns) + "\u{1B}[0m\r\n"
         let area = rows - 3
@@ -76,7 +76,7 @@ struct ChatScreen {
         return Array(out.utf8)
     }
 
-    static func fit(_ s: String, _ columns: Int) -> String {
+    package static func fit(_ s: String, _ columns: Int) -> String {
         s.count <= columns ? s : String(s.prefix(max(columns - 1, 0))) + "~"
     }
 }
