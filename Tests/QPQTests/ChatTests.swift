@@ -66,6 +66,14 @@ struct ChatTests {
         try await tmux.waitFor("READY>")
         tmux.type("'\(try ToolRun.path("qpq"))' chat friends --store alice.store; echo CHAT2-EXIT=$?", enter: true)
         try await tmux.waitFor(#"bob: live from bob \x1b[2J"#)
+        try await tmux.waitFor("\n" + String(repeating: "-", count: 100) + "\n>")
+        // SIGWINCH: the screen is redrawn at the new width.
+        tmux.resize(width: 70, height: 20)
+        // (tmux itself cuts and scrolls the old screen; only a redraw puts the title back on the
+        // first row with a rule as wide as the window.)
+        try await tmux.waitUntil("the screen redrawn at 70x20") { screen in
+            screen.hasPrefix("qpq chat friends") && screen.contains("\n" + String(repeating: "-", count: 70) + "\n>")
+        }
         tmux.type("/quit", enter: true)
         try await tmux.waitFor("READY>", after: "CHAT2-EXIT=0")
         #expect(try await server.terminate() == 0)

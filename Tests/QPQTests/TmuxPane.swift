@@ -47,6 +47,7 @@ struct TmuxPane {
         run(["send-keys", "-t", "t", "-l", keys])
         if enter { run(["send-keys", "-t", "t", "Enter"]) }
     }
+    func resize(width: Int, height: Int) { run(["resize-window", "-t", "t", "-x", "\(width)", "-y", "\(height)"]) }
     func key(_ name: String) { run(["send-keys", "-t", "t", name]) }
     func pane() -> String { run(["capture-pane", "-p", "-t", "t"]) ?? "" }
     func kill() { run(["kill-server"]) }
@@ -60,11 +61,16 @@ struct TmuxPane {
             guard let mark = screen.range(of: after, options: .backwards) else { return false }
             return screen[mark.upperBound...].contains(text)
         }
+        try await waitUntil("'\(text)'", seconds: seconds) { _ in shown() }
+    }
+
+    /// Polls the pane (every 50 ms, at most `seconds`) until `condition` holds for its text.
+    func waitUntil(_ what: String, seconds: Double = 30, _ condition: (String) -> Bool) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if shown() { return }
+            if condition(pane()) { return }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw Failure(description: "the terminal never showed '\(text)'; it shows:\n\(pane())")
+        throw Failure(description: "the terminal never showed \(what); it shows:\n\(pane())")
     }
 }
