@@ -1,0 +1,76 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A real terminal for tests: one tmux session on a private socket, driven with send-keys and
+/// read with capture-pane. tmux runs through posix_spawn with its output in a file (the tmux
+/// server daemonizes and could keep a pipe open).
+struct TmuxPane {
+    static var available: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") }
+    let socket: String
+    let scratch: String
+
+    struct Failure: Error, CustomStringConvertible { let description: String }
+
+    /// Runs `tmux -L socket args`; its stdout, or nil when it failed.
+    @discardableResult
+    func run(_ args: [String]) -> String? {
+        let outPath = scratch + "/tmux-out-\(UUID().uuidString)"
+        defer { unlink(outPath) }
+        let argv = (["/usr/bin/tmux", "-L", socket] + args).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, "/usr/bin/tmux", &actions, nil, argv, environ) == 0 else { return nil }
+        var status: CInt = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard status == 0 else { return nil }
+        return (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+    }
+
+    func start(width: Int, height: Int, command: String) throws {
+        guard run(["new-session", "-d", "-s", "t", "-x", "\(width)", "-y", "\(height)", command]) != nil else {
+            throw Failure(description: "tmux did not start")
+        }
+    }
+    /// Types `keys` literally (no key-name lookup), then Enter when asked.
+    func type(_ keys: String, enter: Bool) {
+        run(["send-keys", "-t", "t", "-l", keys])
+        if enter { run(["send-keys", "-t", "t", "Enter"]) }
+    }
+    func resize(width: Int, height: Int) { run(["resize-window", "-t", "t", "-x", "\(width)", "-y", "\(height)"]) }
+    func key(_ name: String) { run(["send-keys", "-t", "t", name]) }
+    func pane() -> String { run(["capture-pane", "-p", "-t", "t"]) ?? "" }
+    func kill() { run(["kill-server"]) }
+
+    /// Polls the pane (every 50 ms, at most `seconds`) until it shows `text`, after the last
+    /// occurrence of `after` when given.
+    func waitFor(_ text: String, after: String? = nil, seconds: Double = 30) async throws {
+        func shown() -> Bool {
+            let screen = pane()
+            guard let after else { return screen.contains(text) }
+            guard let mark = screen.range(of: after, options: .backwards) else { return false }
+            return screen[mark.upperBound...].contains(text)
+        }
+        try await waitUntil("'\(text)'", seconds: seconds) { _ in shown() }
+    }
+
+    /// Polls the pane (every 50 ms, at most `seconds`) until `condition` holds for its text.
+    func waitUntil(_ what: String, seconds: Double = 30, _ condition: (String) -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition(pane()) { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw Failure(description: "the terminal never showed \(what); it shows:\n\(pane())")
+    }
+}
