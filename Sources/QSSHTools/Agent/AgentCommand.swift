@@ -77,7 +77,7 @@ public struct AgentCommand: ParsableCommand {
         guard let text = env[AgentClient.pidVariable], let pid = Int32(text), pid > 1 else {
             throw ToolError("\(AgentClient.pidVariable) not set or not a process id, cannot kill agent")
         }
-        guard Glibc.kill(pid, SIGTERM) == 0 else { throw ToolError("kill \(pid): \(String(cString: strerror(errno)))") }
+        guard sendSignal(pid, SIGTERM) == 0 else { throw ToolError("kill \(pid): \(String(cString: strerror(errno)))") }
         if cshOutput {
             print("unsetenv \(AgentClient.socketVariable);\nunsetenv \(AgentClient.pidVariable);")
         } else {
@@ -203,3 +203,6 @@ public struct AgentCommand: ParsableCommand {
         }
     }
 }
+
+/// kill(2) (the command's `kill` flag hides the C function inside the type).
+private func sendSignal(_ pid: pid_t, _ signal: Int32) -> Int32 { kill(pid, signal) }

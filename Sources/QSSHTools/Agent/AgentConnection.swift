@@ -54,7 +54,7 @@ package struct AgentConnection {
         return try AgentResponse(frame: frame)
     }
 
-    package func close() { _ = Glibc.close(fd) }
+    package func close() { closeDescriptor(fd) }
 }
 
 /// send(2) without SIGPIPE when the peer has gone (Linux: MSG_NOSIGNAL; elsewhere the
@@ -66,3 +66,6 @@ private func socketSend(_ fd: CInt, _ base: UnsafeRawPointer, _ count: Int) -> I
     return send(fd, base, count, 0)
     #endif
 }
+
+/// close(2) (the connection's `close()` hides the C function inside the type).
+private func closeDescriptor(_ fd: CInt) { _ = close(fd) }
