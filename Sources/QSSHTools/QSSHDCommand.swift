@@ -301,6 +301,24 @@ public struct QSSHDCommand: ParsableCommand {
                 var parameters = baseParameters
                 let connection = ObjectIdentifier(channel)
                 let peer = channel.remoteAddress?.ipAddress ?? "?"  // not the channel: the policy lives in its pipeline
+                // A looked-up account still needs a session slot; the refusal is logged either way.
+                @Sendable func conclude(
+                    _ result: Result<SessionUser, AuthorizationRefusal>, user: String, accepted: () -> Void = {}
+                ) -> QNSPConnection.AuthorizationDecision {
+                    switch result {
+                    case .failure(let refusal):
+                        log.notice("refused \(user) from \(peer): \(refusal.description)")
+                        return .reject(refusal.description)
+                    case .success(let resolved):
+                        guard let ticket = tickets.ticket(for: connection), admission.authenticated(ticket) else {
+                            log.notice("refused \(user) from \(peer): \(admission.limits.maxSessions) sessions already open")
+                            return .reject("sessions full")
+                        }
+                        accepted()
+                        tickets.setAccount(resolved, for: connection)
+                        return .accept
+                    }
+                }
                 parameters.authorize = { user, key in
                     if let revokedKeys {
                         guard let revoked = try? RevokedKeys.load(path: revokedKeys) else {
@@ -312,34 +330,14 @@ public struct QSSHDCommand: ParsableCommand {
                             return .reject("revoked key")
                         }
                     }
-                    switch authorizer.authorize(user: user, key: key) {
-                    case .failure(let refusal):
-                        log.notice("refused \(user) from \(peer): \(refusal.description)")
-                        return .reject(refusal.description)
-                    case .success(let resolved):
-                        guard let ticket = tickets.ticket(for: connection), admission.authenticated(ticket) else {
-                            log.notice("refused \(user) from \(peer): \(admission.limits.maxSessions) sessions already open")
-                            return .reject("sessions full")
-                        }
-                        tickets.setAccount(resolved, for: connection)
-                        return .accept
-                    }
+                    return conclude(authorizer.authorize(user: user, key: key), user: user)
                 }
                 parameters.authorizeCertificate = { user, key, certificate in
                     let now = UInt64(Date().timeIntervalSince1970)
-                    switch authorizer.authorize(user: user, key: key, certificate: certificate, trustedCAs: trustedCAs, peer: peer, now: now,
-                                                revokedKeysPath: revokedKeys, principalsPattern: principalsPattern) {
-                    case .failure(let refusal):
-                        log.notice("refused \(user) from \(peer): \(refusal.description)")
-                        return .reject(refusal.description)
-                    case .success(let resolved):
-                        guard let ticket = tickets.ticket(for: connection), admission.authenticated(ticket) else {
-                            log.notice("refused \(user) from \(peer): \(admission.limits.maxSessions) sessions already open")
-                            return .reject("sessions full")
-                        }
+                    let result = authorizer.authorize(user: user, key: key, certificate: certificate, trustedCAs: trustedCAs, peer: peer, now: now,
+                                                      revokedKeysPath: revokedKeys, principalsPattern: principalsPattern)
+                    return conclude(result, user: user) {
                         log.notice("accepted \(user) from \(peer) with certificate \"\(PrintableText.escapedKeepingLines(certificate.keyID))\" serial \(certificate.serial) for key \(key.fingerprint)")
-                        tickets.setAccount(resolved, for: connection)
-                        return .accept
                     }
                 }
                 return parameters
