@@ -164,7 +164,9 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "QSFTPTests", dependencies: ["QSFTP"], swiftSettings: strict),
         .testTarget(name: "QMLSTests", dependencies: ["QMLS"], exclude: ["Vectors"], swiftSettings: strict),
-        .testTarget(name: "QNSPCryptoTests", dependencies: ["QNSPCrypto"], swiftSettings: strict),
+        // Shared test support (seeded generators); used by the test targets below.
+        .target(name: "QSSHTestSupport", path: "Tests/QSSHTestSupport", swiftSettings: strict),
+        .testTarget(name: "QNSPCryptoTests", dependencies: ["QNSPCrypto", "QSSHTestSupport"], swiftSettings: strict),
         .testTarget(name: "QNSPTests", dependencies: ["QNSP", "QNSPCrypto"], swiftSettings: strict),
         .testTarget(
             name: "QOPAQUETests",
@@ -246,7 +248,7 @@ let package = Package(
         .testTarget(
             name: "QPQTests",
             dependencies: [
-                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QPQTools", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QMLS",
+                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QPQTools", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QMLS", "QSSHTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -267,7 +269,7 @@ let package = Package(
         .executableTarget(name: "qssh-add", dependencies: ["QSSHTools"], swiftSettings: strict),
         .testTarget(
             name: "QSSHAgentTests",
-            dependencies: ["QSSHAgent", "QSSHTools", "QNSP", "QNSPCrypto", "CQSSHAgentPosix"],
+            dependencies: ["QSSHAgent", "QSSHTools", "QNSP", "QNSPCrypto", "CQSSHAgentPosix", "QSSHTestSupport"],
             swiftSettings: strict
         ),
 

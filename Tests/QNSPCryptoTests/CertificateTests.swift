@@ -1,4 +1,5 @@
 import QNSPCrypto
+import QSSHTestSupport
 import Testing
 
 @Suite("QNSP certificates")
@@ -122,7 +123,7 @@ struct CertificateTests {
 
     @Test("random mutations of a certificate never crash the decoder", arguments: [UInt64(1), 2])
     func fuzz(seed: UInt64) {
-        var rng = SplitMix(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let blob = Self.cert.blob
         for _ in 0..<2000 {
             var b = blob
@@ -138,18 +139,6 @@ struct CertificateTests {
             if let c = try? QNSPCertificate(blob: b) {
                 #expect(c.blob == b)
             }
-        }
-    }
-
-    struct SplitMix {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
         }
     }
 }

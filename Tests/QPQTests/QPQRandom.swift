@@ -1,17 +1,10 @@
 import QPQProtocol
+import QSSHTestSupport
 
-/// A seeded SplitMix64 generator, so a failing fuzz case can be replayed from its seed.
-struct QPQRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// The fuzz generator of these tests: the shared seeded SplitMix64 with qpq-shaped inputs.
+typealias QPQRandom = SplitMix64
 
+extension SplitMix64 {
     mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 0...255, using: &self) } }
     mutating func bytes(upTo max: Int, min: Int = 0) -> [UInt8] {
         // Mostly short, sometimes at the limit, so both edges are covered.

@@ -1,5 +1,6 @@
 import QNSPCrypto
 import QSSHAgent
+import QSSHTestSupport
 import Testing
 
 /// Randomized inputs for every agent parser: no input may crash, and what decodes re-encodes

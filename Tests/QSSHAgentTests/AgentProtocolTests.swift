@@ -1,6 +1,7 @@
 import QNSP
 import QNSPCrypto
 import QSSHAgent
+import QSSHTestSupport
 import Testing
 
 @Suite("Agent protocol codec")
