@@ -34,7 +34,7 @@ struct CoverTrafficTunnelTests {
         try await group.next().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {}.futureResult.get()
     }
 
-    @Test("constant: an idle session sends the budget's cells each way, nothing more; a bulk echo is held to the budget and arrives intact", .timeLimit(.minutes(1)))
+    @Test("constant: an idle session sends the budget's cells each way, nothing more; a bulk echo is held to the budget and arrives intact", .timeLimit(.minutes(3)))
     func constantRate() async throws {
         var policy = CoverTrafficPolicy(mode: .constant)
         // 500 cells/s (not more): the budget must hold while the rest of the suite runs in parallel
@@ -42,7 +42,13 @@ struct CoverTrafficTunnelTests {
         let cellsPerSecond = 500.0
         policy.constantCellsPerSecond = Int(cellsPerSecond)
         // Idle: about the budget out and in (both ends pad), nothing from the application.
+        // Each phase prints its wall time, so a stall in a loaded full run says where it was.
+        let testStart = NIODeadline.now()
+        func phase(_ name: String) {
+            print("constant, \(name) at \(Double((NIODeadline.now() - testStart).nanoseconds) / 1e9) s")
+        }
         let (idle, idleServer, idleWire) = try await session(policy)
+        phase("idle session established")
         let before = idleWire.totals
         let idleStart = NIODeadline.now()
         try await wait(2.0)
@@ -56,6 +62,7 @@ struct CoverTrafficTunnelTests {
             "out \(outCells), in \(inCells), budget \(expected)")
         try await idle.close()
         try await idleServer.close()
+        phase("idle session closed")
         // Bulk: 1 MiB echoed; the rate cannot exceed 500 cells/s x 749 bytes ≈ 375 kB/s each way.
         let total = 1 << 20
         let done = group.next().makePromise(of: (SHA256Digest, SHA256Digest).self)
@@ -69,10 +76,11 @@ struct CoverTrafficTunnelTests {
         #expect(rate < cellsPerSecond * 749 * 1.15, "faster than the budget: \(rate) B/s")
         try await bulk.close()
         try await bulkServer.close()
+        phase("bulk session closed")
         try await group.shutdownGracefully()
     }
 
-    @Test("random: data arrives intact, dummy cells flow while idle; off: an idle session sends nothing", .timeLimit(.minutes(1)))
+    @Test("random: data arrives intact, dummy cells flow while idle; off: an idle session sends nothing", .timeLimit(.minutes(3)))
     func randomAndOff() async throws {
         var policy = CoverTrafficPolicy(mode: .random)
         policy.burstsPerSecond = 5

@@ -228,7 +228,7 @@ struct StealthTunnelTests {
         try await group.shutdownGracefully()
     }
 
-    @Test("the byte limit: a 10,000-byte probe is closed at once when the limit is 3,000, while a 2,000-byte one stays open", .timeLimit(.minutes(1)))
+    @Test("the byte limit: a 10,000-byte probe is closed at once when the limit is 3,000, while a 2,000-byte one stays open", .timeLimit(.minutes(3)))
     func byteLimitCloses() async throws {
         let policy = StealthSession.ProbePolicy(byteLimit: 3000...3000, deadlineMilliseconds: 20_000...20_000)
         let server = try await startEcho(options: Self.options(policy: policy))
@@ -244,7 +244,7 @@ struct StealthTunnelTests {
         try await group.shutdownGracefully()
     }
 
-    @Test("a stealth server that refuses a connection (admit) answers even a valid client with silence, then closes", .timeLimit(.minutes(1)))
+    @Test("a stealth server that refuses a connection (admit) answers even a valid client with silence, then closes", .timeLimit(.minutes(3)))
     func admitRefusedIsSilent() async throws {
         let policy = StealthSession.ProbePolicy(byteLimit: 20_000...30_000, deadlineMilliseconds: 300...600)
         let server = try await startEcho(options: Self.options(policy: policy), admit: { _ in "busy" })

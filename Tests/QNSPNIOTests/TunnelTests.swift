@@ -191,7 +191,7 @@ struct TunnelTests {
         try await group.shutdownGracefully()
     }
 
-    @Test("closing right after a large write delivers every byte, then the close (nothing queued is dropped)", .timeLimit(.minutes(1)))
+    @Test("closing right after a large write delivers every byte, then the close (nothing queued is dropped)", .timeLimit(.minutes(3)))
     func closeDrainsQueuedCells() async throws {
         let total = 32 << 20
         let server = try await QNSPBootstrap.bindServer(group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters) { ch, handshake in

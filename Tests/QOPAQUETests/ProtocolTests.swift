@@ -20,7 +20,7 @@ struct ProtocolTests {
         #expect(client.serverPublicKey == account.server.setup.publicKey)
     }
 
-    @Test("the qpq default configuration (Argon2id m=64 MiB, t=3) registers and logs in", .timeLimit(.minutes(1)))
+    @Test("the qpq default configuration (Argon2id m=64 MiB, t=3) registers and logs in", .timeLimit(.minutes(3)))
     func defaultConfiguration() throws {
         let account = try LocalAccount.register(password: Self.password, configuration: .qpqDefault)
         let attempt = try account.login(password: Self.password, configuration: .qpqDefault)

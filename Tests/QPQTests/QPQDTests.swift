@@ -59,7 +59,7 @@ struct QPQDTests {
         #expect(try await second.terminate() == 0)
     }
 
-    @Test("qpqd refuses a missing host key with a clear message", .timeLimit(.minutes(1)))
+    @Test("qpqd refuses a missing host key with a clear message", .timeLimit(.minutes(3)))
     func missingHostKey() async throws {
         let dir = TempDir()
         defer { dir.cleanup() }

@@ -97,7 +97,7 @@ struct StealthToolTests {
         #expect(hashes.count == 2 && hashes[0] == hashes[1], "\(hashes)")
     }
 
-    @Test("qsshd --stealth --login-grace-time 2: probes (random bytes, a default-mode client) get no byte and are closed at random times within the grace time", .timeLimit(.minutes(1)))
+    @Test("qsshd --stealth --login-grace-time 2: probes (random bytes, a default-mode client) get no byte and are closed at random times within the grace time", .timeLimit(.minutes(3)))
     func qsshdProbes() throws {
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
