@@ -162,15 +162,15 @@ let package = Package(
         .executableTarget(name: "qssh-fuzz", dependencies: ["QSSHFuzz"], swiftSettings: strict),
 
         // MARK: Tests
-        .testTarget(name: "QSFTPTests", dependencies: ["QSFTP"], swiftSettings: strict),
-        .testTarget(name: "QMLSTests", dependencies: ["QMLS"], exclude: ["Vectors"], swiftSettings: strict),
+        .testTarget(name: "QSFTPTests", dependencies: ["QSFTP", "QSSHTestSupport"], swiftSettings: strict),
+        .testTarget(name: "QMLSTests", dependencies: ["QMLS", "QSSHTestSupport"], exclude: ["Vectors"], swiftSettings: strict),
         // Shared test support (seeded generators); used by the test targets below.
         .target(name: "QSSHTestSupport", path: "Tests/QSSHTestSupport", swiftSettings: strict),
         .testTarget(name: "QNSPCryptoTests", dependencies: ["QNSPCrypto", "QSSHTestSupport"], swiftSettings: strict),
-        .testTarget(name: "QNSPTests", dependencies: ["QNSP", "QNSPCrypto"], swiftSettings: strict),
+        .testTarget(name: "QNSPTests", dependencies: ["QNSP", "QNSPCrypto", "QSSHTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "QOPAQUETests",
-            dependencies: ["QOPAQUE"],
+            dependencies: ["QOPAQUE", "QSSHTestSupport"],
             resources: [.copy("Resources/vectors.json")],
             swiftSettings: strict
         ),
@@ -189,7 +189,7 @@ let package = Package(
         .testTarget(
             name: "QSSHToolsTests",
             dependencies: [
-                "QSSHTools", "QSSHSession", "QNSPCrypto", "QNSP", "QNSPNIO", "QNSPBench", "QSFTP", "QSSHFuzz",
+                "QSSHTools", "QSSHSession", "QNSPCrypto", "QNSP", "QNSPNIO", "QNSPBench", "QSFTP", "QSSHFuzz", "QSSHTestSupport",
                 .product(name: "NIOSSH", package: "swift-nio-ssh"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

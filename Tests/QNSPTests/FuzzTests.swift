@@ -1,3 +1,4 @@
+import QSSHTestSupport
 @testable import QNSP
 import QNSPCrypto
 import Testing

@@ -1,3 +1,4 @@
+import QSSHTestSupport
 import QNSP
 import QNSPCrypto
 import Testing

@@ -1,3 +1,4 @@
+import QSSHTestSupport
 import Foundation
 @testable import QNSP
 import QNSPCrypto

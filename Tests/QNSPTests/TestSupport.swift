@@ -1,3 +1,4 @@
+import QSSHTestSupport
 import QNSP
 import QNSPCrypto
 import Synchronization
@@ -125,19 +126,8 @@ final class Pair {
     }
 }
 
-/// Deterministic pseudo-random bytes for tests (SplitMix64).
-struct TestRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 0...255, using: &self) } }
-}
+/// The shared seeded generator under the name these tests use.
+typealias TestRNG = SplitMix64
 
 func hex(_ b: [UInt8]) -> String {
     let d = Array("0123456789abcdef")

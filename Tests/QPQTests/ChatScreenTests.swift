@@ -1,3 +1,4 @@
+import QSSHTestSupport
 import QPQTools
 import Testing
 

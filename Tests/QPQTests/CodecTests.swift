@@ -1,3 +1,4 @@
+import QSSHTestSupport
 import QPQProtocol
 import Testing
 

@@ -1,3 +1,4 @@
+import QSSHTestSupport
 import Foundation
 import NIOCore
 import NIOPosix

@@ -5,7 +5,6 @@ import QSSHTestSupport
 typealias QPQRandom = SplitMix64
 
 extension SplitMix64 {
-    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 0...255, using: &self) } }
     mutating func bytes(upTo max: Int, min: Int = 0) -> [UInt8] {
         // Mostly short, sometimes at the limit, so both edges are covered.
         let n: Int

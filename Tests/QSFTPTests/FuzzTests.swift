@@ -1,3 +1,4 @@
+import QSSHTestSupport
 import Testing
 @testable import QSFTP
 

@@ -1,3 +1,4 @@
+import QSSHTestSupport
 import Foundation
 import NIOSSH
 @testable import QSSHSession

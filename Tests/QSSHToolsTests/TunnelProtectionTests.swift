@@ -1,3 +1,4 @@
+import QSSHTestSupport
 import NIOCore
 import NIOSSH
 import QSSHSession
