@@ -3,7 +3,8 @@ import QNSP
 import QNSPCrypto
 import QSSHSession
 
-/// A known_hosts file pinning host keys: `<host>|[<host>]:<port> qnsp-xwing-mldsa65 <base64> [comment]`.
+/// A known_hosts file pinning host keys: `<host>|[<host>]:<port> qnsp-xwing-mldsa65 <base64> [comment]`,
+/// plus `@cert-authority` and `@revoked` lines (docs/protocol.md §7.11).
 /// With hashing (qssh `-o HashKnownHosts=yes`), the name is stored as OpenSSH does:
 /// `|1|<base64 salt>|<base64 HMAC-SHA1(salt, name)>`, so the file does not list the hosts one visits.
 public struct KnownHosts: Sendable {
@@ -20,8 +21,22 @@ public struct KnownHosts: Sendable {
         case unknown
     }
 
+    /// An `@cert-authority PATTERNS qnsp-mldsa65 KEY` line: hosts matching the patterns are
+    /// trusted when they present a host certificate signed by that key (docs/protocol.md §7.11).
+    public struct Authority: Sendable {
+        public var patterns: [String]
+        public var key: UserPublicKey
+        public var line: Int
+    }
+
     public let path: String
     public private(set) var entries: [Entry] = []
+    public private(set) var authorities: [Authority] = []
+    /// `@revoked PATTERNS KEY` lines: a host key never accepted (pinned or certified) and a CA key
+    /// whose certificates are refused, for the hosts matching the patterns.
+    public private(set) var revoked: [(patterns: [String], blob: [UInt8], line: Int)] = []
+    /// Lines that start with a marker but could not be read (reported, never ignored silently).
+    public private(set) var problems: [(line: Int, reason: String)] = []
     /// `<patterns> qnsp-stealth1 <base64>` lines: the stealth line of those hosts (docs/protocol.md §9.1).
     public private(set) var stealthEntries: [(patterns: [String], line: StealthLine)] = []
 
@@ -30,6 +45,10 @@ public struct KnownHosts: Sendable {
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
+            if line.hasPrefix("@") {
+                readMarker(line, number: i + 1)
+                continue
+            }
             let parts = line.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[1].hasPrefix(StealthLine.prefix + " "), let stealth = try? StealthLine(parsing: String(parts[1])) {
                 stealthEntries.append((parts[0].split(separator: ",").map(String.init), stealth))
@@ -38,6 +57,53 @@ public struct KnownHosts: Sendable {
             guard parts.count == 2, case .host(let key, _)? = try? PublicKeyLine(parsing: String(parts[1])) else { continue }
             entries.append(Entry(patterns: parts[0].split(separator: ",").map(String.init), key: key, line: i + 1))
         }
+    }
+
+    private mutating func readMarker(_ line: String, number: Int) {
+        let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
+        guard parts.count == 3 else {
+            problems.append((number, "expected '\(parts.first ?? "")' PATTERNS KEY"))
+            return
+        }
+        let patterns = parts[1].split(separator: ",").map(String.init)
+        let key: PublicKeyLine
+        do { key = try PublicKeyLine(parsing: String(parts[2])) } catch {
+            problems.append((number, "\(parts[0]): \(error)"))
+            return
+        }
+        switch (parts[0], key) {
+        case ("@cert-authority", .user(let ca, _)):
+            authorities.append(Authority(patterns: patterns, key: ca, line: number))
+        case ("@cert-authority", .host):
+            problems.append((number, "@cert-authority needs a CA key (qnsp-mldsa65), not a host key"))
+        case ("@revoked", _):
+            revoked.append((patterns, key.blob, number))
+        default:
+            problems.append((number, "unknown marker '\(parts[0])' (known: @cert-authority, @revoked)"))
+        }
+    }
+
+    /// Whether a host pattern list (OpenSSH globs, `!` negates) covers `name`.
+    static func covers(_ patterns: [String], name: String) -> Bool {
+        var matched = false
+        for pattern in patterns {
+            if pattern.hasPrefix("!") {
+                if OpenSSHGlob.matches(String(pattern.dropFirst()), name) { return false }
+            } else if HashedHostName.isHashed(pattern) ? HashedHostName.matches(pattern, name: name) : OpenSSHGlob.matches(pattern, name) {
+                matched = true
+            }
+        }
+        return matched
+    }
+
+    /// The CA keys of the `@cert-authority` lines covering `pattern`, without revoked ones.
+    public func certificateAuthorities(_ pattern: String) -> [Authority] {
+        authorities.filter { Self.covers($0.patterns, name: pattern) && revokedLine(blob: $0.key.blob, pattern) == nil }
+    }
+
+    /// The `@revoked` line listing `blob` for hosts matching `pattern`, if any.
+    public func revokedLine(blob: [UInt8], _ pattern: String) -> Int? {
+        revoked.first { $0.blob == blob && Self.covers($0.patterns, name: pattern) }?.line
     }
 
     /// Loads the file; a missing file is an empty list.

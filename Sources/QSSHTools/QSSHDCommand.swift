@@ -66,6 +66,11 @@ public struct QSSHDCommand: ParsableCommand {
     @Option(name: .customShort("h"), help: "Host key file (from 'qssh-keygen -t host').")
     var hostKey: String = NSHomeDirectory() + "/.qssh/host_key"
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Host certificate (from 'qssh-keygen -s CA -h'), sent to first-contact clients that trust its CA through a known_hosts @cert-authority line. Default: HOSTKEY-cert.pub beside the host key, when it exists.",
+        valueName: "file"))
+    var hostCertificate: String?
+
     @Option(name: .long, help: "authorized_keys file; %h is the user's home, %u the user name.")
     var authorizedKeys: String = "%h/.qssh/authorized_keys"
 
@@ -268,7 +273,9 @@ public struct QSSHDCommand: ParsableCommand {
         // Password database and keys files are read here, never on an event loop.
         let lookups = NIOThreadPool(numberOfThreads: 4)
         lookups.start()
-        let baseParameters = QNSPConnection.ServerParameters(hostKeys: [host], handshakeGuard: handshakeGuard) { _, _ in .reject("no policy") }
+        var parameters = QNSPConnection.ServerParameters(hostKeys: [host], handshakeGuard: handshakeGuard) { _, _ in .reject("no policy") }
+        parameters.hostCertificate = try Self.loadHostCertificate(explicit: hostCertificate, hostKeyPath: hostKey, host: host, log: log)
+        let baseParameters = parameters
         let trustedCAs = try trustedUserCaKeys.map { try TrustedCAKeys.load(path: $0) } ?? []
         let revokedKeys = self.revokedKeys
         let principalsPattern = authorizedPrincipalsFile
@@ -540,6 +547,30 @@ public struct QSSHDCommand: ParsableCommand {
     }
 
     /// The inner SSH-2 ed25519 host key, derived from the QNSP host key's signing seed.
+    /// The host certificate of `--host-certificate`, or `HOSTKEY-cert.pub` when it exists: it must
+    /// certify this host key and fit in an announcement; an expired one is still served, with a warning.
+    static func loadHostCertificate(explicit: String?, hostKeyPath: String, host: HostKeyPair, log: Logger) throws -> QNSPCertificate? {
+        let path = explicit ?? hostKeyPath + "-cert.pub"
+        guard explicit != nil || KeyFileIO.exists(path) else { return nil }
+        let certificate: QNSPCertificate
+        do { certificate = try QNSPCertificate(line: try KeyFileIO.readText(path: path).trimmingCharacters(in: .whitespacesAndNewlines)) } catch {
+            throw ToolError("host certificate \(path): \(error)")
+        }
+        guard certificate.kind == .host else { throw ToolError("host certificate \(path): a user certificate, not a host certificate (sign with qssh-keygen -s CA -h)") }
+        guard certificate.subject.blob == host.publicKey.blob else {
+            throw ToolError("host certificate \(path) certifies another key (\(certificate.subject.fingerprint)), not this host key (\(host.publicKey.fingerprint))")
+        }
+        let limit = HandshakeMessages.HostKeyAnnouncement.maxCertificateSize
+        guard certificate.blob.count <= limit else {
+            throw ToolError("host certificate \(path) is \(certificate.blob.count) bytes; an announcement carries at most \(limit) (use fewer principals or a shorter key id)")
+        }
+        let now = UInt64(Date().timeIntervalSince1970)
+        if now >= certificate.validBefore { log.warning("host certificate \(path) has expired; clients will refuse it") }
+        if now < certificate.validAfter { log.warning("host certificate \(path) is not valid yet; clients will refuse it") }
+        log.info("host certificate \(path): '\(certificate.keyID)' serial \(certificate.serial) for \(certificate.principals.joined(separator: ","))")
+        return certificate
+    }
+
     static func innerHostKey(_ host: HostKeyPair) throws -> NIOSSHPrivateKey {
         let prk = KeyDerivation.extract(salt: Array("qsshd inner ssh-ed25519 host key v1".utf8), inputKeyMaterial: host.signingKey.seed)
         let seed = KeyDerivation.expand(pseudoRandomKey: prk, info: [], length: 32)

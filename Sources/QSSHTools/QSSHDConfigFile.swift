@@ -15,7 +15,7 @@ public enum QSSHDConfigFile {
 
     static let keywords: [String: Kind] = [
         "port": .value("-p"), "listenaddress": .value("-l"), "hostkey": .value("-h"),
-        "trustedusercakeys": .value("--trusted-user-ca-keys"), "revokedkeys": .value("--revoked-keys"),
+        "trustedusercakeys": .value("--trusted-user-ca-keys"), "hostcertificate": .value("--host-certificate"), "revokedkeys": .value("--revoked-keys"),
         "authorizedprincipalsfile": .value("--authorized-principals-file"),
         "authorizedkeysfile": .value("--authorized-keys"), "clientaliveinterval": .value("--keepalive"),
         "clientalivecountmax": .value("--keepalive-max"), "maxconnections": .value("--max-connections"),

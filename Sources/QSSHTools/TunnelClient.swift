@@ -59,11 +59,22 @@ public struct TunnelClient {
         let (entry, lookup) = known.lookup(pattern)
         var pinned: HostPublicKey?
         if case .known(let key) = lookup { pinned = key }
+        for problem in known.problems { Terminal.warn("\(toolName): \(knownHostsPath):\(problem.line): \(problem.reason) (line ignored)") }
+        if let pinned, let line = known.revokedLine(blob: pinned.blob, pattern) {
+            throw ToolError("the host key pinned for '\(pattern)' is marked @revoked (\(knownHostsPath):\(line)); refusing to connect")
+        }
+        let authorities = pinned == nil ? known.certificateAuthorities(pattern) : []
+        let certification = NIOLockedValueBox<HostCertification?>(nil)
         // A stealth line stored beside the host key turns stealth mode on (docs/protocol.md §9.1).
         var options = self.options
         if options.stealth == nil, let line = known.stealthLine(pattern) { options.stealth = StealthOptions(line: line) }
         let acceptNew = self.acceptNew, batch = self.batch, host = self.host
+        let revokedAnnounced: @Sendable (HostPublicKey) -> Int? = { key in known.revokedLine(blob: key.blob, pattern) }
         var params = QNSPConnection.ClientParameters(username: user, signer: identity, pinnedHostKey: pinned) { key in
+            if let line = revokedAnnounced(key) {
+                certification.withLockedValue { $0 = .refused("its host key is marked @revoked (line \(line))") }
+                return false
+            }
             if acceptNew { return true }
             guard !batch, Terminal.stdinIsTTY || FileManager.default.isReadableFile(atPath: "/dev/tty") else { return false }
             let answer = Terminal.prompt(
@@ -72,6 +83,19 @@ public struct TunnelClient {
             return answer?.lowercased() == "yes"
         }
         params.certificate = ClientIdentity.certificate(for: identityPath, key: identity.publicKey, verbose: verbose, toolName: toolName)
+        if !authorities.isEmpty {
+            // A host under a certificate authority must present a valid certificate: no prompt and
+            // no fallback to trust on first use (a certificate stripped on the way would otherwise
+            // turn into a question the user answers with "yes").
+            params.verifyHostCertificate = { key, certificate in
+                let verdict = HostCertification.check(
+                    key: key, certificate: certificate, authorities: authorities, principal: host,
+                    revokedLine: revokedAnnounced(key), revokedCA: { known.revokedLine(blob: $0, pattern) }, now: UInt64(Date().timeIntervalSince1970))
+                certification.withLockedValue { $0 = verdict }
+                if case .accepted = verdict { return true }
+                return false
+            }
+        }
         let connected: (Channel, EventLoopFuture<QNSPSessionInfo>)
         if let proxyCommand {
             connected = try openThroughProxy(proxyCommand, group: group, parameters: params, options: options, initializer: initializer)
@@ -89,6 +113,10 @@ public struct TunnelClient {
         do {
             info = try handshake.wait()
         } catch let error as QNSPError {
+            if case .hostKeyNotTrusted = error, case .refused(let why)? = certification.withLockedValue({ $0 }) {
+                let under = authorities.first.map { " (covered by @cert-authority at \(knownHostsPath):\($0.line))" } ?? ""
+                throw ToolError("host '\(host)'\(under): \(why); refusing to connect")
+            }
             if options.stealth != nil, Self.isSilence(error) { throw ToolError("connection to \(host) port \(port): \(StealthArgument.noAnswer) (\(error))") }
             throw ToolError(explain(error, entry: entry))
         } catch {
@@ -101,7 +129,13 @@ public struct TunnelClient {
         if verbose {
             Terminal.warn("\(toolName): authenticated to \(host) (\(info.hostKey.fingerprint)) as \(info.username) using \(info.cipher), cell \(info.cellSize)")
         }
-        if pinned == nil {
+        if case .accepted(let certificate)? = certification.withLockedValue({ $0 }) {
+            // Certified hosts are not pinned: the CA line vouches for them on every connection.
+            if verbose {
+                Terminal.warn(
+                    "\(toolName): host certificate '\(certificate.keyID)' serial \(certificate.serial) for '\(host)' signed by CA \(Fingerprint.sha256(certificate.caKey.rawRepresentation))")
+            }
+        } else if pinned == nil {
             _ = try known.appending(pattern: pattern, key: info.hostKey, hash: hashKnownHosts)
             Terminal.warn("\(toolName): permanently added '\(pattern)' to the list of known hosts (\(knownHostsPath)).")
         }

@@ -40,7 +40,9 @@ final class Pair {
         handshakeGuard: QNSPHandshakeGuard = QNSPHandshakeGuard(),
         clientClock: (@Sendable () -> UInt64)? = nil,
         certificate: QNSPCertificate? = nil,
-        authorizeCertificate: (@Sendable (String, UserPublicKey, QNSPCertificate) -> QNSPConnection.AuthorizationDecision)? = nil
+        authorizeCertificate: (@Sendable (String, UserPublicKey, QNSPCertificate) -> QNSPConnection.AuthorizationDecision)? = nil,
+        hostCertificate: QNSPCertificate? = nil,
+        verifyHostCertificate: (@Sendable (HostPublicKey, QNSPCertificate?) -> Bool)? = nil
     ) {
         let pin: HostPublicKey? = {
             switch pinned {
@@ -51,6 +53,7 @@ final class Pair {
         var clientParameters = QNSPConnection.ClientParameters(username: "alice", user: user, pinnedHostKey: pin, verifyHostKey: trust)
         if let clientClock { clientParameters.clock = clientClock }
         clientParameters.certificate = certificate
+        clientParameters.verifyHostCertificate = verifyHostCertificate
         client = QNSPConnection(client: clientParameters, configuration: configuration)
         let allowed = authorized ?? [Keys.user.publicKey]
         var serverParameters = QNSPConnection.ServerParameters(hostKeys: serverHostKeys ?? [host], handshakeGuard: handshakeGuard) { _, key in
@@ -58,6 +61,7 @@ final class Pair {
         }
         serverParameters.peerAddress = [127, 0, 0, 1]
         serverParameters.authorizeCertificate = authorizeCertificate
+        serverParameters.hostCertificate = hostCertificate
         server = QNSPConnection(server: serverParameters, configuration: serverConfiguration ?? configuration)
     }
 

@@ -142,10 +142,10 @@ final class ServeProcess {
         process.standardError = err
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        // Read stderr until the "listening on" line names the port.
+        // Read stderr until the "listening on" line names the port (startup warnings may come first).
         var text = ""
         let handle = err.fileHandleForReading
-        while !text.contains("\n") {
+        while text.range(of: #"listening on [^\n]*\n"#, options: .regularExpression) == nil {
             let d = handle.availableData
             if d.isEmpty { break }
             text += String(decoding: d, as: UTF8.self)

@@ -53,8 +53,16 @@ extension QNSPConnection {
             guard host.signing.isValidSignature(announcement.signature, for: signed, context: KeySchedule.hostAnnouncementContext) else {
                 throw .hostKeySignatureInvalid
             }
+            var certificate: QNSPCertificate?
+            if let blob = announcement.certificate {
+                do { certificate = try QNSPCertificate(blob: blob) } catch { throw .malformedHandshake("announced host certificate: \(error)") }
+                guard let certificate, certificate.kind == .host, certificate.subject.blob == announcement.hostKeyBlob else {
+                    throw .malformedHandshake("the announced host certificate is not for the announced host key")
+                }
+            }
             transcript += raw
-            guard params.verifyHostKey(host) else { throw .hostKeyNotTrusted(fingerprint: host.fingerprint) }
+            let trusted = params.verifyHostCertificate.map { $0(host, certificate) } ?? params.verifyHostKey(host)
+            guard trusted else { throw .hostKeyNotTrusted(fingerprint: host.fingerprint) }
             try sendClientHello(params: params, hostKey: host)
 
         case (.clientAwaitingServerHello(var state), .retry):

@@ -42,7 +42,11 @@ extension QNSPConnection {
                 throw reject(.busy, "too many handshakes from your address, try again later", .handshakeRefused("host key request rate limit"))
             }
             transcript += raw
-            guard let body = params.announcementBody else { throw .keyMaterial("the host key announcement could not be signed") }
+            // The certificate goes only to a request that pays for it (at most 3x amplification).
+            let withCertificate = params.certificateAnnouncementRecordSize(cellSize: cellSize).map { raw.count >= ($0 + 2) / 3 } ?? false
+            guard let body = params.announcementBody(certificate: withCertificate) else {
+                throw .keyMaterial("the host key announcement could not be signed")
+            }
             sendClear(.hostKeyAnnouncement, body: body)
             firstContact = true
             phase = .serverAwaitingHello(announced: true, retried: false)

@@ -20,6 +20,11 @@ public final class QNSPConnection {
         public var pinnedHostKey: HostPublicKey?
         /// Decides on an announced host key at first contact (trust on first use).
         public var verifyHostKey: @Sendable (HostPublicKey) -> Bool
+        /// First contact under a certificate authority (known_hosts `@cert-authority`): asks the
+        /// server for its host certificate and decides on the announced key and the certificate
+        /// (nil when the server sent none) instead of `verifyHostKey` (docs/protocol.md §7.11).
+        /// The connection has checked that the certificate is a host certificate of that key.
+        public var verifyHostCertificate: (@Sendable (HostPublicKey, QNSPCertificate?) -> Bool)?
         /// Unix time in seconds, sent in the hello (the server's replay window checks it).
         public var clock: @Sendable () -> UInt64 = QNSPHandshakeGuard.wallClock
 
@@ -48,7 +53,12 @@ public final class QNSPConnection {
     /// announcement, so one value can serve every connection (set `peerAddress` per connection).
     public struct ServerParameters: Sendable {
         public var hostKeys: [HostKeyPair] {
-            didSet { announcement = AnnouncementCache(hostKeys.first) }
+            didSet { announcement = AnnouncementCache(hostKeys.first, certificate: hostCertificate) }
+        }
+        /// The primary host key's certificate, sent in the announcement to a first-contact
+        /// request padded for it (docs/protocol.md §7.11). Its subject must be that key.
+        public var hostCertificate: QNSPCertificate? {
+            didSet { announcement = AnnouncementCache(hostKeys.first, certificate: hostCertificate) }
         }
         /// Decides whether a key whose signature verified may log in as a user. The connection
         /// does not call it: its driver does, when the `.authorizationRequired` event comes, and
@@ -70,11 +80,16 @@ public final class QNSPConnection {
             self.hostKeys = hostKeys
             self.authorize = authorize
             self.handshakeGuard = handshakeGuard
-            self.announcement = AnnouncementCache(hostKeys.first)
+            self.announcement = AnnouncementCache(hostKeys.first, certificate: nil)
         }
 
-        /// The HostKeyAnnouncement body of the primary host key, signed once and then reused.
-        var announcementBody: [UInt8]? { announcement.body }
+        /// The HostKeyAnnouncement body of the primary host key, signed once and then reused;
+        /// with the host certificate when `certificate` and the server has one.
+        func announcementBody(certificate: Bool) -> [UInt8]? { announcement.body(certificate: certificate) }
+        /// The size of the announcement record with the certificate, if the server has one.
+        func certificateAnnouncementRecordSize(cellSize: Int) -> Int? {
+            announcement.certificateBodySize.map { ClearRecord.paddedSize(bodyLength: $0, cellSize: cellSize) }
+        }
     }
 
     enum Role {
@@ -184,7 +199,8 @@ public final class QNSPConnection {
                 firstContact = true
                 do { firstContactNonce = try SecureRandom().bytes(32) } catch { throw .keyMaterial("\(error)") }
                 let req = HandshakeMessages.HostKeyRequest.padded(
-                    nonce: firstContactNonce, versions: QNSPConfiguration.supportedVersions, cellSize: cellSize)
+                    nonce: firstContactNonce, versions: QNSPConfiguration.supportedVersions, cellSize: cellSize,
+                    certificate: params.verifyHostCertificate != nil)
                 sendClear(.hostKeyRequest, body: req.encoded())
                 phase = .clientAwaitingAnnouncement
             }
@@ -553,19 +569,32 @@ extension QNSPConnection {
 /// server sign for them).
 final class AnnouncementCache: Sendable {
     private let hostKey: HostKeyPair?
-    private let cached = LockedState<[UInt8]?>(nil)
+    private let certificate: [UInt8]?
+    private let cached = LockedState<(blob: [UInt8], signature: [UInt8])?>(nil)
 
-    init(_ hostKey: HostKeyPair?) { self.hostKey = hostKey }
+    init(_ hostKey: HostKeyPair?, certificate: QNSPCertificate?) {
+        self.hostKey = hostKey
+        self.certificate = certificate?.blob
+    }
 
-    var body: [UInt8]? {
-        cached.withLock { body in
-            if let body { return body }
+    /// The body size of the announcement with the certificate, if there is one.
+    var certificateBodySize: Int? {
+        certificate.map { 2 + HostPublicKey.blobSize + 2 + SignatureScheme.signatureSize + 2 + $0.count }
+    }
+
+    func body(certificate withCertificate: Bool) -> [UInt8]? {
+        let signed: (blob: [UInt8], signature: [UInt8])? = cached.withLock { signed in
+            if let signed { return signed }
             guard let hostKey else { return nil }
             let blob = hostKey.publicKey.blob
             let message = HandshakeMessages.HostKeyAnnouncement.signedMessage(blob: blob)
             guard let signature = try? hostKey.signingKey.sign(message, context: KeySchedule.hostAnnouncementContext) else { return nil }
-            body = HandshakeMessages.HostKeyAnnouncement(hostKeyBlob: blob, signature: signature).encoded()
-            return body
+            signed = (blob, signature)
+            return signed
         }
+        guard let signed else { return nil }
+        return HandshakeMessages.HostKeyAnnouncement(
+            hostKeyBlob: signed.blob, signature: signed.signature, certificate: withCertificate ? certificate : nil
+        ).encoded()
     }
 }

@@ -196,10 +196,18 @@ public enum HandshakeMessages {
             self.paddingCount = paddingCount
         }
 
-        /// A request padded to the minimum size for `cellSize`.
-        public static func padded(nonce: [UInt8], versions: [UInt8], cellSize: Int) -> HostKeyRequest {
+        /// The smallest record a server answers with an announcement that carries its host
+        /// certificate: a third of the largest announcement record (docs/protocol.md §7.11).
+        public static func minimumRecordSizeForCertificate(cellSize: Int) -> Int {
+            (HostKeyAnnouncement.maxRecordSize(cellSize: cellSize) + 2) / 3
+        }
+
+        /// A request padded to the minimum size for `cellSize`; `certificate` pads it so that the
+        /// server may answer with its host certificate.
+        public static func padded(nonce: [UInt8], versions: [UInt8], cellSize: Int, certificate: Bool = false) -> HostKeyRequest {
             let bare = ClearRecord.headerSize + nonce.count + 1 + versions.count + 2
-            return HostKeyRequest(nonce: nonce, versions: versions, paddingCount: max(0, minimumRecordSize(cellSize: cellSize) - bare))
+            let minimum = certificate ? minimumRecordSizeForCertificate(cellSize: cellSize) : minimumRecordSize(cellSize: cellSize)
+            return HostKeyRequest(nonce: nonce, versions: versions, paddingCount: max(0, minimum - bare))
         }
 
         public func encoded() -> [UInt8] {
@@ -225,10 +233,16 @@ public enum HandshakeMessages {
     }
 
     /// S→C, clear: the host public keys, self-signed with the host's ML-DSA key (a signature the
-    /// server computes once, not per request: docs/protocol.md 4.4).
+    /// server computes once, not per request: docs/protocol.md 4.4), and the host certificate
+    /// when the server has one and the request was large enough to carry it (§7.11).
     public struct HostKeyAnnouncement: Sendable, Equatable {
         public var hostKeyBlob: [UInt8]
         public var signature: [UInt8]
+        /// A host certificate blob (``QNSPCertificate``), or nil.
+        public var certificate: [UInt8]?
+
+        /// The largest announcement body: the handshake message limit.
+        public static let maxBodySize = 16384
 
         /// The message the signature covers: a fixed label and the blob.
         public static func signedMessage(blob: [UInt8]) -> [UInt8] { Array("qnsp1 host key announcement".utf8) + blob }
@@ -238,10 +252,26 @@ public enum HandshakeMessages {
             ClearRecord.paddedSize(bodyLength: 2 + HostPublicKey.blobSize + 2 + SignatureScheme.signatureSize, cellSize: cellSize)
         }
 
-        public init(hostKeyBlob: [UInt8], signature: [UInt8]) { self.hostKeyBlob = hostKeyBlob; self.signature = signature }
+        /// Size of the largest announcement record (a body of ``maxBodySize``), with its cell padding.
+        public static func maxRecordSize(cellSize: Int) -> Int {
+            ClearRecord.paddedSize(bodyLength: maxBodySize, cellSize: cellSize)
+        }
+
+        /// The largest host certificate an announcement can carry.
+        public static var maxCertificateSize: Int { maxBodySize - (2 + HostPublicKey.blobSize + 2 + SignatureScheme.signatureSize + 2) }
+
+        public init(hostKeyBlob: [UInt8], signature: [UInt8], certificate: [UInt8]? = nil) {
+            self.hostKeyBlob = hostKeyBlob
+            self.signature = signature
+            self.certificate = certificate
+        }
 
         public func encoded() -> [UInt8] {
-            var w = ByteWriter(capacity: 6600); w.writeVector16(hostKeyBlob); w.writeVector16(signature); return w.bytes
+            var w = ByteWriter(capacity: 6600 + (certificate.map { $0.count + 2 } ?? 0))
+            w.writeVector16(hostKeyBlob)
+            w.writeVector16(signature)
+            if let certificate { w.writeVector16(certificate) }
+            return w.bytes
         }
 
         public init(decoding body: [UInt8]) throws(QNSPError) {
@@ -249,8 +279,10 @@ public enum HandshakeMessages {
             do {
                 hostKeyBlob = try r.readVector16("host key")
                 signature = try r.readVector16("signature")
+                certificate = r.isAtEnd ? nil : try r.readVector16("host certificate")
             } catch { throw .malformedHandshake("host key announcement truncated at \(error.field)") }
             guard r.isAtEnd else { throw .malformedHandshake("host key announcement has trailing bytes") }
+            if let certificate, certificate.isEmpty { throw .malformedHandshake("host key announcement with an empty certificate") }
         }
     }
 
