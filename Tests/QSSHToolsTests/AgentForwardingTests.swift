@@ -1,0 +1,206 @@
+import Foundation
+import NIOCore
+import NIOSSH
+import QSSHSession
+import Testing
+
+extension ToolSuites {
+    /// qssh -A and qsshd's forwarded agent socket (docs/protocol.md §7.9), with real processes on 127.0.0.1.
+    @Suite("agent forwarding (qssh -A)")
+    struct AgentForwardingTests {
+        let agentTools = AgentToolTests()
+
+        /// A laptop agent holding a key whose private file is gone, and `count` qsshd accepting that key.
+        struct Setup {
+            let dir: String
+            let agent: Process
+            let socket: String
+            let fingerprint: String
+            let servers: [ServeProcess]
+
+            func stop() {
+                for s in servers { s.stop() }
+                agent.terminate()
+                agent.waitUntilExit()
+                try? FileManager.default.removeItem(atPath: dir)
+            }
+        }
+
+        func setUp(servers count: Int, serverOptions: [String] = []) throws -> Setup {
+            let dir = try makeTempDir()
+            chmod(dir, 0o700)
+            try agentTools.keygen(dir + "/id", comment: "laptop")
+            try FileManager.default.copyItem(atPath: dir + "/id.pub", toPath: dir + "/authorized_keys")
+            let socket = dir + "/agent.sock"
+            let agent = try agentTools.foregroundAgent(socket, environment: agentTools.env([:]))
+            let added = try Tools.run("qssh-add", [dir + "/id"], environment: agentTools.env(["QSSH_AUTH_SOCK": socket]))
+            guard added.status == 0 else { throw ToolTestError("qssh-add: \(added.stderr)") }
+            let line = String(decoding: try Tools.run("qssh-keygen", ["-l", "-f", dir + "/id.pub"]).stdout, as: UTF8.self)
+            let fingerprint = String(line.split(separator: " ")[1])
+            // The private key file exists nowhere now: only the laptop's agent can sign.
+            try FileManager.default.removeItem(atPath: dir + "/id")
+            var servers: [ServeProcess] = []
+            for i in 0..<count {
+                let h = try Tools.run("qssh-keygen", ["-q", "-t", "host", "-f", dir + "/host\(i)", "-N", ""])
+                guard h.status == 0 else { throw ToolTestError(h.stderr) }
+                servers.append(try ServeProcess(tool: "qsshd", arguments: [
+                    "-v", "-p", "0", "-l", "127.0.0.1", "-h", dir + "/host\(i)", "--authorized-keys", dir + "/authorized_keys", "--no-quic",
+                ] + serverOptions))
+            }
+            return Setup(dir: dir, agent: agent, socket: socket, fingerprint: fingerprint, servers: servers)
+        }
+
+        /// The qssh command line (as a list) for one hop to `port`; `known` names its known_hosts file.
+        func qsshArguments(_ s: Setup, port: Int, known: String, _ extra: [String]) throws -> [String] {
+            [
+                "-F", "none", "-p", "\(port)", "-i", s.dir + "/id", "--known-hosts", s.dir + "/" + known,
+                "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes",
+            ] + extra
+        }
+
+        func qssh(_ s: Setup, server: Int = 0, _ extra: [String], agent: Bool = true) throws -> Tools.Result {
+            try Tools.run(
+                "qssh", try qsshArguments(s, port: s.servers[server].port, known: "known_hosts\(server)", extra),
+                environment: agentTools.env(agent ? ["QSSH_AUTH_SOCK": s.socket] : [:]))
+        }
+
+        /// The shell text of a qssh run on a server (absolute path: the session's PATH is the login's).
+        func remoteQSSH(_ s: Setup, server: Int, _ extra: [String]) throws -> String {
+            ([try Tools.path("qssh")] + (try qsshArguments(s, port: s.servers[server].port, known: "known_hosts\(server)", extra)))
+                .map(shellQuote).joined(separator: " ")
+        }
+
+        func shellQuote(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+        func output(_ r: Tools.Result) -> String { String(decoding: r.stdout, as: UTF8.self) }
+
+        @Test("qssh -A: qssh-add -l on the server lists the laptop agent's key; the socket is 0600 in a 0700 directory of the user's, gone once qssh has exited")
+        func listThroughForwardedSocket() throws {
+            let s = try setUp(servers: 1)
+            defer { s.stop() }
+            let qsshAdd = try Tools.path("qssh-add")
+            let r = try qssh(s, ["-A", "127.0.0.1",
+                "echo \"sock=$QSSH_AUTH_SOCK\"; stat -c '%a %u' \"$QSSH_AUTH_SOCK\" \"$(dirname \"$QSSH_AUTH_SOCK\")\"; \(shellQuote(qsshAdd)) -l"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let lines = output(r).split(separator: "\n").map(String.init)
+            guard lines.count == 4, lines[0].hasPrefix("sock=/") else {
+                Issue.record("unexpected output: \(output(r)) \(r.stderr)")
+                return
+            }
+            let socket = String(lines[0].dropFirst(5))
+            let directory = (socket as NSString).deletingLastPathComponent
+            #expect(socket != s.socket && (directory as NSString).lastPathComponent.hasPrefix("qssh-"), "\(socket)")
+            #expect(lines[1] == "600 \(getuid())" && lines[2] == "700 \(getuid())", "\(lines)")
+            #expect(lines[3].contains(s.fingerprint) && lines[3].contains(" laptop (ML-DSA-65)"), "\(lines[3])")
+            // The exit status came after the session's process ended, and the socket went with it.
+            #expect(!FileManager.default.fileExists(atPath: socket))
+            #expect(!FileManager.default.fileExists(atPath: directory))
+        }
+
+        @Test("laptop → host1 → host2 → host3 with the key only in the laptop's agent (three qsshd); without -A the first hop has no agent and the next login fails")
+        func hops() throws {
+            let s = try setUp(servers: 3)
+            defer { s.stop() }
+            let third = try remoteQSSH(s, server: 2, ["127.0.0.1", "echo hop-ok"])
+            let second = try remoteQSSH(s, server: 1, ["-A", "127.0.0.1", third])
+            let r = try qssh(s, ["-A", "127.0.0.1", second])
+            #expect(r.status == 0 && output(r) == "hop-ok\n", "\(output(r)) \(r.stderr)")
+            // Each server accepted the laptop's key: host2 and host3 through forwarded agents.
+            for server in s.servers {
+                #expect(server.waitForLog("(\(s.fingerprint)) from"), "\(server.log)")
+            }
+
+            // Control: the same chain without -A on the first hop finds neither agent nor key file there.
+            let plain = try qssh(s, ["127.0.0.1", second])
+            #expect(plain.status != 0 && !output(plain).contains("hop-ok"), "\(output(plain))")
+            #expect(plain.stderr.contains("No such file"), "\(plain.stderr)")
+        }
+
+        @Test("without -A (or with -a, ForwardAgent no) QSSH_AUTH_SOCK is unset on the server; -o ForwardAgent=yes and the config's ForwardAgent forward")
+        func notForwardedUnlessAsked() throws {
+            let s = try setUp(servers: 1)
+            defer { s.stop() }
+            let probe = "echo \"[${QSSH_AUTH_SOCK-unset}]\""
+            #expect(output(try qssh(s, ["127.0.0.1", probe])) == "[unset]\n")
+            #expect(output(try qssh(s, ["-A", "-a", "127.0.0.1", probe])) == "[unset]\n")
+            #expect(output(try qssh(s, ["-o", "ForwardAgent=no", "127.0.0.1", probe])) == "[unset]\n")
+            // -A with no local agent forwards nothing either (as ssh).
+            let noAgent = try Tools.run(
+                "qssh", try qsshArguments(s, port: s.servers[0].port, known: "known_hosts0", ["-A", "127.0.0.1", probe]),
+                environment: agentTools.env([:]))
+            #expect(output(noAgent) == "" && noAgent.status != 0, "\(noAgent.stderr)")  // and no key file: no login
+            let set = "echo \"[${QSSH_AUTH_SOCK:+set}]\""
+            #expect(output(try qssh(s, ["-o", "ForwardAgent=yes", "127.0.0.1", set])) == "[set]\n")
+            #expect(output(try qssh(s, ["-a", "-A", "127.0.0.1", set])) == "[set]\n")
+            let config = s.dir + "/config"
+            try "Host 127.0.0.1\n  ForwardAgent yes\n".write(toFile: config, atomically: true, encoding: .utf8)
+            chmod(config, 0o600)
+            func withConfig(_ extra: [String]) throws -> String {
+                var args = try qsshArguments(s, port: s.servers[0].port, known: "known_hosts0", extra)
+                args[1] = config  // -F config instead of -F none
+                return output(try Tools.run("qssh", args, environment: agentTools.env(["QSSH_AUTH_SOCK": s.socket])))
+            }
+            #expect(try withConfig(["127.0.0.1", set]) == "[set]\n")
+            #expect(try withConfig(["-a", "127.0.0.1", probe]) == "[unset]\n")
+            let bad = try qssh(s, ["-o", "ForwardAgent=maybe", "127.0.0.1", "true"])
+            #expect(bad.status == 255 && bad.stderr.contains("ForwardAgent must be yes or no"), "\(bad.stderr)")
+        }
+
+        @Test("qsshd --no-agent-forwarding: qssh -A still gets its session, without a socket or QSSH_AUTH_SOCK, and the refusal is logged")
+        func refusedByServer() throws {
+            let s = try setUp(servers: 1, serverOptions: ["--no-agent-forwarding"])
+            defer { s.stop() }
+            let r = try qssh(s, ["-A", "127.0.0.1", "echo \"[${QSSH_AUTH_SOCK-unset}]\""])
+            #expect(r.status == 0 && output(r) == "[unset]\n", "\(output(r)) \(r.stderr)")
+            #expect(s.servers[0].waitForLog("refused agent forwarding: disabled on this server"), "\(s.servers[0].log)")
+            let help = String(decoding: try Tools.run("qsshd", ["--help"]).stdout, as: UTF8.self)
+            #expect(help.contains("--no-agent-forwarding"))
+            let clientHelp = String(decoding: try Tools.run("qssh", ["--help"]).stdout, as: UTF8.self)
+            #expect(clientHelp.contains("-A ") && clientHelp.contains("-a "), "\(clientHelp)")
+        }
+    }
+}
+
+/// The client's routing of server-opened channels (unit level): an agent channel reaches the
+/// agent only when this client asked for forwarding.
+@Suite("client channel routing")
+struct ClientChannelRouteTests {
+    func forwarded(_ host: String, port: Int) -> SSHChannelType {
+        .forwardedTCPIP(.init(listeningHost: host, listeningPort: port, originatorAddress: ForwardingRelay.originator(nil)))
+    }
+
+    @Test("an agent channel to a client that did not ask is refused, with or without -R forwards; asked, it goes to the agent")
+    func agentChannel() {
+        for remote in [false, true] {
+            for host in [AgentForwarding.channelHost, "AUTH-AGENT@QSSH", "Auth-Agent@qssh"] {
+                guard case .refuse(let why) = ClientChannelRoute.decide(forwarded(host, port: 0), agentForwarding: false, remoteForwards: remote) else {
+                    Issue.record("\(host) routed without agent forwarding (remote forwards: \(remote))")
+                    continue
+                }
+                #expect(why.contains("agent forwarding was not requested"))
+                // Never handed to the -R table either (a "-R 0" forward may be recorded under port 0).
+                #expect(ClientChannelRoute.decide(forwarded(host, port: 0), agentForwarding: true, remoteForwards: remote) == .agent)
+            }
+        }
+        #expect(ClientChannelRoute.decide(AgentForwarding.channelType, agentForwarding: false, remoteForwards: true) != .agent)
+        #expect(ClientChannelRoute.decide(AgentForwarding.channelType, agentForwarding: true, remoteForwards: false) == .agent)
+    }
+
+    @Test("other channels: -R ports go to the -R table only when there is one; session and direct-tcpip opens are refused")
+    func otherChannels() {
+        for agent in [false, true] {
+            #expect(ClientChannelRoute.decide(forwarded("localhost", port: 8080), agentForwarding: agent, remoteForwards: true) == .remoteForward(port: 8080))
+            #expect(ClientChannelRoute.decide(forwarded("auth-agent@qssh.example", port: 1), agentForwarding: agent, remoteForwards: true) == .remoteForward(port: 1))
+            if case .refuse = ClientChannelRoute.decide(forwarded("localhost", port: 8080), agentForwarding: agent, remoteForwards: false) {} else {
+                Issue.record("a forwarded channel without -R was accepted")
+            }
+            if case .refuse = ClientChannelRoute.decide(.session, agentForwarding: agent, remoteForwards: true) {} else {
+                Issue.record("a server-opened session channel was accepted")
+            }
+            let direct = SSHChannelType.directTCPIP(.init(targetHost: AgentForwarding.channelHost, targetPort: 0, originatorAddress: ForwardingRelay.originator(nil)))
+            if case .refuse = ClientChannelRoute.decide(direct, agentForwarding: agent, remoteForwards: true) {} else {
+                Issue.record("a server-opened direct-tcpip channel was accepted")
+            }
+        }
+    }
+}
