@@ -45,13 +45,14 @@ public struct QSSHCommand: ParsableCommand {
             stdin/stdout to the SSH-2 server inside the tunnel (see the README recipe).
 
             -A forwards the agent named by QSSH_AUTH_SOCK (qssh-agent) to the session:
-            qsshd gives the remote command a socket of its own in QSSH_AUTH_SOCK, and qssh,
-            qssh-add, qscp and qsftp there use this agent's keys, as with ssh -A. The keys
-            never leave this machine, but anyone who can use that socket on the server
-            (the account itself, and root) can have them sign while the session lasts:
-            forward only to hosts you trust, and prefer -J, which needs no agent on the jump
-            host. -a (the default) does not forward; -o ForwardAgent=yes|no and the
-            config's ForwardAgent set the same, and -A/-a on the command line win.
+            qsshd gives the remote command a socket of its own in QSSH_AUTH_SOCK, so
+            qssh, qssh-add, qscp and qsftp there use this agent's keys, as with ssh -A.
+            The keys never leave this machine, but whoever can use that socket on the
+            server (the account itself, and root) can have them sign while the session
+            lasts: forward only to hosts you trust, and prefer -J, which needs no agent
+            on the jump host. -a (the default) does not forward. -o ForwardAgent=yes|no
+            and the config's ForwardAgent set the same; -A or -a on the command line
+            wins. Without a session (-N, -W) nothing is forwarded.
 
             -f goes to the background once the connection, the forwards and the command
             are set up (with -N: once the forwards are); stdin is /dev/null.

@@ -50,8 +50,9 @@ public struct QSSHDCommand: ParsableCommand {
             Whoever can use the socket (the user, root) can have the client's agent sign
             while the session lasts. --no-agent-forwarding refuses it for everyone, a user
             certificate's no-agent-forwarding for that login; the session itself still
-            runs. With --bridge, agent forwarding is between the client and the classical
-            sshd, and that server's own setting applies.
+            runs. With --bridge, qssh -A forwards nothing (the classical sshd does not
+            know qssh's request); OpenSSH's ssh -A through 'qssh tunnel' forwards its
+            ssh-agent to that sshd under the sshd's own settings.
 
             The sftp subsystem (qscp, OpenSSH's sftp through 'qssh tunnel') runs as the
             user; with --sftp-root its paths cannot reach outside that directory. This

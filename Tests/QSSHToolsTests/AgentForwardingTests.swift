@@ -26,11 +26,13 @@ extension ToolSuites {
             }
         }
 
-        func setUp(servers count: Int, serverOptions: [String] = []) throws -> Setup {
+        /// `prepare` runs in the new directory before the servers start and gives more server options.
+        func setUp(servers count: Int, serverOptions: [String] = [], prepare: ((String) throws -> [String])? = nil) throws -> Setup {
             let dir = try makeTempDir()
             chmod(dir, 0o700)
             try agentTools.keygen(dir + "/id", comment: "laptop")
             try FileManager.default.copyItem(atPath: dir + "/id.pub", toPath: dir + "/authorized_keys")
+            let prepared = try prepare?(dir) ?? []
             let socket = dir + "/agent.sock"
             let agent = try agentTools.foregroundAgent(socket, environment: agentTools.env([:]))
             let added = try Tools.run("qssh-add", [dir + "/id"], environment: agentTools.env(["QSSH_AUTH_SOCK": socket]))
@@ -40,12 +42,20 @@ extension ToolSuites {
             // The private key file exists nowhere now: only the laptop's agent can sign.
             try FileManager.default.removeItem(atPath: dir + "/id")
             var servers: [ServeProcess] = []
+            defer {
+                if servers.count < count {  // a server did not start: undo the rest before the error goes up
+                    for s in servers { s.stop() }
+                    agent.terminate()
+                    agent.waitUntilExit()
+                    try? FileManager.default.removeItem(atPath: dir)
+                }
+            }
             for i in 0..<count {
                 let h = try Tools.run("qssh-keygen", ["-q", "-t", "host", "-f", dir + "/host\(i)", "-N", ""])
                 guard h.status == 0 else { throw ToolTestError(h.stderr) }
                 servers.append(try ServeProcess(tool: "qsshd", arguments: [
                     "-v", "-p", "0", "-l", "127.0.0.1", "-h", dir + "/host\(i)", "--authorized-keys", dir + "/authorized_keys", "--no-quic",
-                ] + serverOptions))
+                ] + serverOptions + prepared))
             }
             return Setup(dir: dir, agent: agent, socket: socket, fingerprint: fingerprint, servers: servers)
         }
@@ -157,6 +167,36 @@ extension ToolSuites {
             #expect(help.contains("--no-agent-forwarding"))
             let clientHelp = String(decoding: try Tools.run("qssh", ["--help"]).stdout, as: UTF8.self)
             #expect(clientHelp.contains("-A ") && clientHelp.contains("-a "), "\(clientHelp)")
+        }
+
+        @Test("a user certificate's no-agent-forwarding refuses qssh -A for that login (the session still runs); the same certificate without it forwards")
+        func refusedByCertificate() throws {
+            let user = ProcessInfo.processInfo.environment["USER"] ?? "root"
+            let s = try setUp(servers: 1) { dir in
+                try agentTools.keygen(dir + "/ca", comment: "ca")
+                try agentTools.keygen(dir + "/stranger", comment: "stranger")
+                // authorized_keys does not list the laptop's key: only its certificate lets it in.
+                try FileManager.default.removeItem(atPath: dir + "/authorized_keys")
+                try FileManager.default.copyItem(atPath: dir + "/stranger.pub", toPath: dir + "/authorized_keys")
+                return ["--trusted-user-ca-keys", dir + "/ca.pub"]
+            }
+            defer { s.stop() }
+            func certify(_ options: [String], serial: Int) throws {
+                try? FileManager.default.removeItem(atPath: s.dir + "/id-cert.pub")
+                let r = try Tools.run("qssh-keygen", [
+                    "-q", "-s", s.dir + "/ca", "-I", "laptop-\(serial)", "-n", user, "-V", "-1m:+1h", "-z", "\(serial)",
+                ] + options.flatMap { ["-O", $0] } + [s.dir + "/id.pub"])
+                guard r.status == 0 else { throw ToolTestError(r.stderr) }
+            }
+            let probe = "echo \"[${QSSH_AUTH_SOCK:+set}]\""
+            try certify(["no-agent-forwarding"], serial: 1)
+            let refused = try qssh(s, ["-A", "127.0.0.1", probe])
+            #expect(refused.status == 0 && output(refused) == "[]\n", "\(output(refused)) \(refused.stderr)")
+            #expect(s.servers[0].waitForLog("refused agent forwarding: not permitted for this login"), "\(s.servers[0].log)")
+            try certify([], serial: 2)
+            let allowed = try qssh(s, ["-A", "127.0.0.1", probe])
+            #expect(allowed.status == 0 && output(allowed) == "[set]\n", "\(output(allowed)) \(allowed.stderr)")
+            #expect(s.servers[0].log.contains("serial 2"), "\(s.servers[0].log)")
         }
     }
 }
