@@ -62,7 +62,8 @@ public final class ExecSessionHandler: ChannelInboundHandler {
 
     /// - Parameters:
     ///   - switchUser: start processes as `user` (needs root); otherwise as this process's account.
-    ///   - onStart: told what each session runs ("exec: CMD", "shell", "subsystem: NAME", with " (pty)"), e.g. for an audit log.
+    ///   - onStart: told what each session runs ("exec: CMD", "shell", "subsystem: NAME", with " (pty)" and
+    ///     " (agent forwarded)"), e.g. for an audit log.
     ///   - subsystems: the program (argv, absolute path first) each subsystem name runs, e.g. "sftp".
     ///   - peerVersion: the client's SSH banner, given to subsystems as `QSSH_PEER_VERSION`.
     ///   - agentForwarding: the server permits agent forwarding (a login's `no-agent-forwarding` still forbids it).
@@ -211,7 +212,7 @@ public final class ExecSessionHandler: ChannelInboundHandler {
             return
         }
         child = process
-        onStart?(what + (terminal != nil ? " (pty)" : ""))
+        onStart?(what + (terminal != nil ? " (pty)" : "") + (agentListener != nil ? " (agent forwarded)" : ""))
         if wantReply { context.channel.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil) }
         let ssh = context.channel
         let loop = context.eventLoop
@@ -279,7 +280,12 @@ public final class ExecSessionHandler: ChannelInboundHandler {
             handler.agentPending = nil
             switch result {
             case .success(let listener):
-                if handler.ended { listener.stop() } else { handler.agentListener = listener }
+                if handler.ended {
+                    listener.stop()
+                } else {
+                    handler.agentListener = listener
+                    log?("agent forwarding for \(handler.user.name): \(listener.path)")
+                }
             case .failure(let error):
                 log?("agent forwarding: \(error)")
             }

@@ -105,6 +105,7 @@ extension ToolSuites {
             // The exit status came after the session's process ended, and the socket went with it.
             #expect(!FileManager.default.fileExists(atPath: socket))
             #expect(!FileManager.default.fileExists(atPath: directory))
+            #expect(s.servers[0].waitForLog("agent forwarding for \(ProcessInfo.processInfo.environment["USER"] ?? "root"): \(socket)"), "\(s.servers[0].log)")
         }
 
         @Test("laptop → host1 → host2 → host3 with the key only in the laptop's agent (three qsshd); without -A the first hop has no agent and the next login fails")
@@ -240,6 +241,56 @@ struct ClientChannelRouteTests {
             let direct = SSHChannelType.directTCPIP(.init(targetHost: AgentForwarding.channelHost, targetPort: 0, originatorAddress: ForwardingRelay.originator(nil)))
             if case .refuse = ClientChannelRoute.decide(direct, agentForwarding: agent, remoteForwards: true) {} else {
                 Issue.record("a server-opened direct-tcpip channel was accepted")
+            }
+        }
+    }
+}
+
+extension ClientChannelRouteTests {
+    @Test("randomized: only the reserved address (in any letter case) routes to the agent, and only when asked; every other host goes to -R or is refused")
+    func randomizedHosts() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(UInt32.random(in: 0...UInt32.max))
+        let seed = state
+        func next() -> UInt64 {  // SplitMix64
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzAGENTQSH-@.:0123456789")
+        let reserved = Array(AgentForwarding.channelHost)
+        for _ in 0..<2000 {
+            var host: [Character]
+            switch next() % 3 {
+            case 0:  // the reserved name with random letter case
+                host = reserved.map { next() & 1 == 0 ? Character($0.uppercased()) : $0 }
+            case 1:  // the reserved name with one character changed, added or removed
+                host = reserved
+                let i = Int(next() % UInt64(host.count))
+                switch next() % 3 {
+                case 0: host[i] = alphabet[Int(next() % UInt64(alphabet.count))]
+                case 1: host.insert(alphabet[Int(next() % UInt64(alphabet.count))], at: i)
+                default: host.remove(at: i)
+                }
+            default:
+                host = (0..<Int(next() % 24)).map { _ in alphabet[Int(next() % UInt64(alphabet.count))] }
+            }
+            let name = String(host)
+            let port = Int(next() % 65536)
+            let isReserved = name.lowercased() == AgentForwarding.channelHost
+            let type = SSHChannelType.forwardedTCPIP(.init(listeningHost: name, listeningPort: port, originatorAddress: ForwardingRelay.originator(nil)))
+            for agent in [false, true] {
+                for remote in [false, true] {
+                    let route = ClientChannelRoute.decide(type, agentForwarding: agent, remoteForwards: remote)
+                    let expected: ClientChannelRoute? = isReserved ? (agent ? .agent : nil) : (remote ? .remoteForward(port: port) : nil)
+                    if let expected {
+                        #expect(route == expected, "seed \(seed): \(name):\(port) agent \(agent) remote \(remote)")
+                    } else if case .refuse = route {
+                    } else {
+                        Issue.record("seed \(seed): \(name):\(port) agent \(agent) remote \(remote) routed to \(route)")
+                    }
+                }
             }
         }
     }
