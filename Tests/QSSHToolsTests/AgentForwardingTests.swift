@@ -108,6 +108,57 @@ extension ToolSuites {
             #expect(s.servers[0].waitForLog("agent forwarding for \(ProcessInfo.processInfo.environment["USER"] ?? "root"): \(socket)"), "\(s.servers[0].log)")
         }
 
+        /// Starts `qssh -A` with a remote command that prints the forwarded socket and stays; returns the process and the path.
+        func lingeringSession(_ s: Setup, server: Int) throws -> (Process, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try Tools.path("qssh"))
+            p.arguments = try qsshArguments(s, port: s.servers[server].port, known: "known_hosts\(server)",
+                                            ["-A", "127.0.0.1", "echo \"$QSSH_AUTH_SOCK\"; exec sleep 60"])
+            p.environment = agentTools.env(["QSSH_AUTH_SOCK": s.socket])
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            p.standardInput = FileHandle.nullDevice
+            try p.run()
+            var text = ""
+            while !text.contains("\n") {
+                let d = out.fileHandleForReading.availableData
+                if d.isEmpty { break }
+                text += String(decoding: d, as: UTF8.self)
+            }
+            let path = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard path.hasPrefix("/") else {
+                p.terminate()
+                throw ToolTestError("no forwarded socket: '\(text)'")
+            }
+            return (p, path)
+        }
+
+        @Test("the forwarded socket and its directory go when the client vanishes (qssh killed) and when qsshd gets SIGTERM")
+        func removedOnDisconnectAndTermination() throws {
+            let s = try setUp(servers: 2)
+            defer { s.stop() }
+            let (killed, socket) = try lingeringSession(s, server: 0)
+            #expect(FileManager.default.fileExists(atPath: socket))
+            kill(killed.processIdentifier, SIGKILL)
+            killed.waitUntilExit()
+            // The server learns of the loss from the closed connection; nothing to wait on from here but the files.
+            try agentTools.waitUntil("qsshd removes the socket of a vanished client") {
+                !FileManager.default.fileExists(atPath: socket)
+                    && !FileManager.default.fileExists(atPath: (socket as NSString).deletingLastPathComponent)
+            }
+
+            let (orphan, second) = try lingeringSession(s, server: 1)
+            defer {
+                orphan.terminate()
+                orphan.waitUntilExit()
+            }
+            #expect(FileManager.default.fileExists(atPath: second))
+            s.servers[1].stop()  // SIGTERM; the handler removes every forwarded socket before exiting
+            #expect(!FileManager.default.fileExists(atPath: second))
+            #expect(!FileManager.default.fileExists(atPath: (second as NSString).deletingLastPathComponent))
+        }
+
         @Test("laptop → host1 → host2 → host3 with the key only in the laptop's agent (three qsshd); without -A the first hop has no agent and the next login fails")
         func hops() throws {
             let s = try setUp(servers: 3)
