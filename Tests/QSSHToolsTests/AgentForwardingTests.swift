@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOSSH
 import QSSHSession
+import QSSHTools
 import Testing
 
 extension ToolSuites {
@@ -344,5 +345,16 @@ extension ClientChannelRouteTests {
                 }
             }
         }
+    }
+}
+
+extension ClientChannelRouteTests {
+    @Test("config files: qsshd's AllowAgentForwarding no is --no-agent-forwarding; qssh's ForwardAgent becomes -o ForwardAgent=")
+    func configKeywords() throws {
+        #expect(try QSSHDConfigFile.arguments(from: "AllowAgentForwarding no\n", path: "f") == ["--no-agent-forwarding"])
+        #expect(try QSSHDConfigFile.arguments(from: "AllowAgentForwarding yes\n", path: "f") == [])
+        #expect(throws: QSSHDConfigFile.ConfigError.self) { try QSSHDConfigFile.arguments(from: "AllowAgentForwarding maybe\n", path: "f") }
+        #expect(try QSSHClientConfig.arguments(from: "Host h\n ForwardAgent yes\n", path: "c", host: "h") == ["-o", "ForwardAgent=yes"])
+        #expect(try QSSHClientConfig.arguments(from: "Host other\n ForwardAgent yes\n", path: "c", host: "h") == [])
     }
 }
