@@ -110,11 +110,11 @@ extension ToolSuites {
         }
 
         /// Starts `qssh -A` with a remote command that prints the forwarded socket and stays; returns the process and the path.
-        func lingeringSession(_ s: Setup, server: Int) throws -> (Process, String) {
+        func lingeringSession(_ s: Setup, server: Int, options: [String] = []) throws -> (Process, String) {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: try Tools.path("qssh"))
             p.arguments = try qsshArguments(s, port: s.servers[server].port, known: "known_hosts\(server)",
-                                            ["-A", "127.0.0.1", "echo \"$QSSH_AUTH_SOCK\"; exec sleep 60"])
+                                            options + ["-A", "127.0.0.1", "echo \"$QSSH_AUTH_SOCK\"; exec sleep 60"])
             p.environment = agentTools.env(["QSSH_AUTH_SOCK": s.socket])
             let out = Pipe()
             p.standardOutput = out
@@ -158,6 +158,45 @@ extension ToolSuites {
             s.servers[1].stop()  // SIGTERM; the handler removes every forwarded socket before exiting
             #expect(!FileManager.default.fileExists(atPath: second))
             #expect(!FileManager.default.fileExists(atPath: (second as NSString).deletingLastPathComponent))
+        }
+
+        /// A throwaway account (root only) whose home is under `dir`.
+        func makeAccount(_ dir: String, _ tag: String) throws -> String {
+            let name = "qsa\(tag)\(getpid() % 100000)"
+            let add = try Tools.run("/usr/sbin/useradd", ["-m", "-d", dir + "/home-" + name, "-s", "/bin/sh", name])
+            guard add.status == 0 else { throw ToolTestError(add.stderr) }
+            return name
+        }
+
+        @Test("as root, for another account: socket and directory belong to that account, which lists the key through it; a third account cannot connect",
+              .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/useradd")
+                  && FileManager.default.isExecutableFile(atPath: "/usr/sbin/runuser")))
+        func ownedByTheSessionsAccount() throws {
+            let s = try setUp(servers: 1)
+            defer { s.stop() }
+            chmod(s.dir, 0o755)  // the accounts' homes are below it (the laptop agent's socket stays 0600 and root's)
+            let owner = try makeAccount(s.dir, "o")
+            defer { _ = try? Tools.run("/usr/sbin/userdel", ["-r", owner]) }
+            let stranger = try makeAccount(s.dir, "s")
+            defer { _ = try? Tools.run("/usr/sbin/userdel", ["-r", stranger]) }
+            let qsshAdd = try Tools.path("qssh-add")
+            let r = try qssh(s, ["-A", "-l", owner, "127.0.0.1",
+                "id -un; stat -c '%a %U' \"$QSSH_AUTH_SOCK\" \"$(dirname \"$QSSH_AUTH_SOCK\")\"; \(shellQuote(qsshAdd)) -l"])
+            let lines = output(r).split(separator: "\n").map(String.init)
+            #expect(r.status == 0 && lines.count == 4, "\(output(r)) \(r.stderr)")
+            if lines.count == 4 {
+                #expect(lines[0] == owner && lines[1] == "600 \(owner)" && lines[2] == "700 \(owner)", "\(lines)")
+                #expect(lines[3].contains(s.fingerprint), "\(lines[3])")
+            }
+            // While a session of the owner lasts, the third account is kept out by the directory's mode.
+            let (session, socket) = try lingeringSession(s, server: 0, options: ["-l", owner])
+            defer {
+                session.terminate()
+                session.waitUntilExit()
+            }
+            let denied = try Tools.run("/usr/sbin/runuser", ["-u", stranger, "--", qsshAdd, "-l"],
+                                       environment: agentTools.env(["QSSH_AUTH_SOCK": socket]))
+            #expect(denied.status == 2 && denied.stderr.contains("ermission denied"), "\(denied.stderr)")
         }
 
         @Test("laptop → host1 → host2 → host3 with the key only in the laptop's agent (three qsshd); without -A the first hop has no agent and the next login fails")
