@@ -29,16 +29,18 @@ public final class ExecClientHandler: ChannelInboundHandler {
     private let outcome: NIOLockedValueBox<Outcome?>
     private let stdoutFD: CInt
     private let stderrFD: CInt
+    private let forwardAgent: Bool
 
     /// - Parameters:
     ///   - command: nil asks for a shell.
     ///   - subsystem: when set, asks for this subsystem (e.g. "sftp") instead of a command.
     ///   - started: succeeds when the server accepted the request, fails when it refused.
     ///   - terminal: when set, a pseudo-terminal of this type and size is requested first.
+    ///   - forwardAgent: ask for agent forwarding (docs/protocol.md §7.9) before the command.
     public init(command: String?, subsystem: String? = nil, environment: [String: String] = [:], terminal: (term: String, rows: Int, columns: Int)? = nil,
-                started: EventLoopPromise<Void>, outcome: NIOLockedValueBox<Outcome?>, stdoutFD: CInt = 1, stderrFD: CInt = 2) {
+                forwardAgent: Bool = false, started: EventLoopPromise<Void>, outcome: NIOLockedValueBox<Outcome?>, stdoutFD: CInt = 1, stderrFD: CInt = 2) {
         self.command = command; self.subsystem = subsystem; self.environment = environment; self.terminal = terminal; self.started = started
-        self.outcome = outcome; self.stdoutFD = stdoutFD; self.stderrFD = stderrFD
+        self.outcome = outcome; self.stdoutFD = stdoutFD; self.stderrFD = stderrFD; self.forwardAgent = forwardAgent
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
@@ -55,6 +57,12 @@ public final class ExecClientHandler: ChannelInboundHandler {
     private func sendRequests(context: ChannelHandlerContext) {
         guard !requested else { return }
         requested = true
+        if forwardAgent {
+            // No reply asked (as OpenSSH's auth-agent-req): a refusal is the server's to log, and the
+            // command's success reply stays the only one this handler waits for.
+            context.triggerUserOutboundEvent(
+                SSHChannelRequestEvent.EnvironmentRequest(wantReply: false, name: AgentForwarding.requestName, value: ""), promise: nil)
+        }
         for (name, value) in environment.sorted(by: { $0.key < $1.key }) {
             context.triggerUserOutboundEvent(SSHChannelRequestEvent.EnvironmentRequest(wantReply: false, name: name, value: value), promise: nil)
         }
@@ -113,18 +121,21 @@ public enum SSHSessionClient {
     ///   - hostKeyCheck: refuses an inner host key (for a classical server behind a bridge).
     ///   - authenticated: set to true once the inner SSH user authentication succeeded.
     ///   - remoteForwards: serves the server's `forwarded-tcpip` channels (`-R`); without it they are refused.
+    ///   - inbound: serves every channel the server opens (`-R` and agent channels); wins over `remoteForwards`.
     /// - Parameter onError: told the first error that ends the connection (a dead or misbehaving peer).
     public static func install(
         on channel: Channel, username: String, auth: QNSPIdentityClientAuthDelegate? = nil, hostKeyCheck: TunnelHostKeyDelegate.Check? = nil,
-        remoteForwards: RemoteForwards? = nil, authenticated: NIOLockedValueBox<Bool>? = nil, onError: (@Sendable (String) -> Void)? = nil
+        remoteForwards: RemoteForwards? = nil, inbound: ClientInboundChannels? = nil, authenticated: NIOLockedValueBox<Bool>? = nil,
+        onError: (@Sendable (String) -> Void)? = nil
     ) throws -> NIOSSHHandler {
+        let served = inbound ?? remoteForwards.map { ClientInboundChannels(remoteForwards: $0, agentSocket: nil) }
         let userAuth = auth ?? QNSPIdentityClientAuthDelegate(username: username)
         var configuration = SSHClientConfiguration(
             userAuthDelegate: userAuth, serverAuthDelegate: hostKeyCheck.map { TunnelHostKeyDelegate(check: $0) } ?? userAuth.hostKeys)
         configuration.transportProtectionSchemes = QNSPTunnelTransportProtection.preferred(after: configuration.transportProtectionSchemes)
         let handler = NIOSSHHandler(
             role: .client(configuration),
-            allocator: channel.allocator, inboundChildChannelInitializer: remoteForwards.map { forwards in { forwards.initializer(child: $0, type: $1) } })
+            allocator: channel.allocator, inboundChildChannelInitializer: served.map { channels in { channels.initializer(child: $0, type: $1) } })
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.pipeline.syncOperations.addHandler(CloseOnError(log: onError, authenticated: authenticated))
         return handler

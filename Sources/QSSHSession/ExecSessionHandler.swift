@@ -18,6 +18,10 @@ import Darwin
 ///
 /// Processes run as the session's account (`switchUser`, when the server is root) or as the
 /// server's own account.
+///
+/// With `agentForwarding`, a client's agent request (``AgentForwarding/requestName``) before the
+/// process starts gets the session a forwarded agent socket (``AgentSocketListener``), named by
+/// `QSSH_AUTH_SOCK` in the process's environment and removed once the process has ended.
 public final class ExecSessionHandler: ChannelInboundHandler {
     public typealias InboundIn = SSHChannelData
     public typealias OutboundOut = SSHChannelData
@@ -49,17 +53,28 @@ public final class ExecSessionHandler: ChannelInboundHandler {
     private let onStart: (@Sendable (String) -> Void)?
     private let credentials: ChildProcess.Credentials?
     private let subsystems: [String: [String]]
+    private let agentForwarding: Bool
+    private let log: (@Sendable (String) -> Void)?
+    private var agentPending: EventLoopFuture<AgentSocketListener>?
+    private var agentListener: AgentSocketListener?
+    private var waitingForAgent = false
+    private var ended = false
 
     /// - Parameters:
     ///   - switchUser: start processes as `user` (needs root); otherwise as this process's account.
-    ///   - onStart: told what each session runs ("exec: CMD", "shell", "subsystem: NAME", with " (pty)"), e.g. for an audit log.
+    ///   - onStart: told what each session runs ("exec: CMD", "shell", "subsystem: NAME", with " (pty)" and
+    ///     " (agent forwarded)"), e.g. for an audit log.
     ///   - subsystems: the program (argv, absolute path first) each subsystem name runs, e.g. "sftp".
     ///   - peerVersion: the client's SSH banner, given to subsystems as `QSSH_PEER_VERSION`.
+    ///   - agentForwarding: the server permits agent forwarding (a login's `no-agent-forwarding` still forbids it).
+    ///   - log: told about refused or failed agent forwarding.
     public init(
         user: SessionUser, switchUser: Bool = false, subsystems: [String: [String]] = [:], peerVersion: (@Sendable () -> String?)? = nil,
-        onStart: (@Sendable (String) -> Void)? = nil
+        agentForwarding: Bool = false, log: (@Sendable (String) -> Void)? = nil, onStart: (@Sendable (String) -> Void)? = nil
     ) {
         self.user = user
+        self.agentForwarding = agentForwarding
+        self.log = log
         self.peerVersion = peerVersion
         self.subsystems = subsystems
         self.credentials = switchUser ? user.credentials : nil
@@ -77,6 +92,7 @@ public final class ExecSessionHandler: ChannelInboundHandler {
         // The client went away: hang up the session's process group, as sshd does.
         if let child, termination == nil { child.signalGroup(SIGHUP) }
         stdinChannel?.close(promise: nil)
+        endAgentForwarding()
         context.fireChannelInactive()
     }
 
@@ -95,6 +111,15 @@ public final class ExecSessionHandler: ChannelInboundHandler {
                 start(argv, what: "subsystem: " + request.subsystem, wantReply: request.wantReply, context: context)
             } else if request.wantReply {
                 context.channel.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil)
+            }
+        case let request as SSHChannelRequestEvent.EnvironmentRequest where request.name == AgentForwarding.requestName:
+            let granted = requestAgentForwarding(context: context)
+            if request.wantReply {
+                if granted {
+                    context.channel.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil)
+                } else {
+                    context.channel.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil)
+                }
             }
         case let request as SSHChannelRequestEvent.EnvironmentRequest:
             if Self.isAllowedEnvironment(request.name) { environment[request.name] = request.value }
@@ -152,12 +177,25 @@ public final class ExecSessionHandler: ChannelInboundHandler {
     }
 
     private func start(_ argv: [String], what: String, wantReply: Bool, context: ChannelHandlerContext) {
-        guard child == nil else {
+        guard child == nil, !waitingForAgent else {
             if wantReply { context.channel.triggerUserOutboundEvent(ChannelFailureEvent(), promise: nil) }
+            return
+        }
+        if let pending = agentPending {
+            // The forwarded socket is being set up: the process starts once it listens (or failed).
+            waitingForAgent = true
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            pending.whenComplete { _ in
+                let handler = bound.value
+                handler.waitingForAgent = false
+                guard let context = handler.context, !handler.ended else { return }
+                handler.start(argv, what: what, wantReply: wantReply, context: context)
+            }
             return
         }
         var env = user.environment
         env.merge(environment) { _, client in client }
+        if let agentListener { env[AgentForwarding.socketVariable] = agentListener.path }
         let process: ChildProcess
         do {
             if let terminal {
@@ -174,7 +212,7 @@ public final class ExecSessionHandler: ChannelInboundHandler {
             return
         }
         child = process
-        onStart?(what + (terminal != nil ? " (pty)" : ""))
+        onStart?(what + (terminal != nil ? " (pty)" : "") + (agentListener != nil ? " (agent forwarded)" : ""))
         if wantReply { context.channel.triggerUserOutboundEvent(ChannelSuccessEvent(), promise: nil) }
         let ssh = context.channel
         let loop = context.eventLoop
@@ -217,6 +255,51 @@ public final class ExecSessionHandler: ChannelInboundHandler {
         waiter.start()
     }
 
+    // MARK: Agent forwarding
+
+    /// Sets up the forwarded agent socket when this server and the login permit it and no process
+    /// runs yet; false when refused.
+    private func requestAgentForwarding(context: ChannelHandlerContext) -> Bool {
+        guard agentForwarding else {
+            log?("refused agent forwarding: disabled on this server (--no-agent-forwarding)")
+            return false
+        }
+        guard !user.restrictions.noAgentForwarding else {
+            log?("refused agent forwarding: not permitted for this login (no-agent-forwarding)")
+            return false
+        }
+        guard child == nil, !waitingForAgent, agentPending == nil, agentListener == nil, let connection = context.channel.parent else {
+            return false
+        }
+        let pending = AgentSocketListener.start(for: user, connection: connection, log: log)
+        agentPending = pending
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let log = self.log
+        pending.whenComplete { result in
+            let handler = bound.value
+            handler.agentPending = nil
+            switch result {
+            case .success(let listener):
+                if handler.ended {
+                    listener.stop()
+                } else {
+                    handler.agentListener = listener
+                    log?("agent forwarding for \(handler.user.name): \(listener.path)")
+                }
+            case .failure(let error):
+                log?("agent forwarding: \(error)")
+            }
+        }
+        return true
+    }
+
+    /// Removes the forwarded agent socket (the session is over).
+    private func endAgentForwarding() {
+        ended = true
+        agentListener?.stop()
+        agentListener = nil
+    }
+
     /// Stops reading the SSH channel (its window stops opening, so the client waits).
     private func pauseInput(_ context: ChannelHandlerContext) {
         guard !inputPaused else { return }
@@ -254,9 +337,11 @@ public final class ExecSessionHandler: ChannelInboundHandler {
         finishIfDone()
     }
 
-    /// Sends the exit status once the process has ended and both outputs are drained.
+    /// Sends the exit status once the process has ended and both outputs are drained (the
+    /// forwarded agent socket is gone by then).
     private func finishIfDone() {
         guard openOutputs == 0, let termination, let context else { return }
+        endAgentForwarding()
         let channel = context.channel
         let sent: EventLoopFuture<Void>
         switch termination {

@@ -8,7 +8,8 @@ import QNSPNIO
 /// Runs the SSH-2 connection protocol (swift-nio-ssh, server role) on an established QNSP
 /// channel: inner user auth bound to the QNSP identity, session channels served by
 /// `ExecSessionHandler`, `direct-tcpip` channels and `tcpip-forward` requests by
-/// `ServerForwarding` when a forwarding policy is given.
+/// `ServerForwarding` when a forwarding policy is given; agent forwarding (docs/protocol.md §7.9)
+/// when `agentForwarding` permits it.
 public enum SSHSessionServer {
     /// Adds the SSH server handler above QNSP. Call from the channel initializer, before the
     /// handshake completes (QNSP holds the SSH banner until then), and hand the returned
@@ -16,7 +17,7 @@ public enum SSHSessionServer {
     /// nothing here touches the password database).
     public static func install(
         on channel: Channel, switchUser: Bool, hostKey: NIOSSHPrivateKey,
-        forwarding: ForwardingPolicy? = nil, subsystems: [String: [String]] = [:],
+        forwarding: ForwardingPolicy? = nil, subsystems: [String: [String]] = [:], agentForwarding: Bool = false,
         log: (@Sendable (String) -> Void)? = nil, onSessionStart: (@Sendable (String) -> Void)? = nil
     ) throws -> QNSPIdentityAuthDelegate {
         let auth = QNSPIdentityAuthDelegate()
@@ -47,7 +48,8 @@ public enum SSHSessionServer {
                 }
                 return child.eventLoop.makeCompletedFuture {
                     try child.pipeline.syncOperations.addHandler(ExecSessionHandler(
-                        user: account, switchUser: switchUser, subsystems: subsystems, peerVersion: { banner.version }, onStart: onSessionStart))
+                        user: account, switchUser: switchUser, subsystems: subsystems, peerVersion: { banner.version },
+                        agentForwarding: agentForwarding, log: log, onStart: onSessionStart))
                 }
             })
         try channel.pipeline.syncOperations.addHandler(banner)

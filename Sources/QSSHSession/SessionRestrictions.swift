@@ -8,10 +8,13 @@ public struct SessionRestrictions: Sendable, Equatable {
     public var noPTY = false
     /// Refuse direct-tcpip channels and tcpip-forward requests.
     public var noPortForwarding = false
+    /// Refuse agent forwarding (docs/protocol.md §7.9).
+    public var noAgentForwarding = false
 
-    public init(forcedCommand: String? = nil, noPTY: Bool = false, noPortForwarding: Bool = false) {
+    public init(forcedCommand: String? = nil, noPTY: Bool = false, noPortForwarding: Bool = false, noAgentForwarding: Bool = false) {
         self.forcedCommand = forcedCommand
         self.noPTY = noPTY
         self.noPortForwarding = noPortForwarding
+        self.noAgentForwarding = noAgentForwarding
     }
 }

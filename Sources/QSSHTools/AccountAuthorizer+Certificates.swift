@@ -7,7 +7,7 @@ extension AccountAuthorizer {
     /// a trusted CA, inside its window at `now`, listing `user` as a principal, and with options
     /// this server enforces. `peer` is the client's address (text) for `source-address`.
     ///
-    /// Options force-command, no-pty and no-port-forwarding become the account's
+    /// Options force-command, no-pty, no-port-forwarding and no-agent-forwarding become the account's
     /// ``SessionRestrictions``; an option this server does not know refuses the certificate.
     ///
     /// With `revokedKeysPath`, a revoked key, CA, serial or key id is refused (the file is read
@@ -85,7 +85,7 @@ extension AccountAuthorizer {
                     return .failure(.init("\(id): source-address \(option.value) does not include \(peer)"))
                 }
             case QNSPCertificate.Option.noAgentForwarding:
-                continue  // qsshd does not forward agents
+                restrictions.noAgentForwarding = true
             default:
                 return .failure(
                     .init("\(id): option \(option.name) is not enforced by this qsshd; refusing the certificate")

@@ -44,12 +44,22 @@ public struct QSSHCommand: ParsableCommand {
             'qssh tunnel [user@]host' is a stdio mode for stock OpenSSH: it joins
             stdin/stdout to the SSH-2 server inside the tunnel (see the README recipe).
 
+            -A forwards the agent named by QSSH_AUTH_SOCK (qssh-agent) to the session:
+            qsshd gives the remote command a socket of its own in QSSH_AUTH_SOCK, so
+            qssh, qssh-add, qscp and qsftp there use this agent's keys, as with ssh -A.
+            The keys never leave this machine, but whoever can use that socket on the
+            server (the account itself, and root) can have them sign while the session
+            lasts: forward only to hosts you trust, and prefer -J, which needs no agent
+            on the jump host. -a (the default) does not forward. -o ForwardAgent=yes|no
+            and the config's ForwardAgent set the same; -A or -a on the command line
+            wins. Without a session (-N, -W) nothing is forwarded.
+
             -f goes to the background once the connection, the forwards and the command
             are set up (with -N: once the forwards are); stdin is /dev/null.
 
             ~/.qssh/config (or -F FILE) holds per-host settings in ssh_config style:
             Host patterns, then HostName, Port, User, IdentityFile, ProxyJump,
-            ProxyCommand, LocalForward, RemoteForward, DynamicForward, BatchMode,
+            ProxyCommand, LocalForward, RemoteForward, DynamicForward, ForwardAgent, BatchMode,
             StrictHostKeyChecking, ServerAliveInterval, ServerAliveCountMax,
             ExitOnForwardFailure, HashKnownHosts, UserKnownHostsFile,
             QNSPKnownHostsFile. The first value found for a keyword wins; the command
@@ -67,7 +77,7 @@ public struct QSSHCommand: ParsableCommand {
     var identity: String { connection.identity }
     var knownHosts: String { connection.knownHosts }
 
-    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3), ProxyCommand=CMD, ExitOnForwardFailure=yes|no, HashKnownHosts=yes|no, IdentityFile=FILE and UserKnownHostsFile=FILE (OpenSSH ed25519 key and known_hosts for a classical sshd behind a qsshd bridge), HostName=NAME, Transport=tcp|quic|auto (QUIC: UDP on the same port; auto tries QUIC first, then TCP).")
+    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3), ProxyCommand=CMD, ExitOnForwardFailure=yes|no, HashKnownHosts=yes|no, IdentityFile=FILE and UserKnownHostsFile=FILE (OpenSSH ed25519 key and known_hosts for a classical sshd behind a qsshd bridge), HostName=NAME, Transport=tcp|quic|auto (QUIC: UDP on the same port; auto tries QUIC first, then TCP), ForwardAgent=yes|no (as -A / -a).")
     var sshOptions: [String] = []
 
     @Option(name: .customShort("L"), help: ArgumentHelp("Forward a local port: connections to bind:port go to host:hostport from the server.", valueName: "[bind:]port:host:hostport"))
@@ -96,6 +106,9 @@ public struct QSSHCommand: ParsableCommand {
 
     @Flag(name: .long, help: "With --stealth: a printable first-flight prefix for networks that block random-looking traffic (docs/protocol.md §9.8; also -o Mimic=yes, config Mimic).")
     var mimic = false
+
+    @Flag(exclusivity: .chooseLast)
+    var agentForwarding: AgentForwardingFlag?
 
     @Flag(name: .customShort("N"), help: "Run no remote command (forwarding only).")
     var noCommand = false
@@ -149,6 +162,7 @@ public struct QSSHCommand: ParsableCommand {
         var stealthFromOption: String?
         var paddingValue = padding
         var mimicValue = mimic
+        var forwardAgent = false
         var classicalKeyFiles: [String] = [], sshKnownHosts = NSHomeDirectory() + "/.ssh/known_hosts"
         for option in sshOptions {
             let parts = option.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -167,6 +181,9 @@ public struct QSSHCommand: ParsableCommand {
             case ("transport", let v):
                 guard let t = TunnelClient.Transport(rawValue: v) else { throw ToolError("Transport must be tcp, quic or auto, not '\(parts[1])'") }
                 transport = t
+            case ("forwardagent", "yes"): forwardAgent = true
+            case ("forwardagent", "no"): forwardAgent = false
+            case ("forwardagent", _): throw ToolError("ForwardAgent must be yes or no, not '\(parts[1])'")
             case ("hashknownhosts", "yes"): hashKnownHosts = true
             case ("hashknownhosts", "no"): hashKnownHosts = false
             case ("identityfile", _): classicalKeyFiles.append((parts[1] as NSString).expandingTildeInPath)
@@ -225,6 +242,15 @@ public struct QSSHCommand: ParsableCommand {
         client.hashKnownHosts = hashKnownHosts
         client.transport = transport
         let remote = forwards.remote.isEmpty ? nil : RemoteForwards(log: { Terminal.warn("qssh: " + $0) })
+        if let choice = agentForwarding { forwardAgent = choice == .forward }
+        // As ssh: -A without an agent forwards nothing (said so with -v).
+        let agentSocket = forwardAgent ? AgentClient.fromEnvironment()?.socketPath : nil
+        if forwardAgent && agentSocket == nil && verbose { Terminal.warn("qssh: -A: no agent (QSSH_AUTH_SOCK is not set); not forwarding") }
+        if agentSocket != nil && (noCommand || stdioTarget != nil) && verbose {
+            Terminal.warn("qssh: -A: no session (-N or -W), so no agent is forwarded")
+        }
+        let inbound = ClientInboundChannels(
+            remoteForwards: remote, agentSocket: agentSocket, log: { Terminal.warn("qssh: " + $0) })
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // The group is not shut down: the stdin thread may still touch the channel until the
         // process exits, and scheduling on a stopped loop is an error. The process ends right after.
@@ -252,7 +278,7 @@ public struct QSSHCommand: ParsableCommand {
         let (channel, _) = try client.open(group: group) { channel in
             channel.eventLoop.makeCompletedFuture {
                 _ = try SSHSessionClient.install(
-                    on: channel, username: loginUser, auth: auth, remoteForwards: remote, authenticated: innerAuthenticated
+                    on: channel, username: loginUser, auth: auth, inbound: inbound, authenticated: innerAuthenticated
                 ) { message in
                     connectionError.withLockedValue { if $0 == nil { $0 = message } }
                 }
@@ -290,7 +316,7 @@ public struct QSSHCommand: ParsableCommand {
                 try child.pipeline.syncOperations.addHandler(
                     ExecClientHandler(
                         command: line, subsystem: subsystemName, environment: environment, terminal: requestedTerminal,
-                        started: started, outcome: outcome, stdoutFD: stdio.output))
+                        forwardAgent: agentSocket != nil, started: started, outcome: outcome, stdoutFD: stdio.output))
             }.wait()
             try started.futureResult.wait()
             notifyReady()
@@ -476,5 +502,26 @@ public struct QSSHCommand: ParsableCommand {
     static func shellQuote(_ s: String) -> String {
         if !s.isEmpty && s.allSatisfy({ $0.isLetter || $0.isNumber || "/-_.,:@%=+".contains($0) }) { return s }
         return "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}
+
+/// `-A` / `-a`: forward the agent or not (the last one given wins).
+enum AgentForwardingFlag: EnumerableFlag {
+    case forward, noForward
+
+    static func name(for value: AgentForwardingFlag) -> NameSpecification {
+        switch value {
+        case .forward: return .customShort("A")
+        case .noForward: return .customShort("a")
+        }
+    }
+
+    static func help(for value: AgentForwardingFlag) -> ArgumentHelp? {
+        switch value {
+        case .forward:
+            return "Forward the agent (QSSH_AUTH_SOCK) to the session; whoever can use the forwarded socket on the server (you, root) can sign with its keys while the session lasts."
+        case .noForward:
+            return "Do not forward the agent (the default; overrides ForwardAgent in the config)."
+        }
     }
 }

@@ -41,6 +41,19 @@ public struct QSSHDCommand: ParsableCommand {
             qsshd process itself (as root when qsshd runs as root), so per-user firewall
             rules (iptables owner match) do not apply to them.
 
+            Agent forwarding (qssh -A) is allowed by default, as with sshd: a session whose
+            client asks for it gets a Unix socket of its own, agent.PID (mode 0600) in a
+            new directory /tmp/qssh-XXXXXX (mode 0700), both owned by the user, named
+            by QSSH_AUTH_SOCK in the session's environment; each connection to it is
+            relayed to the client's qssh-agent (docs/protocol.md §7.9). Socket and
+            directory are removed when the session's process ends (and on SIGTERM).
+            Whoever can use the socket (the user, root) can have the client's agent sign
+            while the session lasts. --no-agent-forwarding refuses it for everyone, a user
+            certificate's no-agent-forwarding for that login; the session itself still
+            runs. With --bridge, qssh -A forwards nothing (the classical sshd does not
+            know qssh's request); OpenSSH's ssh -A through 'qssh tunnel' forwards its
+            ssh-agent to that sshd under the sshd's own settings.
+
             The sftp subsystem (qscp, OpenSSH's sftp through 'qssh tunnel') runs as the
             user; with --sftp-root its paths cannot reach outside that directory. This
             confines SFTP only: the same user's shell, exec and forwarding are not
@@ -147,6 +160,9 @@ public struct QSSHDCommand: ParsableCommand {
     @Flag(name: .long, help: "Refuse all TCP forwarding.")
     var noForwarding = false
 
+    @Flag(name: .long, help: "Refuse agent forwarding (qssh -A): sessions still run, without a forwarded socket or QSSH_AUTH_SOCK.")
+    var noAgentForwarding = false
+
     @Option(name: .long, help: ArgumentHelp("Hand each authenticated tunnel's SSH-2 stream to this classical sshd instead of serving sessions here; clients then log in to it with their OpenSSH keys.", valueName: "host:port"))
     var bridge: String?
 
@@ -168,7 +184,7 @@ public struct QSSHDCommand: ParsableCommand {
     @Flag(name: .long, help: .hidden)
     var internalSFTPServer = false
 
-    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile, Stealth, Mimic, Padding); options on the command line win.", valueName: "file"))
+    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, AllowAgentForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile, Stealth, Mimic, Padding); options on the command line win.", valueName: "file"))
     var config: String?
 
     @Flag(name: .customShort("D"), help: "Stay in the foreground (the default; see --daemon).")
@@ -211,6 +227,7 @@ public struct QSSHDCommand: ParsableCommand {
             }
         }
         let policy = forwarding
+        let agentForwarding = !noAgentForwarding
         var subsystems: [String: [String]] = [:]
         if !noSFTP {
             let me = ChildProcess.currentExecutable
@@ -394,6 +411,7 @@ public struct QSSHDCommand: ParsableCommand {
                     // Installed now, not when the handshake ends: bytes must never reach a pipeline without it.
                     let auth = try SSHSessionServer.install(
                         on: channel, switchUser: isRoot, hostKey: sshHostKey, forwarding: policy, subsystems: sessionSubsystems,
+                        agentForwarding: agentForwarding,
                         log: sessionLog.map { log in { @Sendable message in log("\(peer): \(message)") } },
                         onSessionStart: { what in
                             let w = who.withLockedValue { $0 }
@@ -440,7 +458,10 @@ public struct QSSHDCommand: ParsableCommand {
         if logFile != nil { log.notice("\(listening)") }
         if internalDaemonChild { Self.becomeDaemon(sink: sink, logFile: logFile != nil) }
         // SIGTERM ends the server in order: a last signed audit checkpoint, the pid file removed.
-        let termination = Self.onTermination(pidFile: internalDaemonChild ? pidFile : nil) { audit?.flush(checkpoint: true) }
+        let termination = Self.onTermination(pidFile: internalDaemonChild ? pidFile : nil) {
+            AgentSocketListener.stopAll()
+            audit?.flush(checkpoint: true)
+        }
         try server.closeFuture.wait()
         termination.cancel()
         audit?.flush(checkpoint: true)

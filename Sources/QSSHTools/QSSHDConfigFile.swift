@@ -21,7 +21,7 @@ public enum QSSHDConfigFile {
         "clientalivecountmax": .value("--keepalive-max"), "maxconnections": .value("--max-connections"),
         "logingracetime": .value("--login-grace-time"), "idletimeout": .value("--idle-timeout"), "auditlog": .value("--audit-log"),
         "permitopen": .value("--permit-open"), "permitlisten": .value("--permit-listen"),
-        "gatewayports": .yes("--gateway-ports"), "allowtcpforwarding": .no("--no-forwarding"),
+        "gatewayports": .yes("--gateway-ports"), "allowtcpforwarding": .no("--no-forwarding"), "allowagentforwarding": .no("--no-agent-forwarding"),
         "bridge": .value("--bridge"), "sftproot": .value("--sftp-root"), "sftp": .no("--no-sftp"),
         "loglevel": .verbosity, "logfile": .value("--log-file"), "pidfile": .value("--pid-file"), "stealth": .yes("--stealth"), "padding": .value("--padding"), "mimic": .yes("--mimic"),
     ]

@@ -16,6 +16,9 @@ public final class RemoteForwards: Sendable {
         guard let host = spec.targetHost else {
             return connection.eventLoop.makeFailedFuture(ForwardingRelay.ForwardingError.refusedByPolicy("-R needs a target"))
         }
+        if let bind = spec.bindHost, AgentForwarding.isReserved(host: bind) {
+            return connection.eventLoop.makeFailedFuture(ForwardingRelay.ForwardingError.refusedByPolicy("\(bind) is reserved for agent forwarding"))
+        }
         let bind: String
         switch spec.bindHost {
         case nil: bind = "localhost"
@@ -40,7 +43,7 @@ public final class RemoteForwards: Sendable {
     /// The inbound channel initializer for the client's SSH handler: serves `forwarded-tcpip`
     /// channels for ports this client asked for and refuses everything else.
     public func initializer(child: Channel, type: SSHChannelType) -> EventLoopFuture<Void> {
-        guard case .forwardedTCPIP(let info) = type else {
+        guard case .forwardedTCPIP(let info) = type, !AgentForwarding.isReserved(host: info.listeningHost) else {
             return child.eventLoop.makeFailedFuture(SSHSessionError.unsupportedChannelType)
         }
         guard let target = targets.withLockedValue({ $0[info.listeningPort] }) else {

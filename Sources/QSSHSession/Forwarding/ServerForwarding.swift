@@ -56,6 +56,10 @@ public final class ServerForwarding: GlobalRequestDelegate, Sendable {
                 log?("refused tcpip-forward \(host):\(port): not a port number")
                 return promise.fail(ForwardingRelay.ForwardingError.refusedByPolicy("\(port) is not a port number"))
             }
+            if AgentForwarding.isReserved(host: host) {
+                log?("refused tcpip-forward \(host):\(port): the address is reserved for agent forwarding")
+                return promise.fail(ForwardingRelay.ForwardingError.refusedByPolicy("\(host) is reserved for agent forwarding"))
+            }
             if forwardingForbidden() {
                 log?("refused tcpip-forward \(host):\(port): port forwarding is not permitted for this login")
                 return promise.fail(ForwardingRelay.ForwardingError.refusedByPolicy("port forwarding is not permitted for this login"))

@@ -1,6 +1,7 @@
 import Crypto
 import QNSPCrypto
 import QSSHAgent
+import QSSHSession
 
 #if canImport(Foundation)
 import Foundation
@@ -9,7 +10,7 @@ import Foundation
 /// Talks to a running qssh-agent (one connection per call): what qssh-add and the clients use.
 package struct AgentClient: Sendable {
     /// The variable that names the agent's socket (our own, beside OpenSSH's SSH_AUTH_SOCK).
-    package static let socketVariable = "QSSH_AUTH_SOCK"
+    package static let socketVariable = AgentForwarding.socketVariable
     /// The variable that names the agent's pid (for `qssh-agent -k`).
     package static let pidVariable = "QSSH_AGENT_PID"
 
