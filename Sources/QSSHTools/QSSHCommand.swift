@@ -67,7 +67,7 @@ public struct QSSHCommand: ParsableCommand {
     var identity: String { connection.identity }
     var knownHosts: String { connection.knownHosts }
 
-    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3), ProxyCommand=CMD, ExitOnForwardFailure=yes|no, HashKnownHosts=yes|no, IdentityFile=FILE and UserKnownHostsFile=FILE (OpenSSH ed25519 key and known_hosts for a classical sshd behind a qsshd bridge), HostName=NAME, Transport=tcp|quic|auto (QUIC: UDP on the same port; auto tries QUIC first, then TCP).")
+    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3), ProxyCommand=CMD, ExitOnForwardFailure=yes|no, HashKnownHosts=yes|no, PasswordAuthentication=yes|no (default yes: when the server offers password login and no key was accepted, ask on the terminal or through SSH_ASKPASS; never with BatchMode), IdentityFile=FILE and UserKnownHostsFile=FILE (OpenSSH ed25519 key and known_hosts for a classical sshd behind a qsshd bridge), HostName=NAME, Transport=tcp|quic|auto (QUIC: UDP on the same port; auto tries QUIC first, then TCP).")
     var sshOptions: [String] = []
 
     @Option(name: .customShort("L"), help: ArgumentHelp("Forward a local port: connections to bind:port go to host:hostport from the server.", valueName: "[bind:]port:host:hostport"))
@@ -150,6 +150,7 @@ public struct QSSHCommand: ParsableCommand {
         var paddingValue = padding
         var mimicValue = mimic
         var classicalKeyFiles: [String] = [], sshKnownHosts = NSHomeDirectory() + "/.ssh/known_hosts"
+        var passwordAuthentication = true
         for option in sshOptions {
             let parts = option.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2 else { throw ToolError("-o expects Name=value, got '\(option)'") }
@@ -171,6 +172,8 @@ public struct QSSHCommand: ParsableCommand {
             case ("hashknownhosts", "no"): hashKnownHosts = false
             case ("identityfile", _): classicalKeyFiles.append((parts[1] as NSString).expandingTildeInPath)
             case ("userknownhostsfile", _): sshKnownHosts = (parts[1] as NSString).expandingTildeInPath
+            case ("passwordauthentication", "yes"): passwordAuthentication = true
+            case ("passwordauthentication", "no"): passwordAuthentication = false
             case ("batchmode", "yes"): batch = true
             case ("batchmode", "no"): batch = false
             case ("stricthostkeychecking", "accept-new"): acceptNew = true
@@ -223,6 +226,7 @@ public struct QSSHCommand: ParsableCommand {
             client.proxyCommand = Self.substitute(proxyCommand, host: host, port: port, user: user)
         }
         client.hashKnownHosts = hashKnownHosts
+        client.passwordFallback = passwordAuthentication && !batch
         client.transport = transport
         let remote = forwards.remote.isEmpty ? nil : RemoteForwards(log: { Terminal.warn("qssh: " + $0) })
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -247,8 +251,19 @@ public struct QSSHCommand: ParsableCommand {
                 return nil
             }
         }
+        // Password login (docs/protocol.md §7.10): only when the server asks for one inside the
+        // authenticated tunnel, after the keys, never in batch mode.
+        var askPassword: (@Sendable (Int) -> String?)?
+        if passwordAuthentication && !batch {
+            let prompt = "\(user)@\(host)'s password: "
+            askPassword = { @Sendable (attempt: Int) -> String? in
+                if attempt > 1 { Terminal.warn("Permission denied, please try again.") }
+                return Passphrase.ask(prompt)
+            }
+        }
         let auth = QNSPIdentityClientAuthDelegate(
-            username: user, classicalKeys: classicalKeyLoaders(classicalKeyFiles, batch: batch), classicalHostKeyCheck: hostKeyCheck)
+            username: user, classicalKeys: classicalKeyLoaders(classicalKeyFiles, batch: batch), classicalHostKeyCheck: hostKeyCheck,
+            askPassword: askPassword)
         let (channel, _) = try client.open(group: group) { channel in
             channel.eventLoop.makeCompletedFuture {
                 _ = try SSHSessionClient.install(
