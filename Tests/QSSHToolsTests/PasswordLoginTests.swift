@@ -28,6 +28,7 @@ extension ToolSuites {
                     auth     required pam_unix.so nodelay
                     account  required pam_unix.so
                     session  required pam_env.so readenv=0 user_readenv=0 conffile=\(dir)/pam_env.conf
+                    session  optional pam_exec.so \(dir)/session-hook
                     session  required pam_unix.so
 
                     """.write(toFile: servicePath, atomically: true, encoding: .utf8)
@@ -35,6 +36,10 @@ extension ToolSuites {
                     let r = try Tools.run("qssh-keygen", ["-q", "-t", t, "-f", dir + "/" + f, "-N", "", "-C", f])
                     guard r.status == 0 else { throw ToolTestError(r.stderr) }
                 }
+                // pam_exec runs this when the session opens and when it closes.
+                try "#!/bin/sh\necho \"$PAM_TYPE $PAM_USER $PAM_RHOST\" >> \(dir)/session.log\n"
+                    .write(toFile: dir + "/session-hook", atomically: true, encoding: .utf8)
+                chmod(dir + "/session-hook", 0o755)
                 // Askpass programs: each appends a line to its log, then prints its answer.
                 for (name, answer) in [("right", password), ("wrong", "not-the-password")] {
                     let script = "#!/bin/sh\necho \"$1\" >> \(dir)/askpass-\(name).log\necho '\(answer)'\n"
@@ -58,6 +63,18 @@ extension ToolSuites {
                 try ServeProcess(
                     tool: "qsshd",
                     arguments: ["-p", "0", "-l", "127.0.0.1", "-h", dir + "/host", "--no-quic", "-v"] + extra)
+            }
+
+            var sessionLog: String { (try? String(contentsOfFile: dir + "/session.log", encoding: .utf8)) ?? "" }
+
+            /// Waits (up to 10 s) until the PAM session hook has logged `text`.
+            func waitForSessionLog(_ text: String) -> Bool {
+                let deadline = Date().addingTimeInterval(10)
+                while Date() < deadline {
+                    if sessionLog.contains(text) { return true }
+                    usleep(20_000)
+                }
+                return sessionLog.contains(text)
             }
 
             /// Times the askpass program `name` was run.
@@ -96,6 +113,9 @@ extension ToolSuites {
             #expect(String(decoding: ok.stdout, as: UTF8.self) == "env:from-pam-env\n\(f.user)\n", "\(ok.stderr)")
             #expect(f.asked("right") == 1)
             #expect(server.waitForLog("accepted \(f.user) from 127.0.0.1 with a password (PAM service \(f.service))"), "\(server.log)")
+            // The PAM session opened for the login and closes when the connection ends.
+            #expect(f.waitForSessionLog("close_session \(f.user) 127.0.0.1"), "\(f.sessionLog)")
+            #expect(f.sessionLog.hasPrefix("open_session \(f.user) 127.0.0.1\nclose_session"), "\(f.sessionLog)")
 
             // A key that is not authorized is tried first, then the password.
             let keyFirst = try f.qssh(port: server.port, askpass: "right", identity: "id", command: "exit 0")
@@ -108,6 +128,8 @@ extension ToolSuites {
             #expect(wrong.status == 255 && wrong.stderr.contains("refused the password (3 attempts)"), "\(wrong.stderr)")
             #expect(wrong.stdout.isEmpty)
             #expect(f.asked("wrong") == 3)
+            // Two logins so far opened a session each; wrong passwords open none.
+            #expect(f.sessionLog.components(separatedBy: "open_session").count - 1 == 2, "\(f.sessionLog)")
             #expect(server.waitForLog("refused the password of \(f.user) from 127.0.0.1: PAM authentication failed"), "\(server.log)")
 
             // Three more in a row from this address: the 4th, 5th and 6th are answered after 1, 2 and 4 s.

@@ -52,6 +52,7 @@ package struct PasswordLoginService: Sendable {
         accepted: @escaping @Sendable (SessionUser) -> Void
     ) -> PasswordLogin {
         let peer = channel.remoteAddress?.ipAddress ?? "?"
+        let auditPeer = channel.remoteAddress?.description ?? "?"  // as qsshd's other audit records name it
         let source = QNSPBootstrap.addressBytes(channel.remoteAddress)
         let service = self.service, authorizer = self.authorizer, pool = self.pool
         let throttle = self.throttle, audit = self.audit, log = self.log
@@ -89,7 +90,7 @@ package struct PasswordLoginService: Sendable {
                     case .accepted(let transaction, let account):
                         throttle.succeeded(source: source)
                         log.notice("accepted \(user) from \(peer) with a password (PAM service \(service))")
-                        audit?.record("auth-success", peer: peer, user: user, detail: "password (PAM service \(service))")
+                        audit?.record("auth-success", peer: auditPeer, user: user, detail: "password (PAM service \(service))")
                         // The PAM session ends with the connection (blocking: on the pool).
                         channel.closeFuture.whenComplete { _ in pool.runIfActive(eventLoop: loop) { transaction.end() }.whenFailure { _ in transaction.end() } }
                         accepted(account)
@@ -99,7 +100,7 @@ package struct PasswordLoginService: Sendable {
                         let failures = throttle.failures(source: source)
                         let slowed = delay > .zero ? "; answered after \(delay.nanoseconds / 1_000_000) ms (\(failures) failures in a row from this address)" : ""
                         log.notice("refused the password of \(user) from \(peer): \(why)\(slowed)")
-                        audit?.recordUnauthenticated("auth-failure", peer: peer, user: user, detail: "password: \(why)\(slowed)")
+                        audit?.recordUnauthenticated("auth-failure", peer: auditPeer, user: user, detail: "password: \(why)\(slowed)")
                         return loop.scheduleTask(in: delay) { nil }.futureResult
                     }
                 }
