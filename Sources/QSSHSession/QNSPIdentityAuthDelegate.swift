@@ -155,7 +155,12 @@ public final class QNSPIdentityClientAuthDelegate: NIOSSHClientUserAuthenticatio
                 let attempt = passwordAttempts, username = self.username, tried = self.tried
                 DispatchQueue.global().async {
                     guard let password = askPassword(attempt) else {
-                        nextChallengePromise.fail(SSHSessionError.passwordRefused(attempts: attempt - 1))
+                        // No answer (no terminal, no SSH_ASKPASS, or cancelled): the refusal says why.
+                        let keysTried = tried.withLockedValue { $0.filter { $0 != "password" } }
+                        nextChallengePromise.fail(
+                            attempt > 1 || availableMethods == .password
+                                ? SSHSessionError.passwordRefused(attempts: attempt - 1)
+                                : SSHSessionError.authenticationFailed(tried: keysTried))
                         return
                     }
                     tried.withLockedValue { $0.append("password") }
