@@ -52,8 +52,16 @@ public struct QSSHCommand: ParsableCommand {
             ProxyCommand, LocalForward, RemoteForward, DynamicForward, BatchMode,
             StrictHostKeyChecking, ServerAliveInterval, ServerAliveCountMax,
             ExitOnForwardFailure, HashKnownHosts, UserKnownHostsFile,
-            QNSPKnownHostsFile. The first value found for a keyword wins; the command
-            line wins over all.
+            QNSPKnownHostsFile, PasswordAuthentication. The first value found for a
+            keyword wins; the command line wins over all.
+
+            Password login: when qsshd runs with --password-auth and does not accept
+            the key (or there is no identity file: a throwaway key then opens the
+            tunnel), the server asks for the account's password inside the tunnel,
+            after the QNSP handshake has proved the server. qssh asks for it up to 3
+            times, on the terminal without echo or through SSH_ASKPASS (when there is
+            no terminal, or with SSH_ASKPASS_REQUIRE=force); never with BatchMode=yes
+            or PasswordAuthentication=no.
 
             Examples:
               qssh -p 22222 alice@server.example uptime

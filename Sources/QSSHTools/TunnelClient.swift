@@ -62,7 +62,10 @@ public struct TunnelClient {
         } catch where passwordFallback && !FileManager.default.fileExists(atPath: identityPath) {
             // No key at all: a throwaway one opens the tunnel; the server decides (password or refusal).
             identity = try UserKeyPair.generate(comment: "throwaway")
-            if verbose { Terminal.warn("\(toolName): no identity \(identityPath); using a throwaway key (password login only)") }
+            // A missing default identity is normal for password users; a named one is worth a warning.
+            if verbose || identityPath != ClientOptions.defaultIdentity {
+                Terminal.warn("\(toolName): \(error); continuing with a throwaway key (password login only)")
+            }
         }
         let pattern = KnownHosts.hostPattern(host: host, port: port, defaultPort: 22222)
         let known = try KnownHosts.load(path: knownHostsPath)
