@@ -17,7 +17,17 @@ struct qssh_pam {
     const unsigned char *password;
     size_t password_len;
     int answered;
+    // The failure delay the modules asked for (pam_fail_delay), in microseconds.
+    unsigned int requested_delay;
 };
+
+// Replaces libpam's sleep on failure: the delay is only recorded, and qsshd waits without
+// holding a thread (or the PAM lock).
+static void record_delay(int status, unsigned int usec, void *data) {
+    (void)status;
+    struct qssh_pam *h = data;
+    if (h != NULL) h->requested_delay = usec;
+}
 
 static void wipe(void *p, size_t n) {
     if (p == NULL || n == 0) return;
@@ -73,8 +83,9 @@ int qssh_pam_success(void) { return PAM_SUCCESS; }
 
 int qssh_pam_login(const char *service, const char *user, const char *rhost,
                    const unsigned char *password, size_t password_len,
-                   qssh_pam **out, int *failed_step, char *message, size_t message_size) {
+                   qssh_pam **out, int *failed_step, unsigned int *delay_usec, char *message, size_t message_size) {
     *out = NULL;
+    *delay_usec = 0;
     *failed_step = QSSH_PAM_STEP_START;
     struct qssh_pam *h = calloc(1, sizeof *h);
     if (h == NULL) {
@@ -91,6 +102,7 @@ int qssh_pam_login(const char *service, const char *user, const char *rhost,
     }
     if (rhost != NULL) pam_set_item(h->pamh, PAM_RHOST, rhost);
     pam_set_item(h->pamh, PAM_TTY, "ssh");  // as sshd: some modules want a tty name
+    pam_set_item(h->pamh, PAM_FAIL_DELAY, (const void *)record_delay);
 
     *failed_step = QSSH_PAM_STEP_AUTHENTICATE;
     h->password = password;
@@ -105,6 +117,7 @@ int qssh_pam_login(const char *service, const char *user, const char *rhost,
     }
     if (status != PAM_SUCCESS) {
         copy_message(message, message_size, h->pamh, status);
+        *delay_usec = h->requested_delay;
         pam_end(h->pamh, status);
         free(h);
         return status;

@@ -302,8 +302,10 @@ public struct QSSHDCommand: ParsableCommand {
         let trustedCAs = try trustedUserCaKeys.map { try TrustedCAKeys.load(path: $0) } ?? []
         let revokedKeys = self.revokedKeys
         let principalsPattern = authorizedPrincipalsFile
+        // PAM gets a thread of its own (its calls are serialized anyway), so that slow or many
+        // password checks never hold up key logins on `lookups`.
         let passwords = passwordAuth
-            ? PasswordLoginService(service: pamService, authorizer: authorizer, pool: lookups, throttle: LoginFailureThrottle(), audit: audit, log: log)
+            ? PasswordLoginService(service: pamService, authorizer: authorizer, pool: Self.pamThread(), throttle: LoginFailureThrottle(), audit: audit, log: log)
             : nil
         let graceTime = loginGraceTime
         if let revokedKeys { _ = try RevokedKeys.load(path: revokedKeys) }  // fail early on a bad file
@@ -599,6 +601,13 @@ public struct QSSHDCommand: ParsableCommand {
         }
         term.resume()
         return term
+    }
+
+    /// The thread PAM runs on (--password-auth).
+    static func pamThread() -> NIOThreadPool {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        return pool
     }
 
     /// The inner SSH-2 ed25519 host key, derived from the QNSP host key's signing seed.

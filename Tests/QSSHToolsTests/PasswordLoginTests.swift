@@ -15,7 +15,8 @@ extension ToolSuites {
             let service: String
             var servicePath: String { "/etc/pam.d/" + service }
 
-            init() throws {
+            /// - Parameter nodelay: pam_unix without its own failure delay.
+            init(nodelay: Bool = true) throws {
                 dir = try makeTempDir()
                 chmod(dir, 0o755)
                 let tag = UUID().uuidString.prefix(8).lowercased()
@@ -25,7 +26,7 @@ extension ToolSuites {
                 try Self.sh("echo '\(user):\(password)' | chpasswd")
                 try "QSSH_PAM_TEST DEFAULT=from-pam-env\n".write(toFile: dir + "/pam_env.conf", atomically: true, encoding: .utf8)
                 try """
-                    auth     required pam_unix.so nodelay
+                    auth     required pam_unix.so\(nodelay ? " nodelay" : "")
                     account  required pam_unix.so
                     session  required pam_env.so readenv=0 user_readenv=0 conffile=\(dir)/pam_env.conf
                     session  optional pam_exec.so \(dir)/session-hook
@@ -199,6 +200,22 @@ extension ToolSuites {
             let screen = tmux.pane()
             #expect(screen.contains("PW-OK-42"), "\(screen)")
             #expect(!screen.contains(f.password) && !screen.contains("not-the-password"), "echoed: \(screen)")
+        }
+
+        @Test("pam_unix's own failure delay is waited outside PAM and added to the answer time")
+        func pamFailureDelay() throws {
+            let f = try Fixture(nodelay: false)
+            let server = try f.server(["--password-auth", "--pam-service", f.service])
+            defer { server.stop() }
+            let started = Date()
+            let wrong = try f.qssh(port: server.port, askpass: "wrong", command: "true")
+            let elapsed = Date().timeIntervalSince(started)
+            #expect(wrong.status == 255 && wrong.stderr.contains("refused the password (3 attempts)"), "\(wrong.stderr)")
+            #expect(server.waitForLog("ms of them asked for by PAM"), "\(server.log)")
+            // pam_unix asks for about 2 s per failure (libpam may shorten it by up to a quarter).
+            #expect(elapsed >= 4, "three failures with PAM's delay took only \(elapsed) s")
+            // The right password is not slowed by the failures before it.
+            #expect(try f.qssh(port: server.port, askpass: "right", command: "true").status == 0)
         }
 
         @Test("without --password-auth no password is asked for and the login is refused")

@@ -30,11 +30,13 @@ enum {
 /// changed fails too, PAM_NEW_AUTHTOK_REQD, as no new one can be asked for).
 ///
 /// On PAM_SUCCESS `*out` is the transaction (end it with `qssh_pam_end`). On failure `*out` is
-/// NULL, the transaction is already ended, `*failed_step` says which step failed and `message`
-/// (of `message_size` bytes) holds PAM's text for the status.
+/// NULL, the transaction is already ended, `*failed_step` says which step failed, `message`
+/// (of `message_size` bytes) holds PAM's text for the status, and `*delay_usec` the failure
+/// delay the modules asked for (pam_fail_delay): this function does not sleep it, the caller
+/// waits before answering (without holding a thread).
 int qssh_pam_login(const char *service, const char *user, const char *rhost,
                    const unsigned char *password, size_t password_len,
-                   qssh_pam **out, int *failed_step, char *message, size_t message_size);
+                   qssh_pam **out, int *failed_step, unsigned int *delay_usec, char *message, size_t message_size);
 
 /// pam_setcred(PAM_ESTABLISH_CRED) then pam_open_session. The qsshd process serves many users:
 /// its resource limits, supplementary groups and umask are saved before and restored after, so

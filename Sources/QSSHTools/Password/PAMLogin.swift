@@ -1,6 +1,7 @@
 import CQSSHPAM
 import Foundation
 import NIOConcurrencyHelpers
+import NIOCore
 import QNSPCrypto
 
 /// One PAM transaction for one password login (docs/protocol.md §7.10): the auth and account
@@ -23,6 +24,8 @@ package final class PAMLogin: @unchecked Sendable {
         package var step: Step
         package var status: Int32
         package var message: String
+        /// The failure delay the modules asked for (pam_fail_delay; not slept by PAM).
+        package var requestedDelay: TimeAmount = .zero
         package var description: String { "PAM \(step.rawValue) failed: \(message)" }
     }
 
@@ -35,9 +38,10 @@ package final class PAMLogin: @unchecked Sendable {
         var message = [CChar](repeating: 0, count: 256)
         var step: Int32 = 0
         var out: OpaquePointer?
+        var delay: UInt32 = 0
         let status = lock.withLock {
             password.withUnsafeBufferPointer { secret in
-                qssh_pam_login(service, user, remoteHost, secret.baseAddress, secret.count, &out, &step, &message, message.count)
+                qssh_pam_login(service, user, remoteHost, secret.baseAddress, secret.count, &out, &step, &delay, &message, message.count)
             }
         }
         guard status == qssh_pam_success(), let out else {
@@ -47,7 +51,8 @@ package final class PAMLogin: @unchecked Sendable {
             case Int32(QSSH_PAM_STEP_ACCOUNT): which = .account
             default: which = .start
             }
-            return .failure(Failure(step: which, status: status, message: Self.text(message)))
+            return .failure(Failure(
+                step: which, status: status, message: Self.text(message), requestedDelay: .microseconds(Int64(delay))))
         }
         return .success(PAMLogin(handle: out))
     }

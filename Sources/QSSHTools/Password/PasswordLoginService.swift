@@ -40,7 +40,8 @@ package struct PasswordLoginService: Sendable {
 
     private enum Outcome: Sendable {
         case accepted(PAMLogin, SessionUser)
-        case refused(String)
+        /// `pamDelay`: the failure delay PAM's modules asked for, waited before answering.
+        case refused(String, pamDelay: TimeAmount = .zero)
     }
 
     /// The password login of one connection.
@@ -63,7 +64,7 @@ package struct PasswordLoginService: Sendable {
                     var secret = Array(password.utf8)
                     let pam = PAMLogin.authenticate(service: service, user: user, remoteHost: peer, password: &secret)
                     guard case .success(let transaction) = pam else {
-                        if case .failure(let failure) = pam { return .refused(failure.description) }
+                        if case .failure(let failure) = pam { return .refused(failure.description, pamDelay: failure.requestedDelay) }
                         return .refused("PAM failed")
                     }
                     guard case .success(var account) = authorizer.lookupAccount(user) else {
@@ -95,10 +96,10 @@ package struct PasswordLoginService: Sendable {
                         channel.closeFuture.whenComplete { _ in pool.runIfActive(eventLoop: loop) { transaction.end() }.whenFailure { _ in transaction.end() } }
                         accepted(account)
                         return loop.makeSucceededFuture(account)
-                    case .refused(let why):
-                        let delay = throttle.failed(source: source)
+                    case .refused(let why, let pamDelay):
+                        let delay = throttle.failed(source: source) + pamDelay
                         let failures = throttle.failures(source: source)
-                        let slowed = delay > .zero ? "; answered after \(delay.nanoseconds / 1_000_000) ms (\(failures) failures in a row from this address)" : ""
+                        let slowed = delay > .zero ? "; answered after \(delay.nanoseconds / 1_000_000) ms (\(failures) failures in a row from this address\(pamDelay > .zero ? ", \(pamDelay.nanoseconds / 1_000_000) ms of them asked for by PAM" : ""))" : ""
                         log.notice("refused the password of \(user) from \(peer): \(why)\(slowed)")
                         audit?.recordUnauthenticated("auth-failure", peer: auditPeer, user: user, detail: "password: \(why)\(slowed)")
                         return loop.scheduleTask(in: delay) { nil }.futureResult
