@@ -60,10 +60,10 @@ extension ToolSuites {
                 guard r.status == 0 else { throw ToolTestError("\(command): \(r.stderr)") }
             }
 
-            func server(_ extra: [String]) throws -> ServeProcess {
+            func server(_ extra: [String], quic: Bool = false) throws -> ServeProcess {
                 try ServeProcess(
                     tool: "qsshd",
-                    arguments: ["-p", "0", "-l", "127.0.0.1", "-h", dir + "/host", "--no-quic", "-v"] + extra)
+                    arguments: ["-p", "0", "-l", "127.0.0.1", "-h", dir + "/host", quic ? "--quic" : "--no-quic", "-v"] + extra)
             }
 
             var sessionLog: String { (try? String(contentsOfFile: dir + "/session.log", encoding: .utf8)) ?? "" }
@@ -104,7 +104,7 @@ extension ToolSuites {
         @Test("a real account logs in with its password (exit status and PAM environment come through); wrong, locked and expired are refused and logged; failures in a row are slowed; the audit log records them")
         func passwordLogin() throws {
             let f = try Fixture()
-            let server = try f.server(["--password-auth", "--pam-service", f.service, "--audit-log", f.dir + "/audit.log"])
+            let server = try f.server(["--password-auth", "--pam-service", f.service, "--audit-log", f.dir + "/audit.log"], quic: true)
             var stopped = false
             defer { if !stopped { server.stop() } }
 
@@ -118,6 +118,10 @@ extension ToolSuites {
             #expect(f.waitForSessionLog("close_session \(f.user) 127.0.0.1"), "\(f.sessionLog)")
             #expect(f.sessionLog.hasPrefix("open_session \(f.user) 127.0.0.1\nclose_session"), "\(f.sessionLog)")
 
+            // The same over the QUIC carrier (one stream of a QUIC connection, §8).
+            let overQUIC = try f.qssh(port: server.port, askpass: "right", options: ["-o", "Transport=quic"], command: "exit 5")
+            #expect(overQUIC.status == 5, "\(overQUIC.stderr)")
+
             // A key that is not authorized is tried first, then the password.
             let keyFirst = try f.qssh(port: server.port, askpass: "right", identity: "id", command: "exit 0")
             #expect(keyFirst.status == 0, "\(keyFirst.stderr)")
@@ -129,8 +133,8 @@ extension ToolSuites {
             #expect(wrong.status == 255 && wrong.stderr.contains("refused the password (3 attempts)"), "\(wrong.stderr)")
             #expect(wrong.stdout.isEmpty)
             #expect(f.asked("wrong") == 3)
-            // Two logins so far opened a session each; wrong passwords open none.
-            #expect(f.sessionLog.components(separatedBy: "open_session").count - 1 == 2, "\(f.sessionLog)")
+            // Three logins so far opened a session each; wrong passwords open none.
+            #expect(f.sessionLog.components(separatedBy: "open_session").count - 1 == 3, "\(f.sessionLog)")
             #expect(server.waitForLog("refused the password of \(f.user) from 127.0.0.1: PAM authentication failed"), "\(server.log)")
 
             // Three more in a row from this address: the 4th, 5th and 6th are answered after 1, 2 and 4 s.
