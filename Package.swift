@@ -118,7 +118,7 @@ let package = Package(
         .target(
             name: "QSSHTools",
             dependencies: [
-                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession", "QSFTP", "CQSSHPosix", "QSSHAgent", "QNSPQUIC",
+                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession", "QSFTP", "CQSSHPosix", "QSSHAgent", "QNSPQUIC", "CQSSHPAM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -300,5 +300,8 @@ let package = Package(
             exclude: ["Python"],
             swiftSettings: strict
         ),
+
+        // MARK: Identity: PAM password login (Debian: libpam0g-dev; the module map links libpam)
+        .target(name: "CQSSHPAM"),
     ]
 )

@@ -67,6 +67,8 @@ public enum SSHSessionError: Error, Equatable, CustomStringConvertible {
     case unknownAccount
     case innerHostKeyRefused(String)
     case authenticationFailed(tried: [String])
+    /// Password login refused (after this many passwords; 0: none was given).
+    case passwordRefused(attempts: Int)
 
     public var description: String {
         switch self {
@@ -79,6 +81,10 @@ public enum SSHSessionError: Error, Equatable, CustomStringConvertible {
             return "the SSH server behind the qsshd bridge wants a classical key and there is none (give an OpenSSH ed25519 key with -o IdentityFile=FILE, or use OpenSSH's ssh with 'qssh tunnel' for ssh-agent keys)"
         case .authenticationFailed(let tried):
             return "the SSH server behind the qsshd bridge refused the key(s) \(tried.joined(separator: ", "))"
+        case .passwordRefused(let attempts) where attempts == 0:
+            return "permission denied: the server offers only password login and no password was given (BatchMode, PasswordAuthentication=no, or neither a terminal nor SSH_ASKPASS)"
+        case .passwordRefused(let attempts):
+            return "permission denied: the server refused the password (\(attempts) attempt\(attempts == 1 ? "" : "s"))"
         }
     }
 }

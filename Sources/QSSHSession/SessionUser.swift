@@ -76,9 +76,15 @@ public struct SessionUser: Sendable, Equatable {
         ChildProcess.Credentials(uid: uid, gid: gid, groups: groups, terminalGroup: terminalGroup)
     }
 
+    /// Variables the login added (a PAM session's environment: pam_env and the like); they may
+    /// replace PATH but never HOME, USER, LOGNAME or SHELL.
+    public var loginEnvironment: [String: String] = [:]
+
     /// The login environment (before allow-listed client variables are added).
     public var environment: [String: String] {
-        ["HOME": home, "USER": name, "LOGNAME": name, "SHELL": shell,
-         "PATH": uid == 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" : "/usr/local/bin:/usr/bin:/bin"]
+        var env = ["HOME": home, "USER": name, "LOGNAME": name, "SHELL": shell,
+                   "PATH": uid == 0 ? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" : "/usr/local/bin:/usr/bin:/bin"]
+        for (key, value) in loginEnvironment where !["HOME", "USER", "LOGNAME", "SHELL"].contains(key) { env[key] = value }
+        return env
     }
 }

@@ -21,7 +21,7 @@ public enum QSSHClientConfig {
         "hashknownhosts": .setting("HashKnownHosts"), "userknownhostsfile": .setting("UserKnownHostsFile"),
         "qnspknownhostsfile": .option("--known-hosts"), "localforward": .forward("-L"), "remoteforward": .forward("-R"),
         "dynamicforward": .forward("-D"), "stealth": .setting("Stealth"), "padding": .setting("Padding"), "mimic": .setting("Mimic"),
-        "transport": .setting("Transport"), "forwardagent": .setting("ForwardAgent"),
+        "transport": .setting("Transport"), "forwardagent": .setting("ForwardAgent"), "passwordauthentication": .setting("PasswordAuthentication"),
     ]
 
     /// qssh options that take a value (to find the destination among the arguments).

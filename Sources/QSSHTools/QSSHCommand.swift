@@ -62,8 +62,16 @@ public struct QSSHCommand: ParsableCommand {
             ProxyCommand, LocalForward, RemoteForward, DynamicForward, ForwardAgent, BatchMode,
             StrictHostKeyChecking, ServerAliveInterval, ServerAliveCountMax,
             ExitOnForwardFailure, HashKnownHosts, UserKnownHostsFile,
-            QNSPKnownHostsFile. The first value found for a keyword wins; the command
-            line wins over all.
+            QNSPKnownHostsFile, PasswordAuthentication. The first value found for a
+            keyword wins; the command line wins over all.
+
+            Password login: when qsshd runs with --password-auth and does not accept
+            the key (or there is no identity file: a throwaway key then opens the
+            tunnel), the server asks for the account's password inside the tunnel,
+            after the QNSP handshake has proved the server. qssh asks for it up to 3
+            times, on the terminal without echo or through SSH_ASKPASS (when there is
+            no terminal, or with SSH_ASKPASS_REQUIRE=force); never with BatchMode=yes
+            or PasswordAuthentication=no.
 
             Examples:
               qssh -p 22222 alice@server.example uptime
@@ -77,7 +85,7 @@ public struct QSSHCommand: ParsableCommand {
     var identity: String { connection.identity }
     var knownHosts: String { connection.knownHosts }
 
-    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3), ProxyCommand=CMD, ExitOnForwardFailure=yes|no, HashKnownHosts=yes|no, IdentityFile=FILE and UserKnownHostsFile=FILE (OpenSSH ed25519 key and known_hosts for a classical sshd behind a qsshd bridge), HostName=NAME, Transport=tcp|quic|auto (QUIC: UDP on the same port; auto tries QUIC first, then TCP), ForwardAgent=yes|no (as -A / -a).")
+    @Option(name: .customShort("o"), help: "Option in ssh_config style; supported: BatchMode=yes|no, StrictHostKeyChecking=accept-new|yes, ServerAliveInterval=SECONDS (default 30, 0 = off), ServerAliveCountMax=N (default 3), ProxyCommand=CMD, ExitOnForwardFailure=yes|no, HashKnownHosts=yes|no, PasswordAuthentication=yes|no (default yes: when the server offers password login and no key was accepted, ask on the terminal or through SSH_ASKPASS; never with BatchMode), IdentityFile=FILE and UserKnownHostsFile=FILE (OpenSSH ed25519 key and known_hosts for a classical sshd behind a qsshd bridge), HostName=NAME, Transport=tcp|quic|auto (QUIC: UDP on the same port; auto tries QUIC first, then TCP), ForwardAgent=yes|no (as -A / -a).")
     var sshOptions: [String] = []
 
     @Option(name: .customShort("L"), help: ArgumentHelp("Forward a local port: connections to bind:port go to host:hostport from the server.", valueName: "[bind:]port:host:hostport"))
@@ -164,6 +172,7 @@ public struct QSSHCommand: ParsableCommand {
         var mimicValue = mimic
         var forwardAgent = false
         var classicalKeyFiles: [String] = [], sshKnownHosts = NSHomeDirectory() + "/.ssh/known_hosts"
+        var passwordAuthentication = true
         for option in sshOptions {
             let parts = option.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2 else { throw ToolError("-o expects Name=value, got '\(option)'") }
@@ -188,6 +197,8 @@ public struct QSSHCommand: ParsableCommand {
             case ("hashknownhosts", "no"): hashKnownHosts = false
             case ("identityfile", _): classicalKeyFiles.append((parts[1] as NSString).expandingTildeInPath)
             case ("userknownhostsfile", _): sshKnownHosts = (parts[1] as NSString).expandingTildeInPath
+            case ("passwordauthentication", "yes"): passwordAuthentication = true
+            case ("passwordauthentication", "no"): passwordAuthentication = false
             case ("batchmode", "yes"): batch = true
             case ("batchmode", "no"): batch = false
             case ("stricthostkeychecking", "accept-new"): acceptNew = true
@@ -240,6 +251,7 @@ public struct QSSHCommand: ParsableCommand {
             client.proxyCommand = Self.substitute(proxyCommand, host: host, port: port, user: user)
         }
         client.hashKnownHosts = hashKnownHosts
+        client.passwordFallback = passwordAuthentication && !batch
         client.transport = transport
         let remote = forwards.remote.isEmpty ? nil : RemoteForwards(log: { Terminal.warn("qssh: " + $0) })
         if let choice = agentForwarding { forwardAgent = choice == .forward }
@@ -273,8 +285,19 @@ public struct QSSHCommand: ParsableCommand {
                 return nil
             }
         }
+        // Password login (docs/protocol.md §7.10): only when the server asks for one inside the
+        // authenticated tunnel, after the keys, never in batch mode.
+        var askPassword: (@Sendable (Int) -> String?)?
+        if passwordAuthentication && !batch {
+            let prompt = "\(user)@\(host)'s password: "
+            askPassword = { @Sendable (attempt: Int) -> String? in
+                if attempt > 1 { Terminal.warn("Permission denied, please try again.") }
+                return Passphrase.ask(prompt)
+            }
+        }
         let auth = QNSPIdentityClientAuthDelegate(
-            username: user, classicalKeys: classicalKeyLoaders(classicalKeyFiles, batch: batch), classicalHostKeyCheck: hostKeyCheck)
+            username: user, classicalKeys: classicalKeyLoaders(classicalKeyFiles, batch: batch), classicalHostKeyCheck: hostKeyCheck,
+            askPassword: askPassword)
         let (channel, _) = try client.open(group: group) { channel in
             channel.eventLoop.makeCompletedFuture {
                 _ = try SSHSessionClient.install(

@@ -60,6 +60,19 @@ public struct QSSHDCommand: ParsableCommand {
             confined, and a concurrent process of that user could race a checked
             directory against a symlink.
 
+            With --password-auth (off by default), an account may also log in with its
+            system password, checked by PAM (the auth and account stacks of the service
+            named by --pam-service, default /etc/pam.d/qsshd; expired and locked
+            accounts are refused) and then its session stack. The password is asked for
+            only inside a QNSP tunnel whose handshake has authenticated this server, and
+            only when the handshake did not bring a key or certificate this server
+            authorizes: keys stay the default and are tried first. Three passwords per
+            connection; failures are logged (and to --audit-log), and from the fourth
+            failure in a row from one address each answer is delayed (1 s, doubling to
+            30 s). The session stack runs in the qsshd process (resource limits, groups
+            and umask of the server are restored afterwards): keep pam_systemd and
+            modules that act on the calling process out of that service.
+
             With --bridge HOST:PORT, qsshd authenticates the QNSP tunnel as usual and
             then hands its SSH-2 stream to a classical sshd (e.g. 127.0.0.1:22), which
             logs the user in with their OpenSSH keys and runs the session; the network
@@ -95,6 +108,15 @@ public struct QSSHDCommand: ParsableCommand {
 
     @Option(name: .long, help: "Revoked keys, certificate serials ('serial N[-M]') and key ids ('id ID'); read for every login.")
     var revokedKeys: String?
+
+    @Flag(name: .long, help: ArgumentHelp(
+        "Allow password login through PAM when a client's key or certificate is not authorized (off by default; only after the QNSP handshake has authenticated this server; keys are tried first). Config: PasswordAuthentication yes."))
+    var passwordAuth = false
+
+    @Option(name: .long, help: ArgumentHelp(
+        "PAM service for --password-auth: /etc/pam.d/NAME supplies the auth, account and session stacks. Config: PAMServiceName.",
+        valueName: "name"))
+    var pamService: String = "qsshd"
 
     @Option(name: .long, help: "Ping a silent client after this many seconds (0 = off).")
     var keepalive: Int64 = 30
@@ -184,7 +206,7 @@ public struct QSSHDCommand: ParsableCommand {
     @Flag(name: .long, help: .hidden)
     var internalSFTPServer = false
 
-    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, AllowAgentForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile, Stealth, Mimic, Padding); options on the command line win.", valueName: "file"))
+    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, AllowAgentForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile, Stealth, Mimic, Padding, PasswordAuthentication, PAMServiceName, HostCertificate, TrustedUserCAKeys, AuthorizedPrincipalsFile, RevokedKeys); options on the command line win.", valueName: "file"))
     var config: String?
 
     @Flag(name: .customShort("D"), help: "Stay in the foreground (the default; see --daemon).")
@@ -236,6 +258,14 @@ public struct QSSHDCommand: ParsableCommand {
         let sessionSubsystems = subsystems
         let bridgeTarget = try bridge.map { text in
             do { return try ForwardSpec.parse(hostPort: text) } catch { throw ToolError("--bridge: \(error)") }
+        }
+        if passwordAuth {
+            if bridgeTarget != nil {
+                throw ToolError("--password-auth cannot be combined with --bridge (the sshd behind the bridge asks for passwords itself)")
+            }
+            guard PasswordLoginService.isValidServiceName(pamService) else {
+                throw ToolError("--pam-service: '\(PrintableText.escaped(pamService))' is not a PAM service name (a file name in /etc/pam.d)")
+            }
         }
         if daemon && !internalDaemonChild { return try detach() }
         let sink = try logFile.map(LineLogHandler.Sink.file) ?? LineLogHandler.Sink(fd: 2)
@@ -296,6 +326,12 @@ public struct QSSHDCommand: ParsableCommand {
         let trustedCAs = try trustedUserCaKeys.map { try TrustedCAKeys.load(path: $0) } ?? []
         let revokedKeys = self.revokedKeys
         let principalsPattern = authorizedPrincipalsFile
+        // PAM gets a thread of its own (its calls are serialized anyway), so that slow or many
+        // password checks never hold up key logins on `lookups`.
+        let passwords = passwordAuth
+            ? PasswordLoginService(service: pamService, authorizer: authorizer, pool: Self.pamThread(), throttle: LoginFailureThrottle(), audit: audit, log: log)
+            : nil
+        let graceTime = loginGraceTime
         if let revokedKeys { _ = try RevokedKeys.load(path: revokedKeys) }  // fail early on a bad file
         let server: Channel
         var quicPort: Int?
@@ -354,7 +390,15 @@ public struct QSSHDCommand: ParsableCommand {
                             return .reject("revoked key")
                         }
                     }
-                    return conclude(authorizer.authorize(user: user, key: key), user: user)
+                    let result = authorizer.authorize(user: user, key: key)
+                    if passwords != nil, case .failure(let refusal) = result {
+                        // Password login (docs/protocol.md §7.10): the tunnel is established, the
+                        // inner SSH login then asks for a password for this user name.
+                        log.notice("key \(key.fingerprint) of \(user) from \(peer) not accepted (\(refusal.description)); password login offered")
+                        tickets.setPasswordUser(user, for: connection)
+                        return .accept
+                    }
+                    return conclude(result, user: user)
                 }
                 parameters.authorizeCertificate = { user, key, certificate in
                     let now = UInt64(Date().timeIntervalSince1970)
@@ -420,6 +464,26 @@ public struct QSSHDCommand: ParsableCommand {
                     handshake.whenComplete { result in
                         switch result {
                         case .success(let info):
+                            if let passwords, tickets.account(for: connection) == nil, let user = tickets.passwordUser(for: connection) {
+                                audit?.recordUnauthenticated(
+                                    "auth-partial", peer: peer, user: user, detail: "key \(info.userKeyFingerprint) not authorized; password login offered")
+                                auth.allowPassword(passwords.login(user: user, channel: channel, takeSlot: {
+                                    guard let ticket = tickets.ticket(for: connection) else { return false }
+                                    return admission.authenticated(ticket)
+                                }, accepted: { account in
+                                    tickets.setAccount(account, for: connection)
+                                    who.withLockedValue { $0 = (account.name, "password") }
+                                }))
+                                if graceTime > 0 {
+                                    // The password must come within the login grace time too.
+                                    channel.eventLoop.scheduleTask(in: .seconds(graceTime)) {
+                                        guard auth.authenticatedAccount == nil, channel.isActive else { return }
+                                        log.notice("closing the connection of \(user) from \(peer): no password login within \(graceTime) s")
+                                        channel.close(promise: nil)
+                                    }
+                                }
+                                return
+                            }
                             if let resolved = tickets.account(for: connection) { auth.setAuthenticated(resolved) }
                             who.withLockedValue { $0 = (info.username, info.userKeyFingerprint) }
                             audit?.record("auth-success", peer: peer, user: info.username, key: info.userKeyFingerprint)
@@ -567,7 +631,13 @@ public struct QSSHDCommand: ParsableCommand {
         return term
     }
 
-    /// The inner SSH-2 ed25519 host key, derived from the QNSP host key's signing seed.
+    /// The thread PAM runs on (--password-auth).
+    static func pamThread() -> NIOThreadPool {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        return pool
+    }
+
     /// The host certificate of `--host-certificate`, or `HOSTKEY-cert.pub` when it exists: it must
     /// certify this host key and fit in an announcement; an expired one is still served, with a warning.
     static func loadHostCertificate(explicit: String?, hostKeyPath: String, host: HostKeyPair, log: Logger) throws -> QNSPCertificate? {
@@ -592,6 +662,7 @@ public struct QSSHDCommand: ParsableCommand {
         return certificate
     }
 
+    /// The inner SSH-2 ed25519 host key, derived from the QNSP host key's signing seed.
     static func innerHostKey(_ host: HostKeyPair) throws -> NIOSSHPrivateKey {
         let prk = KeyDerivation.extract(salt: Array("qsshd inner ssh-ed25519 host key v1".utf8), inputKeyMaterial: host.signingKey.seed)
         let seed = KeyDerivation.expand(pseudoRandomKey: prk, info: [], length: 32)
@@ -606,6 +677,7 @@ extension QNSPHandshakeGuard.CookieMode: ExpressibleByArgument {}
 /// runs on a thread pool, the session starts on the connection's event loop).
 final class ConnectionTickets: Sendable {
     private let state = NIOLockedValueBox<[ObjectIdentifier: (ticket: ConnectionAdmission.Ticket, account: SessionUser?)]>([:])
+    private let passwordUsers = NIOLockedValueBox<[ObjectIdentifier: String]>([:])
 
     func register(_ ticket: ConnectionAdmission.Ticket, for connection: ObjectIdentifier) {
         state.withLockedValue { $0[connection] = (ticket, nil) }
@@ -619,8 +691,16 @@ final class ConnectionTickets: Sendable {
 
     func account(for connection: ObjectIdentifier) -> SessionUser? { state.withLockedValue { $0[connection]?.account } }
 
+    /// The user name of a connection whose key was not authorized but may log in with a password.
+    func setPasswordUser(_ user: String, for connection: ObjectIdentifier) {
+        passwordUsers.withLockedValue { $0[connection] = user }
+    }
+
+    func passwordUser(for connection: ObjectIdentifier) -> String? { passwordUsers.withLockedValue { $0[connection] } }
+
     func remove(_ connection: ObjectIdentifier) -> ConnectionAdmission.Ticket? {
-        state.withLockedValue { $0.removeValue(forKey: connection)?.ticket }
+        _ = passwordUsers.withLockedValue { $0.removeValue(forKey: connection) }
+        return state.withLockedValue { $0.removeValue(forKey: connection)?.ticket }
     }
 }
 

@@ -24,6 +24,7 @@ public enum QSSHDConfigFile {
         "gatewayports": .yes("--gateway-ports"), "allowtcpforwarding": .no("--no-forwarding"), "allowagentforwarding": .no("--no-agent-forwarding"),
         "bridge": .value("--bridge"), "sftproot": .value("--sftp-root"), "sftp": .no("--no-sftp"),
         "loglevel": .verbosity, "logfile": .value("--log-file"), "pidfile": .value("--pid-file"), "stealth": .yes("--stealth"), "padding": .value("--padding"), "mimic": .yes("--mimic"),
+        "passwordauthentication": .yes("--password-auth"), "pamservicename": .value("--pam-service"),
     ]
 
     /// The options `text` stands for.

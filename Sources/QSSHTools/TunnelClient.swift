@@ -34,6 +34,9 @@ public struct TunnelClient {
     /// The QUIC ALPN naming the service (`qssh/1` for qsshd sessions, `qnsp/1` for `qnsp serve`).
     public var alpn = QUICServiceRegistry.qssh
     public var quicDeadline: TimeAmount = .milliseconds(1500)
+    /// With no identity file (and no agent key): sign the handshake with a fresh throwaway key,
+    /// so that a server offering password login (docs/protocol.md §7.10) can ask for a password.
+    public var passwordFallback = false
 
     /// `-o Transport=tcp|quic|auto`.
     public enum Transport: String, Sendable, CaseIterable {
@@ -53,7 +56,17 @@ public struct TunnelClient {
     public func open(
         group: EventLoopGroup, initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
     ) throws -> (Channel, QNSPSessionInfo) {
-        let identity = try ClientIdentity.signer(path: identityPath, interactive: !batch, verbose: verbose, toolName: toolName)
+        let identity: any UserAuthSigner
+        do {
+            identity = try ClientIdentity.signer(path: identityPath, interactive: !batch, verbose: verbose, toolName: toolName)
+        } catch where passwordFallback && !FileManager.default.fileExists(atPath: identityPath) {
+            // No key at all: a throwaway one opens the tunnel; the server decides (password or refusal).
+            identity = try UserKeyPair.generate(comment: "throwaway")
+            // A missing default identity is normal for password users; a named one is worth a warning.
+            if verbose || identityPath != ClientOptions.defaultIdentity {
+                Terminal.warn("\(toolName): \(error); continuing with a throwaway key (password login only)")
+            }
+        }
         let pattern = KnownHosts.hostPattern(host: host, port: port, defaultPort: 22222)
         let known = try KnownHosts.load(path: knownHostsPath)
         let (entry, lookup) = known.lookup(pattern)

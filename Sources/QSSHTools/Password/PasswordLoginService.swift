@@ -1,0 +1,114 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import QNSPNIO
+import QSSHSession
+
+/// qsshd's password login (`--password-auth`, docs/protocol.md §7.10): builds the
+/// ``PasswordLogin`` of a connection whose QNSP handshake succeeded without an authorized key.
+///
+/// Each password runs PAM's auth and account stacks on `pool` (never on an event loop); on
+/// success the account is looked up as for key logins, the login takes a session slot, PAM's
+/// session stack opens, and the transaction ends when the connection closes. Every failure is
+/// logged, written to the audit log, and answered after the per-source delay of `throttle`.
+package struct PasswordLoginService: Sendable {
+    package var service: String
+    package var authorizer: AccountAuthorizer
+    package var pool: NIOThreadPool
+    package var throttle: LoginFailureThrottle
+    package var audit: AuditLog?
+    package var log: Logger
+
+    package init(
+        service: String, authorizer: AccountAuthorizer, pool: NIOThreadPool, throttle: LoginFailureThrottle,
+        audit: AuditLog?, log: Logger
+    ) {
+        self.service = service
+        self.authorizer = authorizer
+        self.pool = pool
+        self.throttle = throttle
+        self.audit = audit
+        self.log = log
+    }
+
+    /// A PAM service name as `pam_start` takes it: a file name in /etc/pam.d.
+    package static func isValidServiceName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 64 && !name.hasPrefix(".")
+            && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+    }
+
+    private enum Outcome: Sendable {
+        case accepted(PAMLogin, SessionUser)
+        /// `pamDelay`: the failure delay PAM's modules asked for, waited before answering.
+        case refused(String, pamDelay: TimeAmount = .zero)
+    }
+
+    /// The password login of one connection.
+    /// - Parameters:
+    ///   - takeSlot: asked after PAM accepted; false when the sessions are full (refused).
+    ///   - accepted: told the account once a password was accepted.
+    package func login(
+        user: String, channel: Channel, takeSlot: @escaping @Sendable () -> Bool,
+        accepted: @escaping @Sendable (SessionUser) -> Void
+    ) -> PasswordLogin {
+        let peer = channel.remoteAddress?.ipAddress ?? "?"
+        let auditPeer = channel.remoteAddress?.description ?? "?"  // as qsshd's other audit records name it
+        let source = QNSPBootstrap.addressBytes(channel.remoteAddress)
+        let service = self.service, authorizer = self.authorizer, pool = self.pool
+        let throttle = self.throttle, audit = self.audit, log = self.log
+        return PasswordLogin(
+            username: user,
+            verify: { password, loop in
+                pool.runIfActive(eventLoop: loop) { () -> Outcome in
+                    var secret = Array(password.utf8)
+                    let pam = PAMLogin.authenticate(service: service, user: user, remoteHost: peer, password: &secret)
+                    guard case .success(let transaction) = pam else {
+                        if case .failure(let failure) = pam { return .refused(failure.description, pamDelay: failure.requestedDelay) }
+                        return .refused("PAM failed")
+                    }
+                    guard case .success(var account) = authorizer.lookupAccount(user) else {
+                        transaction.end()
+                        if case .failure(let refusal) = authorizer.lookupAccount(user) { return .refused(refusal.description) }
+                        return .refused("no account")
+                    }
+                    guard takeSlot() else {
+                        transaction.end()
+                        return .refused("sessions full (--max-connections)")
+                    }
+                    switch transaction.openSession() {
+                    case .failure(let failure):
+                        transaction.end()
+                        return .refused(failure.description)
+                    case .success(let environment):
+                        account.loginEnvironment = environment
+                        return .accepted(transaction, account)
+                    }
+                }
+                .recover { error in .refused("\(error)") }
+                .flatMap { outcome -> EventLoopFuture<SessionUser?> in
+                    switch outcome {
+                    case .accepted(let transaction, let account):
+                        throttle.succeeded(source: source)
+                        log.notice("accepted \(user) from \(peer) with a password (PAM service \(service))")
+                        audit?.record("auth-success", peer: auditPeer, user: user, detail: "password (PAM service \(service))")
+                        // The PAM session ends with the connection (blocking: on the pool).
+                        channel.closeFuture.whenComplete { _ in pool.runIfActive(eventLoop: loop) { transaction.end() }.whenFailure { _ in transaction.end() } }
+                        accepted(account)
+                        return loop.makeSucceededFuture(account)
+                    case .refused(let why, let pamDelay):
+                        let delay = throttle.failed(source: source) + pamDelay
+                        let failures = throttle.failures(source: source)
+                        let slowed = delay > .zero ? "; answered after \(delay.nanoseconds / 1_000_000) ms (\(failures) failures in a row from this address\(pamDelay > .zero ? ", \(pamDelay.nanoseconds / 1_000_000) ms of them asked for by PAM" : ""))" : ""
+                        log.notice("refused the password of \(user) from \(peer): \(why)\(slowed)")
+                        audit?.recordUnauthenticated("auth-failure", peer: auditPeer, user: user, detail: "password: \(why)\(slowed)")
+                        return loop.scheduleTask(in: delay) { nil }.futureResult
+                    }
+                }
+            },
+            onGiveUp: {
+                log.notice("closing the connection of \(user) from \(peer): too many wrong passwords")
+                channel.close(promise: nil)
+            })
+    }
+}

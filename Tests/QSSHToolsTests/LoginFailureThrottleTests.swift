@@ -1,0 +1,70 @@
+import NIOCore
+import Testing
+
+@testable import QSSHSession
+@testable import QSSHTools
+
+@Suite("Password login: failure throttle and PAM service names")
+struct LoginFailureThrottleTests {
+    @Test("the first failures are free, then the delay doubles up to the cap; a success or a quiet spell resets; sources are separate")
+    func schedule() {
+        var policy = LoginFailureThrottle.Policy()
+        policy.freeFailures = 3
+        policy.baseDelay = .seconds(1)
+        policy.maxDelay = .seconds(30)
+        policy.forgetAfter = .minutes(10)
+        let throttle = LoginFailureThrottle(policy: policy)
+        let a: [UInt8] = [127, 0, 0, 1], b: [UInt8] = [10, 0, 0, 2]
+        let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        let delays = (0..<10).map { throttle.failed(source: a, now: t0 + .seconds(Int64($0))).nanoseconds / 1_000_000_000 }
+        #expect(delays == [0, 0, 0, 1, 2, 4, 8, 16, 30, 30])
+        #expect(throttle.failed(source: b, now: t0) == .zero)
+        #expect(throttle.failures(source: a, now: t0 + .seconds(10)) == 10)
+        // Ten minutes without a failure: forgotten.
+        #expect(throttle.failures(source: a, now: t0 + .seconds(9) + .minutes(10)) == 0)
+        #expect(throttle.failed(source: a, now: t0 + .seconds(9) + .minutes(10)) == .zero)
+        throttle.succeeded(source: b)
+        #expect(throttle.failures(source: b, now: t0) == 0)
+    }
+
+    @Test("randomized: the delay never decreases within a run, never exceeds the cap, and the table stays within capacity")
+    func randomized() {
+        var policy = LoginFailureThrottle.Policy()
+        policy.capacity = 16
+        policy.freeFailures = Int.random(in: 0...5)
+        policy.baseDelay = .milliseconds(Int64.random(in: 1...2000))
+        policy.maxDelay = .seconds(Int64.random(in: 1...60))
+        let throttle = LoginFailureThrottle(policy: policy)
+        var last: [[UInt8]: TimeAmount] = [:]
+        var now = NIODeadline.uptimeNanoseconds(1)
+        for _ in 0..<2000 {
+            now = now + .milliseconds(Int64.random(in: 0...50))
+            let source: [UInt8] = [10, 0, 0, UInt8.random(in: 0...40)]
+            if Int.random(in: 0..<20) == 0 {
+                throttle.succeeded(source: source)
+                last[source] = nil
+                continue
+            }
+            let known = throttle.failures(source: source, now: now) > 0
+            let delay = throttle.failed(source: source, now: now)
+            #expect(delay <= policy.maxDelay)
+            #expect(delay >= .zero)
+            if known, let previous = last[source] { #expect(delay >= previous) }
+            last[source] = delay
+            #expect(throttle.trackedSources <= policy.capacity)
+        }
+        // Far beyond the doublings an Int64 can hold: the cap, not an overflow.
+        #expect(LoginFailureThrottle.delay(afterFailures: 500, policy: policy) == policy.maxDelay)
+        #expect(LoginFailureThrottle.delay(afterFailures: policy.freeFailures, policy: policy) == .zero)
+    }
+
+    @Test("PAM service names: file names in /etc/pam.d only")
+    func serviceNames() {
+        for good in ["qsshd", "qsshd-test-1a2b", "sshd", "my_service.v2"] {
+            #expect(PasswordLoginService.isValidServiceName(good), "\(good)")
+        }
+        for bad in ["", ".", "..", "../passwd", "a/b", "qsshd\n", "q sshd", String(repeating: "x", count: 65), "ç"] {
+            #expect(!PasswordLoginService.isValidServiceName(bad), "\(bad)")
+        }
+    }
+}
