@@ -10,8 +10,8 @@ package final class QPQMessenger {
     package static let suite = CipherSuite.xwingAes256Sha384MLDSA65
     package static let keyPackagesPerUpload = 10
 
-    package private(set) var state: QPQClientState
-    private let transport: any QPQTransport
+    package internal(set) var state: QPQClientState
+    let transport: any QPQTransport
     private let provider: CipherSuiteProvider
 
     package init(state: QPQClientState, transport: any QPQTransport) throws(QPQClientError) {
@@ -85,16 +85,16 @@ package final class QPQMessenger {
 
     // MARK: - Groups
 
-    private func group(_ name: String) throws(QPQClientError) -> MLSGroup {
+    func group(_ name: String) throws(QPQClientError) -> MLSGroup {
         guard let stored = state.groups[name] else { throw .unexpectedResponse("no group \(name) on this device") }
         do { return try MLSGroup(serialized: Array(stored.state)) } catch { throw .crypto("group \(name): \(error)") }
     }
 
-    private func store(_ group: MLSGroup, name: String) {
+    func store(_ group: MLSGroup, name: String) {
         state.groups[name] = QPQClientState.Group(groupId: Data(group.groupID), state: Data(group.serialized()))
     }
 
-    private static func token(_ group: MLSGroup) -> [UInt8] {
+    static func token(_ group: MLSGroup) -> [UInt8] {
         group.exportSecret(label: QPQGroupToken.exporterLabel, context: [], length: QPQGroupToken.length)
     }
 
@@ -188,18 +188,26 @@ package final class QPQMessenger {
         }
     }
 
-    /// Encrypts `text` for the group and hands it to the server.
+    /// Encrypts `text` for the group and hands it to the server; the message is kept in the local
+    /// history as this device's own.
     package func send(_ text: String, to name: String) async throws(QPQClientError) {
+        let id = try await sendData(Array(text.utf8), to: name)
+        state.messages.append(QPQClientState.Message(messageId: id, group: name, sender: state.user, text: text,
+                                                     serverTime: QPQLocalStore.wallClockMilliseconds(), own: true))
+    }
+
+    /// Encrypts application data for the group and hands it to the server; returns its message id.
+    func sendData(_ data: [UInt8], to name: String) async throws(QPQClientError) -> UInt64 {
         for attempt in 0..<3 {
             var group = try self.group(name)
             let ciphertext: [UInt8]
-            do { ciphertext = try group.encrypt(Array(text.utf8)) } catch { throw .crypto("encrypt: \(error)") }
+            do { ciphertext = try group.encrypt(data) } catch { throw .crypto("encrypt: \(error)") }
             let answer = try await transport.call(.send(groupId: group.groupID, epoch: group.epoch, token: Self.token(group), message: ciphertext))
             switch answer {
             case .sent(let id):
                 store(group, name: name)  // the sender ratchet moved
                 state.markSeen(id)
-                return
+                return id
             case .error(.epochMoved, _, _) where attempt < 2:
                 _ = try await receive()
             case .error(let code, let detail, let message):
@@ -208,6 +216,7 @@ package final class QPQMessenger {
                 throw .unexpectedResponse("\(answer) to Send")
             }
         }
+        throw .unexpectedResponse("the group kept moving while sending")
     }
 
     // MARK: - Receiving
@@ -230,7 +239,13 @@ package final class QPQMessenger {
 
     /// Processes one envelope (also what a push delivers). Returns a message for application data.
     package func process(_ e: QPQEnvelope) -> QPQClientState.Message? {
-        guard !state.seen.contains(e.messageId) else { return nil }
+        guard !state.seen.contains(e.messageId) else {
+            // Our own message coming back: it tells us when it disappears.
+            if e.expiresAt != 0, let i = state.messages.lastIndex(where: { $0.messageId == e.messageId && $0.own == true }) {
+                state.messages[i].expiresAt = e.expiresAt
+            }
+            return nil
+        }
         state.markSeen(e.messageId)
         let name = String(decoding: e.groupId, as: UTF8.self)
         switch e.kind {
@@ -257,9 +272,19 @@ package final class QPQMessenger {
                 if case .basic(let identity) = member.leaf.credential { return String(decoding: identity, as: UTF8.self) }
                 return "?"
             } ?? "?"
-            let message = QPQClientState.Message(messageId: e.messageId, group: name, sender: sender,
+            var message = QPQClientState.Message(messageId: e.messageId, group: name, sender: sender,
                                                  text: String(decoding: app.data, as: UTF8.self), serverTime: e.serverTime,
                                                  expiresAt: e.expiresAt)
+            if QPQFileOffer.isOffer(app.data) {
+                guard let offer = try? QPQFileOffer(decoding: app.data) else {
+                    message.text = "[a file message this client cannot read]"
+                    state.messages.append(message)
+                    return message
+                }
+                message.text = "[file] \(offer.name) (\(offer.size) bytes)"
+                message.file = QPQClientState.FileInfo(name: offer.name, size: offer.size, savedAs: nil)
+                state.downloads.append(QPQClientState.Download(messageId: e.messageId, group: name, sender: sender, offer: Data(app.data)))
+            }
             state.messages.append(message)
             return message
         }

@@ -35,6 +35,9 @@ struct CLITests {
         _ = try await qpq("bob", ["send", "friends", "hi alice"])
         #expect(try await qpq("alice", ["recv"]).stdout == "[friends] bob: hi alice\n")
         #expect(try await qpq("bob", ["recv"]).stdout == "", "nothing twice")
+        // Own messages are kept too: the history has both sides, in order.
+        #expect(try await qpq("alice", ["history", "friends"]).stdout == "[friends] alice: hello from alice\n[friends] bob: hi alice\n")
+        #expect(try await qpq("bob", ["history"]).stdout == "[friends] alice: hello from alice\n[friends] bob: hi alice\n")
         #expect(try await qpq("alice", ["group", "list"]).stdout == "friends\tepoch 1\talice,bob\n")
         #expect(try await qpq("alice", ["disappear", "friends", "1h"]).stdout == "new messages in friends disappear after 1h\n")
         let badDuration = try await ToolRun.run("qpq", ["disappear", "friends", "5x", "--store", dir.path + "/alice.store"],

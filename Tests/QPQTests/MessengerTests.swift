@@ -111,9 +111,11 @@ struct MessengerTests {
         // Every member has seen every other member's message exactly once.
         for i in 0..<19 {
             _ = try await members[i].0.receive()
-            let texts = members[i].0.state.messages.map(\.text)
+            let texts = members[i].0.state.messages.filter { $0.own != true }.map(\.text)
             #expect(Set(texts) == Set((0..<19).filter { $0 != i }.map { "message \($0)" }), "user\(i) saw \(texts)")
             #expect(texts.count == 18)
+            // Its own message is in its history once, as its own.
+            #expect(members[i].0.state.messages.filter { $0.own == true }.map(\.text) == ["message \(i)"])
         }
         for (_, c) in members { await c.close() }
         try await service.close()
