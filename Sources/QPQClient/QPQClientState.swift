@@ -45,6 +45,13 @@ package struct QPQClientState: Codable, Sendable {
         package var offer: Data
     }
 
+    /// A member that proposed its own removal; this device commits it (docs/messaging.md §6.5).
+    package struct Leave: Codable, Sendable, Equatable {
+        package var group: String
+        /// The leaver's leaf signature key (its device identity key).
+        package var signatureKey: Data
+    }
+
     package struct Message: Codable, Sendable, Equatable {
         package var messageId: UInt64
         package var group: String
@@ -90,6 +97,11 @@ package struct QPQClientState: Codable, Sendable {
     // Optional in the file so stores written before file transfer still load.
     private var pendingUploads: [Upload]?
     private var pendingDownloads: [Download]?
+    private var pendingLeaves: [Leave]?
+    package var leaves: [Leave] {
+        get { pendingLeaves ?? [] }
+        set { pendingLeaves = newValue }
+    }
     package var uploads: [Upload] {
         get { pendingUploads ?? [] }
         set { pendingUploads = newValue }

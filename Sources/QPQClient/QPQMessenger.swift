@@ -13,6 +13,8 @@ package final class QPQMessenger {
     package internal(set) var state: QPQClientState
     let transport: any QPQTransport
     private let provider: CipherSuiteProvider
+    /// Set while ``commitPendingLeaves()`` runs (its retries call ``receive()``).
+    private var committingLeaves = false
 
     package init(state: QPQClientState, transport: any QPQTransport) throws(QPQClientError) {
         self.state = state
@@ -159,12 +161,72 @@ package final class QPQMessenger {
         }
     }
 
+    /// Leaves a group the RFC 9420 way: a Remove proposal for this member's own leaf (§12.1.3), sent
+    /// to the group; the next member that processes it commits the removal (a member cannot commit
+    /// its own removal). The group's local state is deleted at once: this device cannot read the group
+    /// from now on, even before the removal is committed.
+    package func leave(_ name: String) async throws(QPQClientError) {
+        for attempt in 0..<3 {
+            var group = try self.group(name)
+            let proposal: [UInt8]
+            do { proposal = try group.propose(.remove(group.ownLeaf)) } catch { throw .crypto("leave: \(error)") }
+            let answer = try await transport.call(.send(groupId: group.groupID, epoch: group.epoch, token: Self.token(group), message: proposal))
+            switch answer {
+            case .sent(let id):
+                state.markSeen(id)
+                state.groups[name] = nil
+                state.leaves.removeAll { $0.group == name }
+                state.messages.append(QPQClientState.Message(messageId: id, group: name, sender: state.user, text: Self.leftText,
+                                                             serverTime: QPQLocalStore.wallClockMilliseconds(), own: true))
+                return
+            case .error(.epochMoved, _, _) where attempt < 2:
+                _ = try await receive()
+            case .error(let code, let detail, let message):
+                throw .server(code: code, detail: detail, message: message)
+            default:
+                throw .unexpectedResponse("\(answer) to Send")
+            }
+        }
+    }
+
+    /// How a leave shows in the history.
+    package static let leftText = "[left the group]"
+
+    /// Commits the removal of members that asked to leave (their self-Remove proposals), for every
+    /// group where they are still in the tree. Several members may race: the losers process the
+    /// winning commit and find nothing left to do.
+    package func commitPendingLeaves() async throws(QPQClientError) {
+        guard !committingLeaves else { return }
+        committingLeaves = true
+        defer { committingLeaves = false }
+        for name in Set(state.leaves.map(\.group)).sorted() {
+            let keys = Set(state.leaves.filter { $0.group == name }.map { Array($0.signatureKey) })
+            guard let group = try? self.group(name) else { state.leaves.removeAll { $0.group == name }; continue }
+            // The server's member list is by device: find the leavers' devices by their identity keys.
+            var deviceIds: [UInt64] = []
+            for member in group.members where keys.contains(member.leaf.signatureKey) {
+                guard case .basic(let identity) = member.leaf.credential else { continue }
+                let answer = try await transport.expect(.lookupUser(user: String(decoding: identity, as: UTF8.self)))
+                guard case .user(_, _, let devices) = answer else { throw .unexpectedResponse("\(answer)") }
+                deviceIds += devices.filter { $0.identityKey == member.leaf.signatureKey }.map(\.deviceId)
+            }
+            try await commitWithRetry(name) { group throws(QPQClientError) -> (CommitOptions, [UInt64], [UInt64])? in
+                let leaves = group.members.filter { keys.contains($0.leaf.signatureKey) && $0.index != group.ownLeaf }.map(\.index)
+                guard !leaves.isEmpty else { return nil }
+                var options = CommitOptions()
+                options.removes = leaves
+                return (options, [], deviceIds)
+            }
+            state.leaves.removeAll { $0.group == name }
+        }
+    }
+
     /// Commits, and on `epochMoved` processes the queue and tries again (a few times).
     private func commitWithRetry(_ name: String,
-                                 _ build: (MLSGroup) throws(QPQClientError) -> (CommitOptions, [UInt64], [UInt64])) async throws(QPQClientError) {
+                                 _ build: (MLSGroup) throws(QPQClientError) -> (CommitOptions, [UInt64], [UInt64])?) async throws(QPQClientError) {
         for attempt in 0..<5 {
             var group = try self.group(name)
-            let (options, add, remove) = try build(group)
+            guard let (options, add, remove) = try build(group) else { return }  // nothing (left) to commit
             let output: CommitOutput
             do { output = try group.commit(options) } catch { throw .crypto("commit: \(error)") }
             var next = group
@@ -233,6 +295,7 @@ package final class QPQMessenger {
             _ = try await transport.expect(.ack(messageIds: envelopes.map(\.messageId)))
             if !more { break }
         }
+        try await commitPendingLeaves()
         try await replenishKeyPackages()
         return received
     }
@@ -267,6 +330,17 @@ package final class QPQMessenger {
             guard var group = try? self.group(name) else { return nil }
             guard let processed = try? group.process(e.payload) else { return nil }
             store(group, name: name)
+            if case .proposal(let p) = processed, case .remove(let leaf) = p.proposal, case .member(let from) = p.sender, from == leaf,
+               let member = group.members.first(where: { $0.index == leaf }) {
+                // A member asks to leave: remember it, so that this device commits the removal.
+                state.leaves.append(QPQClientState.Leave(group: name, signatureKey: Data(member.leaf.signatureKey)))
+                let who: String
+                if case .basic(let identity) = member.leaf.credential { who = String(decoding: identity, as: UTF8.self) } else { who = "?" }
+                let message = QPQClientState.Message(messageId: e.messageId, group: name, sender: who, text: Self.leftText,
+                                                     serverTime: e.serverTime, expiresAt: e.expiresAt)
+                state.messages.append(message)
+                return message
+            }
             guard case .application(let app) = processed else { return nil }
             let sender = group.members.first(where: { $0.index == app.sender }).map { member -> String in
                 if case .basic(let identity) = member.leaf.credential { return String(decoding: identity, as: UTF8.self) }

@@ -92,6 +92,13 @@ struct CLITests {
         let got = await waitFor { seen.withLockedValue { $0.contains("[friends] alice: live message\n") } }
         kill(watch.processIdentifier, SIGTERM)
         #expect(got, "watch printed: \(seen.withLockedValue { $0 })")
+        watch.waitUntilExit()
+
+        // bob leaves; alice's next recv shows it and commits his removal.
+        #expect(try await qpq("bob", ["group", "leave", "friends"]).stdout == "left friends\n")
+        #expect(try await qpq("alice", ["recv"]).stdout == "[friends] bob: [left the group]\n")
+        #expect(try await qpq("alice", ["group", "list"]).stdout == "friends\tepoch 2\talice\n")
+        #expect(try await qpq("bob", ["group", "list"]).stdout == "")
         #expect(try await server.terminate() == 0)
     }
 }

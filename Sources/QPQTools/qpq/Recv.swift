@@ -29,6 +29,7 @@ struct Recv: ParsableCommand {
                 guard case .deliver(let e) = push else { break }
                 if let msg = m.process(e) { Self.show(msg) }
                 _ = try await conn.expect(.ack(messageIds: [e.messageId]))
+                if !m.state.leaves.isEmpty { try await m.commitPendingLeaves() }
                 if !m.state.downloads.isEmpty { failed = try await Self.download(m, into: dir, stall: stall, checkpoint: checkpoint) || failed }
             }
             return failed
