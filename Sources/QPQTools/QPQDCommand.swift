@@ -114,7 +114,8 @@ package struct QPQDCommand: ParsableCommand {
         }
         do {
             let setup = try OPAQUEServerSetup.generate()
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let dir = (path as NSString).deletingLastPathComponent
+            if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
             let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
             guard fd >= 0 else { throw ToolError("cannot create \(path): \(String(cString: strerror(errno)))") }
             defer { close(fd) }
