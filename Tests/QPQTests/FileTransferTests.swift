@@ -34,7 +34,7 @@ struct FileTransferTests {
         }
     }
 
-    static func setUp() async throws -> Setup {
+    static func setUp(maxBlob: Int = maxBlob) async throws -> Setup {
         let dir = TempDir()
         let host = try HostKeyPair.generate(comment: "file test")
         try KeyFileIO.writePrivateKey(try PrivateKeyFile.encode(.host(host)), path: dir.path + "/host_key")
@@ -211,6 +211,28 @@ struct FileTransferTests {
         #expect(refused.stderr.contains("is too large: the server takes files of at most \(Self.maxBlob) bytes"), "\(refused.stderr)")
         let blobs = try await db.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM blobs") }
         #expect(blobs == 1)
+        #expect(try await s.server.terminate() == 0)
+    }
+
+    @Test("a 50 MiB file sent from a terminal (tmux: the progress bar is drawn) and received with its hash checked", .timeLimit(.minutes(8)))
+    func fiftyMiBWithProgressBar() async throws {
+        let s = try await Self.setUp(maxBlob: 64 * 1024 * 1024)
+        defer { s.dir.cleanup() }
+        let size = 50 * 1024 * 1024
+        let hash = try Self.randomFile(s.dir.path + "/big50.bin", size: size, seed: 50)
+        let tmux = TmuxPane(socket: "qpq-file-\(getpid())", scratch: s.dir.path)
+        defer { tmux.kill() }
+        try tmux.start(width: 120, height: 20, command: "cd '\(s.dir.path)' && PS1='READY> ' QPQ_PASSWORD='password of alice' sh")
+        try await tmux.waitFor("READY>")
+        tmux.type("'\(try ToolRun.path("qpq"))' send-file friends big50.bin --store alice.store; echo SEND-EXIT=$?", enter: true)
+        try await tmux.waitFor("SEND-EXIT=", seconds: 300)
+        let pane = tmux.pane()
+        #expect(pane.contains("big50.bin [##############################] 100% 50.0 MiB/50.0 MiB"), "\(pane)")
+        #expect(pane.contains("sent big50.bin (\(size) bytes) to friends"), "\(pane)")
+        #expect(pane.contains("SEND-EXIT=0"), "\(pane)")
+        let got = try await s.qpq("bob", ["recv", "--download-dir", s.downloads])
+        #expect(got.stdout.contains("saved \(s.downloads)/big50.bin\n"), "\(got.stdout)")
+        #expect(Self.sha(s.downloads + "/big50.bin") == hash)
         #expect(try await s.server.terminate() == 0)
     }
 }
