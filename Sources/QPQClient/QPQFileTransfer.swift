@@ -242,7 +242,7 @@ extension QPQMessenger {
             switch answer {
             case .blobData(let d): data = d
             case .error(.blobIncomplete, let detail, _):
-                keep = true
+                keep = false
                 throw .file("the sender has not finished uploading \(PrintableText.escaped(offer.name)) (\(detail) of \(offer.blobSize) bytes)")
             case .error(let code, let detail, let message):
                 keep = false
