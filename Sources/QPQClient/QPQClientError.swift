@@ -8,6 +8,8 @@ package enum QPQClientError: Error, Sendable, Equatable, CustomStringConvertible
     case connection(String)
     case crypto(String)
     case timeout(String)
+    /// A local file could not be read or written, or a received file failed its checks.
+    case file(String)
 
     package var serverCode: QPQErrorCode? {
         if case .server(let code, _, _) = self { return code }
@@ -22,6 +24,7 @@ package enum QPQClientError: Error, Sendable, Equatable, CustomStringConvertible
         case .connection(let what): return "connection: \(what)"
         case .crypto(let what): return "crypto: \(what)"
         case .timeout(let what): return "timed out: \(what)"
+        case .file(let what): return what
         }
     }
 }

@@ -16,6 +16,42 @@ package struct QPQClientState: Codable, Sendable {
         package var state: Data
     }
 
+    /// A file a message carried (docs/messaging.md §6.4).
+    package struct FileInfo: Codable, Sendable, Equatable {
+        package var name: String
+        package var size: UInt64
+        /// Where it was saved (nil until the download is complete and checked).
+        package var savedAs: String?
+    }
+
+    /// A file upload not finished yet (`qpq send-file` run again continues it).
+    package struct Upload: Codable, Sendable, Equatable {
+        package var group: String
+        package var path: String
+        package var name: String
+        package var size: UInt64
+        package var sha256: Data
+        package var blobId: Data
+        package var key: Data
+        package var chunkSize: UInt32
+    }
+
+    /// A received file not downloaded yet (the next `qpq recv` continues it).
+    package struct Download: Codable, Sendable, Equatable {
+        package var messageId: UInt64
+        package var group: String
+        package var sender: String
+        /// `QPQFileOffer.encoded()`.
+        package var offer: Data
+    }
+
+    /// A member that proposed its own removal; this device commits it (docs/messaging.md §6.5).
+    package struct Leave: Codable, Sendable, Equatable {
+        package var group: String
+        /// The leaver's leaf signature key (its device identity key).
+        package var signatureKey: Data
+    }
+
     package struct Message: Codable, Sendable, Equatable {
         package var messageId: UInt64
         package var group: String
@@ -24,9 +60,16 @@ package struct QPQClientState: Codable, Sendable {
         package var serverTime: UInt64
         /// Unix ms after which the message is deleted here too (0: never).
         package var expiresAt: UInt64 = 0
+        /// Set for a file message.
+        package var file: FileInfo?
+        /// Sent by this device (kept so the history shows both sides).
+        package var own: Bool?
 
-        package init(messageId: UInt64, group: String, sender: String, text: String, serverTime: UInt64, expiresAt: UInt64 = 0) {
+        package init(messageId: UInt64, group: String, sender: String, text: String, serverTime: UInt64, expiresAt: UInt64 = 0,
+                     file: FileInfo? = nil, own: Bool = false) {
             self.expiresAt = expiresAt
+            self.file = file
+            self.own = own ? true : nil
             self.messageId = messageId
             self.group = group
             self.sender = sender
@@ -51,6 +94,22 @@ package struct QPQClientState: Codable, Sendable {
     /// Ids already processed (dedupe of at-least-once delivery), newest last, capped.
     package var seen: [UInt64] = []
     package var messages: [Message] = []
+    // Optional in the file so stores written before file transfer still load.
+    private var pendingUploads: [Upload]?
+    private var pendingDownloads: [Download]?
+    private var pendingLeaves: [Leave]?
+    package var leaves: [Leave] {
+        get { pendingLeaves ?? [] }
+        set { pendingLeaves = newValue }
+    }
+    package var uploads: [Upload] {
+        get { pendingUploads ?? [] }
+        set { pendingUploads = newValue }
+    }
+    package var downloads: [Download] {
+        get { pendingDownloads ?? [] }
+        set { pendingDownloads = newValue }
+    }
 
     package init(host: String, port: Int, hostKey: String) {
         self.host = host

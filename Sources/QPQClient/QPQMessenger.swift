@@ -10,9 +10,11 @@ package final class QPQMessenger {
     package static let suite = CipherSuite.xwingAes256Sha384MLDSA65
     package static let keyPackagesPerUpload = 10
 
-    package private(set) var state: QPQClientState
-    private let transport: any QPQTransport
+    package internal(set) var state: QPQClientState
+    let transport: any QPQTransport
     private let provider: CipherSuiteProvider
+    /// Set while ``commitPendingLeaves()`` runs (its retries call ``receive()``).
+    private var committingLeaves = false
 
     package init(state: QPQClientState, transport: any QPQTransport) throws(QPQClientError) {
         self.state = state
@@ -85,16 +87,16 @@ package final class QPQMessenger {
 
     // MARK: - Groups
 
-    private func group(_ name: String) throws(QPQClientError) -> MLSGroup {
+    func group(_ name: String) throws(QPQClientError) -> MLSGroup {
         guard let stored = state.groups[name] else { throw .unexpectedResponse("no group \(name) on this device") }
         do { return try MLSGroup(serialized: Array(stored.state)) } catch { throw .crypto("group \(name): \(error)") }
     }
 
-    private func store(_ group: MLSGroup, name: String) {
+    func store(_ group: MLSGroup, name: String) {
         state.groups[name] = QPQClientState.Group(groupId: Data(group.groupID), state: Data(group.serialized()))
     }
 
-    private static func token(_ group: MLSGroup) -> [UInt8] {
+    static func token(_ group: MLSGroup) -> [UInt8] {
         group.exportSecret(label: QPQGroupToken.exporterLabel, context: [], length: QPQGroupToken.length)
     }
 
@@ -159,12 +161,72 @@ package final class QPQMessenger {
         }
     }
 
+    /// Leaves a group the RFC 9420 way: a Remove proposal for this member's own leaf (§12.1.3), sent
+    /// to the group; the next member that processes it commits the removal (a member cannot commit
+    /// its own removal). The group's local state is deleted at once: this device cannot read the group
+    /// from now on, even before the removal is committed.
+    package func leave(_ name: String) async throws(QPQClientError) {
+        for attempt in 0..<3 {
+            var group = try self.group(name)
+            let proposal: [UInt8]
+            do { proposal = try group.propose(.remove(group.ownLeaf)) } catch { throw .crypto("leave: \(error)") }
+            let answer = try await transport.call(.send(groupId: group.groupID, epoch: group.epoch, token: Self.token(group), message: proposal))
+            switch answer {
+            case .sent(let id):
+                state.markSeen(id)
+                state.groups[name] = nil
+                state.leaves.removeAll { $0.group == name }
+                state.messages.append(QPQClientState.Message(messageId: id, group: name, sender: state.user, text: Self.leftText,
+                                                             serverTime: QPQLocalStore.wallClockMilliseconds(), own: true))
+                return
+            case .error(.epochMoved, _, _) where attempt < 2:
+                _ = try await receive()
+            case .error(let code, let detail, let message):
+                throw .server(code: code, detail: detail, message: message)
+            default:
+                throw .unexpectedResponse("\(answer) to Send")
+            }
+        }
+    }
+
+    /// How a leave shows in the history.
+    package static let leftText = "[left the group]"
+
+    /// Commits the removal of members that asked to leave (their self-Remove proposals), for every
+    /// group where they are still in the tree. Several members may race: the losers process the
+    /// winning commit and find nothing left to do.
+    package func commitPendingLeaves() async throws(QPQClientError) {
+        guard !committingLeaves else { return }
+        committingLeaves = true
+        defer { committingLeaves = false }
+        for name in Set(state.leaves.map(\.group)).sorted() {
+            let keys = Set(state.leaves.filter { $0.group == name }.map { Array($0.signatureKey) })
+            guard let group = try? self.group(name) else { state.leaves.removeAll { $0.group == name }; continue }
+            // The server's member list is by device: find the leavers' devices by their identity keys.
+            var deviceIds: [UInt64] = []
+            for member in group.members where keys.contains(member.leaf.signatureKey) {
+                guard case .basic(let identity) = member.leaf.credential else { continue }
+                let answer = try await transport.expect(.lookupUser(user: String(decoding: identity, as: UTF8.self)))
+                guard case .user(_, _, let devices) = answer else { throw .unexpectedResponse("\(answer)") }
+                deviceIds += devices.filter { $0.identityKey == member.leaf.signatureKey }.map(\.deviceId)
+            }
+            try await commitWithRetry(name) { group throws(QPQClientError) -> (CommitOptions, [UInt64], [UInt64])? in
+                let leaves = group.members.filter { keys.contains($0.leaf.signatureKey) && $0.index != group.ownLeaf }.map(\.index)
+                guard !leaves.isEmpty else { return nil }
+                var options = CommitOptions()
+                options.removes = leaves
+                return (options, [], deviceIds)
+            }
+            state.leaves.removeAll { $0.group == name }
+        }
+    }
+
     /// Commits, and on `epochMoved` processes the queue and tries again (a few times).
     private func commitWithRetry(_ name: String,
-                                 _ build: (MLSGroup) throws(QPQClientError) -> (CommitOptions, [UInt64], [UInt64])) async throws(QPQClientError) {
+                                 _ build: (MLSGroup) throws(QPQClientError) -> (CommitOptions, [UInt64], [UInt64])?) async throws(QPQClientError) {
         for attempt in 0..<5 {
             var group = try self.group(name)
-            let (options, add, remove) = try build(group)
+            guard let (options, add, remove) = try build(group) else { return }  // nothing (left) to commit
             let output: CommitOutput
             do { output = try group.commit(options) } catch { throw .crypto("commit: \(error)") }
             var next = group
@@ -188,18 +250,26 @@ package final class QPQMessenger {
         }
     }
 
-    /// Encrypts `text` for the group and hands it to the server.
+    /// Encrypts `text` for the group and hands it to the server; the message is kept in the local
+    /// history as this device's own.
     package func send(_ text: String, to name: String) async throws(QPQClientError) {
+        let id = try await sendData(Array(text.utf8), to: name)
+        state.messages.append(QPQClientState.Message(messageId: id, group: name, sender: state.user, text: text,
+                                                     serverTime: QPQLocalStore.wallClockMilliseconds(), own: true))
+    }
+
+    /// Encrypts application data for the group and hands it to the server; returns its message id.
+    func sendData(_ data: [UInt8], to name: String) async throws(QPQClientError) -> UInt64 {
         for attempt in 0..<3 {
             var group = try self.group(name)
             let ciphertext: [UInt8]
-            do { ciphertext = try group.encrypt(Array(text.utf8)) } catch { throw .crypto("encrypt: \(error)") }
+            do { ciphertext = try group.encrypt(data) } catch { throw .crypto("encrypt: \(error)") }
             let answer = try await transport.call(.send(groupId: group.groupID, epoch: group.epoch, token: Self.token(group), message: ciphertext))
             switch answer {
             case .sent(let id):
                 store(group, name: name)  // the sender ratchet moved
                 state.markSeen(id)
-                return
+                return id
             case .error(.epochMoved, _, _) where attempt < 2:
                 _ = try await receive()
             case .error(let code, let detail, let message):
@@ -208,6 +278,7 @@ package final class QPQMessenger {
                 throw .unexpectedResponse("\(answer) to Send")
             }
         }
+        throw .unexpectedResponse("the group kept moving while sending")
     }
 
     // MARK: - Receiving
@@ -224,13 +295,20 @@ package final class QPQMessenger {
             _ = try await transport.expect(.ack(messageIds: envelopes.map(\.messageId)))
             if !more { break }
         }
+        try await commitPendingLeaves()
         try await replenishKeyPackages()
         return received
     }
 
     /// Processes one envelope (also what a push delivers). Returns a message for application data.
     package func process(_ e: QPQEnvelope) -> QPQClientState.Message? {
-        guard !state.seen.contains(e.messageId) else { return nil }
+        guard !state.seen.contains(e.messageId) else {
+            // Our own message coming back: it tells us when it disappears.
+            if e.expiresAt != 0, let i = state.messages.lastIndex(where: { $0.messageId == e.messageId && $0.own == true }) {
+                state.messages[i].expiresAt = e.expiresAt
+            }
+            return nil
+        }
         state.markSeen(e.messageId)
         let name = String(decoding: e.groupId, as: UTF8.self)
         switch e.kind {
@@ -252,14 +330,35 @@ package final class QPQMessenger {
             guard var group = try? self.group(name) else { return nil }
             guard let processed = try? group.process(e.payload) else { return nil }
             store(group, name: name)
+            if case .proposal(let p) = processed, case .remove(let leaf) = p.proposal, case .member(let from) = p.sender, from == leaf,
+               let member = group.members.first(where: { $0.index == leaf }) {
+                // A member asks to leave: remember it, so that this device commits the removal.
+                state.leaves.append(QPQClientState.Leave(group: name, signatureKey: Data(member.leaf.signatureKey)))
+                let who: String
+                if case .basic(let identity) = member.leaf.credential { who = String(decoding: identity, as: UTF8.self) } else { who = "?" }
+                let message = QPQClientState.Message(messageId: e.messageId, group: name, sender: who, text: Self.leftText,
+                                                     serverTime: e.serverTime, expiresAt: e.expiresAt)
+                state.messages.append(message)
+                return message
+            }
             guard case .application(let app) = processed else { return nil }
             let sender = group.members.first(where: { $0.index == app.sender }).map { member -> String in
                 if case .basic(let identity) = member.leaf.credential { return String(decoding: identity, as: UTF8.self) }
                 return "?"
             } ?? "?"
-            let message = QPQClientState.Message(messageId: e.messageId, group: name, sender: sender,
+            var message = QPQClientState.Message(messageId: e.messageId, group: name, sender: sender,
                                                  text: String(decoding: app.data, as: UTF8.self), serverTime: e.serverTime,
                                                  expiresAt: e.expiresAt)
+            if QPQFileOffer.isOffer(app.data) {
+                guard let offer = try? QPQFileOffer(decoding: app.data) else {
+                    message.text = "[a file message this client cannot read]"
+                    state.messages.append(message)
+                    return message
+                }
+                message.text = "[file] \(offer.name) (\(offer.size) bytes)"
+                message.file = QPQClientState.FileInfo(name: offer.name, size: offer.size, savedAs: nil)
+                state.downloads.append(QPQClientState.Download(messageId: e.messageId, group: name, sender: sender, offer: Data(app.data)))
+            }
             state.messages.append(message)
             return message
         }

@@ -24,12 +24,19 @@ public struct QPQErrorCode: RawRepresentable, Sendable, Hashable, CustomStringCo
     public static let badSignature = QPQErrorCode(rawValue: 18)
     public static let outOfOrder = QPQErrorCode(rawValue: 19)
     public static let `internal` = QPQErrorCode(rawValue: 20)
+    /// No such blob (never created, expired, or not visible to this device).
+    public static let unknownBlob = QPQErrorCode(rawValue: 21)
+    /// `BlobDownload` of a blob not fully uploaded; `detail` = bytes received.
+    public static let blobIncomplete = QPQErrorCode(rawValue: 22)
+    /// `BlobUpload` at an offset other than the bytes received; `detail` = bytes received.
+    public static let wrongOffset = QPQErrorCode(rawValue: 23)
 
     static let names: [UInt16: String] = [
         1: "malformed", 2: "unsupportedVersion", 3: "unknownType", 4: "tooLarge", 5: "notAuthenticated",
         6: "authenticationFailed", 7: "userExists", 8: "unknownUser", 9: "unknownDevice", 10: "deviceRevoked",
         11: "unknownGroup", 12: "groupExists", 13: "badToken", 14: "epochMoved", 15: "noKeyPackage",
         16: "rateLimited", 17: "limitExceeded", 18: "badSignature", 19: "outOfOrder", 20: "internal",
+        21: "unknownBlob", 22: "blobIncomplete", 23: "wrongOffset",
     ]
 
     public var description: String { Self.names[rawValue] ?? "error \(rawValue)" }

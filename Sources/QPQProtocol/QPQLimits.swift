@@ -24,6 +24,12 @@ public enum QPQLimits {
     /// Longest disappearing-message timer (one year).
     public static let maxDisappearSeconds: UInt32 = 365 * 24 * 3600
 
+    /// Most bytes in one `BlobUpload` or `BlobDownload` (and one `BlobData`).
+    public static let maxBlobPiece = 1024 * 1024
+    /// Largest blob the protocol can name (a server's own limit is lower, §6.4).
+    public static let maxBlobSize: UInt64 = 1 << 40
+    public static let blobIdSize = 16
+
     // Fixed sizes (OPAQUE messages, ML-DSA-65, tokens).
     public static let registrationRequestSize = 32
     public static let registrationResponseSize = 64

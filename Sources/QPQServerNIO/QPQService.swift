@@ -1,3 +1,5 @@
+import Dispatch
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import QNSP
@@ -12,11 +14,14 @@ package final class QPQService: Sendable {
     package let channel: Channel
     package let registry: QPQPushRegistry
     package let pool: NIOThreadPool
+    /// The open connections, so that shutdown can close them before the pool and the event loops stop.
+    private let connections: NIOLockedValueBox<[ObjectIdentifier: Channel]>
 
-    private init(channel: Channel, registry: QPQPushRegistry, pool: NIOThreadPool) {
+    private init(channel: Channel, registry: QPQPushRegistry, pool: NIOThreadPool, connections: NIOLockedValueBox<[ObjectIdentifier: Channel]>) {
         self.channel = channel
         self.registry = registry
         self.pool = pool
+        self.connections = connections
     }
 
     /// Deletes expired (disappearing) messages once a second, on the pool. The database decides
@@ -47,12 +52,16 @@ package final class QPQService: Sendable {
         let registry = QPQPushRegistry()
         let batcher = QPQPushBatcher(store: context.store, pool: pool)
         let parameters = QNSPConnection.ServerParameters(hostKeys: [hostKey]) { _, _ in .accept }
+        let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
         return QNSPBootstrap.bindServer(group: group, host: host, port: port, parameters: parameters, options: options) { ch, _ in
-            ch.eventLoop.makeCompletedFuture {
+            let id = ObjectIdentifier(ch)
+            connections.withLockedValue { $0[id] = ch }
+            ch.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }
+            return ch.eventLoop.makeCompletedFuture {
                 try ch.pipeline.syncOperations.addHandler(QPQServerHandler(context: context, registry: registry, pool: pool, batcher: batcher))
             }
         }.map { channel in
-            let service = QPQService(channel: channel, registry: registry, pool: pool)
+            let service = QPQService(channel: channel, registry: registry, pool: pool, connections: connections)
             service.startSweeper(loop: channel.eventLoop, context: context)
             return service
         }.flatMapErrorThrowing { error in
@@ -61,15 +70,33 @@ package final class QPQService: Sendable {
         }
     }
 
-    /// Stops listening (open connections are closed with the event loop group) and stops the pool.
+    /// Stops in the order that leaves nothing scheduled on a stopped event loop: stop listening,
+    /// close every connection (no new storage work), then stop the pool. Queued pool jobs are
+    /// cancelled on a serial queue before the shutdown callback, so their failures reach the
+    /// connections' event loops while those still run (NIO runs the cancellations asynchronously;
+    /// on its default concurrent queue they could land after the caller stopped the event loops).
+    /// The event loop group is the caller's to stop, after this.
     package func close() async throws {
         try? await channel.close()
-        try await pool.shutdownGracefully()
+        for ch in connections.withLockedValue({ Array($0.values) }) { try? await ch.close() }
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
+            pool.shutdownGracefully(queue: DispatchQueue(label: "qpqd.pool-shutdown")) { error in
+                if let error { c.resume(throwing: error) } else { c.resume() }
+            }
+        }
     }
 
     /// As ``close()``, blocking (not for the Swift concurrency pool).
     package func closeSync() throws {
         try? channel.close().wait()
-        try pool.syncShutdownGracefully()
+        for ch in connections.withLockedValue({ Array($0.values) }) { try? ch.close().wait() }
+        let done = DispatchSemaphore(value: 0)
+        let failure = NIOLockedValueBox<(any Error)?>(nil)
+        pool.shutdownGracefully(queue: DispatchQueue(label: "qpqd.pool-shutdown")) { error in
+            failure.withLockedValue { $0 = error }
+            done.signal()
+        }
+        done.wait()
+        if let error = failure.withLockedValue({ $0 }) { throw error }
     }
 }

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import QNSPCrypto
 import QOPAQUE
+import QPQProtocol
 import QPQServer
 import QPQServerNIO
 import QSSHTools
@@ -44,6 +45,12 @@ package struct QPQDCommand: ParsableCommand {
     @Option(name: .long, help: "Requests per second allowed on one connection (burst: twice that).")
     var requestsPerSecond: Double = 200
 
+    @Option(name: .long, help: ArgumentHelp("Largest file blob (encrypted bytes) a client may upload.", valueName: "bytes"))
+    var maxBlobSize: UInt64 = 128 * 1024 * 1024
+
+    @Option(name: .long, help: ArgumentHelp("Most bytes of unexpired blobs per account.", valueName: "bytes"))
+    var blobQuota: UInt64 = 1024 * 1024 * 1024
+
     package init() {}
 
     package func run() throws {
@@ -65,6 +72,9 @@ package struct QPQDCommand: ParsableCommand {
         var limits = QPQRateLimits()
         limits.requestsPerSecond = requestsPerSecond
         limits.burst = 2 * requestsPerSecond
+        guard maxBlobSize > 0, maxBlobSize <= QPQLimits.maxBlobSize else { throw ToolError("--max-blob-size is 1-\(QPQLimits.maxBlobSize)") }
+        limits.maxBlobSize = maxBlobSize
+        limits.blobQuota = blobQuota
         let context = QPQServerContext(store: store, opaque: OPAQUEServer(setup: setup, configuration: .qpqDefault), limits: limits)
 
         signal(SIGPIPE, SIG_IGN)
@@ -104,7 +114,8 @@ package struct QPQDCommand: ParsableCommand {
         }
         do {
             let setup = try OPAQUEServerSetup.generate()
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let dir = (path as NSString).deletingLastPathComponent
+            if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
             let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
             guard fd >= 0 else { throw ToolError("cannot create \(path): \(String(cString: strerror(errno)))") }
             defer { close(fd) }

@@ -35,6 +35,9 @@ struct CLITests {
         _ = try await qpq("bob", ["send", "friends", "hi alice"])
         #expect(try await qpq("alice", ["recv"]).stdout == "[friends] bob: hi alice\n")
         #expect(try await qpq("bob", ["recv"]).stdout == "", "nothing twice")
+        // Own messages are kept too: the history has both sides, in order.
+        #expect(try await qpq("alice", ["history", "friends"]).stdout == "[friends] alice: hello from alice\n[friends] bob: hi alice\n")
+        #expect(try await qpq("bob", ["history"]).stdout == "[friends] alice: hello from alice\n[friends] bob: hi alice\n")
         #expect(try await qpq("alice", ["group", "list"]).stdout == "friends\tepoch 1\talice,bob\n")
         #expect(try await qpq("alice", ["disappear", "friends", "1h"]).stdout == "new messages in friends disappear after 1h\n")
         let badDuration = try await ToolRun.run("qpq", ["disappear", "friends", "5x", "--store", dir.path + "/alice.store"],
@@ -89,6 +92,13 @@ struct CLITests {
         let got = await waitFor { seen.withLockedValue { $0.contains("[friends] alice: live message\n") } }
         kill(watch.processIdentifier, SIGTERM)
         #expect(got, "watch printed: \(seen.withLockedValue { $0 })")
+        watch.waitUntilExit()
+
+        // bob leaves; alice's next recv shows it and commits his removal.
+        #expect(try await qpq("bob", ["group", "leave", "friends"]).stdout == "left friends\n")
+        #expect(try await qpq("alice", ["recv"]).stdout == "[friends] bob: [left the group]\n")
+        #expect(try await qpq("alice", ["group", "list"]).stdout == "friends\tepoch 2\talice\n")
+        #expect(try await qpq("bob", ["group", "list"]).stdout == "")
         #expect(try await server.terminate() == 0)
     }
 }

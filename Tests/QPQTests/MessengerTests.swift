@@ -112,11 +112,68 @@ struct MessengerTests {
         // Every member has seen every other member's message exactly once.
         for i in 0..<19 {
             _ = try await members[i].0.receive()
-            let texts = members[i].0.state.messages.map(\.text)
+            let texts = members[i].0.state.messages.filter { $0.own != true }.map(\.text)
             #expect(Set(texts) == Set((0..<19).filter { $0 != i }.map { "message \($0)" }), "user\(i) saw \(texts)")
             #expect(texts.count == 18)
+            // Its own message is in its history once, as its own.
+            #expect(members[i].0.state.messages.filter { $0.own == true }.map(\.text) == ["message \(i)"])
         }
         for (_, c) in members { await c.close() }
+        try await service.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("group leave: a self-Remove proposal, committed by the next member online; the leaver's state is gone, the others see it", .timeLimit(.minutes(3)))
+    func leave() async throws {
+        let dir = TempDir()
+        defer { dir.cleanup() }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let hostKey = try HostKeyPair.generate()
+        let service = try await QPQService.start(group: group, host: "127.0.0.1", port: 0, hostKey: hostKey, context: try makeServerContext(dir: dir))
+        let port = try #require(service.port)
+        let keyLine = PublicKeyLine.host(hostKey.publicKey, comment: "").text
+        func device(_ user: String) async throws -> (QPQMessenger, QPQConnection) {
+            let conn = try await QPQConnection.connect(group: group, host: "127.0.0.1", port: port, hostKey: hostKey.publicKey, timeout: .seconds(30))
+            try await QPQAccount.register(user: user, password: Array("pw".utf8), configuration: testOPAQUE, over: conn)
+            let m = try QPQMessenger(state: QPQClientState(host: "127.0.0.1", port: port, hostKey: keyLine), transport: conn)
+            try await m.login(user: user, password: Array("pw".utf8), deviceName: user, configuration: QOPAQUEConfigurationChoice(testOPAQUE))
+            return (m, conn)
+        }
+        let (alice, ac) = try await device("alice")
+        let (bob, bc) = try await device("bob")
+        let (carol, cc) = try await device("carol")
+        try await alice.createGroup("friends")
+        try await alice.add(user: "bob", to: "friends")
+        try await alice.add(user: "carol", to: "friends")
+        _ = try await bob.receive()
+        _ = try await carol.receive()
+        let epoch = try alice.epoch(of: "friends")
+
+        try await bob.leave("friends")
+        #expect(bob.state.groups["friends"] == nil)
+        #expect(bob.state.messages.last?.text == QPQMessenger.leftText)
+        // Alice sees the leave and commits bob's removal (the server drops his device too).
+        let seen = try await alice.receive()
+        #expect(seen.map { "\($0.sender): \($0.text)" } == ["bob: \(QPQMessenger.leftText)"])
+        #expect(try alice.members(of: "friends").sorted() == ["alice", "carol"])
+        #expect(try alice.epoch(of: "friends") == epoch + 1)
+        guard case .members(_, let onServer) = try await ac.expect(.groupMembers(groupId: Array("friends".utf8))) else {
+            Issue.record("members"); return
+        }
+        #expect(onServer.map(\.user).sorted() == ["alice", "carol"])
+        // Carol saw the proposal too, then alice's commit: nothing left for her to commit.
+        let carolSaw = try await carol.receive()
+        #expect(carolSaw.map(\.text) == [QPQMessenger.leftText])
+        #expect(try carol.members(of: "friends").sorted() == ["alice", "carol"])
+        #expect(try carol.epoch(of: "friends") == epoch + 1)
+        #expect(carol.state.leaves.isEmpty && alice.state.leaves.isEmpty)
+        // The group goes on without bob: carol reads alice, bob gets nothing.
+        try await alice.send("after bob left", to: "friends")
+        #expect(try await carol.receive().map(\.text) == ["after bob left"])
+        #expect(try await bob.receive().isEmpty)
+        guard case .messages(let left, _) = try await bc.expect(.fetch(limit: 10)) else { Issue.record("fetch"); return }
+        #expect(left.isEmpty, "bob's device is no longer a member on the server")
+        for c in [ac, bc, cc] { await c.close() }
         try await service.close()
         try await group.shutdownGracefully()
     }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import QNSPCrypto
@@ -41,6 +42,7 @@ struct QPQDTests {
         await conn.close()
         #expect(try await first.terminate() == 0)
         #expect(first.stderrText.contains("qpqd: stopped"))
+        #expect(!first.stderrText.contains("Cannot schedule"), "\(first.stderrText)")
         // Secrets are 0600.
         for file in ["/opaque", "/db.sqlite"] {
             let mode = (try FileManager.default.attributesOfItem(atPath: dir.path + file)[.posixPermissions] as? NSNumber)?.intValue
@@ -57,6 +59,44 @@ struct QPQDTests {
         #expect(queued.first?.payload == Array("kept".utf8))
         await again.close()
         #expect(try await second.terminate() == 0)
+    }
+
+    @Test("SIGTERM while connections keep the storage pool busy: exit 0, no NIO 'Cannot schedule tasks' line", .timeLimit(.minutes(3)))
+    func terminateUnderLoad() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        for round in 0..<3 {
+            let dir = TempDir()
+            defer { dir.cleanup() }
+            let host = try HostKeyPair.generate(comment: "qpqd load")
+            try KeyFileIO.writePrivateKey(try PrivateKeyFile.encode(.host(host)), path: dir.path + "/host_key")
+            // One storage thread and many connections: work is queued in the pool when SIGTERM comes.
+            let server = try QPQDProcess(arguments: ["-p", "0", "-h", dir.path + "/host_key", "--database", dir.path + "/db.sqlite",
+                                                     "--opaque-setup", dir.path + "/opaque", "--threads", "1",
+                                                     "--requests-per-second", "1000000"])
+            let port = try await server.waitForPort()
+            var conns: [QPQConnection] = []
+            for _ in 0..<12 {
+                conns.append(try await QPQConnection.connect(group: group, host: "127.0.0.1", port: port, hostKey: host.publicKey,
+                                                            timeout: .seconds(20)))
+            }
+            let answered = NIOLockedValueBox(0)
+            let busy = conns.map { conn in
+                Task {
+                    // Pings until the server goes away (each is one pool job on the server).
+                    while (try? await conn.call(.ping)) != nil { answered.withLockedValue { $0 += 1 } }
+                }
+            }
+            // SIGTERM once the pool has answered a few hundred (checked every 10 ms, at most 60 s).
+            let deadline = Date().addingTimeInterval(60)
+            while answered.withLockedValue({ $0 }) < 300 * (round + 1), Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(answered.withLockedValue { $0 } >= 300, "the server answered too few pings to be busy")
+            #expect(try await server.terminate() == 0)
+            for t in busy { await t.value }
+            for c in conns { await c.close() }
+            #expect(server.stderrText.contains("qpqd: stopped"))
+            #expect(!server.stderrText.contains("Cannot schedule"), "round \(round): \(server.stderrText)")
+        }
+        try await group.shutdownGracefully()
     }
 
     @Test("qpqd refuses a missing host key with a clear message", .timeLimit(.minutes(3)))

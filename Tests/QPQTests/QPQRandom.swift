@@ -46,7 +46,7 @@ extension SplitMix64 {
     /// A random valid request of every type.
     mutating func request() -> QPQRequest {
         let L = QPQLimits.self
-        switch Int.random(in: 0..<22, using: &self) {
+        switch Int.random(in: 0..<26, using: &self) {
         case 0: return .ping
         case 1: return .registerStart(user: userName(), request: bytes(L.registrationRequestSize))
         case 2: return .registerFinish(user: userName(), record: bytes(L.registrationRecordSize))
@@ -74,6 +74,11 @@ extension SplitMix64 {
         case 18: return .subscribe
         case 19: return .listGroups
         case 20: return .groupMembers(groupId: groupId())
+        case 22: return .blobCreate(groupId: groupId(), size: UInt64.random(in: 0...L.maxBlobSize, using: &self))
+        case 23: return .blobUpload(blobId: bytes(L.blobIdSize), offset: u64(), data: bytes(upTo: 400, min: 1))
+        case 24: return .blobStatus(blobId: bytes(L.blobIdSize))
+        case 25: return .blobDownload(blobId: bytes(L.blobIdSize), offset: u64(),
+                                      length: UInt32.random(in: 1...UInt32(L.maxBlobPiece), using: &self))
         default: return .setDisappearing(groupId: groupId(), epoch: u64(), token: bytes(QPQLimits.tokenSize),
                                          seconds: UInt32.random(in: 0...QPQLimits.maxDisappearSeconds, using: &self))
         }
@@ -82,7 +87,7 @@ extension SplitMix64 {
     /// A random valid response of every type.
     mutating func response() -> QPQResponse {
         let L = QPQLimits.self
-        switch Int.random(in: 0..<18, using: &self) {
+        switch Int.random(in: 0..<21, using: &self) {
         case 0: return .ok
         case 1: return .pong(serverTime: u64())
         case 2: return .registerChallenge(response: bytes(L.registrationResponseSize))
@@ -104,9 +109,20 @@ extension SplitMix64 {
         case 15: return .groups((0..<count(L.maxMembers)).map { _ in
                 QPQGroupSummary(groupId: groupId(), epoch: u64(), memberCount: UInt32.random(in: 0...1000, using: &self)) })
         case 16: return .members(epoch: u64(), (0..<count(L.maxMembers)).map { _ in QPQMember(deviceId: u64(), userId: u64(), user: userName()) })
+        case 17: return .blobCreated(blobId: bytes(L.blobIdSize), expiresAt: u64())
+        case 18: return .blobState(size: u64(), received: u64(), expiresAt: u64())
+        case 19: return .blobData(data: bytes(upTo: 400))
         default: return .error(code: QPQErrorCode(rawValue: UInt16.random(in: 0...30, using: &self)), detail: u64(),
                                message: text(maxBytes: L.maxErrorMessage))
         }
+    }
+
+    /// A random valid file offer (the MLS application message of a file).
+    mutating func fileOffer() -> QPQFileOffer {
+        QPQFileOffer(blobId: bytes(QPQLimits.blobIdSize), key: bytes(QPQFileOffer.keySize),
+                     size: UInt64.random(in: 0...QPQLimits.maxBlobSize, using: &self),
+                     chunkSize: UInt32.random(in: QPQFileOffer.chunkSizes, using: &self), sha256: bytes(32),
+                     name: text(maxBytes: QPQFileOffer.maxName))
     }
 
     mutating func frame() -> QPQFrame {

@@ -102,6 +102,23 @@ public enum QPQCodec {
                 throw .fieldTooLong(field: "seconds", limit: Int(L.maxDisappearSeconds), actual: Int(seconds))
             }
             w.u32(seconds)
+        case .blobCreate(let groupId, let size):
+            try w.groupId(groupId)
+            guard size <= L.maxBlobSize else { throw .fieldTooLong(field: "size", limit: Int(L.maxBlobSize), actual: Int(clamping: size)) }
+            w.u64(size)
+        case .blobUpload(let blobId, let offset, let data):
+            try w.fixed(blobId, L.blobIdSize, "blobId")
+            w.u64(offset)
+            try w.bytes(data, prefix: 4, max: L.maxBlobPiece, min: 1, "data")
+        case .blobStatus(let blobId):
+            try w.fixed(blobId, L.blobIdSize, "blobId")
+        case .blobDownload(let blobId, let offset, let length):
+            try w.fixed(blobId, L.blobIdSize, "blobId")
+            w.u64(offset)
+            guard (1...UInt32(L.maxBlobPiece)).contains(length) else {
+                throw .invalidField(field: "length", reason: "must be 1-\(L.maxBlobPiece)")
+            }
+            w.u32(length)
         }
     }
 
@@ -175,6 +192,15 @@ public enum QPQCodec {
                 w.u64(m.userId)
                 try w.userName(m.user)
             }
+        case .blobCreated(let blobId, let expiresAt):
+            try w.fixed(blobId, L.blobIdSize, "blobId")
+            w.u64(expiresAt)
+        case .blobState(let size, let received, let expiresAt):
+            w.u64(size)
+            w.u64(received)
+            w.u64(expiresAt)
+        case .blobData(let data):
+            try w.bytes(data, prefix: 4, max: L.maxBlobPiece, min: 0, "data")
         case .error(let code, let detail, let message):
             w.u16(code.rawValue)
             w.u64(detail)
@@ -290,6 +316,21 @@ public enum QPQCodec {
             let seconds = try r.u32("seconds")
             guard seconds <= L.maxDisappearSeconds else { throw .malformed("seconds: \(seconds) is over \(L.maxDisappearSeconds)") }
             return .setDisappearing(groupId: groupId, epoch: epoch, token: token, seconds: seconds)
+        case 0x17:
+            let groupId = try r.groupId()
+            let size = try r.u64("size")
+            guard size <= L.maxBlobSize else { throw .malformed("size: \(size) is over \(L.maxBlobSize)") }
+            return .blobCreate(groupId: groupId, size: size)
+        case 0x18:
+            return .blobUpload(blobId: try r.fixed(L.blobIdSize, "blobId"), offset: try r.u64("offset"),
+                               data: try r.bytes(prefix: 4, max: L.maxBlobPiece, min: 1, "data"))
+        case 0x19: return .blobStatus(blobId: try r.fixed(L.blobIdSize, "blobId"))
+        case 0x1A:
+            let blobId = try r.fixed(L.blobIdSize, "blobId")
+            let offset = try r.u64("offset")
+            let length = try r.u32("length")
+            guard (1...UInt32(L.maxBlobPiece)).contains(length) else { throw .malformed("length: \(length) is not 1-\(L.maxBlobPiece)") }
+            return .blobDownload(blobId: blobId, offset: offset, length: length)
         default: throw .unknownType(type)
         }
     }
@@ -349,6 +390,9 @@ public enum QPQCodec {
                 members.append(QPQMember(deviceId: try r.u64("deviceId"), userId: try r.u64("userId"), user: try r.userName()))
             }
             return .members(epoch: epoch, members)
+        case 0x91: return .blobCreated(blobId: try r.fixed(L.blobIdSize, "blobId"), expiresAt: try r.u64("expiresAt"))
+        case 0x92: return .blobState(size: try r.u64("size"), received: try r.u64("received"), expiresAt: try r.u64("expiresAt"))
+        case 0x93: return .blobData(data: try r.bytes(prefix: 4, max: L.maxBlobPiece, min: 0, "data"))
         case 0xFF:
             return .error(code: QPQErrorCode(rawValue: try r.u16("code")), detail: try r.u64("detail"),
                           message: try r.string8(max: L.maxErrorMessage, "message"))

@@ -23,6 +23,13 @@ public enum QPQRequest: Sendable, Equatable {
     case groupMembers(groupId: [UInt8])
     /// Application messages queued from now on are deleted `seconds` after they were accepted (0: off).
     case setDisappearing(groupId: [UInt8], epoch: UInt64, token: [UInt8], seconds: UInt32)
+    /// Reserves a blob of `size` (encrypted) bytes for a file sent to the group (docs/messaging.md §6.4).
+    case blobCreate(groupId: [UInt8], size: UInt64)
+    /// Appends `data` at `offset`, which must be the number of bytes the server has received.
+    case blobUpload(blobId: [UInt8], offset: UInt64, data: [UInt8])
+    case blobStatus(blobId: [UInt8])
+    /// Reads `length` bytes of a complete blob from `offset`.
+    case blobDownload(blobId: [UInt8], offset: UInt64, length: UInt32)
 
     /// The wire type byte.
     public var type: UInt8 {
@@ -49,6 +56,10 @@ public enum QPQRequest: Sendable, Equatable {
         case .listGroups: return 0x14
         case .groupMembers: return 0x15
         case .setDisappearing: return 0x16
+        case .blobCreate: return 0x17
+        case .blobUpload: return 0x18
+        case .blobStatus: return 0x19
+        case .blobDownload: return 0x1A
         }
     }
 }

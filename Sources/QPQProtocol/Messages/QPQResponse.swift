@@ -17,6 +17,10 @@ public enum QPQResponse: Sendable, Equatable {
     case acked(deleted: UInt16)
     case groups([QPQGroupSummary])
     case members(epoch: UInt64, [QPQMember])
+    case blobCreated(blobId: [UInt8], expiresAt: UInt64)
+    /// How much of a blob the server holds (`received == size`: complete).
+    case blobState(size: UInt64, received: UInt64, expiresAt: UInt64)
+    case blobData(data: [UInt8])
     case error(code: QPQErrorCode, detail: UInt64, message: String)
 
     /// The wire type byte.
@@ -39,6 +43,9 @@ public enum QPQResponse: Sendable, Equatable {
         case .acked: return 0x8E
         case .groups: return 0x8F
         case .members: return 0x90
+        case .blobCreated: return 0x91
+        case .blobState: return 0x92
+        case .blobData: return 0x93
         case .error: return 0xFF
         }
     }

@@ -238,6 +238,28 @@ package struct QPQServerSession: Sendable {
             try store.setDisappearing(groupId: groupId, epoch: epoch, tokenHash: KeyDerivation.sha256(token), seconds: seconds)
             return QPQSessionOutput(.ok)
 
+        case .blobCreate(let groupId, let size):
+            let me = try requireDevice()
+            let id = SecureRandom.systemBytes(QPQLimits.blobIdSize)
+            let info = try store.createBlob(id: id, groupId: groupId, userId: me.userId, deviceId: me.deviceId, size: size,
+                                            now: context.clock(), limits: context.limits)
+            return QPQSessionOutput(.blobCreated(blobId: id, expiresAt: info.expiresAt))
+
+        case .blobUpload(let blobId, let offset, let data):
+            let me = try requireDevice()
+            let info = try store.appendBlob(id: blobId, userId: me.userId, offset: offset, data: data, now: context.clock())
+            return QPQSessionOutput(.blobState(size: info.size, received: info.received, expiresAt: info.expiresAt))
+
+        case .blobStatus(let blobId):
+            let me = try requireDevice()
+            let info = try store.blobInfo(id: blobId, userId: me.userId, deviceId: me.deviceId, now: context.clock())
+            return QPQSessionOutput(.blobState(size: info.size, received: info.received, expiresAt: info.expiresAt))
+
+        case .blobDownload(let blobId, let offset, let length):
+            let me = try requireDevice()
+            return QPQSessionOutput(.blobData(data: try store.readBlob(id: blobId, deviceId: me.deviceId, offset: offset,
+                                                                       length: Int(length), now: context.clock())))
+
         case .groupMembers(let groupId):
             let me = try requireDevice()
             guard let found = try store.members(groupId: groupId), found.members.contains(where: { $0.deviceId == me.deviceId }) else {

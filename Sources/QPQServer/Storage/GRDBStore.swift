@@ -81,6 +81,19 @@ package final class GRDBStore: QPQStore {
                 CREATE INDEX messages_expiry ON messages(expires_at) WHERE expires_at > 0;
                 """)
         }
+        m.registerMigration("v3 blobs") { db in
+            try db.execute(sql: """
+                CREATE TABLE blobs(
+                    id BLOB PRIMARY KEY, group_id BLOB NOT NULL, user_id INTEGER NOT NULL REFERENCES users(id),
+                    size INTEGER NOT NULL, received INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE INDEX blobs_user ON blobs(user_id, created_at);
+                CREATE INDEX blobs_expiry ON blobs(expires_at);
+                CREATE TABLE blob_parts(
+                    blob_id BLOB NOT NULL REFERENCES blobs(id) ON DELETE CASCADE, offset INTEGER NOT NULL, data BLOB NOT NULL,
+                    PRIMARY KEY(blob_id, offset)) WITHOUT ROWID;
+                """)
+        }
         return m
     }
 
@@ -395,7 +408,12 @@ package final class GRDBStore: QPQStore {
                 try db.execute(sql: "DELETE FROM deliveries WHERE message_id = ?", arguments: [id])
                 try db.execute(sql: "DELETE FROM messages WHERE id = ?", arguments: [id])
             }
-            return ids.count
+            let blobs = try Data.fetchAll(db, sql: "SELECT id FROM blobs WHERE expires_at <= ?", arguments: [Self.i(now)])
+            for id in blobs {
+                try db.execute(sql: "DELETE FROM blob_parts WHERE blob_id = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM blobs WHERE id = ?", arguments: [id])
+            }
+            return ids.count + blobs.count
         }
         if n > 0 {
             // Old copies of the rows in the write-ahead log go too.
@@ -404,6 +422,114 @@ package final class GRDBStore: QPQStore {
             }
         }
         return n
+    }
+
+    // MARK: - Blobs
+
+    private static func blobInfo(_ row: Row) -> QPQBlobInfo {
+        QPQBlobInfo(size: u(int(row, "size")), received: u(int(row, "received")), expiresAt: u(int(row, "expires_at")))
+    }
+
+    private static let noBlob = QPQServiceError(.unknownBlob, "no such blob (never created, expired, or not for this device)")
+
+    private static func isMember(_ db: Database, group: Data, device: UInt64) throws -> Bool {
+        try Row.fetchOne(db, sql: "SELECT 1 FROM members WHERE group_id = ? AND device_id = ?", arguments: [group, i(device)]) != nil
+    }
+
+    package func createBlob(id: [UInt8], groupId: [UInt8], userId: UInt64, deviceId: UInt64, size: UInt64, now: UInt64,
+                            limits: QPQRateLimits) throws(QPQServiceError) -> QPQBlobInfo {
+        try write { db in
+            let g = Self.blob(groupId)
+            guard size >= 1 else { throw QPQServiceError(.malformed, "size: a blob has at least 1 byte") }
+            guard size <= limits.maxBlobSize else {
+                throw QPQServiceError(.tooLarge, "this server takes blobs of at most \(limits.maxBlobSize) bytes, not \(size)",
+                                      detail: limits.maxBlobSize)
+            }
+            guard try Self.isMember(db, group: g, device: deviceId) else {
+                throw QPQServiceError(.unknownGroup, "no such group with this device as a member")
+            }
+            let live = Self.i(now)
+            let used = Self.u(try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(size), 0) FROM blobs WHERE user_id = ? AND expires_at > ?",
+                                                 arguments: [Self.i(userId), live]) ?? 0)
+            guard used + size <= limits.blobQuota else {
+                let left = limits.blobQuota > used ? limits.blobQuota - used : 0
+                throw QPQServiceError(.limitExceeded, "blob quota: \(used) of \(limits.blobQuota) bytes in use, \(left) left", detail: left)
+            }
+            let hourAgo = now >= 3_600_000 ? now - 3_600_000 : 0
+            let recent = try Int64.fetchAll(db, sql: """
+                SELECT created_at FROM blobs WHERE user_id = ? AND created_at > ? ORDER BY created_at LIMIT ?
+                """, arguments: [Self.i(userId), Self.i(hourAgo), limits.blobsPerHour])
+            if recent.count >= limits.blobsPerHour, let oldest = recent.first {
+                let wait = Self.u(oldest) + 3_600_000 - now
+                throw QPQServiceError(.rateLimited, "at most \(limits.blobsPerHour) blobs per hour per account", detail: wait)
+            }
+            let expires = now + limits.blobLifetimeMilliseconds
+            try db.execute(sql: "INSERT INTO blobs(id, group_id, user_id, size, received, created_at, expires_at) VALUES (?, ?, ?, ?, 0, ?, ?)",
+                           arguments: [Self.blob(id), g, Self.i(userId), Self.i(size), live, Self.i(expires)])
+            return QPQBlobInfo(size: size, received: 0, expiresAt: expires)
+        }
+    }
+
+    package func appendBlob(id: [UInt8], userId: UInt64, offset: UInt64, data: [UInt8], now: UInt64) throws(QPQServiceError) -> QPQBlobInfo {
+        try write { db in
+            let b = Self.blob(id)
+            guard let row = try Row.fetchOne(db, sql: "SELECT size, received, expires_at, user_id FROM blobs WHERE id = ? AND expires_at > ?",
+                                             arguments: [b, Self.i(now)]),
+                  Self.u(Self.int(row, "user_id")) == userId else { throw Self.noBlob }
+            var info = Self.blobInfo(row)
+            guard offset == info.received else {
+                throw QPQServiceError(.wrongOffset, "the server holds \(info.received) bytes of this blob; upload from there", detail: info.received)
+            }
+            guard UInt64(data.count) <= info.size - info.received else {
+                throw QPQServiceError(.tooLarge, "\(data.count) bytes at \(offset) pass the blob's size \(info.size)", detail: info.size)
+            }
+            try db.execute(sql: "INSERT INTO blob_parts(blob_id, offset, data) VALUES (?, ?, ?)", arguments: [b, Self.i(offset), Self.blob(data)])
+            info.received += UInt64(data.count)
+            try db.execute(sql: "UPDATE blobs SET received = ? WHERE id = ?", arguments: [Self.i(info.received), b])
+            return info
+        }
+    }
+
+    package func blobInfo(id: [UInt8], userId: UInt64, deviceId: UInt64, now: UInt64) throws(QPQServiceError) -> QPQBlobInfo {
+        try read { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT size, received, expires_at, user_id, group_id FROM blobs WHERE id = ? AND expires_at > ?
+                """, arguments: [Self.blob(id), Self.i(now)]) else { throw Self.noBlob }
+            let member = try Self.isMember(db, group: Data(Self.bytes(row, "group_id")), device: deviceId)
+            guard Self.u(Self.int(row, "user_id")) == userId || member else { throw Self.noBlob }
+            return Self.blobInfo(row)
+        }
+    }
+
+    package func readBlob(id: [UInt8], deviceId: UInt64, offset: UInt64, length: Int, now: UInt64) throws(QPQServiceError) -> [UInt8] {
+        try read { db in
+            let b = Self.blob(id)
+            guard let row = try Row.fetchOne(db, sql: "SELECT size, received, expires_at, group_id FROM blobs WHERE id = ? AND expires_at > ?",
+                                             arguments: [b, Self.i(now)]),
+                  try Self.isMember(db, group: Data(Self.bytes(row, "group_id")), device: deviceId) else { throw Self.noBlob }
+            let info = Self.blobInfo(row)
+            guard info.received == info.size else {
+                throw QPQServiceError(.blobIncomplete, "the blob has \(info.received) of \(info.size) bytes", detail: info.received)
+            }
+            guard offset < info.size else { throw QPQServiceError(.malformed, "offset: \(offset) is not below the blob's size \(info.size)") }
+            let end = min(info.size, offset + UInt64(length))
+            let first = offset >= UInt64(QPQLimits.maxBlobPiece) ? offset - UInt64(QPQLimits.maxBlobPiece) : 0
+            let parts = try Row.fetchAll(db, sql: """
+                SELECT offset, data FROM blob_parts WHERE blob_id = ? AND offset >= ? AND offset < ? ORDER BY offset
+                """, arguments: [b, Self.i(first), Self.i(end)])
+            var out: [UInt8] = []
+            out.reserveCapacity(Int(end - offset))
+            for p in parts {
+                let start = Self.u(Self.int(p, "offset"))
+                let data = Self.bytes(p, "data")
+                let pEnd = start + UInt64(data.count)
+                guard pEnd > offset else { continue }
+                let from = Int(max(start, offset) - start), to = Int(min(pEnd, end) - start)
+                out += data[from..<to]
+            }
+            guard out.count == Int(end - offset) else { throw QPQServiceError(.internal, "storage: the blob's parts do not cover the range") }
+            return out
+        }
     }
 
     package func groups(deviceId: UInt64) throws(QPQServiceError) -> [QPQGroupSummary] {

@@ -32,10 +32,21 @@ package protocol QPQStore: Sendable {
     func send(groupId: [UInt8], epoch: UInt64, tokenHash: [UInt8], message: [UInt8], now: UInt64) throws(QPQServiceError) -> QPQDelivery
     /// Sets the group's disappearing-message timer (token-authorized, current epoch only).
     func setDisappearing(groupId: [UInt8], epoch: UInt64, tokenHash: [UInt8], seconds: UInt32) throws(QPQServiceError)
-    /// Deletes every expired message (queue entries and contents); returns how many messages.
+    /// Deletes every expired message (queue entries and contents) and expired blob; returns how many messages and blobs.
     func expire(now: UInt64) throws(QPQServiceError) -> Int
     func groups(deviceId: UInt64) throws(QPQServiceError) -> [QPQGroupSummary]
     func members(groupId: [UInt8]) throws(QPQServiceError) -> (epoch: UInt64, members: [QPQMember])?
+
+    // MARK: Blobs (encrypted files, docs/messaging.md §6.4)
+    /// Reserves a blob for `userId`'s `deviceId`, which must be a member of the group; checks size, quota and rate.
+    func createBlob(id: [UInt8], groupId: [UInt8], userId: UInt64, deviceId: UInt64, size: UInt64, now: UInt64,
+                    limits: QPQRateLimits) throws(QPQServiceError) -> QPQBlobInfo
+    /// Appends at `offset` (= bytes received) a piece of a blob `userId` created.
+    func appendBlob(id: [UInt8], userId: UInt64, offset: UInt64, data: [UInt8], now: UInt64) throws(QPQServiceError) -> QPQBlobInfo
+    /// The blob's state, for its creator or a member device of its group.
+    func blobInfo(id: [UInt8], userId: UInt64, deviceId: UInt64, now: UInt64) throws(QPQServiceError) -> QPQBlobInfo
+    /// Bytes `offset..<offset+length` (cut at the end) of a complete blob, for a member device of its group.
+    func readBlob(id: [UInt8], deviceId: UInt64, offset: UInt64, length: Int, now: UInt64) throws(QPQServiceError) -> [UInt8]
 
     // MARK: Queues
     /// The oldest queued envelopes with an id above `after`, at most `limit` and about `maxBytes`.

@@ -110,6 +110,7 @@ struct Chat: ParsableCommand {
                     screen.append(sender: msg.sender, text: msg.text, group: msg.group == group ? nil : msg.group)
                 }
                 _ = try await conn.expect(.ack(messageIds: [e.messageId]))
+                if !m.state.leaves.isEmpty { try? await m.commitPendingLeaves() }
             case .push(let other):
                 return "the server ended the session: \(other)"
             case .resize:

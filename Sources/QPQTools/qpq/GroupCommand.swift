@@ -9,7 +9,7 @@ import QSSHTools
 
 struct GroupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "group", abstract: "Create, extend and list groups.",
-                                                    subcommands: [Create.self, Add.self, Remove.self, List.self])
+                                                    subcommands: [Create.self, Add.self, Remove.self, Leave.self, List.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a group (its name is its id on the server).")
@@ -51,6 +51,21 @@ struct GroupCommand: ParsableCommand {
                 return try m.epoch(of: name)
             }
             print("removed \(user) from \(name) (epoch \(epoch))")
+        }
+    }
+
+    struct Leave: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Leave a group: this device proposes its own removal, which the next member online commits; the local group state is deleted.")
+        @OptionGroup var options: QPQOptions
+        @Argument var name: String
+        func run() throws {
+            let name = self.name
+            try withMessenger(options) { m, _ in
+                _ = try await m.receive()
+                try await m.leave(name)
+            }
+            print("left \(name)")
         }
     }
 

@@ -16,7 +16,7 @@ package struct QPQCommand: ParsableCommand {
             The password is read from QPQ_PASSWORD or asked on the terminal. It logs in with OPAQUE
             (the server never sees it) and also unlocks the local store (Argon2id, AES-256-GCM).
             """,
-        subcommands: [Register.self, Login.self, Devices.self, GroupCommand.self, Send.self, Recv.self, SafetyNumber.self, Disappear.self, Chat.self]
+        subcommands: [Register.self, Login.self, Devices.self, GroupCommand.self, Send.self, SendFile.self, Recv.self, History.self, SafetyNumber.self, Disappear.self, Chat.self]
     )
     package init() {}
 }

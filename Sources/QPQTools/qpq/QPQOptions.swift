@@ -55,9 +55,18 @@ struct QPQOptions: ParsableArguments {
     }
 }
 
+/// Saves the state in the middle of a command (so an interrupted transfer can resume).
+typealias QPQCheckpoint = @Sendable (QPQClientState) throws(QPQClientError) -> Void
+
 /// Connects to the state's server, resumes the session, runs `body`, saves the state.
 func withMessenger<T: Sendable>(_ options: QPQOptions, save: Bool = true,
                                 _ body: @escaping @Sendable (QPQMessenger, QPQConnection) async throws -> T) throws -> T {
+    try withMessenger(options, save: save) { m, conn, _ in try await body(m, conn) }
+}
+
+/// As ``withMessenger(_:save:_:)``; `body` also gets a checkpoint that saves the state at once.
+func withMessenger<T: Sendable>(_ options: QPQOptions, save: Bool = true,
+                                _ body: @escaping @Sendable (QPQMessenger, QPQConnection, QPQCheckpoint) async throws -> T) throws -> T {
     let password = try options.password()
     let state = try options.loadState(password)
     let hostKey: HostPublicKey
@@ -67,6 +76,10 @@ func withMessenger<T: Sendable>(_ options: QPQOptions, save: Bool = true,
     } catch {
         throw ToolError("bad host key in the store: \(error)")
     }
+    let store = options.store
+    let checkpoint: QPQCheckpoint = { (s: QPQClientState) throws(QPQClientError) in
+        do { try QPQLocalStore.save(s, path: store, passphrase: password) } catch { throw .file("\(store): \(error)") }
+    }
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     defer { try? group.syncShutdownGracefully() }
     let (value, final) = try BlockingAsync.run { () async throws -> (T, QPQClientState) in
@@ -74,7 +87,7 @@ func withMessenger<T: Sendable>(_ options: QPQOptions, save: Bool = true,
         do {
             let messenger = try QPQMessenger(state: state, transport: conn)
             try await messenger.resume()
-            let value = try await body(messenger, conn)
+            let value = try await body(messenger, conn, checkpoint)
             await conn.close()
             return (value, messenger.state)
         } catch {
