@@ -47,6 +47,8 @@ public struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Only the QUIC carrier beside TCP: connect+exec and bulk for qssh over QUIC, over TCP and OpenSSH ssh, a bare QUIC stream (no QNSP) as the stack's ceiling, QNSP over QUIC and over TCP in process (--runs, --quic-mib).")
     var quic = false
     @Option(name: .long, help: "MiB moved per transfer with --quic.") var quicMib = 64
+    @Flag(name: .long, help: "With --quic: only the in-process part (bare QUIC, QNSP over QUIC and TCP), for profiling.")
+    var quicInProcess = false
     @Argument(help: ArgumentHelp("Optional: 'quic' (the same as --quic).", valueName: "bench"))
     var only: String?
 
@@ -243,7 +245,7 @@ public struct BenchCommand: ParsableCommand {
         defer { pb.cleanup() }
         print("QUIC carrier on 127.0.0.1 (\(runs) connects each, medians with p90 in brackets; \(quicMib) MiB per transfer, best of the rounds):")
         fflush(nil)
-        let r = try QUICBench(dir: pb.dir, toolDir: toolDir).run(runs: runs, mib: quicMib) { print($0); fflush(nil) }
+        let r = try QUICBench(dir: pb.dir, toolDir: toolDir).run(runs: runs, mib: quicMib, processes: !quicInProcess) { print($0); fflush(nil) }
         func cell(_ xs: [Double]) -> String {
             let (m, p) = ProcessRunner.percentiles(xs)
             return String(format: "%.1f ms (%.1f)", m * 1e3, p * 1e3)

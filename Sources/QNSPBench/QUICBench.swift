@@ -37,11 +37,11 @@ struct QUICBench {
     /// The ALPN of the bench's discard service (never registered outside this process).
     static let discardALPN = "qnsp-bench-discard"
 
-    func run(runs: Int, mib: Int, log: (String) -> Void) throws -> Result {
+    func run(runs: Int, mib: Int, processes: Bool = true, log: (String) -> Void) throws -> Result {
         var result = Result()
         let bytes = mib << 20
         try inProcess(bytes: bytes, runs: runs, into: &result, log: log)
-        try processes(bytes: bytes, runs: runs, into: &result, log: log)
+        if processes { try self.processes(bytes: bytes, runs: runs, into: &result, log: log) }
         return result
     }
 

@@ -389,18 +389,19 @@ public final class QUICConnection {
     /// Adds a packet (in `out[0..<n]`) to the current run, or ends the run and starts another.
     private func gather(_ n: Int, to destination: SocketAddress, into datagrams: inout [Datagram]) {
         if var r = run {
+            run = nil  // `r` holds the only reference: appending does not copy the buffer
             let most = min(runLimit, 65_000 / max(1, r.size))  // one send carries at most 64 KiB
             if !r.short && n <= r.size && r.count < most && r.destination == destination {
-                r.bytes.writeBytes(out[0..<n])
+                _ = out.withUnsafeBytes { r.bytes.writeBytes(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
                 r.count += 1
                 r.short = n < r.size
                 run = r
                 return
             }
-            endRun(into: &datagrams)
+            datagrams.append(Datagram(bytes: r.bytes, destination: r.destination, segmentSize: r.count > 1 ? r.size : nil))
         }
         var b = allocator.buffer(capacity: runLimit > 1 ? min(65_000, n * runLimit) : n)
-        b.writeBytes(out[0..<n])
+        _ = out.withUnsafeBytes { b.writeBytes(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         run = Run(bytes: b, destination: destination, size: n)
     }
 
