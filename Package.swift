@@ -138,7 +138,7 @@ let package = Package(
         .target(
             name: "QNSPBench",
             dependencies: [
-                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession", "QOPAQUE",
+                "QNSPCrypto", "QNSP", "QNSPNIO", "QSSHSession", "QOPAQUE", "QNSPQUIC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

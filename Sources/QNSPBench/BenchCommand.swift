@@ -44,6 +44,13 @@ public struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "MiB echoed per mode with --wire-shape.") var wireShapeMib = 1
     @Option(name: .long, help: "ssh -N sessions against a stock sshd for the per-session memory comparison of --idle-sessions.")
     var sshdSessions = 100
+    @Flag(name: .long, help: "Only the QUIC carrier beside TCP: connect+exec and bulk for qssh over QUIC, over TCP and OpenSSH ssh, a bare QUIC stream (no QNSP) as the stack's ceiling, QNSP over QUIC and over TCP in process (--runs, --quic-mib).")
+    var quic = false
+    @Option(name: .long, help: "MiB moved per transfer with --quic.") var quicMib = 64
+    @Flag(name: .long, help: "With --quic: only the in-process part (bare QUIC, QNSP over QUIC and TCP), for profiling.")
+    var quicInProcess = false
+    @Argument(help: ArgumentHelp("Optional: 'quic' (the same as --quic).", valueName: "bench"))
+    var only: String?
 
     public init() {}
 
@@ -51,6 +58,8 @@ public struct BenchCommand: ParsableCommand {
         #if DEBUG
         print("warning: this is a debug build; run 'swift run -c release qnsp-bench' for real figures\n")
         #endif
+        if quic || only == "quic" { return try runQUIC() }
+        if let only { throw ValidationError("unknown bench '\(only)' (known: quic)") }
         if copy { return try runCopy() }
         if wireShape { return try runWireShape() }
         if startup { return try runStartup() }
@@ -224,6 +233,46 @@ public struct BenchCommand: ParsableCommand {
         line("  ratio dirty qscp / scp", String(format: "%.2fx", Double(qd) / Double(max(1, sd))), "")
         line("peak server private memory (per session)", "\(r.qscp.map(\.serverPeakKB).max() ?? 0) kB", "\(r.scp.map(\.serverPeakKB).max() ?? 0) kB")
         print("  (scp uses the SFTP protocol (OpenSSH 9 default), -c aes128-gcm@openssh.com, default KEX; qscp: one process, QNSP aes256-gcm 768-byte cells + inner SSH-2)")
+    }
+
+    /// --quic (or `qnsp-bench quic`): the QUIC carrier beside TCP and OpenSSH (see ``QUICBench``).
+    func runQUIC() throws {
+        let toolDir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        guard FileManager.default.isExecutableFile(atPath: toolDir + "/qsshd") else {
+            throw BenchError("build qssh, qsshd and qssh-keygen next to qnsp-bench first ('swift build -c release')")
+        }
+        let pb = try ProcessBench(toolDir: toolDir)
+        defer { pb.cleanup() }
+        print("QUIC carrier on 127.0.0.1 (\(runs) connects each, medians with p90 in brackets; \(quicMib) MiB per transfer, best of the rounds):")
+        fflush(nil)
+        let r = try QUICBench(dir: pb.dir, toolDir: toolDir).run(runs: runs, mib: quicMib, processes: !quicInProcess) { print($0); fflush(nil) }
+        func cell(_ xs: [Double]) -> String {
+            let (m, p) = ProcessRunner.percentiles(xs)
+            return String(format: "%.1f ms (%.1f)", m * 1e3, p * 1e3)
+        }
+        func med(_ xs: [Double]) -> Double { max(1e-9, ProcessRunner.percentiles(xs).median) }
+        func line(_ a: String, _ b: String, _ c: String, _ d: String, _ e: String) {
+            print("  " + a.padding(toLength: 30, withPad: " ", startingAt: 0) + " " + b.padding(toLength: 20, withPad: " ", startingAt: 0) + " "
+                + c.padding(toLength: 20, withPad: " ", startingAt: 0) + " " + d.padding(toLength: 20, withPad: " ", startingAt: 0) + " " + e)
+        }
+        print("")
+        line("", "qssh over QUIC", "qssh over TCP", "ssh -> sshd", "ratios")
+        let o = r.openssh
+        line("connect+exec 'true'", cell(r.quic.connect), cell(r.tcp.connect), o.map { cell($0.connect) } ?? "-",
+             String(format: "QUIC/TCP %.2fx", med(r.quic.connect) / med(r.tcp.connect))
+                + (o.map { String(format: ", QUIC/ssh %.2fx", med(r.quic.connect) / med($0.connect)) } ?? ""))
+        line("bulk 'cat >/dev/null'", mbps(r.quic.bulkMBps), mbps(r.tcp.bulkMBps), o.map { mbps($0.bulkMBps) } ?? "-",
+             String(format: "QUIC/TCP %.2fx", r.quic.bulkMBps / max(1e-9, r.tcp.bulkMBps))
+                + String(format: ", QUIC/bare %.0f%%", r.quic.bulkMBps / max(1e-9, r.bareMBps) * 100)
+                + (o.map { String(format: ", QUIC/ssh %.2fx", r.quic.bulkMBps / max(1e-9, $0.bulkMBps)) } ?? ""))
+        print("\n  In process (client and server one event loop thread each, no SSH-2):")
+        line("", "QUIC", "TCP", "", "ratios")
+        line("bare stream, no QNSP", mbps(r.bareMBps), "", "", "the QUIC stack's ceiling")
+        line("bare QUIC handshake", cell(r.bareConnect), "", "", String(format: "qssh QUIC connect+exec / this %.1fx", med(r.quic.connect) / med(r.bareConnect)))
+        line("QNSP aes256-gcm 768-byte cells", mbps(r.qnspQUICMBps), mbps(r.qnspTCPMBps), "",
+             String(format: "QUIC/TCP %.2fx, QUIC/bare %.0f%%", r.qnspQUICMBps / max(1e-9, r.qnspTCPMBps), r.qnspQUICMBps / max(1e-9, r.bareMBps) * 100))
+        if let o { _ = o; print("  (ssh: \(r.sshVersion), default KEX, -c aes256-gcm@openssh.com; qssh: QNSP aes256-gcm 768-byte cells + SSH-2 inside)") }
+        print("  (processes include spawn, handshakes and exit; MB/s = 10^6 bytes/s of application data, incl. connect)")
     }
 
     /// --startup: what the clients cost before and around their first byte, qssh beside OpenSSH.

@@ -29,7 +29,8 @@ public enum QNSPQUICBootstrap {
         return resolved.futureResult.flatMap { remote in
             let any = remote.protocol == .inet6 ? "::" : "0.0.0.0"
             return QUICEndpoint.bind(group: loop, host: any, port: 0, configuration: quic).flatMap { endpoint in
-                endpoint.connect(to: remote, alpn: alpn).flatMap { client in
+                quic.onEndpoint?(endpoint)
+                return endpoint.connect(to: remote, alpn: alpn).flatMap { client in
                     let handshake = NIOLockedValueBox<EventLoopFuture<QNSPSessionInfo>?>(nil)
                     return client.openStream { channel in
                         channel.eventLoop.makeCompletedFuture {

@@ -18,11 +18,30 @@ public final class QUICConnection {
         case closed(QUICError?)
     }
 
-    /// A datagram to send.
+    /// A datagram to send, or with `segmentSize` a run of datagrams for UDP segmentation offload
+    /// (`UDP_SEGMENT`): `bytes` holds packets of `segmentSize` bytes each, the last one may be shorter.
     public struct Datagram {
         public var bytes: ByteBuffer
         public var destination: SocketAddress
+        public var segmentSize: Int?
+
+        public init(bytes: ByteBuffer, destination: SocketAddress, segmentSize: Int? = nil) {
+            self.bytes = bytes
+            self.destination = destination
+            self.segmentSize = segmentSize
+        }
     }
+
+    /// Packets being gathered into one `Datagram` run during a flush.
+    private struct Run {
+        var bytes: ByteBuffer
+        var destination: SocketAddress
+        var size: Int  // of the first packet
+        var count = 1
+        var short = false  // the last packet is shorter than `size`: the run is complete
+    }
+    private var run: Run?
+    private var runLimit = 1
 
     /// Transport parameters (sizes in bytes).
     public struct Parameters: Sendable {
@@ -242,6 +261,16 @@ public final class QUICConnection {
         sendBuffers[id]?.finQueued = true
     }
 
+    /// Moves a client connection to a new local address (connection migration): ngtcp2 validates
+    /// the new path with the server and sends from it from now on.
+    package func migrate(to local: SocketAddress, now: UInt64 = cngtcp2_now()) throws {
+        guard let handle, !closedReported else { throw QUICError.connectionClosed }
+        guard isClient else { throw QUICError.invalidArgument("only a client migrates") }
+        let rv = local.withSockAddr { p, l in cngtcp2_migrate(handle, p, socklen_t(l), now) }
+        guard rv == 0 else { throw QUICError.lib(rv) }
+        localAddress = local
+    }
+
     /// Resets a stream in both directions.
     public func reset(stream id: Int64, code: UInt64) {
         guard let handle, !closedReported else { return }
@@ -269,8 +298,12 @@ public final class QUICConnection {
     // MARK: Output
 
     /// Writes every packet ngtcp2 has ready (stream data round-robin, then acks and control).
-    public func flush(now: UInt64 = cngtcp2_now(), limit: Int = 256) -> [Datagram] {
+    /// `segments` > 1 gathers up to that many packets to one destination into one `Datagram`
+    /// with a `segmentSize` (for UDP GSO); 1 returns one `Datagram` per packet.
+    public func flush(now: UInt64 = cngtcp2_now(), limit: Int = 256, segments: Int = 1) -> [Datagram] {
         guard let handle else { return [] }
+        runLimit = max(1, segments)
+        defer { run = nil }
         var datagrams = queuedOnFailure
         queuedOnFailure.removeAll()
         if pendingClose && !closedReported {
@@ -284,9 +317,10 @@ public final class QUICConnection {
         var budget = min(limit, max(1, quantum / Int(CNGTCP2_MAX_UDP_PAYLOAD)))
         defer { cngtcp2_update_tx_time(handle, now) }
         var progress = true
+        let ids = sendBuffers.count == 1 ? Array(sendBuffers.keys) : sendBuffers.keys.sorted()
         while budget > 0 && progress {
             progress = false
-            for id in sendBuffers.keys.sorted() where sendBuffers[id]?.hasUnsent == true && !blocked.contains(id) {
+            for id in ids where sendBuffers[id]?.hasUnsent == true && !blocked.contains(id) {
                 guard budget > 0, let buffer = sendBuffers[id] else { break }
                 let data = buffer.unsent()
                 let fin =
@@ -312,6 +346,7 @@ public final class QUICConnection {
                         continue
                     }
                     fail(Int32(n))
+                    endRun(into: &datagrams)
                     return datagrams
                 }
                 if consumed >= 0 {
@@ -345,9 +380,35 @@ public final class QUICConnection {
             if n == 0 { break }
             budget -= 1
         }
+        endRun(into: &datagrams)
         datagrams += queuedOnFailure
         queuedOnFailure.removeAll()
         return datagrams
+    }
+
+    /// Adds a packet (in `out[0..<n]`) to the current run, or ends the run and starts another.
+    private func gather(_ n: Int, to destination: SocketAddress, into datagrams: inout [Datagram]) {
+        if var r = run {
+            run = nil  // `r` holds the only reference: appending does not copy the buffer
+            let most = min(runLimit, 65_000 / max(1, r.size))  // one send carries at most 64 KiB
+            if !r.short && n <= r.size && r.count < most && r.destination == destination {
+                _ = out.withUnsafeBytes { r.bytes.writeBytes(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                r.count += 1
+                r.short = n < r.size
+                run = r
+                return
+            }
+            datagrams.append(Datagram(bytes: r.bytes, destination: r.destination, segmentSize: r.count > 1 ? r.size : nil))
+        }
+        var b = allocator.buffer(capacity: runLimit > 1 ? min(65_000, n * runLimit) : n)
+        _ = out.withUnsafeBytes { b.writeBytes(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        run = Run(bytes: b, destination: destination, size: n)
+    }
+
+    private func endRun(into datagrams: inout [Datagram]) {
+        guard let r = run else { return }
+        run = nil
+        datagrams.append(Datagram(bytes: r.bytes, destination: r.destination, segmentSize: r.count > 1 ? r.size : nil))
     }
 
     private func writePacket(
@@ -377,9 +438,7 @@ public final class QUICConnection {
             )
         }
         if n > 0, let address = SocketAddress.from(storage: dest, length: destLen) {
-            var b = allocator.buffer(capacity: n)
-            b.writeBytes(out[0..<n])
-            datagrams.append(Datagram(bytes: b, destination: address))
+            gather(n, to: address, into: &datagrams)
         }
         return n
     }
@@ -441,6 +500,9 @@ public final class QUICConnection {
 
     // MARK: Callbacks from ngtcp2 (owner = this object, unretained)
 
+    /// Largest buffer one `.streamData` event gathers from consecutive packets of a stream.
+    static let mergeLimit = 256 * 1024
+
     private static func from(_ owner: UnsafeMutableRawPointer?) -> QUICConnection? {
         owner.map { Unmanaged<QUICConnection>.fromOpaque($0).takeUnretainedValue() }
     }
@@ -448,8 +510,19 @@ public final class QUICConnection {
     private static let callbacks: cngtcp2_callbacks = cngtcp2_callbacks(
         stream_data: { owner, id, fin, data, len in
             guard let c = from(owner) else { return -1 }
-            var b = c.allocator.buffer(capacity: len)
-            if let data, len > 0 { b.writeBytes(UnsafeRawBufferPointer(start: data, count: len)) }
+            let bytes = UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : len)
+            // Packets of one read burst on the same stream become one buffer (one write into the
+            // stream's socket instead of one per packet), up to `mergeLimit` bytes.
+            if case .streamData(let last, var b, fin: false)? = c.events.last, last == id,
+                b.readableBytes + bytes.count <= QUICConnection.mergeLimit
+            {
+                c.events.removeLast()
+                b.writeBytes(bytes)
+                c.events.append(.streamData(id, b, fin: fin != 0))
+                return 0
+            }
+            var b = c.allocator.buffer(capacity: max(bytes.count, 16 * 1024))
+            b.writeBytes(bytes)
             c.events.append(.streamData(id, b, fin: fin != 0))
             return 0
         },

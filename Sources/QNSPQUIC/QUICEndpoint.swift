@@ -12,6 +12,9 @@ public final class QUICEndpoint: Sendable {
         public var parameters = QUICConnection.Parameters()
         /// Connections beyond this are not accepted (their Initials are dropped).
         public var maxConnections = 10_000
+        /// Called with the endpoint `QNSPQUICBootstrap.connect` binds for its connection, once
+        /// bound (e.g. to `rebind` it later).
+        public var onEndpoint: (@Sendable (QUICEndpoint) -> Void)?
         public init() {}
     }
 
@@ -53,14 +56,7 @@ public final class QUICEndpoint: Sendable {
             return loop.makeFailedFuture(error)
         }
         let handlerBox = NIOLockedValueBox<QUICEndpointHandler?>(nil)
-        return DatagramBootstrap(group: loop)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            // Bursts of a send quantum (and a peer's) must not overflow the kernel's default buffers.
-            .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
-            .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048))
-            .channelOption(.maxMessagesPerRead, value: 64)
-            .channelInitializer { ch in
+        return datagramBootstrap(group: loop) { ch in
                 ch.eventLoop.makeCompletedFuture {
                     let context = try server.map {
                         try QUICServerContext(
@@ -79,7 +75,7 @@ public final class QUICEndpoint: Sendable {
                     handlerBox.withLockedValue { $0 = h }
                     try ch.pipeline.syncOperations.addHandler(h)
                 }
-            }
+        }
             .bind(host: host, port: port)
             .flatMapThrowing { ch in
                 guard let h = handlerBox.withLockedValue({ $0 }) else { throw QUICError.connectionClosed }
@@ -92,7 +88,34 @@ public final class QUICEndpoint: Sendable {
             }
     }
 
+    /// The endpoint's UDP socket options; `initializer` adds its handler.
+    static func datagramBootstrap(
+        group: EventLoopGroup,
+        initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
+    ) -> DatagramBootstrap {
+        DatagramBootstrap(group: group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Bursts of a send quantum (and a peer's) must not overflow the kernel's default buffers.
+            .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
+            .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
+            // recvmmsg: 16 datagrams (2 KiB slots) a call, 4 calls a read burst (the handler
+            // processes each connection once per burst).
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 16 * 2048))
+            .channelOption(.datagramVectorReadMessageCount, value: 16)
+            .channelOption(.maxMessagesPerRead, value: 4)
+            .channelInitializer(initializer)
+    }
+
+    /// The address of the endpoint's first socket (see `rebind` for a later one).
     public var localAddress: SocketAddress? { channel.localAddress }
+
+    /// Client roaming (and the test hook behind it): moves the endpoint to a fresh UDP socket on
+    /// `host` and every client connection with it (QUIC connection migration; the server
+    /// validates the new path, streams go on). Returns the new local address.
+    public func rebind(host: String = "0.0.0.0") -> EventLoopFuture<SocketAddress> {
+        let h = handler
+        return channel.eventLoop.flatSubmit { h.rebind(host: host) }
+    }
 
     /// Connects to a QUIC server offering one ALPN; succeeds when the handshake completes.
     public func connect(to remote: SocketAddress, alpn: String) -> EventLoopFuture<QUICClient> {
@@ -110,6 +133,13 @@ public final class QUICEndpoint: Sendable {
         return channel.eventLoop.submit { h.connectionCount }
     }
 
-    /// Closes the socket; every connection ends.
-    public func close() -> EventLoopFuture<Void> { channel.close() }
+    /// Closes the socket (the current one after a `rebind`); every connection ends.
+    public func close() -> EventLoopFuture<Void> {
+        let h = handler, first = channel
+        return channel.eventLoop.flatSubmit {
+            guard let current = h.channel, current !== first else { return first.close() }
+            first.close(promise: nil)
+            return current.close()
+        }
+    }
 }

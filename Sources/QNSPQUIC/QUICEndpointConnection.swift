@@ -14,6 +14,8 @@ final class QUICEndpointConnection: @unchecked Sendable {
     var handshakePromise: EventLoopPromise<QUICClient>?
     var service: QUICServiceRegistry.StreamInitializer?
     private var flushScheduled = false
+    /// Fed datagrams in this read burst, to be processed at its end (`QUICEndpointHandler`).
+    var pendingProcess = false
     /// Stop reading a stream's user end above this many unacknowledged bytes; resume below half.
     let highWater: UInt64 = 2 << 20
 

@@ -13,7 +13,7 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     private let server: QUICServerContext?
     private var byCID: [[UInt8]: QUICEndpointConnection] = [:]
     private(set) var connections: [ObjectIdentifier: QUICEndpointConnection] = [:]
-    private var channel: Channel?
+    private(set) var channel: Channel?
     private(set) var localAddress: SocketAddress?
     /// Counters for tests and diagnostics.
     private(set) var datagramsIn = 0
@@ -33,6 +33,7 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        guard context.channel === channel else { return }  // a socket left behind by `rebind`
         for c in connections.values {
             c.timer?.cancel()
             c.handle(.closed(QUICError.connectionClosed))
@@ -52,9 +53,14 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         let now = cngtcp2_now()
         if let c = route(datagram) {
+            // Datagrams of one read burst (up to maxMessagesPerRead) are fed first and the
+            // connection is processed once in channelReadComplete: one flush (acks, stream data),
+            // one timer re-arm and one write into each stream's socket per burst, not per packet.
             c.conn.receive(datagram, from: envelope.remoteAddress, now: now)
-            c.resumePipes()
-            process(c)
+            if !c.pendingProcess {
+                c.pendingProcess = true
+                pending.append(c)
+            }
             return
         }
         guard let server else {
@@ -80,6 +86,25 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
             c.cids.insert(initialDCID)
             conn.receive(datagram, from: envelope.remoteAddress, now: now)
             process(c)
+        }
+    }
+
+    /// Connections that received datagrams in the current read burst.
+    private var pending: [QUICEndpointConnection] = []
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        processPending()
+    }
+
+    private func processPending() {
+        while !pending.isEmpty {
+            let batch = pending
+            pending.removeAll(keepingCapacity: true)
+            for c in batch {
+                c.pendingProcess = false
+                c.resumePipes()
+                process(c)
+            }
         }
     }
 
@@ -113,11 +138,9 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
         repeat {
             rounds += 1
             for e in c.conn.takeEvents() { c.handle(e) }
-            let datagrams = c.conn.flush()
+            let datagrams = c.conn.flush(segments: gsoSegments)
             if let channel, !datagrams.isEmpty {
-                for d in datagrams {
-                    channel.write(AddressedEnvelope(remoteAddress: d.destination, data: d.bytes), promise: nil)
-                }
+                send(datagrams, on: channel)
                 channel.flush()
             }
         } while rounds < 4 && hasEvents(c)
@@ -143,6 +166,24 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func hasEvents(_ c: QUICEndpointConnection) -> Bool { c.conn.hasPendingEvents }
+
+    /// UDP generic segmentation offload (`UDP_SEGMENT`): runs of equal-size datagrams to one
+    /// destination (the last may be shorter) leave in one send, which the kernel splits. 1: off.
+    /// (Linux takes up to 64 segments a send since 4.18, 128 since 5.5.)
+    private var gsoSegments = System.supportsUDPSegmentationOffload ? 64 : 1
+
+    private func send(_ datagrams: [QUICConnection.Datagram], on channel: Channel) {
+        for d in datagrams {
+            guard let size = d.segmentSize else {
+                channel.write(AddressedEnvelope(remoteAddress: d.destination, data: d.bytes), promise: nil)
+                continue
+            }
+            let metadata = AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: size)
+            let promise = loop.makePromise(of: Void.self)
+            promise.futureResult.whenFailure { [weak self] _ in self?.gsoSegments = 1 }  // the path refuses it: plain sends
+            channel.write(AddressedEnvelope(remoteAddress: d.destination, data: d.bytes, metadata: metadata), promise: promise)
+        }
+    }
 
     private func rearm(_ c: QUICEndpointConnection) {
         guard let expiry = c.conn.expiry else {
@@ -196,4 +237,31 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     var connectionCount: Int { connections.count }
+
+    // MARK: Roaming
+
+    /// Client roaming: binds a fresh UDP socket on `host` (a new port), moves every client
+    /// connection to it (connection migration, validated by the server) and closes the old one.
+    /// Returns the new local address.
+    func rebind(host: String) -> EventLoopFuture<SocketAddress> {
+        let forwarder = QUICSocketForwarder(target: self)
+        return QUICEndpoint.datagramBootstrap(group: loop) { ch in
+            ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(forwarder) }
+        }
+        .bind(host: host, port: 0)
+        .flatMapThrowing { ch in
+            guard let local = ch.localAddress else { throw QUICError.connectionClosed }
+            let old = self.channel
+            self.channel = ch
+            self.localAddress = local
+            var failure: Error?
+            for c in self.connections.values where c.conn.isClient && !c.conn.isClosed {
+                do { try c.conn.migrate(to: local) } catch { failure = error }
+                self.process(c)
+            }
+            old?.close(promise: nil)
+            if let failure { throw failure }
+            return local
+        }
+    }
 }

@@ -155,6 +155,10 @@ public struct TunnelClient {
         return (channel, info)
     }
 
+    /// Test hook for roaming: with this environment variable set to `SIGUSR2`, the client moves its
+    /// QUIC connection to a fresh UDP socket (a new port) on each SIGUSR2, as a network change would.
+    package static let rebindHook = "QSSH_TEST_QUIC_REBIND"
+
     /// QUIC per `transport`: nil to use TCP instead (transport tcp, or auto when QUIC failed).
     func connectQUIC(
         group: EventLoopGroup, parameters: QNSPConnection.ClientParameters, initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
@@ -167,6 +171,10 @@ public struct TunnelClient {
         }
         var quic = QUICEndpoint.Configuration()
         if transport == .auto { quic.parameters.handshakeTimeout = quicDeadline }
+        if ProcessInfo.processInfo.environment[Self.rebindHook] == "SIGUSR2" {
+            let verbose = verbose, toolName = toolName
+            quic.onEndpoint = { endpoint in RoamingHook.install(endpoint: endpoint, verbose: verbose, toolName: toolName) }
+        }
         do {
             let connected = try QNSPQUICBootstrap.connect(
                 group: group, host: host, port: port, alpn: alpn, parameters: parameters, options: options, quic: quic,

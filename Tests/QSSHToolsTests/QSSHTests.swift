@@ -285,18 +285,20 @@ struct QSSHTests {
         #expect(out.contains("/dev/pts/") && out.contains("24 80"), "\(out)")
     }
 
-    @Test("interactive PTY session in tmux: prompt, window size and resize, Ctrl-C, exit", .enabled(if: Tmux.available))
-    func interactive() throws {
+    @Test("interactive PTY session in tmux: prompt, window size and resize, Ctrl-C, exit (over TCP and over QUIC)",
+          .enabled(if: Tmux.available), arguments: ["tcp", "quic"])
+    func interactive(transport: String) throws {
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try start(dir)
         defer { server.stop() }
-        #expect(try qssh(dir, port: server.port, ["true"]).status == 0)  // pin the host key
-        let tmux = Tmux(socket: "qssh-test-\(getpid())")
+        if transport == "quic" { #expect(server.waitForLog("QUIC on UDP"), "\(server.log)") }
+        #expect(try qssh(dir, port: server.port, options: ["-o", "StrictHostKeyChecking=accept-new", "-o", "Transport=\(transport)"], ["true"]).status == 0)  // pin the host key
+        let tmux = Tmux(socket: "qssh-test-\(transport)-\(getpid())")
         defer { tmux.kill() }
         let qsshPath = try Tools.path("qssh")
         try tmux.start(width: 100, height: 30, command:
-            "'\(qsshPath)' -p \(server.port) -i '\(dir)/id' --known-hosts '\(dir)/known_hosts' 127.0.0.1; echo QSSH-EXIT=$?; sleep 60")
+            "'\(qsshPath)' -p \(server.port) -i '\(dir)/id' --known-hosts '\(dir)/known_hosts' -o Transport=\(transport) 127.0.0.1; echo QSSH-EXIT=$?; sleep 60")
         tmux.send("PS1='READY> '", enter: true)
         try tmux.waitFor("READY> ")
         tmux.send("stty size", enter: true)
@@ -319,10 +321,10 @@ struct QSSHTests {
         try tmux.waitFor("QSSH-EXIT=5")
 
         // The escape: Enter, then ~. ends the session from the client side.
-        let second = Tmux(socket: "qssh-test-escape-\(getpid())")
+        let second = Tmux(socket: "qssh-test-escape-\(transport)-\(getpid())")
         defer { second.kill() }
         try second.start(width: 100, height: 30, command:
-            "'\(qsshPath)' -p \(server.port) -i '\(dir)/id' --known-hosts '\(dir)/known_hosts' 127.0.0.1; echo QSSH-EXIT=$?; sleep 60")
+            "'\(qsshPath)' -p \(server.port) -i '\(dir)/id' --known-hosts '\(dir)/known_hosts' -o Transport=\(transport) 127.0.0.1; echo QSSH-EXIT=$?; sleep 60")
         second.send("PS1='READY> '", enter: true)
         try second.waitFor("READY> ")
         second.send("", enter: true)
