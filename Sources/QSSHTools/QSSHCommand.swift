@@ -255,11 +255,12 @@ public struct QSSHCommand: ParsableCommand {
         client.transport = transport
         let remote = forwards.remote.isEmpty ? nil : RemoteForwards(log: { Terminal.warn("qssh: " + $0) })
         if let choice = agentForwarding { forwardAgent = choice == .forward }
-        // As ssh: -A without an agent forwards nothing (said so with -v).
-        let agentSocket = forwardAgent ? AgentClient.fromEnvironment()?.socketPath : nil
-        if forwardAgent && agentSocket == nil && verbose { Terminal.warn("qssh: -A: no agent (QSSH_AUTH_SOCK is not set); not forwarding") }
-        if agentSocket != nil && (noCommand || stdioTarget != nil) && verbose {
-            Terminal.warn("qssh: -A: no session (-N or -W), so no agent is forwarded")
+        // As ssh: -A without an agent, or without a session to ask on (-N, -W), forwards nothing
+        // (said so with -v); then agent channels are refused like any unasked channel.
+        let hasSession = !noCommand && stdioTarget == nil
+        let agentSocket = forwardAgent && hasSession ? AgentClient.fromEnvironment()?.socketPath : nil
+        if forwardAgent && verbose && agentSocket == nil {
+            Terminal.warn(hasSession ? "qssh: -A: no agent (QSSH_AUTH_SOCK is not set); not forwarding" : "qssh: -A: no session (-N or -W), so no agent is forwarded")
         }
         let inbound = ClientInboundChannels(
             remoteForwards: remote, agentSocket: agentSocket, log: { Terminal.warn("qssh: " + $0) })
@@ -525,26 +526,5 @@ public struct QSSHCommand: ParsableCommand {
     static func shellQuote(_ s: String) -> String {
         if !s.isEmpty && s.allSatisfy({ $0.isLetter || $0.isNumber || "/-_.,:@%=+".contains($0) }) { return s }
         return "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
-    }
-}
-
-/// `-A` / `-a`: forward the agent or not (the last one given wins).
-enum AgentForwardingFlag: EnumerableFlag {
-    case forward, noForward
-
-    static func name(for value: AgentForwardingFlag) -> NameSpecification {
-        switch value {
-        case .forward: return .customShort("A")
-        case .noForward: return .customShort("a")
-        }
-    }
-
-    static func help(for value: AgentForwardingFlag) -> ArgumentHelp? {
-        switch value {
-        case .forward:
-            return "Forward the agent (QSSH_AUTH_SOCK) to the session; whoever can use the forwarded socket on the server (you, root) can sign with its keys while the session lasts."
-        case .noForward:
-            return "Do not forward the agent (the default; overrides ForwardAgent in the config)."
-        }
     }
 }

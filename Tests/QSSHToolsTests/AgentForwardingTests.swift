@@ -244,6 +244,9 @@ extension ToolSuites {
             }
             #expect(try withConfig(["127.0.0.1", set]) == "[set]\n")
             #expect(try withConfig(["-a", "127.0.0.1", probe]) == "[unset]\n")
+            // A -R listener may not be bound to the reserved agent address (its channels would carry it).
+            let reserved = try qssh(s, ["-o", "ExitOnForwardFailure=yes", "-R", "auth-agent@qssh:0:127.0.0.1:9", "127.0.0.1", "true"])
+            #expect(reserved.status == 255 && reserved.stderr.contains("reserved for agent forwarding"), "\(reserved.stderr)")
             let bad = try qssh(s, ["-o", "ForwardAgent=maybe", "127.0.0.1", "true"])
             #expect(bad.status == 255 && bad.stderr.contains("ForwardAgent must be yes or no"), "\(bad.stderr)")
         }
