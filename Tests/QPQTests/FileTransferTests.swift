@@ -24,6 +24,7 @@ struct FileTransferTests {
         func qpq(_ who: String, _ a: [String], expect status: Int32? = 0, extra: [String: String] = [:]) async throws -> ToolRun.Result {
             let r = try await ToolRun.run("qpq", args(who, a), environment: env(who).merging(extra) { $1 }, seconds: 120)
             if let status { #expect(r.status == status, "qpq \(a) as \(who): \(r.stderr)") }
+            #expect(!r.stderr.contains("Cannot schedule"), "qpq \(a) as \(who): \(r.stderr)")
             return r
         }
 
