@@ -24,6 +24,7 @@ struct FileTransferTests {
         func qpq(_ who: String, _ a: [String], expect status: Int32? = 0, extra: [String: String] = [:]) async throws -> ToolRun.Result {
             let r = try await ToolRun.run("qpq", args(who, a), environment: env(who).merging(extra) { $1 }, seconds: 120)
             if let status { #expect(r.status == status, "qpq \(a) as \(who): \(r.stderr)") }
+            #expect(!r.stderr.contains("Cannot schedule"), "qpq \(a) as \(who): \(r.stderr)")
             return r
         }
 
@@ -176,6 +177,30 @@ struct FileTransferTests {
         #expect(got.stderr.contains("qpq: resumed the download at byte "), "\(got.stderr)")
         #expect(got.stdout.contains("saved \(downloads)/big.bin\n"), "\(got.stdout)")
         #expect(Self.sha(downloads + "/big.bin") == hash)
+        #expect(try await s.server.terminate() == 0)
+    }
+
+    @Test("an interrupted upload of a file that then changes starts a new blob with a new key (never the old key over new bytes)",
+          .timeLimit(.minutes(6)))
+    func changedFileIsNotResumed() async throws {
+        let s = try await Self.setUp()
+        defer { s.dir.cleanup() }
+        let path = s.dir.path + "/notes.bin"
+        let size = 3 * 1024 * 1024
+        _ = try Self.randomFile(path, size: size, seed: 21)
+        let mib = Int64(1024 * 1024)
+        let reached = try await Self.killWhen(s, "alice", ["send-file", "friends", path], extra: ["QPQ_TEST_STALL_AFTER_BYTES": "\(mib)"]) {
+            ((try? s.serverReceived()) ?? 0) >= mib
+        }
+        #expect(reached)
+        let changed = try Self.randomFile(path, size: size, seed: 22)  // same size, other bytes
+        let sent = try await s.qpq("alice", ["send-file", "friends", path])
+        #expect(!sent.stderr.contains("resumed"), "\(sent.stderr)")
+        let blobs = try await DatabaseQueue(path: s.dir.path + "/db.sqlite").read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM blobs") }
+        #expect(blobs == 2)
+        let got = try await s.qpq("bob", ["recv", "--download-dir", s.downloads])
+        #expect(got.stdout.contains("saved \(s.downloads)/notes.bin\n"), "\(got.stdout)")
+        #expect(Self.sha(s.downloads + "/notes.bin") == changed)
         #expect(try await s.server.terminate() == 0)
     }
 

@@ -21,8 +21,15 @@ struct Register: ParsableCommand {
         let user = self.user
         try BlockingAsync.run {
             let conn = try await QPQConnection.connect(group: group, host: host, port: port, hostKey: key)
-            defer { Task { await conn.close() } }
-            try await QPQAccount.register(user: user, password: Array(password.utf8), over: conn)
+            // Closed before returning: a close left to a detached task could run after the event
+            // loop group stopped (NIO's "Cannot schedule tasks on an EventLoop that has already shut down").
+            do {
+                try await QPQAccount.register(user: user, password: Array(password.utf8), over: conn)
+            } catch {
+                await conn.close()
+                throw error
+            }
+            await conn.close()
         }
         print("registered \(user)")
     }
