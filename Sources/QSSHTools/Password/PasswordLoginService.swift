@@ -52,7 +52,8 @@ package struct PasswordLoginService: Sendable {
         user: String, channel: Channel, takeSlot: @escaping @Sendable () -> Bool,
         accepted: @escaping @Sendable (SessionUser) -> Void
     ) -> PasswordLogin {
-        let peer = channel.remoteAddress?.ipAddress ?? "?"
+        let remoteHost = channel.remoteAddress?.ipAddress  // PAM_RHOST; unset when unknown (QUIC streams)
+        let peer = remoteHost ?? "?"
         let auditPeer = channel.remoteAddress?.description ?? "?"  // as qsshd's other audit records name it
         let source = QNSPBootstrap.addressBytes(channel.remoteAddress)
         let service = self.service, authorizer = self.authorizer, pool = self.pool
@@ -62,7 +63,7 @@ package struct PasswordLoginService: Sendable {
             verify: { password, loop in
                 pool.runIfActive(eventLoop: loop) { () -> Outcome in
                     var secret = Array(password.utf8)
-                    let pam = PAMLogin.authenticate(service: service, user: user, remoteHost: peer, password: &secret)
+                    let pam = PAMLogin.authenticate(service: service, user: user, remoteHost: remoteHost, password: &secret)
                     guard case .success(let transaction) = pam else {
                         if case .failure(let failure) = pam { return .refused(failure.description, pamDelay: failure.requestedDelay) }
                         return .refused("PAM failed")
