@@ -39,7 +39,7 @@ package struct PasswordLoginService: Sendable {
     }
 
     private enum Outcome: Sendable {
-        case accepted(PAMLogin, SessionUser)
+        case accepted(PAMSessionHelper.Opened, SessionUser)
         /// `pamDelay`: the failure delay PAM's modules asked for, waited before answering.
         case refused(String, pamDelay: TimeAmount = .zero)
     }
@@ -68,33 +68,34 @@ package struct PasswordLoginService: Sendable {
                         if case .failure(let failure) = pam { return .refused(failure.description, pamDelay: failure.requestedDelay) }
                         return .refused("PAM failed")
                     }
+                    // The auth transaction ends here; the session stack runs in a helper process.
+                    transaction.end()
                     guard case .success(var account) = authorizer.lookupAccount(user) else {
-                        transaction.end()
                         if case .failure(let refusal) = authorizer.lookupAccount(user) { return .refused(refusal.description) }
                         return .refused("no account")
                     }
-                    guard takeSlot() else {
-                        transaction.end()
-                        return .refused("sessions full (--max-connections)")
-                    }
-                    switch transaction.openSession() {
+                    guard takeSlot() else { return .refused("sessions full (--max-connections)") }
+                    switch PAMSessionHelper.open(service: service, user: user, remoteHost: remoteHost) {
                     case .failure(let failure):
-                        transaction.end()
                         return .refused(failure.description)
-                    case .success(let environment):
-                        account.loginEnvironment = environment
-                        return .accepted(transaction, account)
+                    case .success(let opened):
+                        account.loginEnvironment = opened.session.environment
+                        account.loginLimits = opened.session.limits
+                        return .accepted(opened, account)
                     }
                 }
                 .recover { error in .refused("\(error)") }
                 .flatMap { outcome -> EventLoopFuture<SessionUser?> in
                     switch outcome {
-                    case .accepted(let transaction, let account):
+                    case .accepted(let opened, let account):
                         throttle.succeeded(source: source)
                         log.notice("accepted \(user) from \(peer) with a password (PAM service \(service))")
                         audit?.record("auth-success", peer: auditPeer, user: user, detail: "password (PAM service \(service))")
                         // The PAM session ends with the connection (blocking: on the pool).
-                        channel.closeFuture.whenComplete { _ in pool.runIfActive(eventLoop: loop) { transaction.end() }.whenFailure { _ in transaction.end() } }
+                        channel.closeFuture.whenComplete { _ in
+                            pool.runIfActive(eventLoop: loop) { PAMSessionHelper.finish(opened.process) }
+                                .whenFailure { _ in PAMSessionHelper.finish(opened.process) }
+                        }
                         accepted(account)
                         return loop.makeSucceededFuture(account)
                     case .refused(let why, let pamDelay):
