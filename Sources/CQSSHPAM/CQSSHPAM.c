@@ -19,6 +19,9 @@ struct qssh_pam {
     int answered;
     // The failure delay the modules asked for (pam_fail_delay), in microseconds.
     unsigned int requested_delay;
+    // The resource limits the session stack set (pam_limits), before the server's came back.
+    struct rlimit session_limits[RLIM_NLIMITS];
+    int session_limit_set[RLIM_NLIMITS];
 };
 
 // Replaces libpam's sleep on failure: the delay is only recorded, and qsshd waits without
@@ -127,6 +130,29 @@ int qssh_pam_login(const char *service, const char *user, const char *rhost,
     return PAM_SUCCESS;
 }
 
+int qssh_pam_begin(const char *service, const char *user, const char *rhost, qssh_pam **out, char *message,
+                   size_t message_size) {
+    *out = NULL;
+    struct qssh_pam *h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        copy_message(message, message_size, NULL, PAM_BUF_ERR);
+        return PAM_BUF_ERR;
+    }
+    // No password here: any secret prompt fails the conversation.
+    struct pam_conv conv = {conversation, h};
+    int status = pam_start(service, user, &conv, &h->pamh);
+    if (status != PAM_SUCCESS) {
+        copy_message(message, message_size, h->pamh, status);
+        if (h->pamh != NULL) pam_end(h->pamh, status);
+        free(h);
+        return status;
+    }
+    if (rhost != NULL) pam_set_item(h->pamh, PAM_RHOST, rhost);
+    pam_set_item(h->pamh, PAM_TTY, "ssh");
+    *out = h;
+    return PAM_SUCCESS;
+}
+
 int qssh_pam_open_session(qssh_pam *h, char *message, size_t message_size) {
     if (h == NULL) return PAM_SYSTEM_ERR;
     // What the modules could change in this (shared) process.
@@ -149,12 +175,28 @@ int qssh_pam_open_session(qssh_pam *h, char *message, size_t message_size) {
     if (status != PAM_SUCCESS) copy_message(message, message_size, h->pamh, status);
 
     for (int r = 0; r < RLIM_NLIMITS; r++) {
+        struct rlimit now;
+        h->session_limit_set[r] = 0;
+        if (have[r] && getrlimit(r, &now) == 0 &&
+            (now.rlim_cur != limits[r].rlim_cur || now.rlim_max != limits[r].rlim_max)) {
+            h->session_limits[r] = now;  // for the session's processes
+            h->session_limit_set[r] = 1;
+        }
         if (have[r]) setrlimit(r, &limits[r]);
     }
     if (group_count >= 0) setgroups((size_t)group_count, groups);
     free(groups);
     umask(mask);
     return status;
+}
+
+int qssh_pam_limit_count(void) { return RLIM_NLIMITS; }
+
+int qssh_pam_session_limit(qssh_pam *h, int resource, unsigned long long *soft, unsigned long long *hard) {
+    if (h == NULL || resource < 0 || resource >= RLIM_NLIMITS || !h->session_limit_set[resource]) return 0;
+    *soft = (unsigned long long)h->session_limits[resource].rlim_cur;
+    *hard = (unsigned long long)h->session_limits[resource].rlim_max;
+    return 1;
 }
 
 char **qssh_pam_environment(qssh_pam *h) {

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <grp.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <termios.h>
 #if defined(__APPLE__)
@@ -83,7 +84,8 @@ int qssh_get_winsize(int fd, unsigned short *rows, unsigned short *cols) {
 /* Child side, async-signal-safe only: default signals, nothing blocked, no inherited descriptors,
    working directory, credentials, exec. */
 static void qssh_child_exec(const char *path, char *const argv[], char *const envp[], const char *dir,
-                            int drop, unsigned uid, unsigned gid, const unsigned *groups, int ngroups) {
+                            int drop, unsigned uid, unsigned gid, const unsigned *groups, int ngroups,
+                            const unsigned long long *limits, int nlimits) {
     int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU};
     for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) signal(sigs[i], SIG_DFL);
     sigset_t none;
@@ -92,6 +94,11 @@ static void qssh_child_exec(const char *path, char *const argv[], char *const en
     long max = sysconf(_SC_OPEN_MAX);
     if (max < 0 || max > 65536) max = 65536;
     for (int fd = 3; fd < max; fd++) close(fd);
+    /* Resource limits of the login (a PAM session's pam_limits), while still privileged. */
+    for (int i = 0; limits != NULL && i < nlimits; i++) {
+        struct rlimit rl = {(rlim_t)limits[3 * i + 1], (rlim_t)limits[3 * i + 2]};
+        if (setrlimit((int)limits[3 * i], &rl) != 0) _exit(126);
+    }
     if (drop) {
         if (setgroups((size_t)ngroups, (const gid_t *)groups) != 0) _exit(126);
         if (setgid((gid_t)gid) != 0) _exit(126);
@@ -109,25 +116,26 @@ int qssh_forkpty_exec(int *master, const char *path, char *const argv[], char *c
     ws.ws_row = rows;
     ws.ws_col = cols;
     pid_t pid = forkpty(master, NULL, NULL, &ws);
-    if (pid == 0) qssh_child_exec(path, argv, envp, dir, 0, 0, 0, NULL, 0);
+    if (pid == 0) qssh_child_exec(path, argv, envp, dir, 0, 0, 0, NULL, 0, NULL, 0);
     if (pid > 0) fcntl(*master, F_SETFD, FD_CLOEXEC);
     return pid;
 }
 
 int qssh_spawn_as(const char *path, char *const argv[], char *const envp[], const char *dir,
-                  int in_fd, int out_fd, int err_fd, unsigned uid, unsigned gid, const unsigned *groups, int ngroups) {
+                  int in_fd, int out_fd, int err_fd, unsigned uid, unsigned gid, const unsigned *groups, int ngroups,
+                  const unsigned long long *limits, int nlimits) {
     pid_t pid = fork();
     if (pid == 0) {
         setsid();
         if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0) _exit(126);
-        qssh_child_exec(path, argv, envp, dir, 1, uid, gid, groups, ngroups);
+        qssh_child_exec(path, argv, envp, dir, 1, uid, gid, groups, ngroups, limits, nlimits);
     }
     return pid;
 }
 
 int qssh_forkpty_exec_as(int *master, const char *path, char *const argv[], char *const envp[], const char *dir,
                          unsigned short rows, unsigned short cols, unsigned uid, unsigned gid, const unsigned *groups, int ngroups,
-                         int tty_gid) {
+                         int tty_gid, const unsigned long long *limits, int nlimits) {
     struct winsize ws = {0};
     ws.ws_row = rows;
     ws.ws_col = cols;
@@ -139,7 +147,7 @@ int qssh_forkpty_exec_as(int *master, const char *path, char *const argv[], char
         gid_t group = tty_gid >= 0 ? (gid_t)tty_gid : (gid_t)gid;
         mode_t mode = tty_gid >= 0 ? 0620 : 0600;
         if (fchown(0, (uid_t)uid, group) != 0 || fchmod(0, mode) != 0) { /* keep going: the session still works */ }
-        qssh_child_exec(path, argv, envp, dir, 1, uid, gid, groups, ngroups);
+        qssh_child_exec(path, argv, envp, dir, 1, uid, gid, groups, ngroups, limits, nlimits);
     }
     if (pid > 0) fcntl(*master, F_SETFD, FD_CLOEXEC);
     return pid;

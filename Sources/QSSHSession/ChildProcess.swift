@@ -28,6 +28,8 @@ public struct ChildProcess: Sendable {
         public var groups: [UInt32]
         /// The group a terminal started for this account belongs to (the `tty` group; nil: the account's own, mode 0600).
         public var terminalGroup: UInt32?
+        /// Resource limits set in the child before it drops privileges (a PAM session's pam_limits).
+        public var limits: [ResourceLimit] = []
         public init(uid: UInt32, gid: UInt32, groups: [UInt32], terminalGroup: UInt32? = nil) {
             self.uid = uid
             self.gid = gid
@@ -54,9 +56,13 @@ public struct ChildProcess: Sendable {
             cArgs.forEach { free($0) }
             cEnv.forEach { free($0) }
         }
+        let limits = ResourceLimit.flattened(credentials.limits)
         let pid = credentials.groups.withUnsafeBufferPointer { groups in
-            qssh_spawn_as(argv[0], cArgs, cEnv, directory, inPipe[0], outPipe[1], errPipe[1],
-                          credentials.uid, credentials.gid, groups.baseAddress, CInt(groups.count))
+            limits.withUnsafeBufferPointer { limits in
+                qssh_spawn_as(argv[0], cArgs, cEnv, directory, inPipe[0], outPipe[1], errPipe[1],
+                              credentials.uid, credentials.gid, groups.baseAddress, CInt(groups.count),
+                              limits.baseAddress, CInt(limits.count / 3))
+            }
         }
         close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
         guard pid > 0 else {
@@ -173,10 +179,14 @@ public struct ChildProcess: Sendable {
         let r = UInt16(clamping: rows > 0 ? rows : 24), c = UInt16(clamping: columns > 0 ? columns : 80)
         let pid: CInt
         if let credentials {
+            let limits = ResourceLimit.flattened(credentials.limits)
             pid = credentials.groups.withUnsafeBufferPointer { groups in
-                qssh_forkpty_exec_as(&master, argv[0], cArgs, cEnv, directory, r, c,
-                                     credentials.uid, credentials.gid, groups.baseAddress, CInt(groups.count),
-                                     credentials.terminalGroup.map { CInt(bitPattern: $0) } ?? -1)
+                limits.withUnsafeBufferPointer { limits in
+                    qssh_forkpty_exec_as(&master, argv[0], cArgs, cEnv, directory, r, c,
+                                         credentials.uid, credentials.gid, groups.baseAddress, CInt(groups.count),
+                                         credentials.terminalGroup.map { CInt(bitPattern: $0) } ?? -1,
+                                         limits.baseAddress, CInt(limits.count / 3))
+                }
             }
         } else {
             pid = qssh_forkpty_exec(&master, argv[0], cArgs, cEnv, directory, r, c)

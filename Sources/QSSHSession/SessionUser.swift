@@ -73,12 +73,17 @@ public struct SessionUser: Sendable, Equatable {
 
     /// The account's uid, primary gid and supplementary groups, for starting its processes.
     public var credentials: ChildProcess.Credentials {
-        ChildProcess.Credentials(uid: uid, gid: gid, groups: groups, terminalGroup: terminalGroup)
+        var credentials = ChildProcess.Credentials(uid: uid, gid: gid, groups: groups, terminalGroup: terminalGroup)
+        credentials.limits = loginLimits
+        return credentials
     }
 
     /// Variables the login added (a PAM session's environment: pam_env and the like); they may
     /// replace PATH but never HOME, USER, LOGNAME or SHELL.
     public var loginEnvironment: [String: String] = [:]
+
+    /// Resource limits the login set (a PAM session's pam_limits), for the session's processes.
+    public var loginLimits: [ResourceLimit] = []
 
     /// The login environment (before allow-listed client variables are added).
     public var environment: [String: String] {

@@ -69,9 +69,9 @@ public struct QSSHDCommand: ParsableCommand {
             authorizes: keys stay the default and are tried first. Three passwords per
             connection; failures are logged (and to --audit-log), and from the fourth
             failure in a row from one address each answer is delayed (1 s, doubling to
-            30 s). The session stack runs in the qsshd process (resource limits, groups
-            and umask of the server are restored afterwards): keep pam_systemd and
-            modules that act on the calling process out of that service.
+            30 s). The session stack runs in a helper process per login, so modules
+            such as pam_limits act on it, not on the server; the PAM environment and
+            the limits pam_limits sets are given to the session's processes.
 
             With --bridge HOST:PORT, qsshd authenticates the QNSP tunnel as usual and
             then hands its SSH-2 stream to a classical sshd (e.g. 127.0.0.1:22), which
@@ -206,6 +206,15 @@ public struct QSSHDCommand: ParsableCommand {
     @Flag(name: .long, help: .hidden)
     var internalSFTPServer = false
 
+    @Option(name: .long, help: .hidden)
+    var internalPamSession: String?
+
+    @Option(name: .long, help: .hidden)
+    var internalPamUser: String?
+
+    @Option(name: .long, help: .hidden)
+    var internalPamRhost: String?
+
     @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, AllowAgentForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile, Stealth, Mimic, Padding, PasswordAuthentication, PAMServiceName, HostCertificate, TrustedUserCAKeys, AuthorizedPrincipalsFile, RevokedKeys); options on the command line win.", valueName: "file"))
     var config: String?
 
@@ -236,6 +245,10 @@ public struct QSSHDCommand: ParsableCommand {
             let root = sftpRoot.map { $0.replacingOccurrences(of: "%h", with: env["HOME"] ?? "/").replacingOccurrences(of: "%u", with: env["USER"] ?? "") }
             let order = SFTPServer.SymlinkArgumentOrder.of(clientVersion: env[ExecSessionHandler.peerVersionVariable])
             throw ExitCode(SFTPServerLoop.run(input: 0, output: 1, root: root, symlinkOrder: order))
+        }
+        if let service = internalPamSession, let user = internalPamUser {
+            // The PAM session helper of one password login (PAMSessionHelper).
+            throw ExitCode(PAMSessionHelper.run(service: service, user: user, remoteHost: internalPamRhost))
         }
         if let path = verifyAudit { return try verifyAuditLog(path) }
         var forwarding: ForwardingPolicy?

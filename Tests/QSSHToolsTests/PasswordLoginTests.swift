@@ -25,10 +25,12 @@ extension ToolSuites {
                 try Self.sh("useradd -m -s /bin/sh \(user)")
                 try Self.sh("echo '\(user):\(password)' | chpasswd")
                 try "QSSH_PAM_TEST DEFAULT=from-pam-env\n".write(toFile: dir + "/pam_env.conf", atomically: true, encoding: .utf8)
+                try "\(user) soft nofile 777\n\(user) hard nofile 888\n".write(toFile: dir + "/limits.conf", atomically: true, encoding: .utf8)
                 try """
                     auth     required pam_unix.so\(nodelay ? " nodelay" : "")
                     account  required pam_unix.so
                     session  required pam_env.so readenv=0 user_readenv=0 conffile=\(dir)/pam_env.conf
+                    session  required pam_limits.so conf=\(dir)/limits.conf
                     session  optional pam_exec.so \(dir)/session-hook
                     session  required pam_unix.so
 
@@ -86,7 +88,7 @@ extension ToolSuites {
 
             func qssh(
                 port: Int, askpass: String, identity: String = "none", options: [String] = [],
-                command: String = "echo \"env:$QSSH_PAM_TEST\"; id -un; exit 7"
+                command: String = "echo \"env:$QSSH_PAM_TEST\"; id -un; echo \"nofile:$(ulimit -Sn):$(ulimit -Hn)\"; exit 7"
             ) throws -> Tools.Result {
                 var env = ProcessInfo.processInfo.environment
                 env["SSH_ASKPASS"] = dir + "/askpass-" + askpass
@@ -111,7 +113,13 @@ extension ToolSuites {
             // No key at all: a throwaway key opens the tunnel, the password logs in.
             let ok = try f.qssh(port: server.port, askpass: "right")
             #expect(ok.status == 7, "\(ok.stderr)")
-            #expect(String(decoding: ok.stdout, as: UTF8.self) == "env:from-pam-env\n\(f.user)\n", "\(ok.stderr)")
+            // pam_env's variable and pam_limits' limits reach the session; qsshd keeps its own limits.
+            #expect(String(decoding: ok.stdout, as: UTF8.self) == "env:from-pam-env\n\(f.user)\nnofile:777:888\n", "\(ok.stderr)")
+            let serverLimits = (try? String(contentsOfFile: "/proc/\(server.process.processIdentifier)/limits", encoding: .utf8)) ?? ""
+            let openFiles = serverLimits.split(separator: "\n").first { $0.hasPrefix("Max open files") }.map {
+                $0.split(separator: " ").dropFirst(3).prefix(2).map(String.init)
+            }
+            #expect(openFiles != nil && openFiles != ["777", "888"], "\(serverLimits)")
             #expect(f.asked("right") == 1)
             #expect(server.waitForLog("accepted \(f.user) from 127.0.0.1 with a password (PAM service \(f.service))"), "\(server.log)")
             // The PAM session opened for the login and closes when the connection ends.

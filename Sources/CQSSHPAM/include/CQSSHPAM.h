@@ -38,11 +38,22 @@ int qssh_pam_login(const char *service, const char *user, const char *rhost,
                    const unsigned char *password, size_t password_len,
                    qssh_pam **out, int *failed_step, unsigned int *delay_usec, char *message, size_t message_size);
 
+/// Starts a transaction for an already authenticated `user` (no auth stack; for the session
+/// helper process, docs/protocol.md §7.10), with PAM_RHOST and PAM_TTY as `qssh_pam_login`.
+int qssh_pam_begin(const char *service, const char *user, const char *rhost, qssh_pam **out, char *message,
+                   size_t message_size);
+
 /// pam_setcred(PAM_ESTABLISH_CRED) then pam_open_session. The qsshd process serves many users:
 /// its resource limits, supplementary groups and umask are saved before and restored after, so
 /// modules such as pam_limits, pam_group or pam_umask cannot change the server itself. Returns
 /// the PAM status (PAM_SUCCESS or the first failure); `message` as for `qssh_pam_login`.
 int qssh_pam_open_session(qssh_pam *handle, char *message, size_t message_size);
+
+/// After `qssh_pam_open_session`: 1 when the session stack changed limit `resource` (0 ..<
+/// `qssh_pam_limit_count()`), with the values it set in `*soft` / `*hard` (for the session's
+/// processes; the server's own were restored); 0 otherwise.
+int qssh_pam_limit_count(void);
+int qssh_pam_session_limit(qssh_pam *handle, int resource, unsigned long long *soft, unsigned long long *hard);
 
 /// The PAM environment after the session opened (pam_env, pam_systemd, ...): a NULL-terminated
 /// array of "NAME=value" strings; free it with `qssh_pam_free_environment`. NULL when there is none.

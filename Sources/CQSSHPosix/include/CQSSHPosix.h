@@ -25,17 +25,19 @@ int qssh_forkpty_exec(int *master, const char *path, char *const argv[], char *c
 
 /// Forks and execs `path` as another account: in the child, a new session (setsid), stdin/stdout/
 /// stderr from `in_fd`/`out_fd`/`err_fd`, every other descriptor closed, `dir` as working directory,
-/// then setgroups(`groups`), setgid(`gid`), setuid(`uid`) — the exec does not happen if any of these
+/// then the `nlimits` resource limits in `limits` (triplets: resource, soft, hard; NULL for none),
+/// setgroups(`groups`), setgid(`gid`), setuid(`uid`) — the exec does not happen if any of these
 /// fails. Returns the pid, or -1 with errno set.
 int qssh_spawn_as(const char *path, char *const argv[], char *const envp[], const char *dir,
-                  int in_fd, int out_fd, int err_fd, unsigned uid, unsigned gid, const unsigned *groups, int ngroups);
+                  int in_fd, int out_fd, int err_fd, unsigned uid, unsigned gid, const unsigned *groups, int ngroups,
+                  const unsigned long long *limits, int nlimits);
 
-/// `qssh_forkpty_exec` that also drops to `uid`/`gid`/`groups` in the child before exec; the
-/// terminal is given to `uid` and group `tty_gid` with mode 0620 (or to `gid` with 0600 when
-/// `tty_gid` is -1).
+/// `qssh_forkpty_exec` that also sets `limits` (as for `qssh_spawn_as`) and drops to
+/// `uid`/`gid`/`groups` in the child before exec; the terminal is given to `uid` and group
+/// `tty_gid` with mode 0620 (or to `gid` with 0600 when `tty_gid` is -1).
 int qssh_forkpty_exec_as(int *master, const char *path, char *const argv[], char *const envp[], const char *dir,
                          unsigned short rows, unsigned short cols, unsigned uid, unsigned gid, const unsigned *groups, int ngroups,
-                         int tty_gid);
+                         int tty_gid, const unsigned long long *limits, int nlimits);
 
 /// Sets / reads a terminal's window size (TIOCSWINSZ / TIOCGWINSZ). 0 on success.
 int qssh_set_winsize(int fd, unsigned short rows, unsigned short cols);

@@ -3,6 +3,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import QNSPCrypto
+import QSSHSession
 
 /// One PAM transaction for one password login (docs/protocol.md §7.10): the auth and account
 /// stacks run in ``authenticate(service:user:remoteHost:password:)``, the session stack in
@@ -57,9 +58,27 @@ package final class PAMLogin: @unchecked Sendable {
         return .success(PAMLogin(handle: out))
     }
 
-    /// Establishes credentials and opens the session; returns the PAM environment (pam_env and
-    /// the like) for the session's processes.
-    package func openSession() -> Result<[String: String], Failure> {
+    /// What the session stack gives the session's processes.
+    package struct Session: Sendable, Equatable {
+        /// The PAM environment (pam_env and the like).
+        package var environment: [String: String] = [:]
+        /// The resource limits it set (pam_limits).
+        package var limits: [ResourceLimit] = []
+    }
+
+    /// A transaction for an account authenticated elsewhere (the session helper process).
+    package static func begin(service: String, user: String, remoteHost: String?) -> Result<PAMLogin, Failure> {
+        var message = [CChar](repeating: 0, count: 256)
+        var out: OpaquePointer?
+        let status = lock.withLock { qssh_pam_begin(service, user, remoteHost, &out, &message, message.count) }
+        guard status == qssh_pam_success(), let out else {
+            return .failure(Failure(step: .start, status: status, message: Self.text(message)))
+        }
+        return .success(PAMLogin(handle: out))
+    }
+
+    /// Establishes credentials and opens the session.
+    package func openSession() -> Result<Session, Failure> {
         var message = [CChar](repeating: 0, count: 256)
         return Self.lock.withLock {
             guard let handle else { return .failure(Failure(step: .session, status: -1, message: "transaction already ended")) }
@@ -67,19 +86,25 @@ package final class PAMLogin: @unchecked Sendable {
             guard status == qssh_pam_success() else {
                 return .failure(Failure(step: .session, status: status, message: Self.text(message)))
             }
-            var environment: [String: String] = [:]
+            var session = Session()
+            for resource in 0..<qssh_pam_limit_count() {
+                var soft: UInt64 = 0, hard: UInt64 = 0
+                if qssh_pam_session_limit(handle, resource, &soft, &hard) == 1 {
+                    session.limits.append(ResourceLimit(resource: resource, soft: soft, hard: hard))
+                }
+            }
             if let list = qssh_pam_environment(handle) {
                 var i = 0
                 while let entry = list[i] {
                     let text = String(cString: entry)
                     if let eq = text.firstIndex(of: "="), eq != text.startIndex {
-                        environment[String(text[..<eq])] = String(text[text.index(after: eq)...])
+                        session.environment[String(text[..<eq])] = String(text[text.index(after: eq)...])
                     }
                     i += 1
                 }
                 qssh_pam_free_environment(list)
             }
-            return .success(environment)
+            return .success(session)
         }
     }
 

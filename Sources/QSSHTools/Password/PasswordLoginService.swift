@@ -39,7 +39,7 @@ package struct PasswordLoginService: Sendable {
     }
 
     private enum Outcome: Sendable {
-        case accepted(PAMLogin, SessionUser)
+        case accepted(PAMSessionHelper.Opened, SessionUser)
         /// `pamDelay`: the failure delay PAM's modules asked for, waited before answering.
         case refused(String, pamDelay: TimeAmount = .zero)
     }
@@ -52,7 +52,8 @@ package struct PasswordLoginService: Sendable {
         user: String, channel: Channel, takeSlot: @escaping @Sendable () -> Bool,
         accepted: @escaping @Sendable (SessionUser) -> Void
     ) -> PasswordLogin {
-        let peer = channel.remoteAddress?.ipAddress ?? "?"
+        let remoteHost = channel.remoteAddress?.ipAddress  // PAM_RHOST; unset when unknown (QUIC streams)
+        let peer = remoteHost ?? "?"
         let auditPeer = channel.remoteAddress?.description ?? "?"  // as qsshd's other audit records name it
         let source = QNSPBootstrap.addressBytes(channel.remoteAddress)
         let service = self.service, authorizer = self.authorizer, pool = self.pool
@@ -62,38 +63,39 @@ package struct PasswordLoginService: Sendable {
             verify: { password, loop in
                 pool.runIfActive(eventLoop: loop) { () -> Outcome in
                     var secret = Array(password.utf8)
-                    let pam = PAMLogin.authenticate(service: service, user: user, remoteHost: peer, password: &secret)
+                    let pam = PAMLogin.authenticate(service: service, user: user, remoteHost: remoteHost, password: &secret)
                     guard case .success(let transaction) = pam else {
                         if case .failure(let failure) = pam { return .refused(failure.description, pamDelay: failure.requestedDelay) }
                         return .refused("PAM failed")
                     }
+                    // The auth transaction ends here; the session stack runs in a helper process.
+                    transaction.end()
                     guard case .success(var account) = authorizer.lookupAccount(user) else {
-                        transaction.end()
                         if case .failure(let refusal) = authorizer.lookupAccount(user) { return .refused(refusal.description) }
                         return .refused("no account")
                     }
-                    guard takeSlot() else {
-                        transaction.end()
-                        return .refused("sessions full (--max-connections)")
-                    }
-                    switch transaction.openSession() {
+                    guard takeSlot() else { return .refused("sessions full (--max-connections)") }
+                    switch PAMSessionHelper.open(service: service, user: user, remoteHost: remoteHost) {
                     case .failure(let failure):
-                        transaction.end()
                         return .refused(failure.description)
-                    case .success(let environment):
-                        account.loginEnvironment = environment
-                        return .accepted(transaction, account)
+                    case .success(let opened):
+                        account.loginEnvironment = opened.session.environment
+                        account.loginLimits = opened.session.limits
+                        return .accepted(opened, account)
                     }
                 }
                 .recover { error in .refused("\(error)") }
                 .flatMap { outcome -> EventLoopFuture<SessionUser?> in
                     switch outcome {
-                    case .accepted(let transaction, let account):
+                    case .accepted(let opened, let account):
                         throttle.succeeded(source: source)
                         log.notice("accepted \(user) from \(peer) with a password (PAM service \(service))")
                         audit?.record("auth-success", peer: auditPeer, user: user, detail: "password (PAM service \(service))")
                         // The PAM session ends with the connection (blocking: on the pool).
-                        channel.closeFuture.whenComplete { _ in pool.runIfActive(eventLoop: loop) { transaction.end() }.whenFailure { _ in transaction.end() } }
+                        channel.closeFuture.whenComplete { _ in
+                            pool.runIfActive(eventLoop: loop) { PAMSessionHelper.finish(opened.process) }
+                                .whenFailure { _ in PAMSessionHelper.finish(opened.process) }
+                        }
                         accepted(account)
                         return loop.makeSucceededFuture(account)
                     case .refused(let why, let pamDelay):
