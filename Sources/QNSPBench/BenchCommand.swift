@@ -271,7 +271,7 @@ public struct BenchCommand: ParsableCommand {
         line("bare QUIC handshake", cell(r.bareConnect), "", "", String(format: "qssh QUIC connect+exec / this %.1fx", med(r.quic.connect) / med(r.bareConnect)))
         line("QNSP aes256-gcm 768-byte cells", mbps(r.qnspQUICMBps), mbps(r.qnspTCPMBps), "",
              String(format: "QUIC/TCP %.2fx, QUIC/bare %.0f%%", r.qnspQUICMBps / max(1e-9, r.qnspTCPMBps), r.qnspQUICMBps / max(1e-9, r.bareMBps) * 100))
-        if let o { _ = o; print("  (ssh: \(r.sshVersion), default KEX, -c aes256-gcm@openssh.com; qssh: QNSP aes256-gcm 768-byte cells + SSH-2 inside)") }
+        if o != nil { print("  (ssh: \(r.sshVersion), default KEX, -c aes256-gcm@openssh.com; qssh: QNSP aes256-gcm 768-byte cells + SSH-2 inside)") }
         print("  (processes include spawn, handshakes and exit; MB/s = 10^6 bytes/s of application data, incl. connect)")
     }
 

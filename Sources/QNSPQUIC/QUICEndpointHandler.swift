@@ -45,8 +45,21 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
+        // UDP receive offload (UDP_GRO): one buffer may hold several datagrams of `segmentSize`
+        // bytes (the last one may be shorter), as the peer's GSO send left them.
+        guard let size = envelope.metadata?.segmentSize, size > 0, envelope.data.readableBytes > size else {
+            receive(envelope.data, from: envelope.remoteAddress, context: context)
+            return
+        }
+        var rest = envelope.data
+        while rest.readableBytes > 0, let one = rest.readSlice(length: min(size, rest.readableBytes)) {
+            receive(one, from: envelope.remoteAddress, context: context)
+        }
+    }
+
+    private func receive(_ datagram: ByteBuffer, from remote: SocketAddress, context: ChannelHandlerContext) {
+        let envelope = AddressedEnvelope(remoteAddress: remote, data: datagram)
         datagramsIn += 1
-        let datagram = envelope.data
         guard datagram.readableBytes > 0, let local = localAddress else {
             datagramsDropped += 1
             return
