@@ -5,24 +5,24 @@ extension ToolSuites {
     @Suite("host certificates and @cert-authority")
     struct HostCertificateToolTests {
         @Test(
-            "a host certified by a CA in a known_hosts @cert-authority line is accepted without a prompt and not pinned; wrong name, expired, missing certificate and a @revoked CA are refused; qsshd refuses a certificate of another key"
+            "a host certified by a CA in a known_hosts @cert-authority line is accepted without a prompt and not pinned; wrong name, another CA, expired, missing certificate and a @revoked CA are refused; qsshd refuses a certificate of another key"
         )
         func certAuthority() throws {
             let dir = try makeTempDir()
             defer { try? FileManager.default.removeItem(atPath: dir) }
             chmod(dir, 0o700)
-            for (t, f) in [("user", "ca"), ("user", "id"), ("host", "host"), ("host", "other")] {
+            for (t, f) in [("user", "ca"), ("user", "other-ca"), ("user", "id"), ("host", "host"), ("host", "other")] {
                 #expect(try Tools.run("qssh-keygen", ["-q", "-t", t, "-f", dir + "/" + f, "-N", "", "-C", f]).status == 0)
             }
             try FileManager.default.copyItem(atPath: dir + "/id.pub", toPath: dir + "/authorized_keys")
             let caLine = try String(contentsOfFile: dir + "/ca.pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
             let knownHosts = dir + "/known_hosts"
             let authority = "# our fleet\n@cert-authority [127.0.0.*]:*,!*.untrusted \(caLine)\n"
-            func certify(_ key: String = "host", principals: String = "127.0.0.1", validity: String = "-1m:+1h", serial: Int = 1) throws {
+            func certify(_ key: String = "host", ca: String = "ca", principals: String = "127.0.0.1", validity: String = "-1m:+1h", serial: Int = 1) throws {
                 try? FileManager.default.removeItem(atPath: dir + "/\(key)-cert.pub")
                 let r = try Tools.run(
                     "qssh-keygen",
-                    ["-q", "-s", dir + "/ca", "-h", "-I", "web-\(serial)", "-n", principals, "-V", validity, "-z", "\(serial)", dir + "/\(key).pub"])
+                    ["-q", "-s", dir + "/" + ca, "-h", "-I", "web-\(serial)", "-n", principals, "-V", validity, "-z", "\(serial)", dir + "/\(key).pub"])
                 guard r.status == 0 else { throw ToolTestError(r.stderr) }
             }
             func serve(_ extra: [String] = []) throws -> ServeProcess {
@@ -60,6 +60,12 @@ extension ToolSuites {
                 let server = try serve()
                 defer { server.stop() }
                 try refused(server.port, "certificate 'web-2' serial 2 is refused: certificate is not valid for '127.0.0.1'")
+            }
+            try certify(ca: "other-ca", serial: 6)
+            do {
+                let server = try serve()
+                defer { server.stop() }
+                try refused(server.port, "certificate 'web-6' serial 6 is refused: certificate signed by an untrusted CA")
             }
             try certify(validity: "20200101:20210101", serial: 3)
             do {
