@@ -17,9 +17,10 @@ public enum QPQLimits {
     public static let maxKeyPackagesPerUpload = 100
     public static let maxStoredKeyPackages = 200
     public static let maxMessage = 1024 * 1024
-    /// A commit's UpdatePath grows with the members (one X-Wing ciphertext per resolution node):
-    /// 355 KB measured for 10 adds at 200 members.
-    public static let maxCommit = 1024 * 1024
+    /// A commit's UpdatePath grows with the members (one X-Wing ciphertext per resolution node,
+    /// up to one per member after many adds): 267 KB measured for one add at 200 members, 355 KB
+    /// for 10 adds; ≈ 1.3 MB extrapolated at ``maxMembers``.
+    public static let maxCommit = 2 * 1024 * 1024
     /// 1.33 MB measured at 200 members; this covers ``maxMembers`` (≈ 6.6 MB at 1,000).
     public static let maxWelcome = 8 * 1024 * 1024
     /// An envelope's payload: the largest of an application message, a commit and a welcome.
