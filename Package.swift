@@ -213,7 +213,7 @@ let package = Package(
         .target(
             name: "QPQServerNIO",
             dependencies: [
-                "QPQProtocol", "QPQServer", "QNSP", "QNSPNIO", "QNSPCrypto",
+                "QPQProtocol", "QPQServer", "QNSP", "QNSPNIO", "QNSPCrypto", "QNSPQUIC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -223,7 +223,7 @@ let package = Package(
         .target(
             name: "QPQClient",
             dependencies: [
-                "QPQProtocol", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QMLS", "CSodium",
+                "QPQProtocol", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QMLS", "CSodium", "QNSPQUIC",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -234,7 +234,7 @@ let package = Package(
         .target(
             name: "QPQTools",
             dependencies: [
-                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QSSHTools",
+                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QSSHTools", "QNSPQUIC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -249,6 +249,7 @@ let package = Package(
             name: "QPQTests",
             dependencies: [
                 "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QPQTools", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QMLS", "QSSHTestSupport",
+                "QNSPQUIC",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),

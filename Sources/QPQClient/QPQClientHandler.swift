@@ -7,7 +7,8 @@ final class QPQClientHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private var splitter = QPQFrameSplitter()
+    /// The server may send frames up to `maxLargeFrame` (welcome and commit envelopes).
+    private var splitter = QPQFrameSplitter(largeFrames: .accepted)
     private var pending: [UInt32: EventLoopPromise<QPQResponse>] = [:]
     private var nextId: UInt32 = 1
     private var failure: QPQClientError?

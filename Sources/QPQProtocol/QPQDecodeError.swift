@@ -1,7 +1,8 @@
 /// Why bytes from a peer are not a qpq/1 frame. Each case maps to the `Error` code the server answers
 /// with (``errorCode``); `tooLarge` and `emptyFrame` break the stream, the others only the one frame.
 public enum QPQDecodeError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The length prefix announces more than ``QPQLimits/maxFrame`` bytes.
+    /// The length prefix announces more than the frame may have (``QPQLimits/maxFrame``, or
+    /// ``QPQLimits/maxLargeFrame`` where large frames are allowed).
     case tooLarge(length: Int)
     /// A frame of length 0.
     case emptyFrame
@@ -31,7 +32,8 @@ public enum QPQDecodeError: Error, Sendable, Equatable, CustomStringConvertible 
 
     public var description: String {
         switch self {
-        case .tooLarge(let length): return "frame of \(length) bytes is over the \(QPQLimits.maxFrame)-byte limit"
+        case .tooLarge(let length):
+            return "frame of \(length) bytes is over the limit (\(QPQLimits.maxFrame) bytes; \(QPQLimits.maxLargeFrame) for a Commit after login)"
         case .emptyFrame: return "empty frame"
         case .unsupportedVersion(let v): return "unsupported protocol version \(v) (this side speaks \(QPQLimits.version))"
         case .unknownType(let t): return "unknown message type 0x\(String(t, radix: 16))"

@@ -2,8 +2,12 @@
 public enum QPQLimits {
     /// The protocol version this code speaks (the first byte of every frame body).
     public static let version: UInt8 = 1
-    /// Largest frame body (the length prefix's maximum).
+    /// Largest frame body (the length prefix's maximum) for every frame but those below.
     public static let maxFrame = 2 * 1024 * 1024
+    /// Largest frame body of a `Commit` request on a logged-in connection and of any frame from
+    /// the server (a response or push may carry one welcome or commit envelope). Welcomes carry
+    /// the ratchet tree: about 6.6 KB per member (measured, docs/messaging.md §7.1).
+    public static let maxLargeFrame = 16 * 1024 * 1024
     /// `Messages` responses stop adding envelopes before the body passes this.
     public static let maxFetchBytes = 1536 * 1024
     public static let maxUserName = 32
@@ -13,8 +17,14 @@ public enum QPQLimits {
     public static let maxKeyPackagesPerUpload = 100
     public static let maxStoredKeyPackages = 200
     public static let maxMessage = 1024 * 1024
-    public static let maxCommit = 256 * 1024
-    public static let maxWelcome = 256 * 1024
+    /// A commit's UpdatePath grows with the members (one X-Wing ciphertext per resolution node,
+    /// up to one per member after many adds): 267 KB measured for one add at 200 members, 355 KB
+    /// for 10 adds; ≈ 1.3 MB extrapolated at ``maxMembers``.
+    public static let maxCommit = 2 * 1024 * 1024
+    /// 1.33 MB measured at 200 members; this covers ``maxMembers`` (≈ 6.6 MB at 1,000).
+    public static let maxWelcome = 8 * 1024 * 1024
+    /// An envelope's payload: the largest of an application message, a commit and a welcome.
+    public static let maxEnvelopePayload = max(maxMessage, maxCommit, maxWelcome)
     public static let maxDevices = 16
     public static let maxMembers = 1000
     public static let maxQueue = 10_000

@@ -126,6 +126,8 @@ package final class QPQServerHandler: ChannelInboundHandler, QPQPushSubscriber, 
     }
 
     private func finish(requestId: UInt32, output: QPQSessionOutput, device: UInt64?) {
+        // Frames over 2 MiB: Commit requests (welcomes with the ratchet tree), from logged-in devices only.
+        splitter.largeFrames = device != nil ? .commitRequests : .refused
         write(QPQFrame(requestId: requestId, message: .response(output.response)))
         channel?.flush()
         if device != registeredDevice {

@@ -5,23 +5,55 @@ import NIOPosix
 import QNSP
 import QNSPCrypto
 import QNSPNIO
+import QNSPQUIC
 import QPQServer
 
-/// qpqd's network side: a QNSP listener whose sessions are served by ``QPQServerHandler``.
+/// qpqd's network side: a QNSP listener (TCP, and QUIC after ``startQUIC(group:host:port:credentials:configuration:)``)
+/// whose sessions are served by ``QPQServerHandler``.
 /// QNSP accepts any user key (a qpq connection's QNSP key is random and carries no identity:
 /// accounts and devices are qpq/1's business, docs/messaging.md §4).
 package final class QPQService: Sendable {
     package let channel: Channel
     package let registry: QPQPushRegistry
     package let pool: NIOThreadPool
-    /// The open connections, so that shutdown can close them before the pool and the event loops stop.
+    /// The open connections (TCP and QUIC streams), so that shutdown can close them before the pool
+    /// and the event loops stop.
     private let connections: NIOLockedValueBox<[ObjectIdentifier: Channel]>
+    /// Starts the qpq/1 handlers on a connection whose QNSP handshake is under way (either carrier).
+    private let serve: @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void>
+    private let parameters: QNSPConnection.ServerParameters
+    private let options: QNSPBootstrap.Options
+    private let quicEndpoint = NIOLockedValueBox<QUICEndpoint?>(nil)
 
-    private init(channel: Channel, registry: QPQPushRegistry, pool: NIOThreadPool, connections: NIOLockedValueBox<[ObjectIdentifier: Channel]>) {
+    private init(channel: Channel, registry: QPQPushRegistry, pool: NIOThreadPool, connections: NIOLockedValueBox<[ObjectIdentifier: Channel]>,
+                 serve: @escaping @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void>,
+                 parameters: QNSPConnection.ServerParameters, options: QNSPBootstrap.Options) {
         self.channel = channel
         self.registry = registry
         self.pool = pool
         self.connections = connections
+        self.serve = serve
+        self.parameters = parameters
+        self.options = options
+    }
+
+    /// Also serves qpq/1 over QUIC (docs/messaging.md §1.1): a QUIC endpoint on UDP `host:port`
+    /// (by default the TCP port's number) with one service, ALPN `qpq/1`, that runs QNSP (the same
+    /// host key, the same options) on every stream a client opens and qpq/1 inside it, exactly as
+    /// over TCP. Returns the UDP port. Call at most once.
+    package func startQUIC(group: EventLoopGroup, host: String, port: Int? = nil, credentials: QUICCredentials,
+                           configuration: QUICEndpoint.Configuration = QUICEndpoint.Configuration()) -> EventLoopFuture<Int> {
+        let parameters = self.parameters
+        var services = QUICServiceRegistry()
+        services.register(QUICServiceRegistry.qpq, QNSPQUICBootstrap.service(parametersFor: { _, _ in parameters }, options: options,
+                                                                             childInitializer: serve))
+        let box = quicEndpoint
+        return QUICEndpoint.bind(group: group, host: host, port: port ?? self.port ?? 0, server: credentials, services: services,
+                                 configuration: configuration).flatMapThrowing { endpoint in
+            box.withLockedValue { $0 = endpoint }
+            guard let bound = endpoint.localAddress?.port else { throw ChannelError.unknownLocalAddress }
+            return bound
+        }
     }
 
     /// Deletes expired (disappearing) messages once a second, on the pool. The database decides
@@ -53,15 +85,18 @@ package final class QPQService: Sendable {
         let batcher = QPQPushBatcher(store: context.store, pool: pool)
         let parameters = QNSPConnection.ServerParameters(hostKeys: [hostKey]) { _, _ in .accept }
         let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
-        return QNSPBootstrap.bindServer(group: group, host: host, port: port, parameters: parameters, options: options) { ch, _ in
+        let serve: @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void> = { ch, _ in
             let id = ObjectIdentifier(ch)
             connections.withLockedValue { $0[id] = ch }
             ch.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }
             return ch.eventLoop.makeCompletedFuture {
                 try ch.pipeline.syncOperations.addHandler(QPQServerHandler(context: context, registry: registry, pool: pool, batcher: batcher))
             }
-        }.map { channel in
-            let service = QPQService(channel: channel, registry: registry, pool: pool, connections: connections)
+        }
+        return QNSPBootstrap.bindServer(group: group, host: host, port: port, parameters: parameters, options: options,
+                                        childInitializer: serve).map { channel in
+            let service = QPQService(channel: channel, registry: registry, pool: pool, connections: connections, serve: serve,
+                                     parameters: parameters, options: options)
             service.startSweeper(loop: channel.eventLoop, context: context)
             return service
         }.flatMapErrorThrowing { error in
@@ -78,6 +113,7 @@ package final class QPQService: Sendable {
     /// The event loop group is the caller's to stop, after this.
     package func close() async throws {
         try? await channel.close()
+        if let endpoint = quicEndpoint.withLockedValue({ $0 }) { try? await endpoint.close().get() }
         for ch in connections.withLockedValue({ Array($0.values) }) { try? await ch.close() }
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
             pool.shutdownGracefully(queue: DispatchQueue(label: "qpqd.pool-shutdown")) { error in
@@ -89,6 +125,7 @@ package final class QPQService: Sendable {
     /// As ``close()``, blocking (not for the Swift concurrency pool).
     package func closeSync() throws {
         try? channel.close().wait()
+        if let endpoint = quicEndpoint.withLockedValue({ $0 }) { try? endpoint.close().wait() }
         for ch in connections.withLockedValue({ Array($0.values) }) { try? ch.close().wait() }
         let done = DispatchSemaphore(value: 0)
         let failure = NIOLockedValueBox<(any Error)?>(nil)

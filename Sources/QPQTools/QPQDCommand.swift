@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import QNSPCrypto
+import QNSPQUIC
 import QOPAQUE
 import QPQProtocol
 import QPQServer
@@ -51,6 +52,9 @@ package struct QPQDCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Most bytes of unexpired blobs per account.", valueName: "bytes"))
     var blobQuota: UInt64 = 1024 * 1024 * 1024
 
+    @Flag(inversion: .prefixedNo, help: "Also serve over QUIC on UDP with the same port number (ALPN qpq/1; the QUIC certificate is kept next to the host key as HOSTKEY.quic-cert.pem / .quic-key.pem).")
+    var quic = true
+
     package init() {}
 
     package func run() throws {
@@ -87,7 +91,18 @@ package struct QPQDCommand: ParsableCommand {
             try? group.syncShutdownGracefully()
             throw ToolError("cannot listen on \(listen) port \(port): \(error)")
         }
+        // QUIC after TCP, so that `-p 0` serves both on the port number the TCP listener got.
+        var quicPort: Int?
+        if quic {
+            do {
+                let credentials = try QUICCertificateStore.loadOrCreate(hostKeyPath: hostKey)
+                quicPort = try service.startQUIC(group: group, host: listen, credentials: credentials).wait()
+            } catch {
+                Terminal.warn("qpqd: QUIC not started (UDP port \(service.port ?? port)): \(error); serving over TCP only")
+            }
+        }
         Terminal.warn("qpqd: host key \(host.publicKey.fingerprint)")
+        if let quicPort { Terminal.warn("qpqd: QUIC on UDP \(listen):\(quicPort) (ALPN \(QUICServiceRegistry.qpq))") }
         Terminal.warn("qpqd: listening on \(listen):\(service.port ?? port)")
 
         // SIGTERM: stop listening, finish the storage work in flight, exit 0.

@@ -8,13 +8,21 @@ public enum QPQCodec {
     /// The frame for `frame`, length prefix included.
     public static func encode(_ frame: QPQFrame) throws(QPQEncodeError) -> [UInt8] {
         let body = try encodeBody(frame)
-        guard body.count <= L.maxFrame else { throw .fieldTooLong(field: "frame", limit: L.maxFrame, actual: body.count) }
+        let limit = frameLimit(frame.message)
+        guard body.count <= limit else { throw .fieldTooLong(field: "frame", limit: limit, actual: body.count) }
         var out: [UInt8] = []
         out.reserveCapacity(4 + body.count)
         let n = UInt32(body.count)
         out += [UInt8(n >> 24), UInt8(truncatingIfNeeded: n >> 16), UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)]
         out += body
         return out
+    }
+
+    /// The largest body `message` may have: ``QPQLimits/maxLargeFrame`` for a `Commit` request and
+    /// for everything the server sends, ``QPQLimits/maxFrame`` for other requests (§1, §7).
+    public static func frameLimit(_ message: QPQMessage) -> Int {
+        if case .request(let request) = message, request.type != QPQFrameSplitter.commitType { return L.maxFrame }
+        return L.maxLargeFrame
     }
 
     /// The frame body (version, type, request id, fields) without the length prefix.
@@ -225,7 +233,7 @@ public enum QPQCodec {
         w.u8(e.kind.rawValue)
         w.u64(e.serverTime)
         w.u64(e.expiresAt)
-        try w.bytes(e.payload, prefix: 4, max: L.maxMessage, min: 1, "payload")
+        try w.bytes(e.payload, prefix: 4, max: L.maxEnvelopePayload, min: 1, "payload")
     }
 
     // MARK: - Decoding
@@ -233,11 +241,12 @@ public enum QPQCodec {
     /// Decodes one frame body (what ``QPQFrameSplitter`` returns).
     public static func decodeBody(_ body: [UInt8]) throws(QPQDecodeError) -> QPQFrame {
         guard !body.isEmpty else { throw .emptyFrame }
-        guard body.count <= L.maxFrame else { throw .tooLarge(length: body.count) }
+        guard body.count <= L.maxLargeFrame else { throw .tooLarge(length: body.count) }
         var r = QPQReader(body)
         let version = try r.u8("version")
         guard version == L.version else { throw .unsupportedVersion(version) }
         let type = try r.u8("type")
+        if body.count > L.maxFrame, (0x01...0x3F).contains(type), type != QPQFrameSplitter.commitType { throw .tooLarge(length: body.count) }
         let requestId = try r.u32("requestId")
         let message: QPQMessage
         switch type {
@@ -416,6 +425,6 @@ public enum QPQCodec {
         guard let kind = QPQEnvelopeKind(rawValue: rawKind) else { throw .malformed("kind: \(rawKind) is not 1, 2 or 3") }
         return QPQEnvelope(messageId: messageId, groupId: groupId, epoch: epoch, kind: kind, serverTime: try r.u64("serverTime"),
                            expiresAt: try r.u64("expiresAt"),
-                           payload: try r.bytes(prefix: 4, max: L.maxMessage, min: 1, "payload"))
+                           payload: try r.bytes(prefix: 4, max: L.maxEnvelopePayload, min: 1, "payload"))
     }
 }

@@ -25,9 +25,9 @@ struct Login: ParsableCommand {
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        let (user, name, start) = (self.user, String(deviceName.prefix(QPQLimits.maxDeviceName)), state)
+        let (user, name, start, options) = (self.user, String(deviceName.prefix(QPQLimits.maxDeviceName)), state, self.options)
         let final = try BlockingAsync.run { () async throws -> QPQClientState in
-            let conn = try await QPQConnection.connect(group: group, host: host, port: port, hostKey: key)
+            let conn = try await options.connect(group: group, host: host, port: port, hostKey: key)
             do {
                 let messenger = try QPQMessenger(state: start, transport: conn)
                 try await messenger.login(user: user, password: Array(password.utf8), deviceName: name)

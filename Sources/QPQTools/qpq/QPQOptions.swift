@@ -18,6 +18,27 @@ struct QPQOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The server's host public key file (register, login).", valueName: "file"))
     var hostKey: String?
 
+    @Option(name: .long, help: ArgumentHelp("tcp, quic (UDP, ALPN qpq/1, same port number), or auto (QUIC first, TCP if QUIC has not answered within 1.5 s).", valueName: "carrier"))
+    var transport: String = "tcp"
+
+    @Flag(name: .shortAndLong, help: "Say on stderr which carrier the connection uses.")
+    var verbose = false
+
+    func validate() throws {
+        guard QPQCarrier(rawValue: transport) != nil else { throw ValidationError("--transport is tcp, quic or auto, not \(transport)") }
+    }
+
+    /// Connects over the chosen carrier (docs/messaging.md §1.1).
+    func connect(group: EventLoopGroup, host: String, port: Int, hostKey: HostPublicKey) async throws -> QPQConnection {
+        let carrier = QPQCarrier(rawValue: transport) ?? .tcp
+        let conn = try await QPQConnection.connect(group: group, host: host, port: port, hostKey: hostKey, carrier: carrier)
+        if verbose {
+            let how = conn.carrier == .quic ? "QUIC (UDP, ALPN \(QPQConnection.alpn))" : (carrier == .auto ? "TCP (QUIC did not answer)" : "TCP")
+            Terminal.warn("qpq: connected to \(host):\(port) over \(how)")
+        }
+        return conn
+    }
+
     func password() throws -> String {
         if let p = ProcessInfo.processInfo.environment["QPQ_PASSWORD"], !p.isEmpty { return p }
         guard let p = Terminal.prompt("Password: ", secret: true), !p.isEmpty else { throw ToolError("no password given") }
@@ -83,7 +104,7 @@ func withMessenger<T: Sendable>(_ options: QPQOptions, save: Bool = true,
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     defer { try? group.syncShutdownGracefully() }
     let (value, final) = try BlockingAsync.run { () async throws -> (T, QPQClientState) in
-        let conn = try await QPQConnection.connect(group: group, host: state.host, port: state.port, hostKey: hostKey)
+        let conn = try await options.connect(group: group, host: state.host, port: state.port, hostKey: hostKey)
         do {
             let messenger = try QPQMessenger(state: state, transport: conn)
             try await messenger.resume()

@@ -18,9 +18,9 @@ struct Register: ParsableCommand {
         let (key, _) = try options.pinnedHostKey()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        let user = self.user
+        let (user, options) = (self.user, self.options)
         try BlockingAsync.run {
-            let conn = try await QPQConnection.connect(group: group, host: host, port: port, hostKey: key)
+            let conn = try await options.connect(group: group, host: host, port: port, hostKey: key)
             // Closed before returning: a close left to a detached task could run after the event
             // loop group stopped (NIO's "Cannot schedule tasks on an EventLoop that has already shut down").
             do {
