@@ -29,6 +29,7 @@ struct cngtcp2_conn {
     ngtcp2_connection_close_error last_error;
     int is_server;
     uint8_t secret[CNGTCP2_SECRETLEN];
+    int reset_received;  // a valid stateless reset from the peer ended the connection
 };
 
 uint64_t cngtcp2_now(void) {
@@ -193,6 +194,13 @@ static int stream_reset_cb(ngtcp2_conn *conn, int64_t stream_id, uint64_t final_
     return 0;
 }
 
+static int recv_stateless_reset_cb(ngtcp2_conn *conn, const ngtcp2_pkt_stateless_reset *sr, void *user_data) {
+    (void)conn; (void)sr;
+    // ngtcp2 calls this only for a reset whose token matches one the peer gave us.
+    ((cngtcp2_conn *)user_data)->reset_received = 1;
+    return 0;
+}
+
 static int handshake_completed_cb(ngtcp2_conn *conn, void *user_data) {
     (void)conn;
     cngtcp2_conn *c = user_data;
@@ -234,6 +242,7 @@ static void fill_callbacks(ngtcp2_callbacks *cbs, int is_server) {
     cbs->stream_close = stream_close_cb;
     cbs->stream_reset = stream_reset_cb;
     cbs->handshake_completed = handshake_completed_cb;
+    cbs->recv_stateless_reset = recv_stateless_reset_cb;
     cbs->extend_max_stream_data = extend_max_stream_data_cb;
 }
 
@@ -502,6 +511,8 @@ int cngtcp2_shutdown_stream(cngtcp2_conn *c, int64_t stream_id, uint64_t code) {
 }
 
 int cngtcp2_handshake_completed(cngtcp2_conn *c) { return (c && c->conn) ? ngtcp2_conn_get_handshake_completed(c->conn) : 0; }
+
+int cngtcp2_stateless_reset_received(cngtcp2_conn *c) { return c ? c->reset_received : 0; }
 
 int cngtcp2_in_closing_or_draining(cngtcp2_conn *c) {
     if (!c || !c->conn) return 1;

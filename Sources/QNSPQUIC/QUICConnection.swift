@@ -463,7 +463,8 @@ public final class QUICConnection {
     private func fail(_ rv: Int32) {
         guard !closedReported else { return }
         if rv == CNGTCP2_ERR_DRAINING || rv == CNGTCP2_ERR_CLOSING {
-            report(closed: peerError())
+            // A stateless reset ends the connection at once (no close is sent back, §8.4).
+            report(closed: cngtcp2_stateless_reset_received(handle) != 0 ? .statelessReset : peerError())
             return
         }
         if rv == CNGTCP2_ERR_DROP_CONN || rv == CNGTCP2_ERR_RETRY {

@@ -77,7 +77,7 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         guard let server else {
-            datagramsDropped += 1
+            if !deliverPossibleReset(datagram, from: envelope.remoteAddress, now: now) { datagramsDropped += 1 }
             return
         }
         switch server.admit(datagram, from: envelope.remoteAddress, local: local, now: now) {
@@ -276,5 +276,23 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
             if let failure { throw failure }
             return local
         }
+    }
+
+    // MARK: Test hooks
+
+    /// Drops every connection's state without sending anything, as a server that lost it would
+    /// (the endpoint's reset secret stays): the peers' next packets get stateless resets.
+    /// Returns how many connections were dropped.
+    func forgetConnections() -> Int {
+        let n = connections.count
+        for c in connections.values {
+            c.timer?.cancel()
+            c.timer = nil
+            for pipe in c.pipes.values { pipe.close() }
+            c.pipes.removeAll()
+        }
+        connections.removeAll()
+        byCID.removeAll()
+        return n
     }
 }

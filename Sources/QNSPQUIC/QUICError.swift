@@ -16,6 +16,9 @@ public enum QUICError: Error, Equatable, Sendable, CustomStringConvertible {
     case certificate(String)
     /// The connection attempt did not finish in time.
     case timeout
+    /// The peer sent a valid stateless reset: it has no state for this connection any more (it
+    /// restarted or dropped it); the connection ended at once.
+    case statelessReset
     /// Bad input from the caller (an empty ALPN, an address family the endpoint cannot use).
     case invalidArgument(String)
 
@@ -34,6 +37,7 @@ public enum QUICError: Error, Equatable, Sendable, CustomStringConvertible {
         case .certificate(let why): return "QUIC certificate: \(why)"
         case .timeout: return "QUIC: timed out"
         case .invalidArgument(let why): return "QUIC: \(why)"
+        case .statelessReset: return "QUIC: the server reset the connection (stateless reset: it no longer knows this connection)"
         }
     }
 }

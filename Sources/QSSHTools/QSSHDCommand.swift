@@ -517,7 +517,18 @@ public struct QSSHDCommand: ParsableCommand {
             if quic && !stealth {
                 // The same sessions over QUIC (ALPN qssh/1), on UDP with the TCP port's number.
                 let streamOptions = options
-                quicPort = startQUIC(group: group, port: server.localAddress?.port ?? port, log: log) { channel, info in
+                // With --bridge, ALPN ssh too: plain SSH-2 on the stream, straight to the bridged sshd
+                // (docs/protocol.md §8: no QNSP there, sshd's own host key authentication protects it).
+                var plainSSH: QUICServiceRegistry.StreamInitializer?
+                if let (bridgeHost, bridgePort) = bridgeTarget {
+                    plainSSH = { channel, info in
+                        channel.eventLoop.makeCompletedFuture {
+                            try SSHBridge.installPlain(
+                                on: channel, host: bridgeHost, port: bridgePort, peer: "\(info.remoteAddress)", log: sessionLog)
+                        }
+                    }
+                }
+                quicPort = startQUIC(group: group, port: server.localAddress?.port ?? port, log: log, plainSSH: plainSSH) { channel, info in
                     if let why = admit(channel) {
                         sessionLog?("refused QUIC stream from \(info.remoteAddress): \(why)")
                         return channel.close()
@@ -531,7 +542,10 @@ public struct QSSHDCommand: ParsableCommand {
         }
         let listening = "listening on \(listen):\(server.localAddress?.port ?? port) (host key \(host.publicKey.fingerprint)\(stealth ? ", stealth mode" : ""))"
         Terminal.warn("qsshd: " + listening)  // the startup report, on stderr (a --daemon parent waits for it)
-        if let quicPort { Terminal.warn("qsshd: QUIC on UDP \(listen):\(quicPort) (ALPN \(QUICServiceRegistry.qssh))") }
+        if let quicPort {
+            let alpns = [QUICServiceRegistry.qssh] + (bridgeTarget != nil ? [QUICServiceRegistry.ssh] : [])
+            Terminal.warn("qsshd: QUIC on UDP \(listen):\(quicPort) (ALPN \(alpns.joined(separator: ", ")))")
+        }
         if logFile != nil { log.notice("\(listening)") }
         if internalDaemonChild { Self.becomeDaemon(sink: sink, logFile: logFile != nil) }
         // SIGTERM ends the server in order: a last signed audit checkpoint, the pid file removed.
@@ -545,14 +559,17 @@ public struct QSSHDCommand: ParsableCommand {
     }
 
     /// Binds the QUIC endpoint (its certificate kept next to the host key). A failure is reported
-    /// and the server goes on over TCP alone. Returns the UDP port, or nil.
+    /// and the server goes on over TCP alone. Returns the UDP port, or nil. `plainSSH` (only with
+    /// --bridge) serves ALPN ssh.
     func startQUIC(
-        group: EventLoopGroup, port: Int, log: Logger, service: @escaping QUICServiceRegistry.StreamInitializer
+        group: EventLoopGroup, port: Int, log: Logger, plainSSH: QUICServiceRegistry.StreamInitializer? = nil,
+        service: @escaping QUICServiceRegistry.StreamInitializer
     ) -> Int? {
         do {
             let credentials = try QUICCertificateStore.loadOrCreate(hostKeyPath: hostKey)
             var services = QUICServiceRegistry()
             services.register(QUICServiceRegistry.qssh, service)
+            if let plainSSH { services.register(QUICServiceRegistry.ssh, plainSSH) }
             let endpoint = try QUICEndpoint.bind(group: group, host: listen, port: port, server: credentials, services: services).wait()
             return endpoint.localAddress?.port
         } catch {

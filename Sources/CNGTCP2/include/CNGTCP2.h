@@ -139,6 +139,8 @@ int cngtcp2_extend(cngtcp2_conn *c, int64_t stream_id, uint64_t n);
 int cngtcp2_shutdown_stream(cngtcp2_conn *c, int64_t stream_id, uint64_t code);
 int cngtcp2_handshake_completed(cngtcp2_conn *c);
 int cngtcp2_in_closing_or_draining(cngtcp2_conn *c);
+/// 1 when the connection ended because the peer sent a valid stateless reset (its token matched).
+int cngtcp2_stateless_reset_received(cngtcp2_conn *c);
 /// The negotiated ALPN (copied into `out`, capacity `cap`); its length, 0 if none.
 size_t cngtcp2_alpn(cngtcp2_conn *c, uint8_t *out, size_t cap);
 /// The CONNECTION_CLOSE the peer sent: `*is_app`, `*code` (0 if none was received).
