@@ -76,7 +76,9 @@ public struct QSSHDCommand: ParsableCommand {
             With --bridge HOST:PORT, qsshd authenticates the QNSP tunnel as usual and
             then hands its SSH-2 stream to a classical sshd (e.g. 127.0.0.1:22), which
             logs the user in with their OpenSSH keys and runs the session; the network
-            sees only QNSP.
+            sees only QNSP. The QUIC endpoint then also offers ALPN ssh: each stream of
+            such a connection is plain SSH-2 (no QNSP) handed straight to that sshd, whose
+            own host key authentication is then all that protects it (docs/protocol.md §8).
 
             Example:
               qssh-keygen -t host -f ~/.qssh/host_key -N ''
