@@ -76,6 +76,9 @@ final class ErrorNote: ChannelInboundHandler, Sendable {
     }
 }
 
+/// Synchronous tests that wait on NIO futures (`.wait()`): an `await` needs a thread of Swift's
+/// cooperative pool to resume, and in the full parallel run that pool (one thread per core) is
+/// often held by tests blocked on subprocesses, which can stall an awaiting test for minutes.
 @Suite("Stealth over NIO", .serialized)
 struct StealthTunnelTests {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
@@ -90,9 +93,9 @@ struct StealthTunnelTests {
 
     let serverErrors = NIOLockedValueBox<[String]>([])
 
-    func startEcho(options: QNSPBootstrap.Options, recorder: WriteRecorder? = nil, admit: (@Sendable (Channel) -> String?)? = nil) async throws -> Channel {
+    func startEcho(options: QNSPBootstrap.Options, recorder: WriteRecorder? = nil, admit: (@Sendable (Channel) -> String?)? = nil) throws -> Channel {
         let errors = serverErrors
-        return try await QNSPBootstrap.bindServer(
+        return try QNSPBootstrap.bindServer(
             group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters, options: options, admit: admit
         ) { ch, _ in
             ch.eventLoop.makeCompletedFuture {
@@ -100,43 +103,43 @@ struct StealthTunnelTests {
                 try ch.pipeline.syncOperations.addHandler(ErrorNote(errors))
                 try ch.pipeline.syncOperations.addHandler(Echo())
             }
-        }.get()
+        }.wait()
     }
 
     /// An 8 MiB echo through a server; returns what both sides wrote just above their sockets.
-    func echoSession(stealth: Bool) async throws -> (client: WriteRecorder, server: WriteRecorder) {
+    func echoSession(stealth: Bool) throws -> (client: WriteRecorder, server: WriteRecorder) {
         let serverRecorder = WriteRecorder(), clientRecorder = WriteRecorder()
         let options = stealth ? Self.options() : QNSPBootstrap.Options()
-        let server = try await startEcho(options: options, recorder: serverRecorder)
+        let server = try startEcho(options: options, recorder: serverRecorder)
         let port = try #require(server.localAddress?.port)
         let total = 8 << 20
         let done = group.next().makePromise(of: (SHA256Digest, SHA256Digest).self)
-        let (client, handshake) = try await QNSPBootstrap.connect(
+        let (client, handshake) = try QNSPBootstrap.connect(
             group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters(), options: options
         ) { ch in
             ch.eventLoop.makeCompletedFuture {
                 try ch.pipeline.syncOperations.addHandler(clientRecorder, position: .first)
                 try ch.pipeline.syncOperations.addHandler(BulkClient(total: total, done: done))
             }
-        }.get()
-        #expect(try await handshake.get().username == "tester")
+        }.wait()
+        #expect(try handshake.wait().username == "tester")
         let (sent, received): (SHA256Digest, SHA256Digest)
         do {
-            (sent, received) = try await done.futureResult.get()
+            (sent, received) = try done.futureResult.wait()
         } catch {
             Issue.record("\(stealth ? "stealth" : "default") session failed: \(error); server saw \(serverErrors.withLockedValue { $0 })")
             throw error
         }
         #expect(sent == received, "echoed data differs")
-        try await client.close()
-        try await server.close()
+        try client.close().wait()
+        try server.close().wait()
         return (clientRecorder, serverRecorder)
     }
 
     @Test("a QNSP tunnel through stealth: 8 MiB echoed with the hash checked; the first 64 KiB each way look uniform and no write is on the 768 grid; default mode fails the same tests")
-    func tunnelLooksUniform() async throws {
-        let (c, s) = try await echoSession(stealth: true)
-        let (dc, ds) = try await echoSession(stealth: false)
+    func tunnelLooksUniform() throws {
+        let (c, s) = try echoSession(stealth: true)
+        let (dc, ds) = try echoSession(stealth: false)
         let zLimit = ByteStatistics.zCritical(tests: 8)
         for (name, r, mustPass) in [("stealth c→s", c, true), ("stealth s→c", s, true), ("default c→s", dc, false), ("default s→c", ds, false)] {
             let bytes = r.lock.withLock { r.outboundBytes }
@@ -155,7 +158,7 @@ struct StealthTunnelTests {
                 #expect(onGrid == 1, "\(name)")
             }
         }
-        try await group.shutdownGracefully()
+        try group.syncShutdownGracefully()
     }
 
     /// A client's valid first flight made without a network (Rc, hello, ClientHello frames).
@@ -177,17 +180,17 @@ struct StealthTunnelTests {
     }
 
     @Test("probes over TCP (random 1..10,000 bytes, truncated, one flipped bit, replayed, default-mode ClientHello) get no byte back and are closed alike, at the random deadline", .timeLimit(.minutes(2)))
-    func probesGetSilence() async throws {
+    func probesGetSilence() throws {
         let policy = StealthSession.ProbePolicy(byteLimit: 20_000...30_000, deadlineMilliseconds: 400...1_200)
-        let server = try await startEcho(options: Self.options(policy: policy))
+        let server = try startEcho(options: Self.options(policy: policy))
         let port = try #require(server.localAddress?.port)
         // A real client's first flight, to replay (after it connected for real).
         let recorder = WriteRecorder(keep: 0)
-        let (client, handshake) = try await QNSPBootstrap.connect(
+        let (client, handshake) = try QNSPBootstrap.connect(
             group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters(), options: Self.options()
-        ) { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(recorder, position: .first) } }.get()
-        _ = try await handshake.get()
-        try await client.close()
+        ) { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(recorder, position: .first) } }.wait()
+        _ = try handshake.wait()
+        try client.close().wait()
         let replay = recorder.lock.withLock { recorder.beforeAnswer }
         #expect(replay.count > 1000)
 
@@ -214,7 +217,7 @@ struct StealthTunnelTests {
         }
         var byKind: [String: [Double]] = [:]
         for (name, f) in futures {
-            let r = try await f.get()
+            let r = try f.wait()
             #expect(r.received == 0, "\(name) got \(r.received) bytes back")
             #expect(r.error == nil, "\(name): \(r.error ?? "")")
             // Closed by the deadline (0.4–1.2 s after the accept; slack for a loaded machine), never at once.
@@ -224,35 +227,35 @@ struct StealthTunnelTests {
         for (name, t) in byKind.sorted(by: { $0.key < $1.key }) {
             print("probe \(name): close after \(t.map { (($0 * 100).rounded() / 100) }) s")
         }
-        try await server.close()
-        try await group.shutdownGracefully()
+        try server.close().wait()
+        try group.syncShutdownGracefully()
     }
 
     @Test("the byte limit: a 10,000-byte probe is closed at once when the limit is 3,000, while a 2,000-byte one stays open", .timeLimit(.minutes(3)))
-    func byteLimitCloses() async throws {
+    func byteLimitCloses() throws {
         let policy = StealthSession.ProbePolicy(byteLimit: 3000...3000, deadlineMilliseconds: 20_000...20_000)
-        let server = try await startEcho(options: Self.options(policy: policy))
+        let server = try startEcho(options: Self.options(policy: policy))
         let port = try #require(server.localAddress?.port)
         let small = probe(port: port, bytes: (0..<2000).map { _ in UInt8.random(in: 0...255) })
-        let big = try await probe(port: port, bytes: (0..<10_000).map { _ in UInt8.random(in: 0...255) }).get()
+        let big = try probe(port: port, bytes: (0..<10_000).map { _ in UInt8.random(in: 0...255) }).wait()
         #expect(big.received == 0 && big.seconds < 10, "closed after \(big.seconds) s")
         // The small probe is still open: it ends only when the server closes (which it must not have done yet).
         let smallEnded = NIOLockedValueBox(false)
         small.whenComplete { _ in smallEnded.withLockedValue { $0 = true } }
         #expect(!smallEnded.withLockedValue { $0 }, "the 2,000-byte probe was closed before its deadline")
-        try await server.close()
-        try await group.shutdownGracefully()
+        try server.close().wait()
+        try group.syncShutdownGracefully()
     }
 
     @Test("a stealth server that refuses a connection (admit) answers even a valid client with silence, then closes", .timeLimit(.minutes(3)))
-    func admitRefusedIsSilent() async throws {
+    func admitRefusedIsSilent() throws {
         let policy = StealthSession.ProbePolicy(byteLimit: 20_000...30_000, deadlineMilliseconds: 300...600)
-        let server = try await startEcho(options: Self.options(policy: policy), admit: { _ in "busy" })
+        let server = try startEcho(options: Self.options(policy: policy), admit: { _ in "busy" })
         let port = try #require(server.localAddress?.port)
-        let r = try await probe(port: port, bytes: try Self.firstFlight()).get()
+        let r = try probe(port: port, bytes: try Self.firstFlight()).wait()
         #expect(r.received == 0 && r.error == nil)
         #expect(r.seconds > 0.25 && r.seconds < 3, "closed after \(r.seconds) s")
-        try await server.close()
-        try await group.shutdownGracefully()
+        try server.close().wait()
+        try group.syncShutdownGracefully()
     }
 }

@@ -70,31 +70,34 @@ final class TrafficMaker: ChannelInboundHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }
 
+/// Synchronous tests that wait on NIO futures (`.wait()`): an `await` needs a thread of Swift's
+/// cooperative pool to resume, and in the full parallel run that pool (one thread per core) is
+/// often held by tests blocked on subprocesses, which can stall an awaiting test for minutes.
 @Suite("Traffic classifier", .serialized)
 struct TrafficClassifierTests {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
 
     /// Cells out and in per 50 ms bin over 1 s (from 0.25 s after the handshake), summarized.
-    func sample(kind: TrafficMaker.Kind, padding: CoverTrafficPolicy?) async throws -> [Double] {
+    func sample(kind: TrafficMaker.Kind, padding: CoverTrafficPolicy?) throws -> [Double] {
         var options = QNSPBootstrap.Options()
         options.padding = padding
-        let server = try await QNSPBootstrap.bindServer(group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters, options: options) { ch, _ in
+        let server = try QNSPBootstrap.bindServer(group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters, options: options) { ch, _ in
             ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(Echo()) }
-        }.get()
+        }.wait()
         let port = try #require(server.localAddress?.port)
         let timeline = WireTimeline()
         let started = group.next().makePromise(of: NIODeadline.self)
-        let (client, handshake) = try await QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters(), options: options) { ch in
+        let (client, handshake) = try QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters(), options: options) { ch in
             ch.eventLoop.makeCompletedFuture {
                 try ch.pipeline.syncOperations.addHandler(timeline, position: .first)
                 try ch.pipeline.syncOperations.addHandler(TrafficMaker(kind: kind, started: started))
             }
-        }.get()
-        _ = try await handshake.get()
-        let t0 = try await started.futureResult.get() + .milliseconds(250)
-        try await group.next().scheduleTask(deadline: t0 + .milliseconds(1000)) {}.futureResult.get()
-        try await client.close()
-        try await server.close()
+        }.wait()
+        _ = try handshake.wait()
+        let t0 = try started.futureResult.wait() + .milliseconds(250)
+        try group.next().scheduleTask(deadline: t0 + .milliseconds(1000)) {}.futureResult.wait()
+        try client.close().wait()
+        try server.close().wait()
         var bins = [Double](repeating: 0, count: 40)
         for (t, direction, bytes) in timeline.lock.withLock({ timeline.events }) where t >= t0 {
             let i = Int((t - t0).nanoseconds / 50_000_000)
@@ -127,7 +130,7 @@ struct TrafficClassifierTests {
     }
 
     @Test("k-NN on cell counts and busy 50-ms bins per direction tells idle, typing and bulk apart with --padding off, and is near chance (1/3) with constant", .timeLimit(.minutes(10)))
-    func classifier() async throws {
+    func classifier() throws {
         var constant = CoverTrafficPolicy(mode: .constant)
         constant.constantCellsPerSecond = 400
         var accuracy: [String: Double] = [:]
@@ -135,7 +138,7 @@ struct TrafficClassifierTests {
             var samples: [([Double], Int)] = []
             for _ in 0..<6 {
                 for kind in TrafficMaker.Kind.allCases {
-                    samples.append((try await sample(kind: kind, padding: policy), kind.rawValue))
+                    samples.append((try sample(kind: kind, padding: policy), kind.rawValue))
                 }
             }
             accuracy[name] = Self.knnAccuracy(samples)
@@ -143,6 +146,6 @@ struct TrafficClassifierTests {
         print("traffic classifier (3-NN, leave-one-out, 18 sessions each): padding off \(accuracy["off"] ?? -1), constant \(accuracy["constant"] ?? -1) (chance 0.33)")
         #expect((accuracy["off"] ?? 0) >= 0.85)
         #expect((accuracy["constant"] ?? 1) <= 0.6)
-        try await group.shutdownGracefully()
+        try group.syncShutdownGracefully()
     }
 }

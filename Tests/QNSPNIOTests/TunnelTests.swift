@@ -100,101 +100,104 @@ final class Echo: ChannelInboundHandler, Sendable {
     func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
 }
 
+/// Synchronous tests that wait on NIO futures (`.wait()`): an `await` needs a thread of Swift's
+/// cooperative pool to resume, and in the full parallel run that pool (one thread per core) is
+/// often held by tests blocked on subprocesses, which can stall an awaiting test for minutes.
 @Suite("QNSP over NIO", .serialized)
 struct TunnelTests {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
 
-    func startEchoServer(recorder: WireRecorder? = nil, options: QNSPBootstrap.Options = .init()) async throws -> Channel {
-        try await QNSPBootstrap.bindServer(group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters, options: options) { ch, _ in
+    func startEchoServer(recorder: WireRecorder? = nil, options: QNSPBootstrap.Options = .init()) throws -> Channel {
+        try QNSPBootstrap.bindServer(group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters, options: options) { ch, _ in
             ch.eventLoop.makeCompletedFuture {
                 if let recorder { try ch.pipeline.syncOperations.addHandler(recorder, position: .first) }
                 try ch.pipeline.syncOperations.addHandler(Echo())
             }
-        }.get()
+        }.wait()
     }
 
     @Test("64 MiB round trip through an echo server over loopback TCP, hash checked, whole cells on the wire")
-    func bulk64MiB() async throws {
+    func bulk64MiB() throws {
         let recorder = WireRecorder()
-        let server = try await startEchoServer(recorder: recorder)
+        let server = try startEchoServer(recorder: recorder)
         let port = try #require(server.localAddress?.port)
         let total = 64 << 20
         let done = group.next().makePromise(of: (SHA256Digest, SHA256Digest).self)
-        let (client, handshake) = try await QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters()) { ch in
+        let (client, handshake) = try QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters()) { ch in
             ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(BulkClient(total: total, done: done)) }
-        }.get()
-        let info = try await handshake.get()
+        }.wait()
+        let info = try handshake.wait()
         #expect(info.username == "tester")
-        let (sent, received) = try await done.futureResult.get()
+        let (sent, received) = try done.futureResult.wait()
         #expect(sent == received)
-        try await client.close()
-        try await server.close()
+        try client.close().wait()
+        try server.close().wait()
         let (inBytes, outBytes) = recorder.totals
         #expect(inBytes >= total && outBytes >= total)
         #expect(inBytes % 768 == 0 && outBytes % 768 == 0, "wire bytes \(inBytes) / \(outBytes) are not whole cells")
-        try await group.shutdownGracefully()
+        try group.syncShutdownGracefully()
     }
 
     @Test("captured wire bytes: whole cells, no plaintext, no user name")
-    func captureHasNoPlaintext() async throws {
+    func captureHasNoPlaintext() throws {
         let recorder = WireRecorder(keep: 1 << 20)
-        let server = try await startEchoServer(recorder: recorder)
+        let server = try startEchoServer(recorder: recorder)
         let port = try #require(server.localAddress?.port)
         let reply = group.next().makePromise(of: ByteBuffer.self)
         let collector = NIOLockedValueBox(ByteBuffer())
-        let (client, handshake) = try await QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters()) { ch in
+        let (client, handshake) = try QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters()) { ch in
             ch.eventLoop.makeCompletedFuture {
                 try ch.pipeline.syncOperations.addHandler(Collector(expect: 4 * 5000, box: collector, done: reply))
             }
-        }.get()
-        _ = try await handshake.get()
+        }.wait()
+        _ = try handshake.wait()
         let secret = String(repeating: "TOPSECRET", count: 4 * 5000 / 9 + 1).prefix(4 * 5000)
-        try await client.writeAndFlush(ByteBuffer(string: String(secret)))
-        let back = try await reply.futureResult.get()
+        try client.writeAndFlush(ByteBuffer(string: String(secret))).wait()
+        let back = try reply.futureResult.wait()
         #expect(back.getString(at: 0, length: back.readableBytes) == String(secret))
-        try await client.close()
-        try await server.close()
+        try client.close().wait()
+        try server.close().wait()
         let (inBytes, outBytes) = recorder.totals
         #expect(inBytes % 768 == 0 && outBytes % 768 == 0)
         let wire = recorder.lock.withLock { recorder.inboundBytes + recorder.outboundBytes }
         #expect(!contains(wire, Array("TOPSECRET".utf8)))
         #expect(!contains(wire, Array("tester".utf8)))
-        try await group.shutdownGracefully()
+        try group.syncShutdownGracefully()
     }
 
     @Test("a slow reader: the sender becomes unwritable and memory stays bounded, then everything arrives")
-    func backpressure() async throws {
+    func backpressure() throws {
         var options = QNSPBootstrap.Options()
         options.autoRead = false
         let total = 32 << 20
         let blocked = group.next().makePromise(of: Int.self)
         let done = group.next().makePromise(of: (SHA256Digest, SHA256Digest).self)
         // Server: sends `total` bytes as fast as writability allows, notes when it first has to stop.
-        let server = try await QNSPBootstrap.bindServer(group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters) { ch, _ in
+        let server = try QNSPBootstrap.bindServer(group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters) { ch, _ in
             ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(Flooder(total: total, blocked: blocked)) }
-        }.get()
+        }.wait()
         let port = try #require(server.localAddress?.port)
-        let (client, handshake) = try await QNSPBootstrap.connect(
+        let (client, handshake) = try QNSPBootstrap.connect(
             group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters(), options: options
         ) { ch in
             ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(SlowReader(total: total, done: done)) }
-        }.get()
-        _ = try await handshake.get()
+        }.wait()
+        _ = try handshake.wait()
         // The client never asked to read, so the server must hit backpressure long before 32 MiB.
-        let writtenWhenBlocked = try await blocked.futureResult.get()
+        let writtenWhenBlocked = try blocked.futureResult.wait()
         #expect(writtenWhenBlocked < 16 << 20, "server wrote \(writtenWhenBlocked) bytes before backpressure")
         client.pipeline.fireUserInboundEventTriggered(SlowReader.Start())
-        let (a, b) = try await done.futureResult.get()
+        let (a, b) = try done.futureResult.wait()
         #expect(a == b)
-        try await client.close()
-        try await server.close()
-        try await group.shutdownGracefully()
+        try client.close().wait()
+        try server.close().wait()
+        try group.syncShutdownGracefully()
     }
 
     @Test("closing right after a large write delivers every byte, then the close (nothing queued is dropped)", .timeLimit(.minutes(3)))
-    func closeDrainsQueuedCells() async throws {
+    func closeDrainsQueuedCells() throws {
         let total = 32 << 20
-        let server = try await QNSPBootstrap.bindServer(group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters) { ch, handshake in
+        let server = try QNSPBootstrap.bindServer(group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters) { ch, handshake in
             handshake.whenSuccess { _ in
                 var b = ch.allocator.buffer(capacity: total)
                 b.writeRepeatingByte(0x42, count: total)
@@ -202,25 +205,25 @@ struct TunnelTests {
                 ch.close(promise: nil)
             }
             return ch.eventLoop.makeSucceededVoidFuture()
-        }.get()
+        }.wait()
         let port = try #require(server.localAddress?.port)
         let done = group.next().makePromise(of: (Int, QNSPUserEvent?).self)
-        let (client, handshake) = try await QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters()) { ch in
+        let (client, handshake) = try QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters()) { ch in
             ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(CountUntilClosed(done: done)) }
-        }.get()
-        _ = try await handshake.get()
-        let (count, event) = try await done.futureResult.get()
+        }.wait()
+        _ = try handshake.wait()
+        let (count, event) = try done.futureResult.wait()
         #expect(count == total)
         #expect(event == .peerClosed(code: 0, reason: ""))
-        try? await client.closeFuture.get()
-        try await server.close()
-        try await group.shutdownGracefully()
+        try? client.closeFuture.wait()
+        try server.close().wait()
+        try group.syncShutdownGracefully()
     }
 
     @Test("a half-close answered with a half-close while cells are still queued loses nothing (the double close waits for the drain)")
-    func halfCloseAnswerDrains() async throws {
+    func halfCloseAnswerDrains() throws {
         let total = 32 << 20
-        let server = try await QNSPBootstrap.bindServer(group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters) { ch, handshake in
+        let server = try QNSPBootstrap.bindServer(group: group, host: "127.0.0.1", port: 0, parameters: NIOKeys.serverParameters) { ch, handshake in
             handshake.whenSuccess { _ in
                 var b = ch.allocator.buffer(capacity: total)
                 b.writeRepeatingByte(0x42, count: total)
@@ -228,61 +231,61 @@ struct TunnelTests {
             }
             // Like an echo server: the client's end of stream is answered with ours, from inside the read.
             return ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(HalfCloseOnEOF()) }
-        }.get()
+        }.wait()
         let port = try #require(server.localAddress?.port)
         let done = group.next().makePromise(of: (Int, QNSPUserEvent?).self)
-        let (client, handshake) = try await QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters()) { ch in
+        let (client, handshake) = try QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters()) { ch in
             ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(CountUntilClosed(done: done)) }
-        }.get()
-        _ = try await handshake.get()
-        try await client.close(mode: .output)
+        }.wait()
+        _ = try handshake.wait()
+        try client.close(mode: .output).wait()
         // Both ends sent end-of-stream, so either may close first: what matters is every byte and no error.
-        let (count, event) = try await done.futureResult.get()
+        let (count, event) = try done.futureResult.wait()
         #expect(count == total)
         #expect(event == nil || event == .peerClosed(code: 0, reason: ""))
-        try await server.close()
-        try await group.shutdownGracefully()
+        try server.close().wait()
+        try group.syncShutdownGracefully()
     }
 
     @Test("handshake failures surface as errors through NIO: unknown user, wrong host key")
-    func failures() async throws {
-        let server = try await startEchoServer()
+    func failures() throws {
+        let server = try startEchoServer()
         let port = try #require(server.localAddress?.port)
-        let (c1, h1) = try await QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters(user: NIOKeys.stranger)).get()
+        let (c1, h1) = try QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters(user: NIOKeys.stranger)).wait()
         // The client is told only the generic refusal; the reason stays with the server.
-        await #expect(throws: QNSPError.userNotAuthorized(QNSPConnection.genericRefusal)) { _ = try await h1.get() }
-        try? await c1.closeFuture.get()
+        #expect(throws: QNSPError.userNotAuthorized(QNSPConnection.genericRefusal)) { _ = try h1.wait() }
+        try? c1.closeFuture.wait()
         let other = try HostKeyPair.generate()
-        let (c2, h2) = try await QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters(pinned: other.publicKey)).get()
-        await #expect(throws: QNSPError.self) { _ = try await h2.get() }
-        try? await c2.closeFuture.get()
-        try await server.close()
-        try await group.shutdownGracefully()
+        let (c2, h2) = try QNSPBootstrap.connect(group: group, host: "127.0.0.1", port: port, parameters: NIOKeys.clientParameters(pinned: other.publicKey)).wait()
+        #expect(throws: QNSPError.self) { _ = try h2.wait() }
+        try? c2.closeFuture.wait()
+        try server.close().wait()
+        try group.syncShutdownGracefully()
     }
 
     @Test("QNSP over a pair of pipes (the stdin/stdout carrier)")
-    func stdioCarrier() async throws {
+    func stdioCarrier() throws {
         var c2s: [Int32] = [0, 0], s2c: [Int32] = [0, 0]
         #expect(pipe(&c2s) == 0 && pipe(&s2c) == 0)
         let params = NIOKeys.serverParameters
-        let server = try await QNSPBootstrap.stdio(
+        let server = try QNSPBootstrap.stdio(
             group: group, input: c2s[0], output: s2c[1], connection: { QNSPConnection(server: params) }, isClient: false
-        ) { ch, _ in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(Echo()) } }.get()
+        ) { ch, _ in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(Echo()) } }.wait()
         let reply = group.next().makePromise(of: ByteBuffer.self)
         let box = NIOLockedValueBox(ByteBuffer())
         let cp = NIOKeys.clientParameters()
-        let client = try await QNSPBootstrap.stdio(
+        let client = try QNSPBootstrap.stdio(
             group: group, input: s2c[0], output: c2s[1], connection: { QNSPConnection(client: cp) }, isClient: true
         ) { ch, handshake in
             ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(Collector(expect: 100_000, box: box, done: reply)) }
-        }.get()
+        }.wait()
         let payload = String(repeating: "pipe", count: 25_000)
-        try await client.writeAndFlush(ByteBuffer(string: payload))
-        let back = try await reply.futureResult.get()
+        try client.writeAndFlush(ByteBuffer(string: payload)).wait()
+        let back = try reply.futureResult.wait()
         #expect(back.getString(at: 0, length: back.readableBytes) == payload)
-        try await client.close()
-        try? await server.closeFuture.get()
-        try await group.shutdownGracefully()
+        try client.close().wait()
+        try? server.closeFuture.wait()
+        try group.syncShutdownGracefully()
     }
 }
 
