@@ -199,6 +199,106 @@ extension ToolSuites {
             #expect(denied.status == 2 && denied.stderr.contains("ermission denied"), "\(denied.stderr)")
         }
 
+        @Test("as root: the account renames its socket directory and puts a link to another directory holding a file agent.PID in its place; at the session's end that file stays, the link is left and logged",
+              .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/useradd")
+                  && FileManager.default.isExecutableFile(atPath: "/usr/sbin/runuser")))
+        func renamedDirectoryIsNotFollowed() throws {
+            let s = try setUp(servers: 1)
+            defer { s.stop() }
+            chmod(s.dir, 0o755)
+            let owner = try makeAccount(s.dir, "r")
+            defer { _ = try? Tools.run("/usr/sbin/userdel", ["-r", owner]) }
+            let (session, socket) = try lingeringSession(s, server: 0, options: ["-l", owner])
+            var ended = false
+            defer {
+                if !ended {
+                    session.terminate()
+                    session.waitUntilExit()
+                }
+            }
+            let directory = (socket as NSString).deletingLastPathComponent
+            let name = (socket as NSString).lastPathComponent
+            let moved = directory + ".moved"
+            defer {
+                unlink(directory)
+                try? FileManager.default.removeItem(atPath: moved)
+            }
+            // Another directory (root's) with a file named like the socket: what a followed path would remove.
+            let decoy = s.dir + "/decoy"
+            try FileManager.default.createDirectory(atPath: decoy, withIntermediateDirectories: false)
+            #expect(FileManager.default.createFile(atPath: decoy + "/" + name, contents: Data("keep".utf8)))
+            let swap = try Tools.run("/usr/sbin/runuser", ["-u", owner, "--", "/bin/sh", "-c",
+                "mv \(shellQuote(directory)) \(shellQuote(moved)) && ln -s \(shellQuote(decoy)) \(shellQuote(directory))"])
+            #expect(swap.status == 0, "\(swap.stderr)")
+            // The connection's end stops the listener.
+            session.terminate()
+            session.waitUntilExit()
+            ended = true
+            #expect(s.servers[0].waitForLog("agent socket directory \(directory) no longer names the one made for the session"),
+                    "\(s.servers[0].log)")
+            #expect(FileManager.default.fileExists(atPath: decoy + "/" + name), "the file the link led to was removed")
+            #expect((try? FileManager.default.contentsOfDirectory(atPath: decoy)) == [name])
+            #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: directory)) == decoy)
+            // The socket itself went, from the directory it was made in (now under its new name).
+            #expect((try? FileManager.default.contentsOfDirectory(atPath: moved)) == [])
+        }
+
+        @Test("the cleanup removes through the directory's descriptor: a renamed directory loses its socket, and nothing at the old path (link, other directory, nothing) is touched")
+        func cleanupOnPreparedLayouts() throws {
+            let dir = try makeTempDir()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let fm = FileManager.default
+            let socketName = "agent.\(Int.random(in: 1...99999))"
+            let decoy = dir + "/decoy"
+            try fm.createDirectory(atPath: decoy, withIntermediateDirectories: false)
+            #expect(fm.createFile(atPath: decoy + "/" + socketName, contents: Data("keep".utf8)))
+
+            /// Makes `dir/name` with a file standing for the socket and opens it as the listener does.
+            func made(_ name: String) throws -> (String, Int32) {
+                let path = dir + "/" + name
+                try fm.createDirectory(atPath: path, withIntermediateDirectories: false)
+                #expect(fm.createFile(atPath: path + "/" + socketName, contents: Data()))
+                let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard fd >= 0 else { throw ToolTestError("open \(path): \(errno)") }
+                return (path, fd)
+            }
+
+            // Untouched: socket and directory go.
+            let (plain, plainFD) = try made("plain")
+            #expect(AgentSocketListener.remove(socket: socketName, in: plain, directoryFD: plainFD) == .removed)
+            close(plainFD)
+            #expect(!fm.fileExists(atPath: plain))
+
+            // Renamed, a link to the decoy in its place: the decoy's file stays, the link stays.
+            let (linked, linkedFD) = try made("linked")
+            try fm.moveItem(atPath: linked, toPath: linked + ".moved")
+            try fm.createSymbolicLink(atPath: linked, withDestinationPath: decoy)
+            #expect(AgentSocketListener.remove(socket: socketName, in: linked, directoryFD: linkedFD) == .directoryReplaced)
+            close(linkedFD)
+            #expect(fm.fileExists(atPath: decoy + "/" + socketName))
+            #expect((try? fm.destinationOfSymbolicLink(atPath: linked)) == decoy)
+            #expect((try? fm.contentsOfDirectory(atPath: linked + ".moved")) == [])
+
+            // Renamed, another directory with a file of the socket's name in its place: both stay.
+            let (other, otherFD) = try made("other")
+            try fm.moveItem(atPath: other, toPath: other + ".moved")
+            try fm.createDirectory(atPath: other, withIntermediateDirectories: false)
+            #expect(fm.createFile(atPath: other + "/" + socketName, contents: Data("keep".utf8)))
+            #expect(AgentSocketListener.remove(socket: socketName, in: other, directoryFD: otherFD) == .directoryReplaced)
+            close(otherFD)
+            #expect((try? fm.contentsOfDirectory(atPath: other)) == [socketName])
+            #expect((try? fm.contentsOfDirectory(atPath: other + ".moved")) == [])
+
+            // Renamed and nothing in its place; the socket already gone too: no error, nothing made.
+            let (gone, goneFD) = try made("gone")
+            try fm.removeItem(atPath: gone + "/" + socketName)
+            try fm.moveItem(atPath: gone, toPath: gone + ".moved")
+            #expect(AgentSocketListener.remove(socket: socketName, in: gone, directoryFD: goneFD) == .directoryReplaced)
+            close(goneFD)
+            #expect(!fm.fileExists(atPath: gone) && fm.fileExists(atPath: gone + ".moved"))
+            #expect(fm.fileExists(atPath: decoy + "/" + socketName))
+        }
+
         @Test("laptop → host1 → host2 → host3 with the key only in the laptop's agent (three qsshd); without -A the first hop has no agent and the next login fails")
         func hops() throws {
             let s = try setUp(servers: 3)
