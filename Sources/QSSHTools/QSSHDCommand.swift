@@ -71,7 +71,9 @@ public struct QSSHDCommand: ParsableCommand {
             failure in a row from one address each answer is delayed (1 s, doubling to
             30 s). The session stack runs in a helper process per login, so modules
             such as pam_limits act on it, not on the server; the PAM environment and
-            the limits pam_limits sets are given to the session's processes.
+            the limits pam_limits sets are given to the session's processes. Root (uid 0)
+            is refused a password login (and the refusal logged) unless
+            --permit-root-password is given.
 
             With --bridge HOST:PORT, qsshd authenticates the QNSP tunnel as usual and
             then hands its SSH-2 stream to a classical sshd (e.g. 127.0.0.1:22), which
@@ -119,6 +121,10 @@ public struct QSSHDCommand: ParsableCommand {
         "PAM service for --password-auth: /etc/pam.d/NAME supplies the auth, account and session stacks. Config: PAMServiceName.",
         valueName: "name"))
     var pamService: String = "qsshd"
+
+    @Flag(name: .long, help: ArgumentHelp(
+        "With --password-auth: let root (uid 0) log in with a password too (off by default: root's password logins are refused and logged). Config: PermitRootLogin yes."))
+    var permitRootPassword = false
 
     @Option(name: .long, help: "Ping a silent client after this many seconds (0 = off).")
     var keepalive: Int64 = 30
@@ -217,7 +223,7 @@ public struct QSSHDCommand: ParsableCommand {
     @Option(name: .long, help: .hidden)
     var internalPamRhost: String?
 
-    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, AllowAgentForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile, Stealth, Mimic, Padding, PasswordAuthentication, PAMServiceName, HostCertificate, TrustedUserCAKeys, AuthorizedPrincipalsFile, RevokedKeys); options on the command line win.", valueName: "file"))
+    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, AllowAgentForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile, Stealth, Mimic, Padding, PasswordAuthentication, PAMServiceName, PermitRootLogin, HostCertificate, TrustedUserCAKeys, AuthorizedPrincipalsFile, RevokedKeys); options on the command line win.", valueName: "file"))
     var config: String?
 
     @Flag(name: .customShort("D"), help: "Stay in the foreground (the default; see --daemon).")
@@ -344,7 +350,8 @@ public struct QSSHDCommand: ParsableCommand {
         // PAM gets a thread of its own (its calls are serialized anyway), so that slow or many
         // password checks never hold up key logins on `lookups`.
         let passwords = passwordAuth
-            ? PasswordLoginService(service: pamService, authorizer: authorizer, pool: Self.pamThread(), throttle: LoginFailureThrottle(), audit: audit, log: log)
+            ? PasswordLoginService(service: pamService, authorizer: authorizer, pool: Self.pamThread(), throttle: LoginFailureThrottle(), audit: audit, log: log,
+                                   permitRoot: permitRootPassword)
             : nil
         let graceTime = loginGraceTime
         if let revokedKeys { _ = try RevokedKeys.load(path: revokedKeys) }  // fail early on a bad file

@@ -67,4 +67,18 @@ struct LoginFailureThrottleTests {
             #expect(!PasswordLoginService.isValidServiceName(bad), "\(bad)")
         }
     }
+
+    @Test("root (uid 0) is refused a password login unless --permit-root-password (PermitRootLogin yes); other accounts are not")
+    func rootRefusal() throws {
+        #expect(PasswordLoginService.accountRefusal(uid: 0, permitRoot: false)?.contains("--permit-root-password") == true)
+        #expect(PasswordLoginService.accountRefusal(uid: 0, permitRoot: true) == nil)
+        for uid in [UInt32(1), 1000, UInt32.random(in: 1...UInt32.max)] {
+            #expect(PasswordLoginService.accountRefusal(uid: uid, permitRoot: false) == nil, "\(uid)")
+        }
+        #expect(try QSSHDConfigFile.arguments(from: "PermitRootLogin yes\n", path: "f") == ["--permit-root-password"])
+        #expect(try QSSHDConfigFile.arguments(from: "PermitRootLogin no\n", path: "f") == [])
+        let command = try QSSHDCommand.parse(["--password-auth"])
+        #expect(!command.permitRootPassword)
+        #expect(try QSSHDCommand.parse(["--password-auth", "--permit-root-password"]).permitRootPassword)
+    }
 }

@@ -19,11 +19,14 @@ package struct PasswordLoginService: Sendable {
     package var throttle: LoginFailureThrottle
     package var audit: AuditLog?
     package var log: Logger
+    /// `--permit-root-password`: whether uid 0 may log in with a password (off by default).
+    package var permitRoot: Bool
 
     package init(
         service: String, authorizer: AccountAuthorizer, pool: NIOThreadPool, throttle: LoginFailureThrottle,
-        audit: AuditLog?, log: Logger
+        audit: AuditLog?, log: Logger, permitRoot: Bool = false
     ) {
+        self.permitRoot = permitRoot
         self.service = service
         self.authorizer = authorizer
         self.pool = pool
@@ -36,6 +39,12 @@ package struct PasswordLoginService: Sendable {
     package static func isValidServiceName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 64 && !name.hasPrefix(".")
             && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+    }
+
+    /// Why an account may not log in with a password whatever the password is, or nil:
+    /// uid 0 is refused unless `permitRoot` (`--permit-root-password`).
+    package static func accountRefusal(uid: UInt32, permitRoot: Bool) -> String? {
+        uid == 0 && !permitRoot ? "root (uid 0) may not log in with a password (see --permit-root-password)" : nil
     }
 
     private enum Outcome: Sendable {
@@ -57,11 +66,16 @@ package struct PasswordLoginService: Sendable {
         let auditPeer = channel.remoteAddress?.description ?? "?"  // as qsshd's other audit records name it
         let source = QNSPBootstrap.addressBytes(channel.remoteAddress)
         let service = self.service, authorizer = self.authorizer, pool = self.pool
-        let throttle = self.throttle, audit = self.audit, log = self.log
+        let throttle = self.throttle, audit = self.audit, log = self.log, permitRoot = self.permitRoot
         return PasswordLogin(
             username: user,
             verify: { password, loop in
                 pool.runIfActive(eventLoop: loop) { () -> Outcome in
+                    // Root is refused before PAM sees its password (no guessing it over this door).
+                    if case .success(let known) = authorizer.lookupAccount(user),
+                       let why = Self.accountRefusal(uid: known.uid, permitRoot: permitRoot) {
+                        return .refused(why)
+                    }
                     var secret = Array(password.utf8)
                     let pam = PAMLogin.authenticate(service: service, user: user, remoteHost: remoteHost, password: &secret)
                     guard case .success(let transaction) = pam else {
@@ -74,6 +88,7 @@ package struct PasswordLoginService: Sendable {
                         if case .failure(let refusal) = authorizer.lookupAccount(user) { return .refused(refusal.description) }
                         return .refused("no account")
                     }
+                    if let why = Self.accountRefusal(uid: account.uid, permitRoot: permitRoot) { return .refused(why) }
                     guard takeSlot() else { return .refused("sessions full (--max-connections)") }
                     switch PAMSessionHelper.open(service: service, user: user, remoteHost: remoteHost) {
                     case .failure(let failure):
