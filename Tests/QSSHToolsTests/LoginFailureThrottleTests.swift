@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import Testing
 
@@ -80,5 +81,34 @@ struct LoginFailureThrottleTests {
         let command = try QSSHDCommand.parse(["--password-auth"])
         #expect(!command.permitRootPassword)
         #expect(try QSSHDCommand.parse(["--password-auth", "--permit-root-password"]).permitRootPassword)
+    }
+
+    @Test("the PAM session helper's report ends only at a whole 'ok' or 'error' line, not at an env line ending in ok")
+    func reportEnd() {
+        #expect(PAMSessionHelper.isCompleteReport("ok\n"))
+        #expect(PAMSessionHelper.isCompleteReport("env A=b\nlimit 7 1 2\nok\n"))
+        #expect(PAMSessionHelper.isCompleteReport("error no session\n"))
+        #expect(PAMSessionHelper.isCompleteReport("env A=b\nerror no session\n"))
+        for partial in ["", "ok", "env FOO=ok\n", "env FOO=bar ok\n", "env A=b\nenv FOO=ok\n", "env FOO=error x\n", "limit 1 2 ok\n", "okok\n"] {
+            #expect(!PAMSessionHelper.isCompleteReport(partial), "\(partial)")
+        }
+    }
+
+    @Test("reading the helper's report stops at the deadline when the helper hangs, and at a whole report otherwise")
+    func reportDeadline() throws {
+        var fds: [CInt] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let partial = "env FOO=ok\n"
+        _ = partial.withCString { write(fds[1], $0, strlen($0)) }
+        let start = NIODeadline.now()
+        let hung = PAMSessionHelper.readReport(fds[0], timeout: .milliseconds(300))
+        #expect(hung.timedOut)
+        #expect(hung.text == partial)
+        #expect(NIODeadline.now() - start >= .milliseconds(300))
+        _ = "ok\n".withCString { write(fds[1], $0, strlen($0)) }
+        let done = PAMSessionHelper.readReport(fds[0], timeout: .seconds(10))
+        #expect(!done.timedOut)
+        #expect(done.text == "ok\n")
     }
 }
