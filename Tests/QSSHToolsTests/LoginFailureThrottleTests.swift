@@ -111,4 +111,22 @@ struct LoginFailureThrottleTests {
         #expect(!done.timedOut)
         #expect(done.text == "ok\n")
     }
+
+    @Test("a password with a NUL byte is refused before PAM (PAM would cut it short); others are passed on")
+    func nulPassword() {
+        for bad in ["\u{0}", "right\u{0}", "\u{0}anything", "ri\u{0}ght"] {
+            #expect(PasswordLoginService.passwordRefusal(bad) != nil, "\(Array(bad.utf8))")
+        }
+        for _ in 0..<200 {
+            let bytes = (0..<Int.random(in: 0...40)).map { _ in UInt8.random(in: 1...0x7f) }
+            let good = String(decoding: bytes, as: UTF8.self)
+            #expect(PasswordLoginService.passwordRefusal(good) == nil, "\(bytes)")
+            let at = Int.random(in: 0...bytes.count)
+            var withNul = bytes
+            withNul.insert(0, at: at)
+            #expect(PasswordLoginService.passwordRefusal(String(decoding: withNul, as: UTF8.self)) != nil, "\(withNul)")
+        }
+        #expect(PasswordLoginService.passwordRefusal("") == nil)
+        #expect(PasswordLoginService.passwordRefusal("pässwörd") == nil)
+    }
 }

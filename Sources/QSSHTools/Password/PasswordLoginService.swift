@@ -47,6 +47,12 @@ package struct PasswordLoginService: Sendable {
         uid == 0 && !permitRoot ? "root (uid 0) may not log in with a password (see --permit-root-password)" : nil
     }
 
+    /// Why a password is refused before PAM sees it, or nil: PAM modules take C strings, so a
+    /// NUL byte would cut the password short (the rest would go unchecked).
+    package static func passwordRefusal(_ password: String) -> String? {
+        password.utf8.contains(0) ? "the password contains a NUL byte" : nil
+    }
+
     private enum Outcome: Sendable {
         case accepted(PAMSessionHelper.Opened, SessionUser)
         /// `pamDelay`: the failure delay PAM's modules asked for, waited before answering.
@@ -71,6 +77,7 @@ package struct PasswordLoginService: Sendable {
             username: user,
             verify: { password, loop in
                 pool.runIfActive(eventLoop: loop) { () -> Outcome in
+                    if let why = Self.passwordRefusal(password) { return .refused(why) }
                     // Root is refused before PAM sees its password (no guessing it over this door).
                     if case .success(let known) = authorizer.lookupAccount(user),
                        let why = Self.accountRefusal(uid: known.uid, permitRoot: permitRoot) {
