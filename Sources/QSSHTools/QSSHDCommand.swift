@@ -382,7 +382,7 @@ public struct QSSHDCommand: ParsableCommand {
                 // and counts the login against the session limit.
                 var parameters = baseParameters
                 let connection = ObjectIdentifier(channel)
-                let peer = channel.remoteAddress?.ipAddress ?? "?"  // not the channel: the policy lives in its pipeline
+                let peer = tickets.peerAddress(of: channel)?.ipAddress ?? "?"  // not the channel: the policy lives in its pipeline
                 // A looked-up account still needs a session slot; the refusal is logged either way.
                 @Sendable func conclude(
                     _ result: Result<SessionUser, AuthorizationRefusal>, user: String, accepted: () -> Void = {}
@@ -445,7 +445,7 @@ public struct QSSHDCommand: ParsableCommand {
                 }
             }
             let childInitializer: @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void> = { channel, handshake in
-                let peer = channel.remoteAddress?.description ?? "?"
+                let peer = tickets.peerAddress(of: channel)?.description ?? "?"
                 let connection = ObjectIdentifier(channel)
                 audit?.recordUnauthenticated("connect", peer: peer)
                 let who = NIOLockedValueBox<(String, String)?>(nil)
@@ -489,7 +489,7 @@ public struct QSSHDCommand: ParsableCommand {
                             if let passwords, tickets.account(for: connection) == nil, let user = tickets.passwordUser(for: connection) {
                                 audit?.recordUnauthenticated(
                                     "auth-partial", peer: peer, user: user, detail: "key \(info.userKeyFingerprint) not authorized; password login offered")
-                                auth.allowPassword(passwords.login(user: user, channel: channel, takeSlot: {
+                                auth.allowPassword(passwords.login(user: user, channel: channel, remoteAddress: tickets.peerAddress(of: channel), takeSlot: {
                                     guard let ticket = tickets.ticket(for: connection) else { return false }
                                     return admission.authenticated(ticket)
                                 }, accepted: { account in
@@ -542,6 +542,10 @@ public struct QSSHDCommand: ParsableCommand {
                         sessionLog?("refused QUIC stream from \(info.remoteAddress): \(why)")
                         return channel.close()
                     }
+                    // The stream's channel is a socketpair: the client's address comes from QUIC.
+                    let connection = ObjectIdentifier(channel)
+                    tickets.setPeerAddress(info.remoteAddress, for: connection)
+                    channel.closeFuture.whenComplete { _ in tickets.forgetPeerAddress(for: connection) }
                     return QNSPQUICBootstrap.service(parametersFor: { ch, _ in parametersFor(ch) }, options: streamOptions,
                                                      childInitializer: childInitializer)(channel, info)
                 }
@@ -717,6 +721,22 @@ extension QNSPHandshakeGuard.CookieMode: ExpressibleByArgument {}
 final class ConnectionTickets: Sendable {
     private let state = NIOLockedValueBox<[ObjectIdentifier: (ticket: ConnectionAdmission.Ticket, account: SessionUser?)]>([:])
     private let passwordUsers = NIOLockedValueBox<[ObjectIdentifier: String]>([:])
+    private let peerAddresses = NIOLockedValueBox<[ObjectIdentifier: SocketAddress]>([:])
+
+    /// The client's address of a connection whose channel does not carry it (a QUIC stream's
+    /// channel is a socketpair); forgotten by ``forgetPeerAddress(for:)``.
+    func setPeerAddress(_ address: SocketAddress, for connection: ObjectIdentifier) {
+        peerAddresses.withLockedValue { $0[connection] = address }
+    }
+
+    func forgetPeerAddress(for connection: ObjectIdentifier) {
+        _ = peerAddresses.withLockedValue { $0.removeValue(forKey: connection) }
+    }
+
+    /// The client's address: recorded for the connection, else the channel's own.
+    func peerAddress(of channel: Channel) -> SocketAddress? {
+        peerAddresses.withLockedValue { $0[ObjectIdentifier(channel)] } ?? channel.remoteAddress
+    }
 
     func register(_ ticket: ConnectionAdmission.Ticket, for connection: ObjectIdentifier) {
         state.withLockedValue { $0[connection] = (ticket, nil) }

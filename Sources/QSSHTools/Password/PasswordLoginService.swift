@@ -63,20 +63,25 @@ package struct PasswordLoginService: Sendable {
     /// - Parameters:
     ///   - takeSlot: asked after PAM accepted; false when the sessions are full (refused).
     ///   - accepted: told the account once a password was accepted.
+    ///   - remoteAddress: the client's address (for a QUIC stream, the QUIC connection's peer:
+    ///     the stream's channel has none). When unknown, every password is refused unchecked.
     package func login(
-        user: String, channel: Channel, takeSlot: @escaping @Sendable () -> Bool,
+        user: String, channel: Channel, remoteAddress: SocketAddress?, takeSlot: @escaping @Sendable () -> Bool,
         accepted: @escaping @Sendable (SessionUser) -> Void
     ) -> PasswordLogin {
-        let remoteHost = channel.remoteAddress?.ipAddress  // PAM_RHOST; unset when unknown (QUIC streams)
+        let remoteHost = remoteAddress?.ipAddress  // PAM_RHOST and the throttle's key
         let peer = remoteHost ?? "?"
-        let auditPeer = channel.remoteAddress?.description ?? "?"  // as qsshd's other audit records name it
-        let source = QNSPBootstrap.addressBytes(channel.remoteAddress)
+        let auditPeer = remoteAddress?.description ?? "?"  // as qsshd's other audit records name it
+        let source = QNSPBootstrap.addressBytes(remoteAddress)
+        let unknownSource = remoteHost == nil || source.isEmpty
         let service = self.service, authorizer = self.authorizer, pool = self.pool
         let throttle = self.throttle, audit = self.audit, log = self.log, permitRoot = self.permitRoot
         return PasswordLogin(
             username: user,
             verify: { password, loop in
                 pool.runIfActive(eventLoop: loop) { () -> Outcome in
+                    // No address, no throttle bucket of its own: never check a password then.
+                    if unknownSource { return .refused("the client's address is unknown") }
                     if let why = Self.passwordRefusal(password) { return .refused(why) }
                     // Root is refused before PAM sees its password (no guessing it over this door).
                     if case .success(let known) = authorizer.lookupAccount(user),
@@ -121,8 +126,9 @@ package struct PasswordLoginService: Sendable {
                         accepted(account)
                         return loop.makeSucceededFuture(account)
                     case .refused(let why, let pamDelay):
-                        let delay = throttle.failed(source: source) + pamDelay
-                        let failures = throttle.failures(source: source)
+                        // An unknown address shares no bucket with anyone (nothing was checked).
+                        let delay = (unknownSource ? .zero : throttle.failed(source: source)) + pamDelay
+                        let failures = unknownSource ? 0 : throttle.failures(source: source)
                         let slowed = delay > .zero ? "; answered after \(delay.nanoseconds / 1_000_000) ms (\(failures) failures in a row from this address\(pamDelay > .zero ? ", \(pamDelay.nanoseconds / 1_000_000) ms of them asked for by PAM" : ""))" : ""
                         log.notice("refused the password of \(user) from \(peer): \(why)\(slowed)")
                         audit?.recordUnauthenticated("auth-failure", peer: auditPeer, user: user, detail: "password: \(why)\(slowed)")
