@@ -108,6 +108,13 @@ int qssh_pam_login(const char *service, const char *user, const char *rhost,
     pam_set_item(h->pamh, PAM_FAIL_DELAY, (const void *)record_delay);
 
     *failed_step = QSSH_PAM_STEP_AUTHENTICATE;
+    if (password_len > 0 && memchr(password, 0, password_len) != NULL) {
+        // Modules read a C string: a NUL would cut the password short.
+        if (message != NULL && message_size > 0) snprintf(message, message_size, "the password contains a NUL byte");
+        pam_end(h->pamh, PAM_AUTH_ERR);
+        free(h);
+        return PAM_AUTH_ERR;
+    }
     h->password = password;
     h->password_len = password_len;
     h->answered = 0;
@@ -118,8 +125,22 @@ int qssh_pam_login(const char *service, const char *user, const char *rhost,
         *failed_step = QSSH_PAM_STEP_ACCOUNT;
         status = pam_acct_mgmt(h->pamh, PAM_DISALLOW_NULL_AUTHTOK);
     }
+    int user_changed = 0;
+    if (status == PAM_SUCCESS) {
+        // As OpenSSH: a module may not log the client in as someone else (PAM_USER rewritten).
+        const void *item = NULL;
+        if (pam_get_item(h->pamh, PAM_USER, &item) != PAM_SUCCESS || item == NULL ||
+            strcmp((const char *)item, user) != 0) {
+            status = PAM_PERM_DENIED;
+            user_changed = 1;
+        }
+    }
     if (status != PAM_SUCCESS) {
-        copy_message(message, message_size, h->pamh, status);
+        if (user_changed) {
+            if (message != NULL && message_size > 0) snprintf(message, message_size, "a PAM module changed the user name");
+        } else {
+            copy_message(message, message_size, h->pamh, status);
+        }
         *delay_usec = h->requested_delay;
         pam_end(h->pamh, status);
         free(h);

@@ -71,7 +71,9 @@ public struct QSSHDCommand: ParsableCommand {
             failure in a row from one address each answer is delayed (1 s, doubling to
             30 s). The session stack runs in a helper process per login, so modules
             such as pam_limits act on it, not on the server; the PAM environment and
-            the limits pam_limits sets are given to the session's processes.
+            the limits pam_limits sets are given to the session's processes. Root (uid 0)
+            is refused a password login (and the refusal logged) unless
+            --permit-root-password is given.
 
             With --bridge HOST:PORT, qsshd authenticates the QNSP tunnel as usual and
             then hands its SSH-2 stream to a classical sshd (e.g. 127.0.0.1:22), which
@@ -119,6 +121,10 @@ public struct QSSHDCommand: ParsableCommand {
         "PAM service for --password-auth: /etc/pam.d/NAME supplies the auth, account and session stacks. Config: PAMServiceName.",
         valueName: "name"))
     var pamService: String = "qsshd"
+
+    @Flag(name: .long, help: ArgumentHelp(
+        "With --password-auth: let root (uid 0) log in with a password too (off by default: root's password logins are refused and logged). Config: PermitRootLogin yes."))
+    var permitRootPassword = false
 
     @Option(name: .long, help: "Ping a silent client after this many seconds (0 = off).")
     var keepalive: Int64 = 30
@@ -217,7 +223,7 @@ public struct QSSHDCommand: ParsableCommand {
     @Option(name: .long, help: .hidden)
     var internalPamRhost: String?
 
-    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, AllowAgentForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile, Stealth, Mimic, Padding, PasswordAuthentication, PAMServiceName, HostCertificate, TrustedUserCAKeys, AuthorizedPrincipalsFile, RevokedKeys); options on the command line win.", valueName: "file"))
+    @Option(name: .customShort("f"), help: ArgumentHelp("Configuration file (sshd_config style: Port, ListenAddress, HostKey, AuthorizedKeysFile, ClientAliveInterval, ClientAliveCountMax, MaxConnections, LoginGraceTime, IdleTimeout, AuditLog, PermitOpen, PermitListen, GatewayPorts, AllowTcpForwarding, AllowAgentForwarding, Bridge, SFTPRoot, SFTP, LogLevel, LogFile, PidFile, Stealth, Mimic, Padding, PasswordAuthentication, PAMServiceName, PermitRootLogin, HostCertificate, TrustedUserCAKeys, AuthorizedPrincipalsFile, RevokedKeys); options on the command line win.", valueName: "file"))
     var config: String?
 
     @Flag(name: .customShort("D"), help: "Stay in the foreground (the default; see --daemon).")
@@ -344,7 +350,8 @@ public struct QSSHDCommand: ParsableCommand {
         // PAM gets a thread of its own (its calls are serialized anyway), so that slow or many
         // password checks never hold up key logins on `lookups`.
         let passwords = passwordAuth
-            ? PasswordLoginService(service: pamService, authorizer: authorizer, pool: Self.pamThread(), throttle: LoginFailureThrottle(), audit: audit, log: log)
+            ? PasswordLoginService(service: pamService, authorizer: authorizer, pool: Self.pamThread(), throttle: LoginFailureThrottle(), audit: audit, log: log,
+                                   permitRoot: permitRootPassword)
             : nil
         let graceTime = loginGraceTime
         if let revokedKeys { _ = try RevokedKeys.load(path: revokedKeys) }  // fail early on a bad file
@@ -375,7 +382,7 @@ public struct QSSHDCommand: ParsableCommand {
                 // and counts the login against the session limit.
                 var parameters = baseParameters
                 let connection = ObjectIdentifier(channel)
-                let peer = channel.remoteAddress?.ipAddress ?? "?"  // not the channel: the policy lives in its pipeline
+                let peer = tickets.peerAddress(of: channel)?.ipAddress ?? "?"  // not the channel: the policy lives in its pipeline
                 // A looked-up account still needs a session slot; the refusal is logged either way.
                 @Sendable func conclude(
                     _ result: Result<SessionUser, AuthorizationRefusal>, user: String, accepted: () -> Void = {}
@@ -438,7 +445,7 @@ public struct QSSHDCommand: ParsableCommand {
                 }
             }
             let childInitializer: @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void> = { channel, handshake in
-                let peer = channel.remoteAddress?.description ?? "?"
+                let peer = tickets.peerAddress(of: channel)?.description ?? "?"
                 let connection = ObjectIdentifier(channel)
                 audit?.recordUnauthenticated("connect", peer: peer)
                 let who = NIOLockedValueBox<(String, String)?>(nil)
@@ -482,7 +489,7 @@ public struct QSSHDCommand: ParsableCommand {
                             if let passwords, tickets.account(for: connection) == nil, let user = tickets.passwordUser(for: connection) {
                                 audit?.recordUnauthenticated(
                                     "auth-partial", peer: peer, user: user, detail: "key \(info.userKeyFingerprint) not authorized; password login offered")
-                                auth.allowPassword(passwords.login(user: user, channel: channel, takeSlot: {
+                                auth.allowPassword(passwords.login(user: user, channel: channel, remoteAddress: tickets.peerAddress(of: channel), takeSlot: {
                                     guard let ticket = tickets.ticket(for: connection) else { return false }
                                     return admission.authenticated(ticket)
                                 }, accepted: { account in
@@ -535,6 +542,10 @@ public struct QSSHDCommand: ParsableCommand {
                         sessionLog?("refused QUIC stream from \(info.remoteAddress): \(why)")
                         return channel.close()
                     }
+                    // The stream's channel is a socketpair: the client's address comes from QUIC.
+                    let connection = ObjectIdentifier(channel)
+                    tickets.setPeerAddress(info.remoteAddress, for: connection)
+                    channel.closeFuture.whenComplete { _ in tickets.forgetPeerAddress(for: connection) }
                     return QNSPQUICBootstrap.service(parametersFor: { ch, _ in parametersFor(ch) }, options: streamOptions,
                                                      childInitializer: childInitializer)(channel, info)
                 }
@@ -710,6 +721,22 @@ extension QNSPHandshakeGuard.CookieMode: ExpressibleByArgument {}
 final class ConnectionTickets: Sendable {
     private let state = NIOLockedValueBox<[ObjectIdentifier: (ticket: ConnectionAdmission.Ticket, account: SessionUser?)]>([:])
     private let passwordUsers = NIOLockedValueBox<[ObjectIdentifier: String]>([:])
+    private let peerAddresses = NIOLockedValueBox<[ObjectIdentifier: SocketAddress]>([:])
+
+    /// The client's address of a connection whose channel does not carry it (a QUIC stream's
+    /// channel is a socketpair); forgotten by ``forgetPeerAddress(for:)``.
+    func setPeerAddress(_ address: SocketAddress, for connection: ObjectIdentifier) {
+        peerAddresses.withLockedValue { $0[connection] = address }
+    }
+
+    func forgetPeerAddress(for connection: ObjectIdentifier) {
+        _ = peerAddresses.withLockedValue { $0.removeValue(forKey: connection) }
+    }
+
+    /// The client's address: recorded for the connection, else the channel's own.
+    func peerAddress(of channel: Channel) -> SocketAddress? {
+        peerAddresses.withLockedValue { $0[ObjectIdentifier(channel)] } ?? channel.remoteAddress
+    }
 
     func register(_ ticket: ConnectionAdmission.Ticket, for connection: ObjectIdentifier) {
         state.withLockedValue { $0[connection] = (ticket, nil) }

@@ -25,6 +25,7 @@ public enum QSSHDConfigFile {
         "bridge": .value("--bridge"), "sftproot": .value("--sftp-root"), "sftp": .no("--no-sftp"),
         "loglevel": .verbosity, "logfile": .value("--log-file"), "pidfile": .value("--pid-file"), "stealth": .yes("--stealth"), "padding": .value("--padding"), "mimic": .yes("--mimic"),
         "passwordauthentication": .yes("--password-auth"), "pamservicename": .value("--pam-service"),
+        "permitrootlogin": .yes("--permit-root-password"),
     ]
 
     /// The options `text` stands for.

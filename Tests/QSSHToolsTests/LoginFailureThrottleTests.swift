@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import Testing
 
@@ -66,5 +67,66 @@ struct LoginFailureThrottleTests {
         for bad in ["", ".", "..", "../passwd", "a/b", "qsshd\n", "q sshd", String(repeating: "x", count: 65), "ç"] {
             #expect(!PasswordLoginService.isValidServiceName(bad), "\(bad)")
         }
+    }
+
+    @Test("root (uid 0) is refused a password login unless --permit-root-password (PermitRootLogin yes); other accounts are not")
+    func rootRefusal() throws {
+        #expect(PasswordLoginService.accountRefusal(uid: 0, permitRoot: false)?.contains("--permit-root-password") == true)
+        #expect(PasswordLoginService.accountRefusal(uid: 0, permitRoot: true) == nil)
+        for uid in [UInt32(1), 1000, UInt32.random(in: 1...UInt32.max)] {
+            #expect(PasswordLoginService.accountRefusal(uid: uid, permitRoot: false) == nil, "\(uid)")
+        }
+        #expect(try QSSHDConfigFile.arguments(from: "PermitRootLogin yes\n", path: "f") == ["--permit-root-password"])
+        #expect(try QSSHDConfigFile.arguments(from: "PermitRootLogin no\n", path: "f") == [])
+        let command = try QSSHDCommand.parse(["--password-auth"])
+        #expect(!command.permitRootPassword)
+        #expect(try QSSHDCommand.parse(["--password-auth", "--permit-root-password"]).permitRootPassword)
+    }
+
+    @Test("the PAM session helper's report ends only at a whole 'ok' or 'error' line, not at an env line ending in ok")
+    func reportEnd() {
+        #expect(PAMSessionHelper.isCompleteReport("ok\n"))
+        #expect(PAMSessionHelper.isCompleteReport("env A=b\nlimit 7 1 2\nok\n"))
+        #expect(PAMSessionHelper.isCompleteReport("error no session\n"))
+        #expect(PAMSessionHelper.isCompleteReport("env A=b\nerror no session\n"))
+        for partial in ["", "ok", "env FOO=ok\n", "env FOO=bar ok\n", "env A=b\nenv FOO=ok\n", "env FOO=error x\n", "limit 1 2 ok\n", "okok\n"] {
+            #expect(!PAMSessionHelper.isCompleteReport(partial), "\(partial)")
+        }
+    }
+
+    @Test("reading the helper's report stops at the deadline when the helper hangs, and at a whole report otherwise")
+    func reportDeadline() throws {
+        var fds: [CInt] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let partial = "env FOO=ok\n"
+        _ = partial.withCString { write(fds[1], $0, strlen($0)) }
+        let start = NIODeadline.now()
+        let hung = PAMSessionHelper.readReport(fds[0], timeout: .milliseconds(300))
+        #expect(hung.timedOut)
+        #expect(hung.text == partial)
+        #expect(NIODeadline.now() - start >= .milliseconds(300))
+        _ = "ok\n".withCString { write(fds[1], $0, strlen($0)) }
+        let done = PAMSessionHelper.readReport(fds[0], timeout: .seconds(10))
+        #expect(!done.timedOut)
+        #expect(done.text == "ok\n")
+    }
+
+    @Test("a password with a NUL byte is refused before PAM (PAM would cut it short); others are passed on")
+    func nulPassword() {
+        for bad in ["\u{0}", "right\u{0}", "\u{0}anything", "ri\u{0}ght"] {
+            #expect(PasswordLoginService.passwordRefusal(bad) != nil, "\(Array(bad.utf8))")
+        }
+        for _ in 0..<200 {
+            let bytes = (0..<Int.random(in: 0...40)).map { _ in UInt8.random(in: 1...0x7f) }
+            let good = String(decoding: bytes, as: UTF8.self)
+            #expect(PasswordLoginService.passwordRefusal(good) == nil, "\(bytes)")
+            let at = Int.random(in: 0...bytes.count)
+            var withNul = bytes
+            withNul.insert(0, at: at)
+            #expect(PasswordLoginService.passwordRefusal(String(decoding: withNul, as: UTF8.self)) != nil, "\(withNul)")
+        }
+        #expect(PasswordLoginService.passwordRefusal("") == nil)
+        #expect(PasswordLoginService.passwordRefusal("pässwörd") == nil)
     }
 }

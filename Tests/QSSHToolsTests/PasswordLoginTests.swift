@@ -129,6 +129,13 @@ extension ToolSuites {
             // The same over the QUIC carrier (one stream of a QUIC connection, §8).
             let overQUIC = try f.qssh(port: server.port, askpass: "right", options: ["-o", "Transport=quic"], command: "exit 5")
             #expect(overQUIC.status == 5, "\(overQUIC.stderr)")
+            // The QUIC stream's login knows the client's address (PAM_RHOST, throttle key, logs): not '?'.
+            let acceptedLine = "accepted \(f.user) from 127.0.0.1 with a password (PAM service \(f.service))"
+            let seenDeadline = Date().addingTimeInterval(10)
+            while server.log.components(separatedBy: acceptedLine).count < 3 && Date() < seenDeadline { usleep(20_000) }
+            #expect(server.log.components(separatedBy: acceptedLine).count == 3, "\(server.log)")
+            #expect(!server.log.contains("from ?"), "\(server.log)")
+            #expect(f.waitForSessionLog("open_session \(f.user) 127.0.0.1\nclose_session \(f.user) 127.0.0.1\nopen_session \(f.user) 127.0.0.1"), "\(f.sessionLog)")
 
             // A key that is not authorized is tried first, then the password.
             let keyFirst = try f.qssh(port: server.port, askpass: "right", identity: "id", command: "exit 0")

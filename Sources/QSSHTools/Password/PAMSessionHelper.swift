@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import QSSHSession
 
 /// PAM's session stack for one password login, in a process of its own (docs/protocol.md §7.10):
@@ -12,6 +13,8 @@ import QSSHSession
 package enum PAMSessionHelper {
     /// The helper's side. Returns the exit status.
     package static func run(service: String, user: String, remoteHost: String?) -> Int32 {
+        // A qsshd that went away must not kill us with SIGPIPE before the session is closed.
+        signal(SIGPIPE, SIG_IGN)
         func say(_ line: String) {
             let text = line + "\n"
             _ = text.withCString { write(1, $0, strlen($0)) }
@@ -27,10 +30,11 @@ package enum PAMSessionHelper {
             return 1
         case .success(let t): transaction = t
         }
+        // Every exit path closes the session (if open) and ends the transaction.
+        defer { transaction.end() }
         switch transaction.openSession() {
         case .failure(let failure):
             say("error \(failure.description)")
-            transaction.end()
             return 1
         case .success(let session):
             for (name, value) in session.environment.sorted(by: { $0.key < $1.key })
@@ -42,8 +46,43 @@ package enum PAMSessionHelper {
         }
         // Hold the session until qsshd closes our stdin.
         _ = BlockingIO.readText(0)
-        transaction.end()
         return 0
+    }
+
+    /// How long qsshd waits for the helper's report before killing it (a hung session module).
+    package static let reportTimeout: TimeAmount = .seconds(30)
+
+    /// Whether `text` holds a whole report: its last line is `ok` or `error MESSAGE` (a line of
+    /// its own, not the end of an `env` line).
+    package static func isCompleteReport(_ text: String) -> Bool {
+        guard text.hasSuffix("\n") else { return false }
+        if text == "ok\n" || text.hasSuffix("\nok\n") { return true }
+        let body = text.dropLast()
+        let last = body.lastIndex(of: "\n").map { body[body.index(after: $0)...] } ?? body[...]
+        return last.hasPrefix("error ")
+    }
+
+    /// Reads the report from `fd` until it is complete, the helper closes it, or `timeout`
+    /// passes (then `timedOut`).
+    package static func readReport(_ fd: CInt, timeout: TimeAmount) -> (text: String, timedOut: Bool) {
+        let deadline = NIODeadline.now() + timeout
+        var data = [UInt8](), chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let left = deadline - NIODeadline.now()
+            guard left > .zero else { return (String(decoding: data, as: UTF8.self), true) }
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&entry, 1, Int32(clamping: max(1, left.nanoseconds / 1_000_000)))
+            if ready < 0 && errno == EINTR { continue }
+            if ready < 0 { break }
+            if ready == 0 { continue }  // the deadline check above ends it
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            if n <= 0 { break }
+            data += chunk[0..<n]
+            if data.count > 1 << 20 { break }  // no report is that long
+            if isCompleteReport(String(decoding: data, as: UTF8.self)) { break }
+        }
+        return (String(decoding: data, as: UTF8.self), false)
     }
 
     /// An open session: the helper process, and what its report said.
@@ -62,8 +101,12 @@ package enum PAMSessionHelper {
         } catch {
             return .failure(.init(step: .session, status: -1, message: "cannot start the PAM session helper: \(error)"))
         }
-        let report = BlockingIO.readText(child.stdout) { text in
-            text.hasSuffix("\n") && (text.hasSuffix("ok\n") || text.split(separator: "\n").last?.hasPrefix("error ") == true)
+        let (report, timedOut) = readReport(child.stdout, timeout: reportTimeout)
+        if timedOut {
+            kill(child.pid, SIGKILL)
+            finish(child)
+            return .failure(.init(step: .session, status: -1,
+                                  message: "the PAM session helper did not report within \(reportTimeout.nanoseconds / 1_000_000_000) s (killed)"))
         }
         var session = PAMLogin.Session()
         for line in report.split(separator: "\n") {
