@@ -535,7 +535,9 @@ public struct QSSHDCommand: ParsableCommand {
                         let peer = "\(info.remoteAddress)"
                         if let why = admitFrom(channel, info.remoteAddress) {
                             sessionLog?("refused plain SSH stream (QUIC ALPN ssh) from \(peer): \(why)")
-                            return channel.close()
+                            // Failing the initializer resets the stream (closing the channel here,
+                            // before it is registered, trips NIO's registration assertions).
+                            return channel.eventLoop.makeFailedFuture(ToolError(why))
                         }
                         let connection = ObjectIdentifier(channel)
                         audit?.recordUnauthenticated("connect", peer: peer, detail: "QUIC ALPN ssh (bridged)")
@@ -560,7 +562,7 @@ public struct QSSHDCommand: ParsableCommand {
                 quicPort = startQUIC(group: group, port: server.localAddress?.port ?? port, log: log, plainSSH: plainSSH) { channel, info in
                     if let why = admitFrom(channel, info.remoteAddress) {
                         sessionLog?("refused QUIC stream from \(info.remoteAddress): \(why)")
-                        return channel.close()
+                        return channel.eventLoop.makeFailedFuture(ToolError(why))
                     }
                     return QNSPQUICBootstrap.service(parametersFor: { ch, _ in parametersFor(ch) }, options: streamOptions,
                                                      childInitializer: childInitializer)(channel, info)
