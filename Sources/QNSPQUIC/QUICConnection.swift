@@ -525,7 +525,9 @@ public final class QUICConnection {
                 c.events.append(.streamData(id, b, fin: fin != 0))
                 return 0
             }
-            var b = c.allocator.buffer(capacity: max(bytes.count, 16 * 1024))
+            // Exactly the piece: a peer interleaving 1-byte STREAM frames on several streams must
+            // not make ~16 KiB allocated per few wire bytes. Merging grows the buffer as needed.
+            var b = c.allocator.buffer(capacity: bytes.count)
             b.writeBytes(bytes)
             c.events.append(.streamData(id, b, fin: fin != 0))
             return 0

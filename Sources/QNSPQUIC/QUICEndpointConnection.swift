@@ -90,6 +90,11 @@ final class QUICEndpointConnection: @unchecked Sendable {
                 conn.reset(stream: id, code: 0x102)
                 return
             }
+            if let cap = endpoint.services.streamLimits[alpn], pipes.count >= cap {
+                conn.reset(stream: id, code: 0x102)  // over the ALPN's per-connection stream limit
+                flushSoon()
+                return
+            }
             let pipe = QUICStreamPipe(streamID: id, owner: self)
             pipes[id] = pipe
             let info = QUICStreamInfo(alpn: alpn, streamID: id, remoteAddress: remote)

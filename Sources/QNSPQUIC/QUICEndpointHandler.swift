@@ -1,4 +1,5 @@
 import CNGTCP2
+import Glibc
 import NIOCore
 
 /// The datagram channel's handler: routes each datagram by its destination CID to a connection
@@ -193,9 +194,19 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
             }
             let metadata = AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: size)
             let promise = loop.makePromise(of: Void.self)
-            promise.futureResult.whenFailure { [weak self] _ in self?.gsoSegments = 1 }  // the path refuses it: plain sends
+            // Plain sends from now on only when the path cannot offload at all; a transient
+            // failure (ENOBUFS, EAGAIN...) is one lost packet, which QUIC retransmits.
+            promise.futureResult.whenFailure { [weak self] error in
+                if Self.meansNoSegmentationOffload(error) { self?.gsoSegments = 1 }
+            }
             channel.write(AddressedEnvelope(remoteAddress: d.destination, data: d.bytes, metadata: metadata), promise: promise)
         }
+    }
+
+    /// True for the errors of a path or kernel without UDP_SEGMENT support (EIO, EINVAL, EOPNOTSUPP).
+    static func meansNoSegmentationOffload(_ error: Error) -> Bool {
+        guard let io = error as? IOError else { return false }
+        return io.errnoCode == EIO || io.errnoCode == EINVAL || io.errnoCode == EOPNOTSUPP
     }
 
     private func rearm(_ c: QUICEndpointConnection) {

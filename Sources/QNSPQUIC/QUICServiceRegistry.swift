@@ -22,10 +22,15 @@ public struct QUICServiceRegistry: Sendable {
     public static let qpq = "qpq/1"
 
     public private(set) var services: [String: StreamInitializer] = [:]
+    /// Per ALPN, how many streams one connection may have open at once; streams beyond are reset.
+    public private(set) var streamLimits: [String: Int] = [:]
     public init() {}
 
-    public mutating func register(_ alpn: String, _ initializer: @escaping StreamInitializer) {
+    /// - Parameter maxStreamsPerConnection: if set, a stream opened while the connection already
+    ///   has that many open is reset at once (its service never sees it).
+    public mutating func register(_ alpn: String, maxStreamsPerConnection: Int? = nil, _ initializer: @escaping StreamInitializer) {
         services[alpn] = initializer
+        streamLimits[alpn] = maxStreamsPerConnection
     }
 
     public var alpns: [String] { services.keys.sorted() }

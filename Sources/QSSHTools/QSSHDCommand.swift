@@ -432,18 +432,21 @@ public struct QSSHDCommand: ParsableCommand {
                 }
                 return parameters
             }
-            let admit: @Sendable (Channel) -> String? = { channel in
-                switch admission.admit(source: QNSPBootstrap.addressBytes(channel.remoteAddress), channel: channel) {
+            // `source`: the peer's real address when the channel's own is not it (a QUIC stream).
+            let admitFrom: @Sendable (Channel, SocketAddress?) -> String? = { channel, source in
+                let remote = source ?? channel.remoteAddress
+                switch admission.admit(source: QNSPBootstrap.addressBytes(remote), channel: channel) {
                 case .admit(let ticket, let evicted):
                     tickets.register(ticket, for: ObjectIdentifier(channel))
                     if let evicted { log.notice("closed a silent unauthenticated connection from \(evicted) to make room") }
                     return nil
                 case .refuse(let reason, let why):
-                    sessionLog?("refused \(channel.remoteAddress?.description ?? "?"): \(why)")
-                    audit?.recordUnauthenticated("refused", peer: channel.remoteAddress?.ipAddress, detail: why)
+                    sessionLog?("refused \(remote?.description ?? "?"): \(why)")
+                    audit?.recordUnauthenticated("refused", peer: remote?.ipAddress, detail: why)
                     return reason
                 }
             }
+            let admit: @Sendable (Channel) -> String? = { admitFrom($0, nil) }
             let childInitializer: @Sendable (Channel, EventLoopFuture<QNSPSessionInfo>) -> EventLoopFuture<Void> = { channel, handshake in
                 let peer = tickets.peerAddress(of: channel)?.description ?? "?"
                 let connection = ObjectIdentifier(channel)
@@ -530,17 +533,43 @@ public struct QSSHDCommand: ParsableCommand {
                 // (docs/protocol.md §8: no QNSP there, sshd's own host key authentication protects it).
                 var plainSSH: QUICServiceRegistry.StreamInitializer?
                 if let (bridgeHost, bridgePort) = bridgeTarget {
+                    // Admitted like any connection (keyed on the QUIC peer's address), so one peer's
+                    // streams cannot use up the bridged sshd's MaxStartups. qsshd cannot see sshd's
+                    // authentication: a stream counts as unauthenticated until it has lived the login
+                    // grace time (when sshd would have dropped it unauthenticated), then as a session.
+                    let promoteAfter = graceTime > 0 ? graceTime : 120
                     plainSSH = { channel, info in
-                        channel.eventLoop.makeCompletedFuture {
-                            try SSHBridge.installPlain(
-                                on: channel, host: bridgeHost, port: bridgePort, peer: "\(info.remoteAddress)", log: sessionLog)
+                        let peer = "\(info.remoteAddress)"
+                        if let why = admitFrom(channel, info.remoteAddress) {
+                            sessionLog?("refused plain SSH stream (QUIC ALPN ssh) from \(peer): \(why)")
+                            // Failing the initializer resets the stream (closing the channel here,
+                            // before it is registered, trips NIO's registration assertions).
+                            return channel.eventLoop.makeFailedFuture(ToolError(why))
+                        }
+                        let connection = ObjectIdentifier(channel)
+                        audit?.recordUnauthenticated("connect", peer: peer, detail: "QUIC ALPN ssh (bridged)")
+                        if let ticket = tickets.ticket(for: connection) {
+                            try? channel.pipeline.syncOperations.addHandler(FirstByteObserver { admission.heard(ticket) }, position: .first)
+                            let promotion = channel.eventLoop.scheduleTask(in: .seconds(promoteAfter)) {
+                                guard channel.isActive, !admission.authenticated(ticket) else { return }
+                                log.notice("closing plain SSH stream from \(peer): \(admission.limits.maxSessions) sessions already open")
+                                channel.close(promise: nil)
+                            }
+                            channel.closeFuture.whenComplete { _ in promotion.cancel() }
+                        }
+                        channel.closeFuture.whenComplete { _ in
+                            if let ticket = tickets.remove(connection) { admission.closed(ticket) }
+                            audit?.recordUnauthenticated("disconnect", peer: peer, detail: "QUIC ALPN ssh (bridged)")
+                        }
+                        return channel.eventLoop.makeCompletedFuture {
+                            try SSHBridge.installPlain(on: channel, host: bridgeHost, port: bridgePort, peer: peer, log: sessionLog)
                         }
                     }
                 }
                 quicPort = startQUIC(group: group, port: server.localAddress?.port ?? port, log: log, plainSSH: plainSSH) { channel, info in
-                    if let why = admit(channel) {
+                    if let why = admitFrom(channel, info.remoteAddress) {
                         sessionLog?("refused QUIC stream from \(info.remoteAddress): \(why)")
-                        return channel.close()
+                        return channel.eventLoop.makeFailedFuture(ToolError(why))
                     }
                     // The stream's channel is a socketpair: the client's address comes from QUIC.
                     let connection = ObjectIdentifier(channel)
@@ -571,6 +600,10 @@ public struct QSSHDCommand: ParsableCommand {
         audit?.flush(checkpoint: true)
     }
 
+    /// How many ALPN ssh streams one QUIC connection may have open at once (each is a TCP
+    /// connection to the bridged sshd).
+    static let maxPlainSSHStreamsPerConnection = 8
+
     /// Binds the QUIC endpoint (its certificate kept next to the host key). A failure is reported
     /// and the server goes on over TCP alone. Returns the UDP port, or nil. `plainSSH` (only with
     /// --bridge) serves ALPN ssh.
@@ -582,7 +615,9 @@ public struct QSSHDCommand: ParsableCommand {
             let credentials = try QUICCertificateStore.loadOrCreate(hostKeyPath: hostKey)
             var services = QUICServiceRegistry()
             services.register(QUICServiceRegistry.qssh, service)
-            if let plainSSH { services.register(QUICServiceRegistry.ssh, plainSSH) }
+            if let plainSSH {
+                services.register(QUICServiceRegistry.ssh, maxStreamsPerConnection: Self.maxPlainSSHStreamsPerConnection, plainSSH)
+            }
             let endpoint = try QUICEndpoint.bind(group: group, host: listen, port: port, server: credentials, services: services).wait()
             return endpoint.localAddress?.port
         } catch {

@@ -15,6 +15,12 @@ extension SSHBridge {
             .whenComplete { result in
                 switch result {
                 case .success(let tcp):
+                    // The stream may have closed while the connect was pending: nothing would ever
+                    // close this TCP connection then.
+                    guard channel.isActive else {
+                        tcp.close(promise: nil)
+                        return
+                    }
                     do {
                         let holding = try channel.pipeline.syncOperations.handler(type: HoldingHandler.self)
                         let (a, b) = GlueHandler.matchedPair()
