@@ -1,5 +1,5 @@
 /// How much one qpq/1 connection may make the server hold before it stops reading from the socket
-/// (docs/messaging.md §13): bytes of requests received but not yet answered, and large (over 2 MiB)
+/// (docs/messaging.md §1): bytes of requests received but not yet answered, and large (over 2 MiB)
 /// frames among them. Reading resumes once answers have drained the queue below the budget.
 package struct QPQFlowControl: Sendable {
     /// Bytes held per connection: queued and running request bodies plus a partly received frame.

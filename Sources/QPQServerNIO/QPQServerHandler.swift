@@ -9,7 +9,7 @@ import QPQServer
 /// thread pool (the store blocks), writes responses in order, and pushes queued envelopes to a
 /// subscribed device. While the requests held (queued, running, partly received) use the byte
 /// budget of ``QPQFlowControl``, `read()` is held back so the socket stops being read
-/// (docs/messaging.md §13). All mutable state is touched on the channel's event loop only.
+/// (docs/messaging.md §1). All mutable state is touched on the channel's event loop only.
 package final class QPQServerHandler: ChannelDuplexHandler, QPQPushSubscriber, @unchecked Sendable {
     package typealias InboundIn = ByteBuffer
     package typealias OutboundIn = ByteBuffer

@@ -23,7 +23,7 @@ struct Recv: ParsableCommand {
                                             valueName: "id"))
     var acceptFile: [UInt64] = []
 
-    /// The default of `--max-download` (docs/messaging.md §13).
+    /// The default of `--max-download` (docs/messaging.md §10).
     static let defaultMaxDownload: UInt64 = 32 * 1024 * 1024
 
     /// `123`, `64K`, `32M`, `2G` (binary multiples); nil if not a size.
