@@ -126,6 +126,15 @@ package final class QPQConnection: QPQTransport, Sendable {
         }
     }
 
+    /// Sends `request` now and returns its answer as a future: requests started one after the other
+    /// are sent (pipelined) in that order.
+    package func start(_ request: QPQRequest) -> EventLoopFuture<QPQResponse> {
+        let handler = self.handler
+        let timeout = self.timeout
+        let loop = channel.eventLoop
+        return loop.flatSubmit { handler.send(request, loop: loop, timeout: timeout) }
+    }
+
     package func call(_ request: QPQRequest) async throws(QPQClientError) -> QPQResponse {
         let handler = self.handler
         let timeout = self.timeout

@@ -179,17 +179,51 @@ extension QPQMessenger {
     package enum DownloadResult: Sendable, Equatable {
         case saved(messageId: UInt64, path: String, resumedAt: UInt64)
         case refused(messageId: UInt64, reason: String)
+        /// Not downloaded, still pending (a later run may fetch it): over the size limit, or more
+        /// than the free space in the download directory.
+        case held(messageId: UInt64, name: String, size: UInt64, reason: HeldReason)
+    }
+
+    /// Why a download was held back.
+    package enum HeldReason: Sendable, Equatable {
+        /// Larger than the limit given (`qpq recv --max-download`).
+        case overLimit(UInt64)
+        /// Larger than the space free in the download directory.
+        case noSpace(available: UInt64)
+    }
+
+    /// Bytes free for an unprivileged user on the file system holding `path` (nil if unknown).
+    package static func freeSpace(_ path: String) -> UInt64? {
+        var fs = statvfs()
+        guard statvfs(path, &fs) == 0 else { return nil }
+        return UInt64(fs.f_bavail).multipliedReportingOverflow(by: UInt64(fs.f_frsize)).partialValue
     }
 
     /// Downloads every pending file into `directory` (partial files `.qpq-<blob id>.part` there),
     /// checks each against its SHA-256 and saves it under its sanitized name, never over an existing file.
-    package func downloadFiles(into directory: String, progress: QPQFileTransfer.Progress = QPQFileTransfer.Progress())
+    /// A file larger than `maxSize` (nil: no limit) and not in `accept` (message ids), or larger than
+    /// the free space, is not downloaded and stays pending (``DownloadResult/held(messageId:name:size:reason:)``).
+    package func downloadFiles(into directory: String, maxSize: UInt64? = nil, accept: Set<UInt64> = [],
+                               progress: QPQFileTransfer.Progress = QPQFileTransfer.Progress())
         async throws(QPQClientError) -> [DownloadResult] {
         var results: [DownloadResult] = []
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
             throw .file("cannot create \(directory): \(error)")
         }
         for pending in state.downloads {
+            if let offer = try? QPQFileOffer(decoding: Array(pending.offer)) {
+                if let maxSize, offer.size > maxSize, !accept.contains(pending.messageId) {
+                    results.append(.held(messageId: pending.messageId, name: offer.name, size: offer.size, reason: .overLimit(maxSize)))
+                    continue
+                }
+                // A partial file's bytes are already on disk: only the rest must fit.
+                let partial = directory + "/.qpq-" + offer.blobId.map { String(format: "%02x", $0) }.joined() + ".part"
+                let have = (try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? UInt64) ?? 0
+                if let free = Self.freeSpace(directory), offer.size > have, offer.size - have > free {
+                    results.append(.held(messageId: pending.messageId, name: offer.name, size: offer.size, reason: .noSpace(available: free)))
+                    continue
+                }
+            }
             let result: DownloadResult
             do throws(QPQClientError) {
                 result = try await download(pending, into: directory, progress: progress)

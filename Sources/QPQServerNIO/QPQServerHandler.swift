@@ -7,9 +7,12 @@ import QPQServer
 /// Serves qpq/1 on the plaintext side of one QNSP connection. Protocol decisions are made by
 /// ``QPQServerSession`` (sans-I/O); this handler splits frames, runs one request at a time on the
 /// thread pool (the store blocks), writes responses in order, and pushes queued envelopes to a
-/// subscribed device. All mutable state is touched on the channel's event loop only.
-package final class QPQServerHandler: ChannelInboundHandler, QPQPushSubscriber, @unchecked Sendable {
+/// subscribed device. While the requests held (queued, running, partly received) use the byte
+/// budget of ``QPQFlowControl``, `read()` is held back so the socket stops being read
+/// (docs/messaging.md §1). All mutable state is touched on the channel's event loop only.
+package final class QPQServerHandler: ChannelDuplexHandler, QPQPushSubscriber, @unchecked Sendable {
     package typealias InboundIn = ByteBuffer
+    package typealias OutboundIn = ByteBuffer
     package typealias OutboundOut = ByteBuffer
 
     private let context: QPQServerContext
@@ -19,8 +22,19 @@ package final class QPQServerHandler: ChannelInboundHandler, QPQPushSubscriber, 
     private var splitter = QPQFrameSplitter()
     /// nil while a request runs on the pool (the session is lent to it).
     private var session: QPQServerSession?
-    private var queue: [(UInt32, QPQRequest)] = []
+    private var queue: [(id: UInt32, request: QPQRequest, size: Int)] = []
     private var channel: Channel?
+    private var handlerContext: ChannelHandlerContext?
+    private let flow: QPQFlowControl
+    /// Body bytes of the queued requests and of the running one.
+    private var queuedBytes = 0
+    private var runningBytes = 0
+    /// Large frames queued or running.
+    private var largeInFlight = 0
+    private var runningIsLarge = false
+    /// A `read()` held back while over budget, passed on once under it.
+    private var readHeld = false
+    private var lastObserved: (Int, Bool) = (0, false)
     private var registeredDevice: UInt64?
     // Push state.
     private var subscribed = false
@@ -32,15 +46,64 @@ package final class QPQServerHandler: ChannelInboundHandler, QPQPushSubscriber, 
     /// Most requests buffered ahead of the one running; more is a client ignoring responses.
     static let maxQueuedRequests = 64
 
-    package init(context: QPQServerContext, registry: QPQPushRegistry, pool: NIOThreadPool, batcher: QPQPushBatcher) {
+    package init(context: QPQServerContext, registry: QPQPushRegistry, pool: NIOThreadPool, batcher: QPQPushBatcher,
+                 flow: QPQFlowControl = QPQFlowControl()) {
         self.context = context
+        self.flow = flow
         self.registry = registry
         self.pool = pool
         self.batcher = batcher
         self.session = QPQServerSession(context: context)
     }
 
-    package func handlerAdded(context: ChannelHandlerContext) { channel = context.channel }
+    package func handlerAdded(context: ChannelHandlerContext) {
+        channel = context.channel
+        handlerContext = context
+    }
+
+    package func handlerRemoved(context: ChannelHandlerContext) { handlerContext = nil }
+
+    // MARK: - Flow control
+
+    /// Everything this connection makes the server hold: queued and running bodies, and the bytes
+    /// of frames not complete yet.
+    private var heldBytes: Int { queuedBytes + runningBytes + splitter.bufferedCount }
+
+    private var overBudget: Bool {
+        // Nothing to answer: a partly received frame alone is bounded by the splitter's limit, and
+        // reading must go on to complete it.
+        if queue.isEmpty && runningBytes == 0 { return false }
+        if heldBytes >= flow.maxHeldBytes || queue.count >= Self.maxQueuedRequests { return true }
+        // A second large frame waits, header read, until the one in flight has been answered.
+        if largeInFlight >= flow.maxLargeInFlight, let next = splitter.pendingFrameLength, next > QPQLimits.maxFrame { return true }
+        return false
+    }
+
+    package func read(context: ChannelHandlerContext) {
+        if overBudget {
+            readHeld = true
+            observeFlow()
+        } else {
+            context.read()
+        }
+    }
+
+    /// Passes a held `read()` on once under budget again.
+    private func resumeReadingIfUnderBudget() {
+        observeFlow()
+        guard readHeld, !closed, !overBudget, let handlerContext else { return }
+        readHeld = false
+        observeFlow()
+        handlerContext.read()
+    }
+
+    private func observeFlow() {
+        guard let observe = flow.observe else { return }
+        let now = (heldBytes, readHeld)
+        guard now != lastObserved else { return }
+        lastObserved = now
+        observe(now.0, now.1)
+    }
 
     package func channelInactive(context: ChannelHandlerContext) {
         closed = true
@@ -76,7 +139,9 @@ package final class QPQServerHandler: ChannelInboundHandler, QPQPushSubscriber, 
                         code: .rateLimited, detail: 100, message: "too many requests waiting for answers"))))
                     continue
                 }
-                queue.append((frame.requestId, request))
+                queue.append((frame.requestId, request, body.count))
+                queuedBytes += body.count
+                if body.count > QPQLimits.maxFrame { largeInFlight += 1 }
             } catch {
                 let detail: UInt64 = error.errorCode == .unsupportedVersion ? UInt64(QPQLimits.version) : 0
                 write(QPQFrame(requestId: requestId, message: .response(.error(code: error.errorCode, detail: detail, message: error.description))))
@@ -84,6 +149,7 @@ package final class QPQServerHandler: ChannelInboundHandler, QPQPushSubscriber, 
         }
         context.flush()
         pump()
+        observeFlow()
     }
 
     package func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -106,11 +172,16 @@ package final class QPQServerHandler: ChannelInboundHandler, QPQPushSubscriber, 
 
     private func pump() {
         guard !closed, let current = session, !queue.isEmpty, let channel else { return }
-        let (requestId, request) = queue.removeFirst()
+        let (requestId, request, size) = queue.removeFirst()
+        queuedBytes -= size
+        runningBytes = size
+        runningIsLarge = size > QPQLimits.maxFrame
         session = nil
+        let beforeRequest = flow.beforeRequest
         let loop = channel.eventLoop
         let lent = current
         pool.runIfActive(eventLoop: loop) { () -> (QPQServerSession, QPQSessionOutput) in
+            beforeRequest?()
             var running = lent
             let out = running.handle(request)
             return (running, out)
@@ -126,6 +197,9 @@ package final class QPQServerHandler: ChannelInboundHandler, QPQPushSubscriber, 
     }
 
     private func finish(requestId: UInt32, output: QPQSessionOutput, device: UInt64?) {
+        runningBytes = 0
+        if runningIsLarge { largeInFlight -= 1 }
+        runningIsLarge = false
         // Frames over 2 MiB: Commit requests (welcomes with the ratchet tree), from logged-in devices only.
         splitter.largeFrames = device != nil ? .commitRequests : .refused
         write(QPQFrame(requestId: requestId, message: .response(output.response)))
@@ -145,6 +219,7 @@ package final class QPQServerHandler: ChannelInboundHandler, QPQPushSubscriber, 
             pushPending()
         }
         pump()
+        resumeReadingIfUnderBudget()
     }
 
     // MARK: - Push

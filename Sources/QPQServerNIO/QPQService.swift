@@ -72,13 +72,15 @@ package final class QPQService: Sendable {
 
     /// Binds `host:port` and serves until ``close()``.
     package static func start(group: EventLoopGroup, host: String, port: Int, hostKey: HostKeyPair, context: QPQServerContext,
-                              options: QNSPBootstrap.Options = QNSPBootstrap.Options(), threads: Int = 2) async throws -> QPQService {
-        try await bind(group: group, host: host, port: port, hostKey: hostKey, context: context, options: options, threads: threads).get()
+                              options: QNSPBootstrap.Options = QNSPBootstrap.Options(), threads: Int = 2,
+                              flow: QPQFlowControl = QPQFlowControl()) async throws -> QPQService {
+        try await bind(group: group, host: host, port: port, hostKey: hostKey, context: context, options: options, threads: threads, flow: flow).get()
     }
 
     /// As ``start(group:host:port:hostKey:context:options:threads:)``, as a future (for synchronous callers).
     package static func bind(group: EventLoopGroup, host: String, port: Int, hostKey: HostKeyPair, context: QPQServerContext,
-                             options: QNSPBootstrap.Options = QNSPBootstrap.Options(), threads: Int = 2) -> EventLoopFuture<QPQService> {
+                             options: QNSPBootstrap.Options = QNSPBootstrap.Options(), threads: Int = 2,
+                             flow: QPQFlowControl = QPQFlowControl()) -> EventLoopFuture<QPQService> {
         let pool = NIOThreadPool(numberOfThreads: threads)
         pool.start()
         let registry = QPQPushRegistry()
@@ -90,7 +92,7 @@ package final class QPQService: Sendable {
             connections.withLockedValue { $0[id] = ch }
             ch.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }
             return ch.eventLoop.makeCompletedFuture {
-                try ch.pipeline.syncOperations.addHandler(QPQServerHandler(context: context, registry: registry, pool: pool, batcher: batcher))
+                try ch.pipeline.syncOperations.addHandler(QPQServerHandler(context: context, registry: registry, pool: pool, batcher: batcher, flow: flow))
             }
         }
         return QNSPBootstrap.bindServer(group: group, host: host, port: port, parameters: parameters, options: options,

@@ -255,9 +255,42 @@ struct FileTransferTests {
         #expect(pane.contains("big50.bin [##############################] 100% 50.0 MiB/50.0 MiB"), "\(pane)")
         #expect(pane.contains("sent big50.bin (\(size) bytes) to friends"), "\(pane)")
         #expect(pane.contains("SEND-EXIT=0"), "\(pane)")
-        let got = try await s.qpq("bob", ["recv", "--download-dir", s.downloads])
+        let got = try await s.qpq("bob", ["recv", "--download-dir", s.downloads, "--max-download", "64M"])
         #expect(got.stdout.contains("saved \(s.downloads)/big50.bin\n"), "\(got.stdout)")
         #expect(Self.sha(s.downloads + "/big50.bin") == hash)
+        #expect(try await s.server.terminate() == 0)
+    }
+
+    @Test("recv --max-download: a file over the limit is listed with the command that fetches it, not downloaded; below it, saved",
+          .timeLimit(.minutes(6)))
+    func maxDownload() async throws {
+        let s = try await Self.setUp()
+        defer { s.dir.cleanup() }
+        let bigSize = 3 * 1024 * 1024 + 5, smallSize = 200_000
+        let bigHash = try Self.randomFile(s.dir.path + "/big.bin", size: bigSize, seed: 21)
+        let smallHash = try Self.randomFile(s.dir.path + "/small.bin", size: smallSize, seed: 22)
+        try await s.qpq("alice", ["send-file", "friends", s.dir.path + "/big.bin"])
+        try await s.qpq("alice", ["send-file", "friends", s.dir.path + "/small.bin"])
+        try await s.qpq("bob", ["recv", "--download-dir", s.downloads, "--max-download", "1x"], expect: 64)  // not a size: usage error
+
+        let first = try await s.qpq("bob", ["recv", "--download-dir", s.downloads, "--max-download", "1M"])
+        #expect(first.stdout.contains("saved \(s.downloads)/small.bin\n"), "\(first.stdout)")
+        #expect(Self.sha(s.downloads + "/small.bin") == smallHash)
+        #expect(!FileManager.default.fileExists(atPath: s.downloads + "/big.bin"))
+        let prefix = "not downloaded: big.bin (\(bigSize) bytes) is over --max-download (1048576 bytes); fetch it with: qpq recv --accept-file "
+        let line = try #require(first.stdout.split(separator: "\n").first { $0.hasPrefix(prefix) }, "\(first.stdout)")
+        let id = try #require(UInt64(line.dropFirst(prefix.count)), "\(line)")
+        // Nothing of it was fetched: no partial file either.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.downloads).filter { $0.hasPrefix(".qpq-") }.isEmpty)
+
+        // Still pending: the next run lists it again (the default limit, 32 MiB, would take it; the given one does not).
+        let again = try await s.qpq("bob", ["recv", "--download-dir", s.downloads, "--max-download", "1M"])
+        #expect(again.stdout == "\(line)\n", "\(again.stdout)")
+        // The command it printed fetches it despite the limit.
+        let accepted = try await s.qpq("bob", ["recv", "--download-dir", s.downloads, "--max-download", "1M", "--accept-file", "\(id)"])
+        #expect(accepted.stdout.contains("saved \(s.downloads)/big.bin\n"), "\(accepted.stdout)")
+        #expect(Self.sha(s.downloads + "/big.bin") == bigHash)
+        #expect(try await s.qpq("bob", ["recv", "--download-dir", s.downloads]).stdout == "", "nothing pending any more")
         #expect(try await s.server.terminate() == 0)
     }
 }

@@ -29,6 +29,14 @@ public struct QPQFrameSplitter: Sendable {
     /// Bytes received but not yet returned as a body.
     public var bufferedCount: Int { buffer.count - start }
 
+    /// The length of the frame whose header has arrived but whose body has not been returned yet.
+    public var pendingFrameLength: Int? {
+        guard bufferedCount >= 4 else { return nil }
+        var length = 0
+        for i in 0..<4 { length = length << 8 | Int(buffer[start + i]) }
+        return length
+    }
+
     public mutating func append(_ bytes: some Sequence<UInt8>) {
         buffer.append(contentsOf: bytes)
     }
