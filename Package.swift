@@ -248,7 +248,7 @@ let package = Package(
         .testTarget(
             name: "QPQTests",
             dependencies: [
-                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QPQTools", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QMLS", "QSSHTestSupport",
+                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QPQTools", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QMLS", "QSSHTestSupport", "CQSSHPosix",
                 "QNSPQUIC",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -1,3 +1,4 @@
+import CQSSHPosix
 import Foundation
 
 #if canImport(Glibc)
@@ -29,6 +30,9 @@ struct TmuxPane {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // The tmux server outlives this call: it must not keep other tests' pipes open (a test
+        // reading a child's output to its end would wait for the tmux server forever).
+        _ = qssh_spawn_file_actions_addclosefrom(&actions, 3)
         var pid: pid_t = 0
         guard posix_spawn(&pid, "/usr/bin/tmux", &actions, nil, argv, environ) == 0 else { return nil }
         var status: CInt = 0
@@ -50,7 +54,13 @@ struct TmuxPane {
     func resize(width: Int, height: Int) { run(["resize-window", "-t", "t", "-x", "\(width)", "-y", "\(height)"]) }
     func key(_ name: String) { run(["send-keys", "-t", "t", name]) }
     func pane() -> String { run(["capture-pane", "-p", "-t", "t"]) ?? "" }
-    func kill() { run(["kill-server"]) }
+    /// Stops the tmux server: `kill-server`, then a signal to its pid (seen here: a server that
+    /// answered `kill-server` with 0 and went on running).
+    func kill() {
+        let pid = run(["display-message", "-p", "#{pid}"]).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        run(["kill-server"])
+        if let pid, pid > 1 { _ = Glibc.kill(pid, SIGKILL) }
+    }
 
     /// Polls the pane (every 50 ms, at most `seconds`) until it shows `text`, after the last
     /// occurrence of `after` when given.
