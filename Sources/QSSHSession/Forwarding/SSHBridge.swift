@@ -15,27 +15,51 @@ public enum SSHBridge {
     ) throws {
         try channel.pipeline.syncOperations.addHandler(HoldingHandler())
         handshake.whenSuccess { info in
-            ForwardingRelay.connect(host: host, port: port, on: channel.eventLoop) { _ in channel.eventLoop.makeSucceededVoidFuture() }
-                .whenComplete { result in
-                    switch result {
-                    case .success(let tcp):
-                        do {
-                            let holding = try channel.pipeline.syncOperations.handler(type: HoldingHandler.self)
-                            let (a, b) = GlueHandler.matchedPair()
-                            try channel.pipeline.syncOperations.addHandler(a)
-                            try tcp.pipeline.syncOperations.addHandler(b)
-                            holding.release()
-                            log?("bridged \(info.username) to \(host) port \(port)")
-                        } catch {
-                            tcp.close(promise: nil)
-                            channel.close(promise: nil)
-                        }
-                    case .failure(let error):
-                        log?("bridge for \(info.username): \(error); closing the connection")
-                        channel.close(promise: nil)
-                    }
+            join(channel, host: host, port: port) { outcome in
+                switch outcome {
+                case .joined: log?("bridged \(info.username) to \(host) port \(port)")
+                case .failed(let error): log?("bridge for \(info.username): \(error); closing the connection")
                 }
+            }
         }
+    }
+
+    /// What became of a bridge's connection to sshd.
+    enum JoinOutcome {
+        case joined
+        case failed(any Error)
+    }
+
+    /// Connects to sshd and glues the TCP connection to `channel`, whose bytes a `HoldingHandler`
+    /// holds until then. Closes both when anything fails, and closes the TCP connection when
+    /// `channel` went away while the connect was pending (nothing else would close it). `report` is
+    /// not called in that last case.
+    static func join(_ channel: Channel, host: String, port: Int, report: @escaping @Sendable (JoinOutcome) -> Void) {
+        ForwardingRelay.connect(host: host, port: port, on: channel.eventLoop) { _ in channel.eventLoop.makeSucceededVoidFuture() }
+            .whenComplete { result in
+                switch result {
+                case .success(let tcp):
+                    guard channel.isActive else {
+                        tcp.close(promise: nil)
+                        return
+                    }
+                    do {
+                        let holding = try channel.pipeline.syncOperations.handler(type: HoldingHandler.self)
+                        let (a, b) = GlueHandler.matchedPair()
+                        try channel.pipeline.syncOperations.addHandler(a)
+                        try tcp.pipeline.syncOperations.addHandler(b)
+                        holding.release()
+                        report(.joined)
+                    } catch {
+                        tcp.close(promise: nil)
+                        channel.close(promise: nil)
+                        report(.failed(error))
+                    }
+                case .failure(let error):
+                    report(.failed(error))
+                    channel.close(promise: nil)
+                }
+            }
     }
 
     /// Holds the client's bytes (and its half-close) until the bridge is joined, then replays
