@@ -84,18 +84,16 @@ fail:
 
 int qssh_pam_success(void) { return PAM_SUCCESS; }
 
-int qssh_pam_login(const char *service, const char *user, const char *rhost,
-                   const unsigned char *password, size_t password_len,
-                   qssh_pam **out, int *failed_step, unsigned int *delay_usec, char *message, size_t message_size) {
+/// pam_start with the conversation, PAM_RHOST and PAM_TTY set; on failure nothing is left allocated.
+static int start_handle(const char *service, const char *user, const char *rhost, struct qssh_pam **out, char *message,
+                        size_t message_size) {
     *out = NULL;
-    *delay_usec = 0;
-    *failed_step = QSSH_PAM_STEP_START;
     struct qssh_pam *h = calloc(1, sizeof *h);
     if (h == NULL) {
         copy_message(message, message_size, NULL, PAM_BUF_ERR);
         return PAM_BUF_ERR;
     }
-    struct pam_conv conv = {conversation, h};
+    struct pam_conv conv = {conversation, h};  // pam_start copies it
     int status = pam_start(service, user, &conv, &h->pamh);
     if (status != PAM_SUCCESS) {
         copy_message(message, message_size, h->pamh, status);
@@ -105,6 +103,19 @@ int qssh_pam_login(const char *service, const char *user, const char *rhost,
     }
     if (rhost != NULL) pam_set_item(h->pamh, PAM_RHOST, rhost);
     pam_set_item(h->pamh, PAM_TTY, "ssh");  // as sshd: some modules want a tty name
+    *out = h;
+    return PAM_SUCCESS;
+}
+
+int qssh_pam_login(const char *service, const char *user, const char *rhost,
+                   const unsigned char *password, size_t password_len,
+                   qssh_pam **out, int *failed_step, unsigned int *delay_usec, char *message, size_t message_size) {
+    *out = NULL;
+    *delay_usec = 0;
+    *failed_step = QSSH_PAM_STEP_START;
+    struct qssh_pam *h = NULL;
+    int status = start_handle(service, user, rhost, &h, message, message_size);
+    if (status != PAM_SUCCESS) return status;
     pam_set_item(h->pamh, PAM_FAIL_DELAY, (const void *)record_delay);
 
     *failed_step = QSSH_PAM_STEP_AUTHENTICATE;
@@ -153,25 +164,8 @@ int qssh_pam_login(const char *service, const char *user, const char *rhost,
 
 int qssh_pam_begin(const char *service, const char *user, const char *rhost, qssh_pam **out, char *message,
                    size_t message_size) {
-    *out = NULL;
-    struct qssh_pam *h = calloc(1, sizeof *h);
-    if (h == NULL) {
-        copy_message(message, message_size, NULL, PAM_BUF_ERR);
-        return PAM_BUF_ERR;
-    }
     // No password here: any secret prompt fails the conversation.
-    struct pam_conv conv = {conversation, h};
-    int status = pam_start(service, user, &conv, &h->pamh);
-    if (status != PAM_SUCCESS) {
-        copy_message(message, message_size, h->pamh, status);
-        if (h->pamh != NULL) pam_end(h->pamh, status);
-        free(h);
-        return status;
-    }
-    if (rhost != NULL) pam_set_item(h->pamh, PAM_RHOST, rhost);
-    pam_set_item(h->pamh, PAM_TTY, "ssh");
-    *out = h;
-    return PAM_SUCCESS;
+    return start_handle(service, user, rhost, out, message, message_size);
 }
 
 int qssh_pam_open_session(qssh_pam *h, char *message, size_t message_size) {
