@@ -16,12 +16,15 @@ package struct AccountAuthorizer: Sendable {
     package var keysPattern: String
     /// The `tty` group for terminals (looked up when the server starts).
     package var terminalGroup: UInt32?
+    /// `--no-root-login` (PermitRootLogin no): uid 0 logs in by no method at all.
+    package var denyRoot: Bool
 
-    package init(isRoot: Bool, serverAccount: SessionUser, keysPattern: String, terminalGroup: UInt32?) {
+    package init(isRoot: Bool, serverAccount: SessionUser, keysPattern: String, terminalGroup: UInt32?, denyRoot: Bool = false) {
         self.isRoot = isRoot
         self.serverAccount = serverAccount
         self.keysPattern = keysPattern
         self.terminalGroup = terminalGroup
+        self.denyRoot = denyRoot
     }
 
     /// The account `user` logs in to with `key`, or the reason it may not.
@@ -48,7 +51,8 @@ package struct AccountAuthorizer: Sendable {
         return .success(account)
     }
 
-    /// The account a user name logs in to (root: the user's own; else only the server's).
+    /// The account a user name logs in to (root: the user's own; else only the server's), by any
+    /// method: keys, certificates and passwords all ask here.
     package func lookupAccount(_ user: String) -> Result<SessionUser, AuthorizationRefusal> {
         guard !PrintableText.containsControlCharacters(user), !user.utf8.contains(0) else {
             return .failure(.init("user name with control characters"))
@@ -62,6 +66,9 @@ package struct AccountAuthorizer: Sendable {
                 return .failure(.init("qsshd runs as '\(serverAccount.name)' and cannot start sessions for '\(user)'"))
             }
             account = serverAccount
+        }
+        if denyRoot && account.uid == 0 {
+            return .failure(.init("root (uid 0) may not log in (--no-root-login, PermitRootLogin no)"))
         }
         account.terminalGroup = terminalGroup
         return .success(account)

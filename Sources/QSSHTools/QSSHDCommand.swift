@@ -126,6 +126,10 @@ public struct QSSHDCommand: ParsableCommand {
         "With --password-auth: let root (uid 0) log in with a password too (off by default: root's password logins are refused and logged). Config: PermitRootLogin yes."))
     var permitRootPassword = false
 
+    @Flag(name: .long, help: ArgumentHelp(
+        "Refuse every login to root (uid 0): keys, certificates and passwords. Config: PermitRootLogin no (prohibit-password, the default, lets root log in with keys only)."))
+    var noRootLogin = false
+
     @Option(name: .long, help: "Ping a silent client after this many seconds (0 = off).")
     var keepalive: Int64 = 30
 
@@ -246,6 +250,12 @@ public struct QSSHDCommand: ParsableCommand {
 
     public init() {}
 
+    public func validate() throws {
+        if noRootLogin && permitRootPassword {
+            throw ValidationError("--no-root-login and --permit-root-password contradict each other (PermitRootLogin takes one value)")
+        }
+    }
+
     public func run() throws {
         if internalSFTPServer {
             // The sftp subsystem: started by a session (already as the user), speaks SFTP on stdin/stdout.
@@ -324,7 +334,8 @@ public struct QSSHDCommand: ParsableCommand {
         // the account qsshd runs as can log in.
         let isRoot = getuid() == 0
         let authorizer = AccountAuthorizer(
-            isRoot: isRoot, serverAccount: account, keysPattern: authorizedKeys, terminalGroup: SessionUser.groupID("tty"))
+            isRoot: isRoot, serverAccount: account, keysPattern: authorizedKeys, terminalGroup: SessionUser.groupID("tty"),
+            denyRoot: noRootLogin)
         if !isRoot {
             _ = try AuthorizedKeys.load(path: AccountAuthorizer.keysPath(authorizedKeys, for: account))  // fail early on a missing file
         }

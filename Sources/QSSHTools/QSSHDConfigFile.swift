@@ -11,7 +11,7 @@ public enum QSSHDConfigFile {
 
     /// Keyword → option, and whether it takes a value or is a yes/no switch (with the option
     /// used for "yes", or for "no" when `negated`).
-    enum Kind { case value(String), yes(String), no(String), verbosity }
+    enum Kind { case value(String), yes(String), no(String), verbosity, rootLogin }
 
     static let keywords: [String: Kind] = [
         "port": .value("-p"), "listenaddress": .value("-l"), "hostkey": .value("-h"),
@@ -25,7 +25,7 @@ public enum QSSHDConfigFile {
         "bridge": .value("--bridge"), "sftproot": .value("--sftp-root"), "sftp": .no("--no-sftp"),
         "loglevel": .verbosity, "logfile": .value("--log-file"), "pidfile": .value("--pid-file"), "stealth": .yes("--stealth"), "padding": .value("--padding"), "mimic": .yes("--mimic"),
         "passwordauthentication": .yes("--password-auth"), "pamservicename": .value("--pam-service"),
-        "permitrootlogin": .yes("--permit-root-password"),
+        "permitrootlogin": .rootLogin,
     ]
 
     /// The options `text` stands for.
@@ -52,6 +52,16 @@ public enum QSSHDConfigFile {
                 }
                 if case .yes = kind, yes { args.append(option) }
                 if case .no = kind, !yes { args.append(option) }
+            case .rootLogin:
+                switch value.lowercased() {
+                case "yes": args.append("--permit-root-password")
+                case "prohibit-password", "without-password": break  // the default: keys and certificates only
+                case "no": args.append("--no-root-login")
+                case "forced-commands-only":
+                    throw ConfigError(description: "\(at): PermitRootLogin forced-commands-only is not supported (use a certificate with force-command, or 'no')")
+                default:
+                    throw ConfigError(description: "\(at): PermitRootLogin must be yes, prohibit-password or no, not '\(value)'")
+                }
             case .verbosity:
                 switch value.uppercased() {
                 case "QUIET", "FATAL", "ERROR", "INFO": break

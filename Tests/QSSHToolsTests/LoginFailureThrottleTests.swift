@@ -77,7 +77,20 @@ struct LoginFailureThrottleTests {
             #expect(PasswordLoginService.accountRefusal(uid: uid, permitRoot: false) == nil, "\(uid)")
         }
         #expect(try QSSHDConfigFile.arguments(from: "PermitRootLogin yes\n", path: "f") == ["--permit-root-password"])
-        #expect(try QSSHDConfigFile.arguments(from: "PermitRootLogin no\n", path: "f") == [])
+        #expect(try QSSHDConfigFile.arguments(from: "PermitRootLogin no\n", path: "f") == ["--no-root-login"])
+        #expect(try QSSHDConfigFile.arguments(from: "PermitRootLogin prohibit-password\n", path: "f") == [])
+        #expect(try QSSHDConfigFile.arguments(from: "PermitRootLogin without-password\n", path: "f") == [])
+        for bad in ["forced-commands-only", "maybe"] {
+            #expect(throws: QSSHDConfigFile.ConfigError.self) { try QSSHDConfigFile.arguments(from: "PermitRootLogin \(bad)\n", path: "f") }
+        }
+        // --no-root-login is refused in the account lookup every method (key, certificate, password) shares.
+        if let root = SessionUser.lookup("root") {
+            let deny = AccountAuthorizer(isRoot: true, serverAccount: root, keysPattern: "%h/.qssh/authorized_keys", terminalGroup: nil, denyRoot: true)
+            guard case .failure(let why) = deny.lookupAccount("root") else { Issue.record("root not refused"); return }
+            #expect(why.description.contains("--no-root-login"))
+            let allow = AccountAuthorizer(isRoot: true, serverAccount: root, keysPattern: "%h/.qssh/authorized_keys", terminalGroup: nil)
+            #expect((try? allow.lookupAccount("root").get())?.uid == 0)
+        }
         let command = try QSSHDCommand.parse(["--password-auth"])
         #expect(!command.permitRootPassword)
         #expect(try QSSHDCommand.parse(["--password-auth", "--permit-root-password"]).permitRootPassword)

@@ -63,6 +63,34 @@ struct QSSHTests {
         #expect(both.status == 255 && both.stderr.contains("-t and -T contradict"), "\(both.stderr)")
     }
 
+    @Test("--no-root-login (PermitRootLogin no in -f FILE) refuses root's authorized key; PermitRootLogin prohibit-password lets it in")
+    func noRootLogin() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let asRoot = getuid() == 0
+        try "PermitRootLogin no\n".write(toFile: dir + "/deny.conf", atomically: true, encoding: .utf8)
+        let denying = try start(dir, extra: ["-f", dir + "/deny.conf"])
+        defer { denying.stop() }
+        let marker = dir + "/ran"
+        let refused = try qssh(dir, port: denying.port, ["touch " + marker])
+        if asRoot {
+            #expect(refused.status == 255 && refused.stderr.contains("permission denied"), "\(refused.stderr)")
+            #expect(denying.waitForLog("root (uid 0) may not log in (--no-root-login, PermitRootLogin no)"), "\(denying.log)")
+            #expect(!FileManager.default.fileExists(atPath: marker))
+        } else {
+            #expect(refused.status == 0, "not root: the account qsshd runs as is not uid 0 \(refused.stderr)")  // nothing to refuse
+        }
+        let keysOnly = dir + "/keys"
+        try FileManager.default.createDirectory(atPath: keysOnly, withIntermediateDirectories: true)
+        try "PermitRootLogin prohibit-password\n".write(toFile: keysOnly + "/ok.conf", atomically: true, encoding: .utf8)
+        let allowing = try start(keysOnly, extra: ["-f", keysOnly + "/ok.conf"])
+        defer { allowing.stop() }
+        let ok = try qssh(keysOnly, port: allowing.port, ["echo in"])
+        #expect(ok.status == 0 && String(decoding: ok.stdout, as: UTF8.self) == "in\n", "\(ok.stderr)")
+        let both = try Tools.run("qsshd", ["--no-root-login", "--permit-root-password", "-h", dir + "/host"])
+        #expect(both.status == 64 && both.stderr.contains("--no-root-login and --permit-root-password contradict"), "\(both.stderr)")
+    }
+
     @Test("40 concurrent sessions with stdin all finish; afterwards qsshd holds no extra fds or children")
     func concurrentSessions() throws {
         let dir = try makeTempDir()
