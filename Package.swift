@@ -164,8 +164,8 @@ let package = Package(
         // MARK: Tests
         .testTarget(name: "QSFTPTests", dependencies: ["QSFTP", "QSSHTestSupport"], swiftSettings: strict),
         .testTarget(name: "QMLSTests", dependencies: ["QMLS", "QSSHTestSupport"], exclude: ["Vectors"], swiftSettings: strict),
-        // Shared test support (seeded generators); used by the test targets below.
-        .target(name: "QSSHTestSupport", path: "Tests/QSSHTestSupport", swiftSettings: strict),
+        // Shared test support (seeded generators, a tmux terminal); used by the test targets below.
+        .target(name: "QSSHTestSupport", dependencies: ["CQSSHPosix"], path: "Tests/QSSHTestSupport", swiftSettings: strict),
         .testTarget(name: "QNSPCryptoTests", dependencies: ["QNSPCrypto", "QSSHTestSupport"], swiftSettings: strict),
         .testTarget(name: "QNSPTests", dependencies: ["QNSP", "QNSPCrypto", "QSSHTestSupport"], swiftSettings: strict),
         .testTarget(

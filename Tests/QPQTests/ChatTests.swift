@@ -1,5 +1,6 @@
 import Foundation
 import QNSPCrypto
+import QSSHTestSupport
 import Testing
 
 @Suite("qpq chat in a real terminal (tmux), against a real qpqd", .serialized)

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import QNSPCrypto
+import QSSHTestSupport
 import QPQProtocol
 import Testing
 

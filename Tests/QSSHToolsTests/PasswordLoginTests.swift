@@ -1,4 +1,5 @@
 import Foundation
+import QSSHTestSupport
 import Testing
 
 extension ToolSuites {
@@ -198,12 +199,12 @@ extension ToolSuites {
             #expect(verified.status == 0, "\(verified.stderr)")
         }
 
-        @Test("on a terminal (no SSH_ASKPASS): the prompt appears, the password is not echoed, a wrong one is asked again", .enabled(if: Tmux.available))
+        @Test("on a terminal (no SSH_ASKPASS): the prompt appears, the password is not echoed, a wrong one is asked again", .enabled(if: TmuxPane.available))
         func terminalPrompt() throws {
             let f = try Fixture()
             let server = try f.server(["--password-auth", "--pam-service", f.service])
             defer { server.stop() }
-            let tmux = Tmux(socket: "qssh-pam-test-\(getpid())")
+            let tmux = TmuxPane(socket: "qssh-pam-test-\(getpid())", scratch: f.dir)
             defer { tmux.kill() }
             let qsshPath = try Tools.path("qssh")
             try tmux.start(width: 120, height: 30, command:

@@ -1,5 +1,6 @@
 import Foundation
 import QSSHSession
+import QSSHTestSupport
 import Testing
 
 extension ToolSuites {
@@ -314,7 +315,7 @@ struct QSSHTests {
     }
 
     @Test("interactive PTY session in tmux: prompt, window size and resize, Ctrl-C, exit (over TCP and over QUIC)",
-          .enabled(if: Tmux.available), arguments: ["tcp", "quic"])
+          .enabled(if: TmuxPane.available), arguments: ["tcp", "quic"])
     func interactive(transport: String) throws {
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -322,41 +323,41 @@ struct QSSHTests {
         defer { server.stop() }
         if transport == "quic" { #expect(server.waitForLog("QUIC on UDP"), "\(server.log)") }
         #expect(try qssh(dir, port: server.port, options: ["-o", "StrictHostKeyChecking=accept-new", "-o", "Transport=\(transport)"], ["true"]).status == 0)  // pin the host key
-        let tmux = Tmux(socket: "qssh-test-\(transport)-\(getpid())")
+        let tmux = TmuxPane(socket: "qssh-test-\(transport)-\(getpid())", scratch: dir)
         defer { tmux.kill() }
         let qsshPath = try Tools.path("qssh")
         try tmux.start(width: 100, height: 30, command:
             "'\(qsshPath)' -p \(server.port) -i '\(dir)/id' --known-hosts '\(dir)/known_hosts' -o Transport=\(transport) 127.0.0.1; echo QSSH-EXIT=$?; sleep 60")
-        tmux.send("PS1='READY> '", enter: true)
+        tmux.type("PS1='READY> '", enter: true)
         try tmux.waitFor("READY> ")
-        tmux.send("stty size", enter: true)
+        tmux.type("stty size", enter: true)
         try tmux.waitFor("30 100")
         tmux.resize(width: 120, height: 40)
         // The new size travels as a window-change request: ask until the shell sees it (bounded).
         for attempt in 0..<10 {
-            tmux.send("stty size", enter: true)
+            tmux.type("stty size", enter: true)
             if (try? tmux.waitFor("40 120", attempts: 20)) != nil { break }
             if attempt == 9 { try tmux.waitFor("40 120") }
         }
         // Ctrl-C only once the command runs: sent earlier, the terminal would flush the typed line with it.
-        tmux.send("echo sleeping-$((2*3)); sleep 100", enter: true)
+        tmux.type("echo sleeping-$((2*3)); sleep 100", enter: true)
         try tmux.waitFor("sleeping-6")
-        tmux.send("C-c", enter: false)
+        tmux.key("C-c")
         try tmux.waitFor("READY>", after: "sleeping-6")  // capture-pane drops the trailing space
-        tmux.send("echo after-$((6*7))", enter: true)
+        tmux.type("echo after-$((6*7))", enter: true)
         try tmux.waitFor("after-42")
-        tmux.send("exit 5", enter: true)
+        tmux.type("exit 5", enter: true)
         try tmux.waitFor("QSSH-EXIT=5")
 
         // The escape: Enter, then ~. ends the session from the client side.
-        let second = Tmux(socket: "qssh-test-escape-\(transport)-\(getpid())")
+        let second = TmuxPane(socket: "qssh-test-escape-\(transport)-\(getpid())", scratch: dir)
         defer { second.kill() }
         try second.start(width: 100, height: 30, command:
             "'\(qsshPath)' -p \(server.port) -i '\(dir)/id' --known-hosts '\(dir)/known_hosts' -o Transport=\(transport) 127.0.0.1; echo QSSH-EXIT=$?; sleep 60")
-        second.send("PS1='READY> '", enter: true)
+        second.type("PS1='READY> '", enter: true)
         try second.waitFor("READY> ")
-        second.send("", enter: true)
-        second.send("~.", enter: false)
+        second.key("Enter")
+        second.type("~.", enter: false)
         try second.waitFor("QSSH-EXIT=255")
         #expect(second.pane().contains("closed (~.)"))
     }
@@ -576,49 +577,3 @@ final class LockedResults: @unchecked Sendable {
 /// Reads a descriptor to its end.
 func readAll(_ fd: CInt) -> String { BlockingIO.readText(fd) }
 
-/// Drives a real terminal: a detached tmux server on its own socket.
-struct Tmux {
-    static var available: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") }
-    let socket: String
-
-    /// Runs tmux with posix_spawn (Foundation's Process loses track of children once the
-    /// daemonized tmux server closes the descriptors it inherited). Returns stdout.
-    @discardableResult
-    func run(_ args: [String]) -> String? {
-        guard let child = try? ChildProcess.spawn(
-            ["/usr/bin/tmux", "-L", socket] + args, environment: ProcessInfo.processInfo.environment, directory: nil)
-        else { return nil }
-        close(child.stdin)
-        let out = readAll(child.stdout)
-        close(child.stdout)
-        close(child.stderr)
-        guard case .exited(0) = child.waitForExit() else { return nil }
-        return out
-    }
-
-    func start(width: Int, height: Int, command: String) throws {
-        guard run(["new-session", "-d", "-s", "t", "-x", "\(width)", "-y", "\(height)", command]) != nil else {
-            throw ToolTestError("tmux did not start")
-        }
-    }
-    func send(_ keys: String, enter: Bool) { run(["send-keys", "-t", "t", keys] + (enter ? ["Enter"] : [])) }
-    func resize(width: Int, height: Int) { run(["resize-window", "-t", "t", "-x", "\(width)", "-y", "\(height)"]) }
-    func pane() -> String { run(["capture-pane", "-p", "-t", "t"]) ?? "" }
-    func kill() { run(["kill-server"]) }
-
-    /// Waits until the pane shows `text` (checked every 50 ms, for at most 15 s).
-    /// Waits until the pane shows `text` (after the last `after`, when given).
-    func waitFor(_ text: String, after: String? = nil, attempts: Int = 300) throws {
-        func shown() -> Bool {
-            let screen = pane()
-            guard let after else { return screen.contains(text) }
-            guard let mark = screen.range(of: after, options: .backwards) else { return false }
-            return screen[mark.upperBound...].contains(text)
-        }
-        for _ in 0..<attempts {
-            if shown() { return }
-            usleep(50_000)
-        }
-        throw ToolTestError("terminal never showed '\(text)'; it shows:\n\(pane())")
-    }
-}

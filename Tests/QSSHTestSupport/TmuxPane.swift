@@ -9,17 +9,26 @@ import Darwin
 
 /// A real terminal for tests: one tmux session on a private socket, driven with send-keys and
 /// read with capture-pane. tmux runs through posix_spawn with its output in a file (the tmux
-/// server daemonizes and could keep a pipe open).
-struct TmuxPane {
-    static var available: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") }
-    let socket: String
-    let scratch: String
+/// server daemonizes and could keep a pipe open). Shared by the tool and messenger tests.
+public struct TmuxPane: Sendable {
+    public static var available: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") }
+    public let socket: String
+    /// A directory for tmux's captured output (the test's temp dir).
+    public let scratch: String
 
-    struct Failure: Error, CustomStringConvertible { let description: String }
+    public init(socket: String, scratch: String) {
+        self.socket = socket
+        self.scratch = scratch
+    }
+
+    /// What went wrong driving the terminal (tmux did not start, or the pane never showed a text).
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
 
     /// Runs `tmux -L socket args`; its stdout, or nil when it failed.
     @discardableResult
-    func run(_ args: [String]) -> String? {
+    public func run(_ args: [String]) -> String? {
         let outPath = scratch + "/tmux-out-\(UUID().uuidString)"
         defer { unlink(outPath) }
         let argv = (["/usr/bin/tmux", "-L", socket] + args).map { strdup($0) } + [nil]
@@ -41,46 +50,60 @@ struct TmuxPane {
         return (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
     }
 
-    func start(width: Int, height: Int, command: String) throws {
+    public func start(width: Int, height: Int, command: String) throws {
         guard run(["new-session", "-d", "-s", "t", "-x", "\(width)", "-y", "\(height)", command]) != nil else {
             throw Failure(description: "tmux did not start")
         }
     }
     /// Types `keys` literally (no key-name lookup), then Enter when asked.
-    func type(_ keys: String, enter: Bool) {
+    public func type(_ keys: String, enter: Bool) {
         run(["send-keys", "-t", "t", "-l", keys])
         if enter { run(["send-keys", "-t", "t", "Enter"]) }
     }
-    func resize(width: Int, height: Int) { run(["resize-window", "-t", "t", "-x", "\(width)", "-y", "\(height)"]) }
-    func key(_ name: String) { run(["send-keys", "-t", "t", name]) }
-    func pane() -> String { run(["capture-pane", "-p", "-t", "t"]) ?? "" }
+    public func resize(width: Int, height: Int) { run(["resize-window", "-t", "t", "-x", "\(width)", "-y", "\(height)"]) }
+    public func key(_ name: String) { run(["send-keys", "-t", "t", name]) }
+    public func pane() -> String { run(["capture-pane", "-p", "-t", "t"]) ?? "" }
     /// Stops the tmux server: `kill-server`, then a signal to its pid (seen here: a server that
     /// answered `kill-server` with 0 and went on running).
-    func kill() {
+    public func kill() {
         let pid = run(["display-message", "-p", "#{pid}"]).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         run(["kill-server"])
+        #if canImport(Glibc)
         if let pid, pid > 1 { _ = Glibc.kill(pid, SIGKILL) }
+        #else
+        if let pid, pid > 1 { _ = Darwin.kill(pid, SIGKILL) }
+        #endif
     }
 
     /// Polls the pane (every 50 ms, at most `seconds`) until it shows `text`, after the last
     /// occurrence of `after` when given.
-    func waitFor(_ text: String, after: String? = nil, seconds: Double = 30) async throws {
-        func shown() -> Bool {
-            let screen = pane()
-            guard let after else { return screen.contains(text) }
-            guard let mark = screen.range(of: after, options: .backwards) else { return false }
-            return screen[mark.upperBound...].contains(text)
-        }
-        try await waitUntil("'\(text)'", seconds: seconds) { _ in shown() }
+    public func waitFor(_ text: String, after: String? = nil, seconds: Double = 30) async throws {
+        try await waitUntil("'\(text)'", seconds: seconds) { Self.shows($0, text, after: after) }
     }
 
     /// Polls the pane (every 50 ms, at most `seconds`) until `condition` holds for its text.
-    func waitUntil(_ what: String, seconds: Double = 30, _ condition: (String) -> Bool) async throws {
+    public func waitUntil(_ what: String, seconds: Double = 30, _ condition: (String) -> Bool) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition(pane()) { return }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw Failure(description: "the terminal never showed \(what); it shows:\n\(pane())")
+    }
+
+    /// The same wait for synchronous tests (which block their thread, not the concurrency pool).
+    public func waitFor(_ text: String, after: String? = nil, attempts: Int = 300) throws {
+        for _ in 0..<attempts {
+            if Self.shows(pane(), text, after: after) { return }
+            usleep(50_000)
+        }
+        throw Failure(description: "the terminal never showed '\(text)'; it shows:\n\(pane())")
+    }
+
+    /// Whether `screen` shows `text` (after the last occurrence of `after`, when given).
+    static func shows(_ screen: String, _ text: String, after: String?) -> Bool {
+        guard let after else { return screen.contains(text) }
+        guard let mark = screen.range(of: after, options: .backwards) else { return false }
+        return screen[mark.upperBound...].contains(text)
     }
 }
