@@ -19,10 +19,17 @@ struct CLIServer {
                                                  "--opaque-setup", dir.path + "/opaque"] + extra)
         let port: Int
         do { port = try await server.waitForPort() } catch {
+            server.killIfRunning()
             dir.cleanup()
             throw error
         }
         return CLIServer(dir: dir, server: server, common: ["--server", "127.0.0.1:\(port)", "--host-key", dir.path + "/host_key.pub"])
+    }
+
+    /// Stops qpqd if it still runs and removes the directory (for a `defer`).
+    func cleanup() {
+        server.killIfRunning()
+        dir.cleanup()
     }
 
     /// Runs qpq as `who`; `status` is the exit status it must have (nil: any).

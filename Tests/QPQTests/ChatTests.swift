@@ -14,6 +14,7 @@ struct ChatTests {
         try KeyFileIO.writePublicKey(PublicKeyLine.host(host.publicKey, comment: "qpqd").text + "\n", path: dir.path + "/host_key.pub")
         let server = try QPQDProcess(arguments: ["-p", "0", "-h", dir.path + "/host_key", "--database", dir.path + "/db.sqlite",
                                                  "--opaque-setup", dir.path + "/opaque", "--log-requests"])
+        defer { server.killIfRunning() }
         let port = try await server.waitForPort()
         let common = ["--server", "127.0.0.1:\(port)", "--host-key", dir.path + "/host_key.pub"]
         func qpq(_ who: String, _ args: [String]) async throws -> ToolRun.Result {
