@@ -12,14 +12,39 @@ package final class QPQMessenger {
 
     package internal(set) var state: QPQClientState
     let transport: any QPQTransport
+    /// Carries what the group token authorizes (`Send`, `Commit`, `SetDisappearing`): a connection
+    /// that never logs in, so the server cannot tie a send to this device by its connection
+    /// (sealed sender, docs/messaging.md §8). nil: `transport` carries them too.
+    let sealed: (any QPQTransport)?
     private let provider: CipherSuiteProvider
     /// Set while ``commitPendingLeaves()`` runs (its retries call ``receive()``).
     private var committingLeaves = false
 
-    package init(state: QPQClientState, transport: any QPQTransport) throws(QPQClientError) {
+    package init(state: QPQClientState, transport: any QPQTransport, sealed: (any QPQTransport)? = nil) throws(QPQClientError) {
         self.state = state
         self.transport = transport
+        self.sealed = sealed
         do { provider = try CipherSuiteProvider(Self.suite) } catch { throw .crypto("MLS suite: \(error)") }
+    }
+
+    /// Whether `request` goes on the connection that never logs in (docs/messaging.md §8): what
+    /// the group token authorizes (`Send`, `Commit`, `SetDisappearing`), except a `Commit` frame
+    /// over 2 MiB (welcomes of a large group, §7.1), which the server refuses before login: that
+    /// one goes on the logged-in connection, the one case where the server can tie a commit to a device.
+    package static func goesSealed(_ request: QPQRequest) -> Bool {
+        switch request {
+        case .send, .setDisappearing: return true
+        case .commit:
+            guard let body = try? QPQCodec.encodeBody(QPQFrame(requestId: 1, message: .request(request))) else { return false }
+            return body.count <= QPQLimits.maxFrame
+        default: return false
+        }
+    }
+
+    /// The connection for `request` (``goesSealed(_:)``).
+    private func uploader(for request: QPQRequest) -> any QPQTransport {
+        guard let sealed, Self.goesSealed(request) else { return transport }
+        return sealed
     }
 
     private func signingKey() throws(QPQClientError) -> SignaturePrivateKey {
@@ -170,7 +195,8 @@ package final class QPQMessenger {
             var group = try self.group(name)
             let proposal: [UInt8]
             do { proposal = try group.propose(.remove(group.ownLeaf)) } catch { throw .crypto("leave: \(error)") }
-            let answer = try await transport.call(.send(groupId: group.groupID, epoch: group.epoch, token: Self.token(group), message: proposal))
+            let request = QPQRequest.send(groupId: group.groupID, epoch: group.epoch, token: Self.token(group), message: proposal)
+            let answer = try await uploader(for: request).call(request)
             switch answer {
             case .sent(let id):
                 state.markSeen(id)
@@ -232,9 +258,10 @@ package final class QPQMessenger {
             var next = group
             do { try next.mergePendingCommit() } catch { throw .crypto("commit: \(error)") }
             let welcomes = output.welcome.map { w in add.map { QPQWelcome(deviceId: $0, welcome: w) } } ?? []
-            let answer = try await transport.call(.commit(groupId: group.groupID, epoch: group.epoch, token: Self.token(group),
-                                                          nextTokenHash: KeyDerivation.sha256(Self.token(next)), add: add, remove: remove,
-                                                          commit: output.commit, welcomes: welcomes))
+            let request = QPQRequest.commit(groupId: group.groupID, epoch: group.epoch, token: Self.token(group),
+                                            nextTokenHash: KeyDerivation.sha256(Self.token(next)), add: add, remove: remove,
+                                            commit: output.commit, welcomes: welcomes)
+            let answer = try await uploader(for: request).call(request)
             switch answer {
             case .committed(_, let messageId):
                 store(next, name: name)
@@ -264,7 +291,8 @@ package final class QPQMessenger {
             var group = try self.group(name)
             let ciphertext: [UInt8]
             do { ciphertext = try group.encrypt(data) } catch { throw .crypto("encrypt: \(error)") }
-            let answer = try await transport.call(.send(groupId: group.groupID, epoch: group.epoch, token: Self.token(group), message: ciphertext))
+            let request = QPQRequest.send(groupId: group.groupID, epoch: group.epoch, token: Self.token(group), message: ciphertext)
+            let answer = try await uploader(for: request).call(request)
             switch answer {
             case .sent(let id):
                 store(group, name: name)  // the sender ratchet moved
@@ -368,7 +396,8 @@ package final class QPQMessenger {
     /// are deleted by the server and by every member's client when it runs out.
     package func setDisappearing(_ name: String, seconds: UInt32) async throws(QPQClientError) {
         let group = try self.group(name)
-        _ = try await transport.expect(.setDisappearing(groupId: group.groupID, epoch: group.epoch, token: Self.token(group), seconds: seconds))
+        let request = QPQRequest.setDisappearing(groupId: group.groupID, epoch: group.epoch, token: Self.token(group), seconds: seconds)
+        _ = try await uploader(for: request).expect(request)
     }
 
     /// The user names of a group's members (from the MLS tree).

@@ -42,14 +42,20 @@ package final class QPQServerHandler: ChannelDuplexHandler, QPQPushSubscriber, @
     private var pushAgain = false
     private var lastPushed: UInt64 = 0
     private var closed = false
+    // Request log (`qpqd --log-requests`).
+    private let requestLog: QPQRequestLog?
+    private let connectionNumber: UInt64
+    private var everLoggedIn = false
 
     /// Most requests buffered ahead of the one running; more is a client ignoring responses.
     static let maxQueuedRequests = 64
 
     package init(context: QPQServerContext, registry: QPQPushRegistry, pool: NIOThreadPool, batcher: QPQPushBatcher,
-                 flow: QPQFlowControl = QPQFlowControl()) {
+                 flow: QPQFlowControl = QPQFlowControl(), requestLog: QPQRequestLog? = nil) {
         self.context = context
         self.flow = flow
+        self.requestLog = requestLog
+        self.connectionNumber = requestLog?.nextConnection() ?? 0
         self.registry = registry
         self.pool = pool
         self.batcher = batcher
@@ -180,6 +186,7 @@ package final class QPQServerHandler: ChannelDuplexHandler, QPQPushSubscriber, @
         let beforeRequest = flow.beforeRequest
         let loop = channel.eventLoop
         let lent = current
+        let login: QPQRequestLog.Login = registeredDevice != nil ? .device : (everLoggedIn ? .ended : .never)
         pool.runIfActive(eventLoop: loop) { () -> (QPQServerSession, QPQSessionOutput) in
             beforeRequest?()
             var running = lent
@@ -189,6 +196,7 @@ package final class QPQServerHandler: ChannelDuplexHandler, QPQPushSubscriber, @
             switch result {
             case .success(let (next, out)):
                 self.session = next
+                self.requestLog?.record(connection: self.connectionNumber, login: login, request: request, response: out.response)
                 self.finish(requestId: requestId, output: out, device: next.device?.deviceId)
             case .failure:
                 channel.close(promise: nil)
@@ -204,6 +212,7 @@ package final class QPQServerHandler: ChannelDuplexHandler, QPQPushSubscriber, @
         splitter.largeFrames = device != nil ? .commitRequests : .refused
         write(QPQFrame(requestId: requestId, message: .response(output.response)))
         channel?.flush()
+        if device != nil { everLoggedIn = true }
         if device != registeredDevice {
             if let old = registeredDevice { registry.unregister(self, device: old) }
             if let device, !closed { registry.register(self, device: device) }

@@ -73,14 +73,16 @@ package final class QPQService: Sendable {
     /// Binds `host:port` and serves until ``close()``.
     package static func start(group: EventLoopGroup, host: String, port: Int, hostKey: HostKeyPair, context: QPQServerContext,
                               options: QNSPBootstrap.Options = QNSPBootstrap.Options(), threads: Int = 2,
-                              flow: QPQFlowControl = QPQFlowControl()) async throws -> QPQService {
-        try await bind(group: group, host: host, port: port, hostKey: hostKey, context: context, options: options, threads: threads, flow: flow).get()
+                              flow: QPQFlowControl = QPQFlowControl(), requestLog: QPQRequestLog? = nil) async throws -> QPQService {
+        try await bind(group: group, host: host, port: port, hostKey: hostKey, context: context, options: options, threads: threads, flow: flow,
+                       requestLog: requestLog).get()
     }
 
-    /// As ``start(group:host:port:hostKey:context:options:threads:)``, as a future (for synchronous callers).
+    /// As ``start(group:host:port:hostKey:context:options:threads:flow:requestLog:)``, as a future (for synchronous
+    /// callers). `requestLog`: one line per request (docs/messaging.md §8), nil for none.
     package static func bind(group: EventLoopGroup, host: String, port: Int, hostKey: HostKeyPair, context: QPQServerContext,
                              options: QNSPBootstrap.Options = QNSPBootstrap.Options(), threads: Int = 2,
-                             flow: QPQFlowControl = QPQFlowControl()) -> EventLoopFuture<QPQService> {
+                             flow: QPQFlowControl = QPQFlowControl(), requestLog: QPQRequestLog? = nil) -> EventLoopFuture<QPQService> {
         let pool = NIOThreadPool(numberOfThreads: threads)
         pool.start()
         let registry = QPQPushRegistry()
@@ -92,7 +94,8 @@ package final class QPQService: Sendable {
             connections.withLockedValue { $0[id] = ch }
             ch.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }
             return ch.eventLoop.makeCompletedFuture {
-                try ch.pipeline.syncOperations.addHandler(QPQServerHandler(context: context, registry: registry, pool: pool, batcher: batcher, flow: flow))
+                try ch.pipeline.syncOperations.addHandler(QPQServerHandler(context: context, registry: registry, pool: pool, batcher: batcher, flow: flow,
+                                                                      requestLog: requestLog))
             }
         }
         return QNSPBootstrap.bindServer(group: group, host: host, port: port, parameters: parameters, options: options,

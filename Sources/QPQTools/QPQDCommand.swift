@@ -55,6 +55,9 @@ package struct QPQDCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Also serve over QUIC on UDP with the same port number (ALPN qpq/1; the QUIC certificate is kept next to the host key as HOSTKEY.quic-cert.pem / .quic-key.pem).")
     var quic = true
 
+    @Flag(name: .long, help: "Print one line per request on stderr: a connection number, whether that connection had logged in, the request type and the outcome (no user, device or group names).")
+    var logRequests = false
+
     package init() {}
 
     package func run() throws {
@@ -86,7 +89,9 @@ package struct QPQDCommand: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let service: QPQService
         do {
-            service = try QPQService.bind(group: group, host: listen, port: port, hostKey: host, context: context, threads: threads).wait()
+            let log = logRequests ? QPQRequestLog { Terminal.warn($0) } : nil
+            service = try QPQService.bind(group: group, host: listen, port: port, hostKey: host, context: context, threads: threads,
+                                          requestLog: log).wait()
         } catch {
             try? group.syncShutdownGracefully()
             throw ToolError("cannot listen on \(listen) port \(port): \(error)")

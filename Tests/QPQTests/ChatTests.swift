@@ -14,7 +14,8 @@ struct ChatTests {
         try KeyFileIO.writePrivateKey(try PrivateKeyFile.encode(.host(host)), path: dir.path + "/host_key")
         try KeyFileIO.writePublicKey(PublicKeyLine.host(host.publicKey, comment: "qpqd").text + "\n", path: dir.path + "/host_key.pub")
         let server = try QPQDProcess(arguments: ["-p", "0", "-h", dir.path + "/host_key", "--database", dir.path + "/db.sqlite",
-                                                 "--opaque-setup", dir.path + "/opaque"])
+                                                 "--opaque-setup", dir.path + "/opaque", "--log-requests"])
+        defer { server.killIfRunning() }
         let port = try await server.waitForPort()
         let common = ["--server", "127.0.0.1:\(port)", "--host-key", dir.path + "/host_key.pub"]
         func qpq(_ who: String, _ args: [String]) async throws -> ToolRun.Result {
@@ -78,5 +79,11 @@ struct ChatTests {
         tmux.type("/quit", enter: true)
         try await tmux.waitFor("READY>", after: "CHAT2-EXIT=0")
         #expect(try await server.terminate() == 0)
+        // The chat's line went out on a connection that never logged in, not on its push connection.
+        let log = QPQDRequestLog(server.stderrText)
+        #expect(log.sealedSenderViolations().isEmpty, "\(log.sealedSenderViolations())")
+        let pushConnections = Set(log.lines.filter { $0.request == "Subscribe" }.map(\.connection))
+        #expect(!pushConnections.isEmpty && log.lines.filter { $0.request == "Send" }.count == 3
+                && log.connections(carrying: ["Send"]).isDisjoint(with: pushConnections), "\(log.lines)")
     }
 }

@@ -114,6 +114,11 @@ final class QPQDProcess: @unchecked Sendable {
         return port
     }
 
+    /// SIGKILL if it has not exited yet (for a `defer`, so a failed test leaves no daemon behind).
+    func killIfRunning() {
+        if state.withLockedValue({ $0.exited == nil }) { kill(process.processIdentifier, SIGKILL) }
+    }
+
     /// Sends SIGTERM and waits for the exit status (SIGKILL and a failure after `seconds`).
     func terminate(seconds: Double = 20) async throws -> Int32 {
         if state.withLockedValue({ $0.exited == nil }) { kill(process.processIdentifier, SIGTERM) }

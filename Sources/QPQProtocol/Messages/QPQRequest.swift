@@ -62,4 +62,40 @@ public enum QPQRequest: Sendable, Equatable {
         case .blobDownload: return 0x1A
         }
     }
+
+    /// The request's name in docs/messaging.md §2.1 (`Send`, `Commit`, …), for logs.
+    public var name: String {
+        let index = Int(type) - 1
+        return Self.names.indices.contains(index) ? Self.names[index] : "0x\(String(type, radix: 16))"
+    }
+
+    /// By type byte − 1 (0x01 `Ping` … 0x1A `BlobDownload`).
+    private static let names = [
+        "Ping",
+        "RegisterStart",
+        "RegisterFinish",
+        "LoginStart",
+        "LoginFinish",
+        "Resume",
+        "Logout",
+        "ListDevices",
+        "RevokeDevice",
+        "UploadKeyPackages",
+        "FetchKeyPackages",
+        "KeyPackageCount",
+        "LookupUser",
+        "CreateGroup",
+        "Commit",
+        "Send",
+        "Fetch",
+        "Ack",
+        "Subscribe",
+        "ListGroups",
+        "GroupMembers",
+        "SetDisappearing",
+        "BlobCreate",
+        "BlobUpload",
+        "BlobStatus",
+        "BlobDownload",
+    ]
 }

@@ -28,13 +28,15 @@ struct QPQOptions: ParsableArguments {
         guard QPQCarrier(rawValue: transport) != nil else { throw ValidationError("--transport is tcp, quic or auto, not \(transport)") }
     }
 
-    /// Connects over the chosen carrier (docs/messaging.md §1.1).
-    func connect(group: EventLoopGroup, host: String, port: Int, hostKey: HostPublicKey) async throws -> QPQConnection {
+    /// Connects over the chosen carrier (docs/messaging.md §1.1). `purpose` names the connection in
+    /// the `-v` line (the sealed-sender one says so).
+    func connect(group: EventLoopGroup, host: String, port: Int, hostKey: HostPublicKey,
+                 purpose: String = "") async throws(QPQClientError) -> QPQConnection {
         let carrier = QPQCarrier(rawValue: transport) ?? .tcp
         let conn = try await QPQConnection.connect(group: group, host: host, port: port, hostKey: hostKey, carrier: carrier)
         if verbose {
             let how = conn.carrier == .quic ? "QUIC (UDP, ALPN \(QPQConnection.alpn))" : (carrier == .auto ? "TCP (QUIC did not answer)" : "TCP")
-            Terminal.warn("qpq: connected to \(host):\(port) over \(how)")
+            Terminal.warn("qpq: connected to \(host):\(port) over \(how)\(purpose)")
         }
         return conn
     }
@@ -79,7 +81,9 @@ struct QPQOptions: ParsableArguments {
 /// Saves the state in the middle of a command (so an interrupted transfer can resume).
 typealias QPQCheckpoint = @Sendable (QPQClientState) throws(QPQClientError) -> Void
 
-/// Connects to the state's server, resumes the session, runs `body`, saves the state.
+/// Connects to the state's server, resumes the session, runs `body`, saves the state. Sends and
+/// commits go on a second connection, opened when the first one is needed, that never logs in
+/// (sealed sender, docs/messaging.md §8).
 func withMessenger<T: Sendable>(_ options: QPQOptions, save: Bool = true,
                                 _ body: @escaping @Sendable (QPQMessenger, QPQConnection) async throws -> T) throws -> T {
     try withMessenger(options, save: save) { m, conn, _ in try await body(m, conn) }
@@ -105,13 +109,19 @@ func withMessenger<T: Sendable>(_ options: QPQOptions, save: Bool = true,
     defer { try? group.syncShutdownGracefully() }
     let (value, final) = try BlockingAsync.run { () async throws -> (T, QPQClientState) in
         let conn = try await options.connect(group: group, host: state.host, port: state.port, hostKey: hostKey)
+        let sealed = QPQLazyConnection { () async throws(QPQClientError) -> QPQConnection in
+            try await options.connect(group: group, host: state.host, port: state.port, hostKey: hostKey,
+                                      purpose: " (for sends and commits; never logs in)")
+        }
         do {
-            let messenger = try QPQMessenger(state: state, transport: conn)
+            let messenger = try QPQMessenger(state: state, transport: conn, sealed: sealed)
             try await messenger.resume()
             let value = try await body(messenger, conn, checkpoint)
+            await sealed.close()
             await conn.close()
             return (value, messenger.state)
         } catch {
+            await sealed.close()
             await conn.close()
             throw error
         }

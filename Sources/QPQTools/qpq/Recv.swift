@@ -47,7 +47,7 @@ struct Recv: ParsableCommand {
     func run() throws {
         let watch = self.watch
         let dir = downloadDir ?? ((options.store as NSString).deletingLastPathComponent + "/downloads")
-        let stall = ProcessInfo.processInfo.environment["QPQ_TEST_STALL_AFTER_BYTES"].flatMap { UInt64($0) }
+        let stall = QPQTestHooks.stallAfterBytes
         let limit = Self.parseSize(maxDownload) ?? Self.defaultMaxDownload
         let policy = DownloadPolicy(maxSize: limit == 0 ? nil : limit, accept: Set(acceptFile))
         let failed = try withMessenger(options) { m, conn, checkpoint -> Bool in

@@ -24,7 +24,7 @@ struct SendFile: ParsableCommand {
         let (group, path) = (self.group, self.path)
         let name = self.name ?? (path as NSString).lastPathComponent
         let bar = ProgressBar(label: name)
-        let stall = ProcessInfo.processInfo.environment["QPQ_TEST_STALL_AFTER_BYTES"].flatMap { UInt64($0) }
+        let stall = QPQTestHooks.stallAfterBytes
         let progress = QPQFileTransfer.Progress(stallAfter: stall) { done, total in bar.update(done, total) }
         let sent: (offer: QPQFileOffer, resumedAt: UInt64)
         do {
