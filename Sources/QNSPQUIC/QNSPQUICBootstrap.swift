@@ -21,42 +21,21 @@ public enum QNSPQUICBootstrap {
         quic: QUICEndpoint.Configuration = QUICEndpoint.Configuration(),
         initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() }
     ) -> EventLoopFuture<(Channel, EventLoopFuture<QNSPSessionInfo>)> {
-        let loop = group.next()
-        let resolved = loop.makePromise(of: SocketAddress.self)
-        DispatchQueue.global().async {
-            resolved.completeWith(Result { try SocketAddress.makeAddressResolvingHost(host, port: port) })
-        }
-        return resolved.futureResult.flatMap { remote in
-            let any = remote.protocol == .inet6 ? "::" : "0.0.0.0"
-            return QUICEndpoint.bind(group: loop, host: any, port: 0, configuration: quic).flatMap { endpoint in
-                quic.onEndpoint?(endpoint)
-                return endpoint.connect(to: remote, alpn: alpn).flatMap { client in
-                    let handshake = NIOLockedValueBox<EventLoopFuture<QNSPSessionInfo>?>(nil)
-                    return client.openStream { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.syncOptions?.setOption(.autoRead, value: options.autoRead)
-                            let waiter = try QNSPBootstrap.addHandlers(
-                                to: channel,
-                                connection: QNSPConnection(client: parameters, configuration: options.configuration),
-                                isClient: true,
-                                options: options
-                            )
-                            handshake.withLockedValue { $0 = waiter.future }
-                        }.flatMap { initializer(channel) }
-                    }.flatMapThrowing { channel -> (Channel, EventLoopFuture<QNSPSessionInfo>) in
-                        channel.closeFuture.whenComplete { _ in
-                            client.close().whenComplete { _ in endpoint.close().whenComplete { _ in } }
-                        }
-                        guard let future = handshake.withLockedValue({ $0 }) else {
-                            throw ChannelError.inappropriateOperationForState
-                        }
-                        return (channel, future)
-                    }
-                }.flatMapErrorThrowing { error in
-                    endpoint.close().whenComplete { _ in }
-                    throw error
-                }
-            }
+        let handshake = NIOLockedValueBox<EventLoopFuture<QNSPSessionInfo>?>(nil)
+        return QUICStreamClient.connect(group: group, host: host, port: port, alpn: alpn, quic: quic) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.syncOptions?.setOption(.autoRead, value: options.autoRead)
+                let waiter = try QNSPBootstrap.addHandlers(
+                    to: channel,
+                    connection: QNSPConnection(client: parameters, configuration: options.configuration),
+                    isClient: true,
+                    options: options
+                )
+                handshake.withLockedValue { $0 = waiter.future }
+            }.flatMap { initializer(channel) }
+        }.flatMapThrowing { channel -> (Channel, EventLoopFuture<QNSPSessionInfo>) in
+            guard let future = handshake.withLockedValue({ $0 }) else { throw ChannelError.inappropriateOperationForState }
+            return (channel, future)
         }
     }
 

@@ -23,6 +23,13 @@ public struct QSSHTunnelCommand: ParsableCommand {
                 # the inner host key is stable per qsshd host key; the tunnel already checked the host
             Then: ssh alice@server.pq, sftp alice@server.pq, scp file alice@server.pq:
             (the .pq suffix is removed before connecting).
+
+            --plain-ssh instead joins stdin/stdout to one QUIC stream with ALPN ssh,
+            which 'qsshd --bridge' hands to its sshd as plain SSH-2. There is no QNSP
+            on that path: no qssh key, no ~/.qssh/known_hosts, and only sshd's own key
+            exchange and host key (checked by ssh) protect the session, so it is
+            post-quantum only if sshd's key exchange is (sntrup761x25519, mlkem768x25519).
+              ProxyCommand qssh tunnel --plain-ssh -p %p %h
             """)
 
     @OptionGroup var connection: ClientOptions
@@ -36,10 +43,26 @@ public struct QSSHTunnelCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print connection details to stderr.")
     var verbose = false
 
+    @Flag(name: .long, help: ArgumentHelp(
+        "Plain SSH-2 over QUIC (ALPN ssh, served by 'qsshd --bridge'): no QNSP, no qssh key or known_hosts; sshd's own key exchange and host key protect it. Takes -p, -v and HostName only."))
+    var plainSSH = false
+
     @Argument(help: "[user@]host (a trailing .pq is removed)")
     var destination: String
 
     public init() {}
+
+    public func validate() throws {
+        if plainSSH {
+            let allowed = sshOptions.allSatisfy { option in
+                let o = option.lowercased().replacingOccurrences(of: " ", with: "")
+                return o.hasPrefix("hostname=") || o == "transport=quic"
+            }
+            if !allowed {
+                throw ValidationError("--plain-ssh runs plain SSH-2 over QUIC: only -o HostName= (and Transport=quic) apply, not \(sshOptions.joined(separator: " "))")
+            }
+        }
+    }
 
     public func run() throws {
         var batch = false, acceptNew = false
@@ -70,6 +93,10 @@ public struct QSSHTunnelCommand: ParsableCommand {
         var (user, host) = try connection.resolve(destination)
         if let hostName { host = hostName } else if host.hasSuffix(".pq") { host.removeLast(3) }
         guard !host.isEmpty else { throw ToolError("bad destination '\(destination)'") }
+        if plainSSH {
+            if try PlainSSHTunnel.run(host: host, port: connection.port, verbose: verbose) != 0 { throw ExitCode(255) }
+            return
+        }
         var options = QNSPBootstrap.Options()
         options.keepalive = .init(interval: .seconds(30), maxMissed: 3)
         options.handshakeTimeout = .seconds(30)
