@@ -277,6 +277,15 @@ public final class QUICConnection {
         _ = cngtcp2_shutdown_stream(handle, id, code)
     }
 
+    /// True if a flush would send more than acknowledgements and control frames: stream data
+    /// (or a FIN) not yet handed to ngtcp2 on a stream that is not flow-control blocked, a pending
+    /// close, or a CONNECTION_CLOSE written after a failed read.
+    var hasUrgentOutput: Bool {
+        if pendingClose || !queuedOnFailure.isEmpty { return true }
+        for (id, buffer) in sendBuffers where buffer.hasUnsent && !blocked.contains(id) { return true }
+        return false
+    }
+
     /// Bytes queued on a stream and not yet acknowledged (for backpressure).
     public func buffered(stream id: Int64) -> UInt64 { sendBuffers[id]?.buffered ?? 0 }
 

@@ -152,6 +152,10 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
         repeat {
             rounds += 1
             for e in c.conn.takeEvents() { c.handle(e) }
+            if holdsAcknowledgement(c) { continue }
+            c.deliveredSinceFlush = 0
+            c.replyDeadline = 0
+            c.acknowledgeNow = false
             let datagrams = c.conn.flush(segments: gsoSegments)
             if let channel, !datagrams.isEmpty {
                 send(datagrams, on: channel)
@@ -180,6 +184,31 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func hasEvents(_ c: QUICEndpointConnection) -> Bool { c.conn.hasPendingEvents }
+
+    /// How long an acknowledgement of one small piece of stream data may wait for the reply that
+    /// the stream's consumer writes (so that the ACK rides in the reply's packet). Far below the
+    /// peer's loss-detection timeout, which includes our max_ack_delay (25 ms).
+    static let replyWindow: UInt64 = 2_000_000  // ns
+
+    /// Largest delivery since the last flush whose acknowledgement may wait: one packet's worth.
+    /// A second packet of data is acknowledged at once (as ngtcp2's ack threshold of 2 wants), so
+    /// bulk transfers are not slowed.
+    static let replyWindowBytes = Int(CNGTCP2_MAX_UDP_PAYLOAD)
+
+    /// True if this flush should wait: the connection would send only acknowledgements and
+    /// control frames, and what it acknowledges is one small piece of stream data delivered to a
+    /// pipe within the reply window. Without the wait, every request/response exchange (QNSP
+    /// and SSH-2 messages, keystrokes) costs an ACK-only packet each way besides the reply; the
+    /// ACK-only packet's number leaves a gap before the reply's, which makes the peer's ngtcp2
+    /// acknowledge the reply at once in turn, and each such packet wakes the other process.
+    private func holdsAcknowledgement(_ c: QUICEndpointConnection) -> Bool {
+        guard c.deliveredSinceFlush > 0, c.deliveredSinceFlush <= Self.replyWindowBytes, !c.acknowledgeNow,
+            c.conn.alpn != nil, !c.conn.isClosed, !c.conn.hasUrgentOutput
+        else { return false }
+        let now = cngtcp2_now()
+        if c.replyDeadline == 0 { c.replyDeadline = now + Self.replyWindow }
+        return now < c.replyDeadline
+    }
 
     /// UDP generic segmentation offload (`UDP_SEGMENT`): runs of equal-size datagrams to one
     /// destination (the last may be shorter) leave in one send, which the kernel splits. 1: off.
@@ -210,7 +239,9 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func rearm(_ c: QUICEndpointConnection) {
-        guard let expiry = c.conn.expiry else {
+        // While an acknowledgement waits for a reply, the timer's next run is the end of that
+        // wait (ngtcp2's own deadlines, then at most the reply window late, are met by that flush).
+        guard let expiry = c.replyDeadline != 0 ? c.replyDeadline : c.conn.expiry else {
             c.timer?.cancel()
             c.timer = nil
             c.timerDeadline = .max
