@@ -12,7 +12,13 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     let loop: EventLoop
     let services: QUICServiceRegistry
     private let server: QUICServerContext?
-    private var byCID: [[UInt8]: QUICEndpointConnection] = [:]
+    private var byCID: [[UInt8]: QUICEndpointConnection] = [:] {
+        didSet { lastRoute = nil }  // any change of the routing table drops the cached route
+    }
+    /// The CID the last datagram was routed by and its connection: the datagrams of a burst mostly
+    /// belong to one connection, and comparing the CID's bytes in place is cheaper than copying
+    /// them into an array and hashing it for every datagram.
+    private var lastRoute: (cid: [UInt8], connection: QUICEndpointConnection)?
     private(set) var connections: [ObjectIdentifier: QUICEndpointConnection] = [:]
     private(set) var channel: Channel?
     private(set) var localAddress: SocketAddress?
@@ -129,17 +135,31 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     /// The connection a datagram's destination CID belongs to.
     private func route(_ datagram: ByteBuffer) -> QUICEndpointConnection? {
         guard let first = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self) else { return nil }
+        let offset: Int
+        let length: Int
         if first & 0x80 != 0 {
             // Long header: version (4), DCID length (1), DCID.
-            guard let l = datagram.getInteger(at: datagram.readerIndex + 5, as: UInt8.self), l <= CNGTCP2_MAX_CIDLEN,
-                let cid = datagram.getBytes(at: datagram.readerIndex + 6, length: Int(l))
+            guard let l = datagram.getInteger(at: datagram.readerIndex + 5, as: UInt8.self), l <= CNGTCP2_MAX_CIDLEN
             else { return nil }
-            return byCID[cid]
+            (offset, length) = (6, Int(l))
+        } else {
+            (offset, length) = (1, Int(CNGTCP2_SCIDLEN))
         }
-        guard let cid = datagram.getBytes(at: datagram.readerIndex + 1, length: Int(CNGTCP2_SCIDLEN)) else {
-            return nil
+        guard datagram.readableBytes >= offset + length else { return nil }
+        if let last = lastRoute, last.cid.count == length,
+            datagram.withUnsafeReadableBytes({ bytes in
+                last.cid.withUnsafeBytes { cid in
+                    guard let b = bytes.baseAddress, let c = cid.baseAddress else { return false }
+                    return memcmp(b + offset, c, length) == 0
+                }
+            })
+        {
+            return last.connection
         }
-        return byCID[cid]
+        guard let cid = datagram.getBytes(at: datagram.readerIndex + offset, length: length) else { return nil }
+        guard let c = byCID[cid] else { return nil }
+        lastRoute = (cid, c)
+        return c
     }
 
     private func add(_ c: QUICEndpointConnection) {
