@@ -1,6 +1,12 @@
 import CNGTCP2
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One QUIC connection (client or server) as a sans-I/O state machine over ngtcp2: feed it
 /// datagrams and timer expiries, take events and datagrams out. It never touches a socket.
 /// Confined to one thread (its endpoint's event loop); the class is not thread-safe.
@@ -249,10 +255,10 @@ public final class QUICConnection {
         return id
     }
 
-    /// Queues bytes on a stream (copied; sent by `flush`).
+    /// Queues bytes on a stream (the buffer is kept, not copied, until acknowledged; sent by `flush`).
     public func write(stream id: Int64, _ bytes: ByteBuffer) {
         guard !closedReported, var buffer = sendBuffers.removeValue(forKey: id), !buffer.finQueued else { return }
-        bytes.withUnsafeReadableBytes { buffer.append($0) }
+        buffer.append(bytes)
         sendBuffers[id] = buffer
     }
 
@@ -275,6 +281,15 @@ public final class QUICConnection {
     public func reset(stream id: Int64, code: UInt64) {
         guard let handle, !closedReported else { return }
         _ = cngtcp2_shutdown_stream(handle, id, code)
+    }
+
+    /// True if a flush would send more than acknowledgements and control frames: stream data
+    /// (or a FIN) not yet handed to ngtcp2 on a stream that is not flow-control blocked, a pending
+    /// close, or a CONNECTION_CLOSE written after a failed read.
+    var hasUrgentOutput: Bool {
+        if pendingClose || !queuedOnFailure.isEmpty { return true }
+        for (id, buffer) in sendBuffers where buffer.hasUnsent && !blocked.contains(id) { return true }
+        return false
     }
 
     /// Bytes queued on a stream and not yet acknowledged (for backpressure).
@@ -440,10 +455,32 @@ public final class QUICConnection {
                 now
             )
         }
-        if n > 0, let address = SocketAddress.from(storage: dest, length: destLen) {
+        if n > 0, let address = address(of: dest, length: destLen) {
             gather(n, to: address, into: &datagrams)
         }
         return n
+    }
+
+    /// The last packet's destination, as ngtcp2 gave it and as a NIO address: nearly every packet
+    /// goes to the same one, and making a `SocketAddress` allocates.
+    private var lastDestination: (storage: sockaddr_storage, length: socklen_t, address: SocketAddress)?
+
+    private func address(of storage: sockaddr_storage, length: socklen_t) -> SocketAddress? {
+        if let last = lastDestination, last.length == length,
+            withUnsafeBytes(of: last.storage, { a in
+                withUnsafeBytes(of: storage) { b in
+                    guard let a = a.baseAddress, let b = b.baseAddress else { return false }
+                    return memcmp(a, b, Int(length)) == 0
+                }
+            })
+        {
+            return last.address
+        }
+        guard Int(length) <= MemoryLayout<sockaddr_storage>.size,
+            let address = SocketAddress.from(storage: storage, length: length)
+        else { return nil }
+        lastDestination = (storage, length, address)
+        return address
     }
 
     private func writeClose(_ handle: OpaquePointer, now: UInt64) -> Datagram? {

@@ -16,6 +16,13 @@ final class QUICEndpointConnection: @unchecked Sendable {
     private var flushScheduled = false
     /// Fed datagrams in this read burst, to be processed at its end (`QUICEndpointHandler`).
     var pendingProcess = false
+    /// Acknowledgement coalescing (docs/protocol.md §8.8): stream bytes delivered to pipes since
+    /// the last flush, and until when (ngtcp2 clock) a flush that would carry only an ACK waits
+    /// for the stream's reply instead (0: not waiting).
+    var deliveredSinceFlush = 0
+    var replyDeadline: UInt64 = 0
+    /// A FIN arrived or a stream closed since the last flush: no waiting for a reply.
+    var acknowledgeNow = false
     /// Stop reading a stream's user end above this many unacknowledged bytes; resume below half.
     let highWater: UInt64 = 2 << 20
 
@@ -100,12 +107,17 @@ final class QUICEndpointConnection: @unchecked Sendable {
             let info = QUICStreamInfo(alpn: alpn, streamID: id, remoteAddress: remote)
             pipe.start(loop: loop) { ch in service(ch, info) }.whenFailure { _ in self.pipeFailed(pipe) }
         case .streamData(let id, let bytes, let fin):
+            // A FIN is acknowledged at once: the peer's stream closes only when it is, so a
+            // session's end would wait for the reply window.
+            if fin { acknowledgeNow = true }
+            deliveredSinceFlush = min(deliveredSinceFlush + bytes.readableBytes, 1 << 40)
             if let pipe = pipes[id] {
                 pipe.deliver(bytes, fin: fin)
             } else {
                 conn.consumed(stream: id, count: bytes.readableBytes)
             }
         case .streamClosed(let id, _):
+            acknowledgeNow = true  // no reply will come on it
             pipes.removeValue(forKey: id)?.close()
         case .closed(let error):
             handshakePromise?.fail(error ?? QUICError.connectionClosed)

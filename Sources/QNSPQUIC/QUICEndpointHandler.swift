@@ -12,7 +12,13 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     let loop: EventLoop
     let services: QUICServiceRegistry
     private let server: QUICServerContext?
-    private var byCID: [[UInt8]: QUICEndpointConnection] = [:]
+    private var byCID: [[UInt8]: QUICEndpointConnection] = [:] {
+        didSet { lastRoute = nil }  // any change of the routing table drops the cached route
+    }
+    /// The CID the last datagram was routed by and its connection: the datagrams of a burst mostly
+    /// belong to one connection, and comparing the CID's bytes in place is cheaper than copying
+    /// them into an array and hashing it for every datagram.
+    private var lastRoute: (cid: [UInt8], connection: QUICEndpointConnection)?
     private(set) var connections: [ObjectIdentifier: QUICEndpointConnection] = [:]
     private(set) var channel: Channel?
     private(set) var localAddress: SocketAddress?
@@ -129,17 +135,31 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     /// The connection a datagram's destination CID belongs to.
     private func route(_ datagram: ByteBuffer) -> QUICEndpointConnection? {
         guard let first = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self) else { return nil }
+        let offset: Int
+        let length: Int
         if first & 0x80 != 0 {
             // Long header: version (4), DCID length (1), DCID.
-            guard let l = datagram.getInteger(at: datagram.readerIndex + 5, as: UInt8.self), l <= CNGTCP2_MAX_CIDLEN,
-                let cid = datagram.getBytes(at: datagram.readerIndex + 6, length: Int(l))
+            guard let l = datagram.getInteger(at: datagram.readerIndex + 5, as: UInt8.self), l <= CNGTCP2_MAX_CIDLEN
             else { return nil }
-            return byCID[cid]
+            (offset, length) = (6, Int(l))
+        } else {
+            (offset, length) = (1, Int(CNGTCP2_SCIDLEN))
         }
-        guard let cid = datagram.getBytes(at: datagram.readerIndex + 1, length: Int(CNGTCP2_SCIDLEN)) else {
-            return nil
+        guard datagram.readableBytes >= offset + length else { return nil }
+        if let last = lastRoute, last.cid.count == length,
+            datagram.withUnsafeReadableBytes({ bytes in
+                last.cid.withUnsafeBytes { cid in
+                    guard let b = bytes.baseAddress, let c = cid.baseAddress else { return false }
+                    return memcmp(b + offset, c, length) == 0
+                }
+            })
+        {
+            return last.connection
         }
-        return byCID[cid]
+        guard let cid = datagram.getBytes(at: datagram.readerIndex + offset, length: length) else { return nil }
+        guard let c = byCID[cid] else { return nil }
+        lastRoute = (cid, c)
+        return c
     }
 
     private func add(_ c: QUICEndpointConnection) {
@@ -152,6 +172,10 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
         repeat {
             rounds += 1
             for e in c.conn.takeEvents() { c.handle(e) }
+            if holdsAcknowledgement(c) { continue }
+            c.deliveredSinceFlush = 0
+            c.replyDeadline = 0
+            c.acknowledgeNow = false
             let datagrams = c.conn.flush(segments: gsoSegments)
             if let channel, !datagrams.isEmpty {
                 send(datagrams, on: channel)
@@ -180,6 +204,31 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func hasEvents(_ c: QUICEndpointConnection) -> Bool { c.conn.hasPendingEvents }
+
+    /// How long an acknowledgement of one small piece of stream data may wait for the reply that
+    /// the stream's consumer writes (so that the ACK rides in the reply's packet). Far below the
+    /// peer's loss-detection timeout, which includes our max_ack_delay (25 ms).
+    static let replyWindow: UInt64 = 2_000_000  // ns
+
+    /// Largest delivery since the last flush whose acknowledgement may wait: one packet's worth.
+    /// A second packet of data is acknowledged at once (as ngtcp2's ack threshold of 2 wants), so
+    /// bulk transfers are not slowed.
+    static let replyWindowBytes = Int(CNGTCP2_MAX_UDP_PAYLOAD)
+
+    /// True if this flush should wait: the connection would send only acknowledgements and
+    /// control frames, and what it acknowledges is one small piece of stream data delivered to a
+    /// pipe within the reply window. Without the wait, every request/response exchange (QNSP
+    /// and SSH-2 messages, keystrokes) costs an ACK-only packet each way besides the reply; the
+    /// ACK-only packet's number leaves a gap before the reply's, which makes the peer's ngtcp2
+    /// acknowledge the reply at once in turn, and each such packet wakes the other process.
+    private func holdsAcknowledgement(_ c: QUICEndpointConnection) -> Bool {
+        guard c.deliveredSinceFlush > 0, c.deliveredSinceFlush <= Self.replyWindowBytes, !c.acknowledgeNow,
+            c.conn.alpn != nil, !c.conn.isClosed, !c.conn.hasUrgentOutput
+        else { return false }
+        let now = cngtcp2_now()
+        if c.replyDeadline == 0 { c.replyDeadline = now + Self.replyWindow }
+        return now < c.replyDeadline
+    }
 
     /// UDP generic segmentation offload (`UDP_SEGMENT`): runs of equal-size datagrams to one
     /// destination (the last may be shorter) leave in one send, which the kernel splits. 1: off.
@@ -210,7 +259,9 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func rearm(_ c: QUICEndpointConnection) {
-        guard let expiry = c.conn.expiry else {
+        // While an acknowledgement waits for a reply, the timer's next run is the end of that
+        // wait (ngtcp2's own deadlines, then at most the reply window late, are met by that flush).
+        guard let expiry = c.replyDeadline != 0 ? c.replyDeadline : c.conn.expiry else {
             c.timer?.cancel()
             c.timer = nil
             c.timerDeadline = .max

@@ -1,9 +1,14 @@
+import NIOCore
+
 /// Bytes written to one QUIC stream and not yet acknowledged. ngtcp2 does not copy stream data:
-/// it keeps pointers to what it sent until the peer acknowledges it, so each write is copied once
-/// into a chunk that stays at a fixed address until the acknowledged offset passes its end.
+/// it keeps pointers to what it sent until the peer acknowledges it, so each write's buffer is kept
+/// (not copied) in a chunk until the acknowledged offset passes its end. A `ByteBuffer`'s storage
+/// stays at its address while a chunk holds it: nothing writes through the chunk's copy, and a
+/// writer holding another copy gets storage of its own (copy-on-write).
 struct QUICSendBuffer {
     struct Chunk {
-        let base: UnsafeMutableRawBufferPointer
+        var bytes: ByteBuffer?  // nil once acknowledged (the storage is released)
+        let base: UnsafeRawBufferPointer
         let start: UInt64  // stream offset of base[0]
         var end: UInt64 { start + UInt64(base.count) }
     }
@@ -21,12 +26,12 @@ struct QUICSendBuffer {
     var buffered: UInt64 { endOffset - ackedOffset }
     var hasUnsent: Bool { sentOffset < endOffset || (finQueued && !finSent) }
 
-    mutating func append(_ bytes: UnsafeRawBufferPointer) {
-        guard bytes.count > 0 else { return }
-        let base = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
-        base.copyMemory(from: bytes)
-        chunks.append(Chunk(base: base, start: endOffset))
-        endOffset += UInt64(bytes.count)
+    mutating func append(_ bytes: ByteBuffer) {
+        guard bytes.readableBytes > 0 else { return }
+        // The pointer outlives the closure on purpose: the chunk holds `bytes` (see the type's comment).
+        let base = bytes.withUnsafeReadableBytes { $0 }
+        chunks.append(Chunk(bytes: bytes, base: base, start: endOffset))
+        endOffset += UInt64(base.count)
     }
 
     /// The contiguous unsent bytes starting at `sentOffset` (stable until acknowledged).
@@ -48,7 +53,7 @@ struct QUICSendBuffer {
     mutating func acknowledge(upTo offset: UInt64) {
         ackedOffset = max(ackedOffset, min(offset, endOffset))
         while chunkHead < chunks.count && chunks[chunkHead].end <= ackedOffset {
-            chunks[chunkHead].base.deallocate()
+            chunks[chunkHead].bytes = nil
             chunkHead += 1
         }
         if chunkHead > 64 && chunkHead * 2 > chunks.count {
@@ -57,12 +62,8 @@ struct QUICSendBuffer {
         }
     }
 
-    /// Frees every chunk (the stream closed or the connection went away).
+    /// Releases every chunk (the stream closed or the connection went away).
     mutating func release() {
-        while chunkHead < chunks.count {
-            chunks[chunkHead].base.deallocate()
-            chunkHead += 1
-        }
         chunks.removeAll()
         chunkHead = 0
     }

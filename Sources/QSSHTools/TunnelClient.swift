@@ -157,6 +157,7 @@ public struct TunnelClient {
 
     /// Test hook for roaming: with this environment variable set to `SIGUSR2`, the client moves its
     /// QUIC connection to a fresh UDP socket (a new port) on each SIGUSR2, as a network change would.
+    /// Debug builds only (the tests'); release builds ignore it.
     package static let rebindHook = "QSSH_TEST_QUIC_REBIND"
 
     /// QUIC per `transport`: nil to use TCP instead (transport tcp, or auto when QUIC failed).
@@ -171,10 +172,13 @@ public struct TunnelClient {
         }
         var quic = QUICEndpoint.Configuration()
         if transport == .auto { quic.parameters.handshakeTimeout = quicDeadline }
+        #if DEBUG
+        // A test hook only: release builds (what ships) do not read the variable (§8.9).
         if ProcessInfo.processInfo.environment[Self.rebindHook] == "SIGUSR2" {
             let verbose = verbose, toolName = toolName
             quic.onEndpoint = { endpoint in RoamingHook.install(endpoint: endpoint, verbose: verbose, toolName: toolName) }
         }
+        #endif
         do {
             let connected = try QNSPQUICBootstrap.connect(
                 group: group, host: host, port: port, alpn: alpn, parameters: parameters, options: options, quic: quic,
