@@ -33,7 +33,7 @@ package final class PostgresStore: QPQStore {
     private let logger: Logger
 
     /// Keys of the transaction-scoped advisory locks.
-    private static let deliveryLock: Int64 = 0x7170_7164  // "qpqd"
+    package static let deliveryLock: Int64 = 0x7170_7164  // "qpqd"
     private static let schemaLock: Int64 = 0x7170_7173  // "qpqs"
     /// Device ids per notification: 300 ids of at most 20 digits stay far below NOTIFY's 8000 bytes.
     static let idsPerNotification = 300
@@ -53,7 +53,7 @@ package final class PostgresStore: QPQStore {
         } catch {
             pool.close()
             try? group.syncShutdownGracefully()
-            throw error
+            throw QPQServiceError(error.code, "PostgreSQL \(location.user)@\(location.host):\(location.port)/\(location.database): \(error.message)")
         }
     }
 
@@ -197,6 +197,7 @@ package final class PostgresStore: QPQStore {
         if let info = e.serverInfo {
             return "\(info[.message] ?? "error") (SQLSTATE \(info[.sqlState] ?? "?"))"
         }
+        if let underlying = e.underlying { return "\(e.code): \(underlying)" }
         return "\(e.code)"
     }
 

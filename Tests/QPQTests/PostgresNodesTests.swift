@@ -1,6 +1,9 @@
 import Foundation
 import NIOConcurrencyHelpers
 import QNSPCrypto
+import QPQProtocol
+import QPQServer
+import QPQServerPostgres
 import Testing
 
 /// Starts a PostgreSQL server off the Swift pool, runs `body`, and stops the server (also if `body` throws).
@@ -61,7 +64,7 @@ final class WatchProcess: @unchecked Sendable {
 
 @Suite("qpqd nodes on one PostgreSQL database (a real server)", .serialized, .enabled(if: PostgresServer.enabled))
 struct PostgresNodesTests {
-    @Test("two qpqd processes on one database: alice on node A, bob on node B; a message sent via A is pushed live to bob's recv --watch on B; concurrent adds through both nodes leave one agreed group; nodes restarted lose nothing accepted",
+    @Test("two qpqd processes on one database: alice on node A, bob on node B; a message sent via A is pushed live to bob's recv --watch on B; two commits to one epoch through both nodes: one accepted, one epochMoved, one agreed group; nodes restarted lose nothing accepted",
           .timeLimit(.minutes(6)))
     func twoNodes() async throws {
         try await withPostgres { pg in
@@ -115,11 +118,26 @@ struct PostgresNodesTests {
             print("cross-node push: sent via A, printed by the watcher on B \(String(format: "%.3f", latency)) s after the send started")
             watch.stop()
 
-            // Concurrent commits through both nodes: alice adds carol via A while bob adds dave via B.
+            // Concurrent commits to one epoch through both nodes: alice adds carol via A while bob adds
+            // dave via B. The test holds the delivery lock until both commits wait for it, so both
+            // were sent for epoch 1: exactly one is accepted, the other answered epochMoved (and qpq
+            // processes the winner's commit and retries, so both adds land, at epochs 2 and 3).
+            func commitOutcomes() -> [String] {
+                (a.stderrText + "\n" + b.stderrText).components(separatedBy: "\n").filter { $0.contains(" Commit ") }
+            }
+            let before = commitOutcomes().count
+            let lock = try await offPool { try DeliveryLockHolder(pg.location(database: "qpq_nodes")) }
             let (pA, pB) = (portA, portB)
             async let addCarol = qpq("alice", via: pA, ["group", "add", "friends", "carol"])
             async let addDave = qpq("bob", via: pB, ["group", "add", "friends", "dave"])
+            let lined = try await offPool { try lock.waitForWaiters(2) }
+            try await offPool { try lock.release() }
+            #expect(lined, "two commits waited for the delivery lock")
             _ = try await (addCarol, addDave)
+            let raced = Array(commitOutcomes().dropFirst(before))
+            // Both first attempts (one per node), then the loser's retry.
+            #expect(raced.count == 3 && raced.filter { $0.hasSuffix("Commit error epochMoved") }.count == 1
+                    && raced.filter { $0.hasSuffix("Commit ok") }.count == 2, "\(raced)")
             var views: [String] = []
             for who in ["alice", "bob", "carol", "dave"] {
                 _ = try await qpq(who, via: port(who), ["recv"])
@@ -127,8 +145,6 @@ struct PostgresNodesTests {
             }
             #expect(Set(views).count == 1 && views[0].hasPrefix("friends\tepoch 3\t"), "\(views)")
             for who in ["alice", "bob", "carol", "dave"] { #expect(views[0].contains(who), "\(views)") }
-            let moved = (a.stderrText + b.stderrText).components(separatedBy: "\n").filter { $0.contains("Commit") && $0.contains("epochMoved") }
-            print("concurrent adds through both nodes: \(moved.count) commit(s) answered epochMoved and retried")
 
             // Restart: a message accepted by A while B is down reaches bob via the new B; both restarted, nothing is lost or repeated.
             #expect(try await b.terminate() == 0)
@@ -141,6 +157,66 @@ struct PostgresNodesTests {
             #expect(try await qpq("carol", via: portA, ["recv"]).stdout == "[friends] alice: while B was down\n")
             #expect(try await a.terminate() == 0)
             #expect(try await b.terminate() == 0)
+        }
+    }
+
+    @Test("the LISTEN side: another node's deliveries (300 ids per notification) and revocations arrive, the node's own are skipped; after its connection is killed it reconnects and asks for a resync",
+          .timeLimit(.minutes(3)))
+    func listener() async throws {
+        try await withPostgres { pg in
+            try await offPool {
+                try pg.createDatabase("qpq_listen")
+                let nodeA = try PostgresStore(location: pg.location(database: "qpq_listen"))
+                let nodeB = try PostgresStore(location: pg.location(database: "qpq_listen"))
+                let events = NIOLockedValueBox<[PostgresPushListener.Event]>([])
+                let arrived = DispatchSemaphore(value: 0)
+                let listener = try PostgresPushListener(store: nodeB) { event in
+                    events.withLockedValue { $0.append(event) }
+                    arrived.signal()
+                }
+                defer { listener.stop() }
+                func next() -> PostgresPushListener.Event? {
+                    guard arrived.wait(timeout: .now() + 30) == .success else { return nil }
+                    return events.withLockedValue { $0.removeFirst() }
+                }
+                let u = try nodeA.createUser(name: "u", record: [0], now: 1)
+                let d1 = try nodeA.addDevice(userId: u, name: "1", identityKey: [1], now: 1)
+                let d2 = try nodeA.addDevice(userId: u, name: "2", identityKey: [2], now: 1)
+                let g: [UInt8] = [1]
+                try nodeA.createGroup(groupId: g, tokenHash: [0], creator: d1, now: 1)
+                _ = try nodeB.send(groupId: g, epoch: 0, tokenHash: [0], message: [1], now: 2)  // B's own: skipped
+                _ = try nodeA.send(groupId: g, epoch: 0, tokenHash: [0], message: [2], now: 2)
+                #expect(next() == .deliver([d1]))
+                _ = try nodeA.commit(QPQCommitRequest(groupId: g, epoch: 0, tokenHash: [0], nextTokenHash: [1], add: [d2], remove: [], commit: [3],
+                                                      welcomes: [QPQWelcome(deviceId: d2, welcome: [4])]), now: 3)
+                #expect(next() == .deliver([d1, d2]))
+                try nodeA.revokeDevice(userId: u, deviceId: d2)
+                #expect(next() == .revoke(d2))
+                // A refused request notifies nothing.
+                #expect(throws: QPQServiceError.self) { try nodeA.send(groupId: g, epoch: 0, tokenHash: [0], message: [5], now: 4) }
+
+                // 320 recipients: two notifications, 300 ids and 20.
+                var devices = [d1]
+                for n in 0..<20 {
+                    let user = try nodeA.createUser(name: "m\(n)", record: [0], now: 5)
+                    for k in 0..<16 { devices.append(try nodeA.addDevice(userId: user, name: "\(k)", identityKey: [UInt8(k)], now: 5)) }
+                }
+                _ = try nodeA.commit(QPQCommitRequest(groupId: g, epoch: 1, tokenHash: [1], nextTokenHash: [2], add: Array(devices.dropFirst()),
+                                                      remove: [], commit: [6], welcomes: []), now: 6)
+                #expect(next() == .deliver([d1]))
+                _ = try nodeA.send(groupId: g, epoch: 2, tokenHash: [2], message: [7], now: 7)
+                let sorted = devices.sorted()
+                #expect(next() == .deliver(Array(sorted.prefix(300))))
+                #expect(next() == .deliver(Array(sorted.dropFirst(300))))
+
+                // The LISTEN connection dies: the listener reconnects and asks for a resync, then hears again.
+                try pg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN qpq_delivery'", database: "qpq_listen")
+                #expect(next() == .resync)
+                _ = try nodeA.send(groupId: g, epoch: 2, tokenHash: [2], message: [8], now: 8)
+                #expect(next() == .deliver(Array(sorted.prefix(300))))
+                #expect(next() == .deliver(Array(sorted.dropFirst(300))))
+                #expect(events.withLockedValue { $0.isEmpty })
+            }
         }
     }
 }

@@ -149,6 +149,16 @@ final class PostgresServer: @unchecked Sendable {
         _ = try c.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Logger(label: "test")).wait()
     }
 
+    /// Runs one statement in `database` (blocking).
+    func execute(_ sql: String, database: String) throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let c = try PostgresConnection.connect(on: group.next(), configuration: location(database: database).configuration,
+                                               id: 1, logger: Logger(label: "test")).wait()
+        defer { try? (c.close() as EventLoopFuture<Void>).wait() }
+        _ = try c.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "test")).wait()
+    }
+
     var logText: String { log.withLockedValue { $0 } }
 
     /// Fast shutdown (SIGINT), SIGKILL after 20 s; then the directory goes (blocking).
@@ -170,5 +180,37 @@ func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thro
         Thread {
             do { c.resume(returning: try body()) } catch { c.resume(throwing: error) }
         }.start()
+    }
+}
+
+/// Holds `PostgresStore`'s delivery lock in an open transaction, so that a test can line up
+/// several `Send`/`Commit` transactions behind it and release them together (blocking; off the Swift pool).
+final class DeliveryLockHolder: @unchecked Sendable {
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private let connection: PostgresConnection
+    private let logger = Logger(label: "test")
+
+    init(_ location: PostgresLocation) throws {
+        connection = try PostgresConnection.connect(on: group.next(), configuration: location.configuration, id: 1, logger: logger).wait()
+        _ = try connection.query("BEGIN", logger: logger).wait()
+        _ = try connection.query("SELECT pg_advisory_xact_lock(\(PostgresStore.deliveryLock))", logger: logger).wait()
+    }
+
+    /// Waits until `count` other transactions wait for the lock (at most `seconds`); false if they do not.
+    func waitForWaiters(_ count: Int, seconds: Double = 60) throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        let pause = DispatchSemaphore(value: 0)
+        while Date() < deadline {
+            let rows = try connection.query("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", logger: logger).wait()
+            if let n = try rows.rows.first?.decode(Int64.self), n >= count { return true }
+            _ = pause.wait(timeout: .now() + .milliseconds(20))  // pacing of the poll; the condition decides
+        }
+        return false
+    }
+
+    func release() throws {
+        _ = try connection.query("COMMIT", logger: logger).wait()
+        try (connection.close() as EventLoopFuture<Void>).wait()
+        try group.syncShutdownGracefully()
     }
 }
