@@ -47,7 +47,7 @@ package struct QPQDCommand: ParsableCommand {
     @Option(name: .long, help: "Worker threads for storage (with PostgreSQL: also the number of pooled connections).")
     var threads: Int = 2
 
-    @Option(name: .long, help: "full: fsync every accepted message (survives power loss); normal: fsync at checkpoints (survives a qpqd crash or restart).")
+    @Option(name: .long, help: "SQLite only. full: fsync every accepted message (survives power loss); normal: fsync at checkpoints (survives a qpqd crash or restart). PostgreSQL: the server's synchronous_commit decides.")
     var durability: String = "full"
 
     @Option(name: .long, help: "Requests per second allowed on one connection (burst: twice that).")

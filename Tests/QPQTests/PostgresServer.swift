@@ -14,7 +14,9 @@ import QPQServerPostgres
 final class PostgresServer: @unchecked Sendable {
     struct Failure: Error, CustomStringConvertible { let description: String }
 
-    let dir: TempDir
+    /// The server's directory: under /tmp when running as root, so that the postgres user can reach
+    /// it whatever TMPDIR is (a TMPDIR under /root would not be).
+    let dir: String
     private(set) var port = 0
     private let process = Process()
     private let log = NIOLockedValueBox("")
@@ -79,14 +81,18 @@ final class PostgresServer: @unchecked Sendable {
         guard let bin = Self.binDir else {
             throw Failure(description: "PostgreSQL is not installed (Debian: apt-get install postgresql); QPQ_REQUIRE_POSTGRES=1 makes this a failure")
         }
-        dir = TempDir()
+        dir = (getuid() == 0 ? "/tmp/" : NSTemporaryDirectory()) + "qpq-pg-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         if getuid() == 0, let pw = getpwnam("postgres") {
-            guard chown(dir.path, pw.pointee.pw_uid, pw.pointee.pw_gid) == 0 else { throw Failure(description: "chown \(dir.path): \(errno)") }
+            guard chown(dir, pw.pointee.pw_uid, pw.pointee.pw_gid) == 0 else {
+                try? FileManager.default.removeItem(atPath: dir)
+                throw Failure(description: "chown \(dir): \(errno)")
+            }
         }
         do {
-            try Self.run("\(bin)/initdb", ["-D", dir.path + "/data", "-U", "qpq", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            try Self.run("\(bin)/initdb", ["-D", dir + "/data", "-U", "qpq", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
             port = try Self.freePort()
-            let (exe, args) = try Self.asPostgres("\(bin)/postgres", ["-D", dir.path + "/data", "-k", dir.path, "-p", "\(port)",
+            let (exe, args) = try Self.asPostgres("\(bin)/postgres", ["-D", dir + "/data", "-k", dir, "-p", "\(port)",
                                                                      "-h", "127.0.0.1", "-c", "fsync=off", "-c", "max_connections=60"])
             process.executableURL = URL(fileURLWithPath: exe)
             process.arguments = args
@@ -170,7 +176,7 @@ final class PostgresServer: @unchecked Sendable {
                 _ = exited.wait(timeout: .now() + 5)
             }
         }
-        dir.cleanup()
+        try? FileManager.default.removeItem(atPath: dir)
     }
 }
 
