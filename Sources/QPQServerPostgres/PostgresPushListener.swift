@@ -7,9 +7,9 @@ import QPQServer
 /// Receives the notifications of every node's ``PostgresStore`` (LISTEN on ``PostgresStore/channel``)
 /// on a connection of its own, and hands them to `handler` on an event loop (the handler must not
 /// block). Notifications carry no delivery state: they only say "look in the store". If the
-/// connection drops, it reconnects (after 0.1 s, doubling up to 5 s) and, once listening again,
-/// reports ``Event/resync``: the node wakes every connected device, since notifications sent while
-/// it was not listening are lost.
+/// connection drops, it reports ``Event/disconnected``, reconnects (after 0.1 s, doubling up to 5 s)
+/// and, once listening again, reports ``Event/resync``: the node wakes every connected device, since
+/// notifications sent while it was not listening are lost.
 package final class PostgresPushListener: Sendable {
     /// What a notification asks this node to do.
     package enum Event: Sendable, Equatable {
@@ -17,7 +17,9 @@ package final class PostgresPushListener: Sendable {
         case deliver([UInt64])
         /// This device was revoked: end its connections.
         case revoke(UInt64)
-        /// Notifications may have been missed: wake every connected device.
+        /// The LISTEN connection was lost; the listener is reconnecting (for the log).
+        case disconnected
+        /// Listening again after ``disconnected``; notifications may have been missed: wake every connected device.
         case resync
     }
 
@@ -92,14 +94,16 @@ package final class PostgresPushListener: Sendable {
     }
 
     private func reconnectLater() {
-        let delay = state.withLockedValue { s -> TimeAmount? in
+        let (delay, lost) = state.withLockedValue { s -> (TimeAmount?, Bool) in
+            let lost = s.connection != nil
             s.connection = nil
-            guard !s.stopped else { return nil }
+            guard !s.stopped else { return (nil, false) }
             let d = s.delay
             s.delay = min(s.delay * 2, .seconds(5))
-            return d
+            return (d, lost)
         }
         guard let delay else { return }
+        if lost { handler(.disconnected) }
         let task = loop.scheduleTask(in: delay) {
             self.connect().whenComplete { result in
                 switch result {

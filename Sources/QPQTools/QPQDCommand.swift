@@ -124,7 +124,11 @@ package struct QPQDCommand: ParsableCommand {
                     switch event {
                     case .deliver(let devices): registry.notify(devices)
                     case .revoke(let device): registry.revoke(device)
-                    case .resync: registry.notifyAll()
+                    case .disconnected:
+                        Terminal.warn("qpqd: PostgreSQL LISTEN connection lost; reconnecting (other nodes' pushes wait until then)")
+                    case .resync:
+                        Terminal.warn("qpqd: PostgreSQL LISTEN again; waking every connected device")
+                        registry.notifyAll()
                     }
                 }
             } catch {

@@ -18,11 +18,26 @@ func withPostgres(_ body: (PostgresServer) async throws -> Void) async throws {
     try await offPool { server.stop() }
 }
 
+/// Polls `condition` until it holds, at most `seconds` (blocking; off the Swift pool).
+func waitUntil(seconds: Double = 30, _ condition: () -> Bool) throws -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    let pause = DispatchSemaphore(value: 0)
+    while Date() < deadline {
+        if condition() { return true }
+        _ = pause.wait(timeout: .now() + .milliseconds(20))  // pacing of the poll; the condition decides
+    }
+    return condition()
+}
+
+/// The `Ack` requests a node answered so far (its `--log-requests` lines).
+func ackCount(_ log: String) -> Int { log.components(separatedBy: "\n").filter { $0.hasSuffix(" Ack ok") }.count }
+
 /// `qpq recv --watch` as a background process whose output is collected; every wait has a deadline.
 final class WatchProcess: @unchecked Sendable {
     private let process = Process()
     private let out = NIOLockedValueBox(""), err = NIOLockedValueBox("")
     private let arrived = DispatchSemaphore(value: 0)
+    private let exited = DispatchSemaphore(value: 0)
 
     init(_ arguments: [String], password: String) throws {
         process.executableURL = URL(fileURLWithPath: try ToolRun.path("qpq"))
@@ -32,6 +47,7 @@ final class WatchProcess: @unchecked Sendable {
         process.standardOutput = o
         process.standardError = e
         process.standardInput = FileHandle.nullDevice
+        process.terminationHandler = { [exited] _ in exited.signal() }
         try process.run()
         let (out, err, arrived) = (self.out, self.err, self.arrived)
         ToolRun.drain(o.fileHandleForReading, onChunk: { t in out.withLockedValue { $0 += t }; arrived.signal() }, done: { _ in arrived.signal() })
@@ -57,14 +73,29 @@ final class WatchProcess: @unchecked Sendable {
         }
     }
 
+    /// SIGTERM (for a `defer`).
     func stop() {
         if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+    }
+
+    /// SIGTERM, then waits (on a GCD thread) until it exited, so that it has stored and acknowledged
+    /// what it printed before the next `qpq` opens the same store; SIGKILL after `seconds`.
+    func stopAndWait(seconds: Double = 20) async -> Bool {
+        stop()
+        let exited = self.exited, pid = process.processIdentifier
+        return await withCheckedContinuation { c in
+            DispatchQueue.global().async {
+                if exited.wait(timeout: .now() + seconds) == .success { c.resume(returning: true); return }
+                kill(pid, SIGKILL)
+                c.resume(returning: false)
+            }
+        }
     }
 }
 
 @Suite("qpqd nodes on one PostgreSQL database (a real server)", .serialized, .enabled(if: PostgresServer.enabled))
 struct PostgresNodesTests {
-    @Test("two qpqd processes on one database: alice on node A, bob on node B; a message sent via A is pushed live to bob's recv --watch on B; two commits to one epoch through both nodes: one accepted, one epochMoved, one agreed group; nodes restarted lose nothing accepted",
+    @Test("two qpqd processes on one database: alice on node A, bob on node B; a message sent via A is pushed live to bob's recv --watch on B; two commits to one epoch through both nodes: one accepted, one epochMoved, one agreed group; a notification missed while B cannot LISTEN is made up when it listens again; nodes restarted lose nothing accepted",
           .timeLimit(.minutes(6)))
     func twoNodes() async throws {
         try await withPostgres { pg in
@@ -77,7 +108,9 @@ struct PostgresNodesTests {
             /// A node on `port` (0: any free port). A restarted node keeps its port: qpq keeps the server it logged in to.
             func node(port: Int = 0) async throws -> (QPQDProcess, Int) {
                 let p = try QPQDProcess(arguments: ["-p", "\(port)", "-h", dir.path + "/host_key", "--database", pg.url(database: "qpq_nodes"),
-                                                    "--opaque-setup", dir.path + "/opaque", "--no-quic", "--log-requests"])
+                                                    "--opaque-setup", dir.path + "/opaque", "--no-quic", "--log-requests",
+                                                    // One storage thread, so one pooled connection, open after the first request.
+                                                    "--threads", "1"])
                 do { return (p, try await p.waitForPort()) } catch { p.killIfRunning(); throw error }
             }
             var (a, portA) = try await node()
@@ -110,13 +143,19 @@ struct PostgresNodesTests {
             defer { watch.stop() }
             let subscribed = await watch.waitFor { _, err in err.contains("qpq: watching") }
             #expect(subscribed, "watcher stderr: \(watch.stderr)")
+            /// Acks answered by node B so far: a watcher acknowledges after it printed, so the test waits for the
+            /// ack before it stops the watcher (else the message stays queued and comes again, at least once).
+            let firstB = b
+            let acks1 = ackCount(firstB.stderrText)
             let sentAt = Date()
             _ = try await qpq("alice", via: portA, ["send", "friends", "live via A"])
             let pushed = await watch.waitFor { out, _ in out.contains("[friends] alice: live via A\n") }
             let latency = Date().timeIntervalSince(sentAt)
             #expect(pushed, "watch printed: \(watch.stdout) / \(watch.stderr)\nnode B: \(b.stderrText)")
             print("cross-node push: sent via A, printed by the watcher on B \(String(format: "%.3f", latency)) s after the send started")
-            watch.stop()
+            let acked1 = try await offPool { try waitUntil { ackCount(firstB.stderrText) > acks1 } }
+            #expect(acked1, "the watcher acknowledged")
+            #expect(await watch.stopAndWait())
 
             // Concurrent commits to one epoch through both nodes: alice adds carol via A while bob adds
             // dave via B. The test holds the delivery lock until both commits wait for it, so both
@@ -146,17 +185,45 @@ struct PostgresNodesTests {
             #expect(Set(views).count == 1 && views[0].hasPrefix("friends\tepoch 3\t"), "\(views)")
             for who in ["alice", "bob", "carol", "dave"] { #expect(views[0].contains(who), "\(views)") }
 
+            // A missed notification: B's LISTEN connection is killed and cannot reconnect (the database
+            // takes no new connections; the nodes' pooled ones stay) while alice sends via A. Once B
+            // listens again it wakes its devices and bob's watcher gets the message.
+            let watch2 = try WatchProcess(["recv", "--watch", "--store", dir.path + "/bob.store", "--server", "127.0.0.1:\(portB)",
+                                           "--host-key", dir.path + "/host_key.pub"], password: "password of bob")
+            defer { watch2.stop() }
+            #expect(await watch2.waitFor { _, err in err.contains("qpq: watching") }, "watcher stderr: \(watch2.stderr)")
+            try await offPool {
+                try pg.execute("ALTER DATABASE qpq_nodes ALLOW_CONNECTIONS false", database: "postgres")
+                try pg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN qpq_delivery'", database: "postgres")
+            }
+            let lost = try await offPool { [b] in try waitUntil { b.stderrText.contains("qpqd: PostgreSQL LISTEN connection lost") } }
+            #expect(lost, "node B: \(b.stderrText)")
+            let acks2 = ackCount(firstB.stderrText)
+            _ = try await qpq("alice", via: portA, ["send", "friends", "while B was not listening"])
+            #expect(!b.stderrText.contains("qpqd: PostgreSQL LISTEN again"), "B could not listen while the alice's message was queued")
+            try await offPool { try pg.execute("ALTER DATABASE qpq_nodes ALLOW_CONNECTIONS true", database: "postgres") }
+            let caughtUp = await watch2.waitFor { out, _ in out.contains("[friends] alice: while B was not listening\n") }
+            #expect(caughtUp, "watch printed: \(watch2.stdout)\nnode B: \(b.stderrText)")
+            #expect(b.stderrText.contains("qpqd: PostgreSQL LISTEN again; waking every connected device"), "\(b.stderrText)")
+            let acked2 = try await offPool { try waitUntil { ackCount(firstB.stderrText) > acks2 } }
+            #expect(acked2, "the watcher acknowledged")
+            #expect(await watch2.stopAndWait())
+
             // Restart: a message accepted by A while B is down reaches bob via the new B; both restarted, nothing is lost or repeated.
             #expect(try await b.terminate() == 0)
+            let oldB = b.stderrText
             _ = try await qpq("alice", via: portA, ["send", "friends", "while B was down"])
             #expect(try await a.terminate() == 0)
             (a, portA) = try await node(port: portA)
             (b, portB) = try await node(port: portB)
-            #expect(try await qpq("bob", via: portB, ["recv"]).stdout == "[friends] alice: while B was down\n")
+            let bobAfter = try await qpq("bob", via: portB, ["recv"]).stdout
+            #expect(bobAfter == "[friends] alice: while B was down\n", "\(bobAfter)\nnode B: \(oldB.suffix(1500))\nwatcher: \(watch2.stderr)")
             #expect(try await qpq("bob", via: portB, ["recv"]).stdout == "", "nothing twice")
-            #expect(try await qpq("carol", via: portA, ["recv"]).stdout == "[friends] alice: while B was down\n")
+            #expect(try await qpq("carol", via: portA, ["recv"]).stdout
+                    == "[friends] alice: while B was not listening\n[friends] alice: while B was down\n")
             #expect(try await a.terminate() == 0)
             #expect(try await b.terminate() == 0)
+            #expect(!(a.stderrText + b.stderrText).contains("Cannot schedule"))
         }
     }
 
@@ -211,6 +278,7 @@ struct PostgresNodesTests {
 
                 // The LISTEN connection dies: the listener reconnects and asks for a resync, then hears again.
                 try pg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN qpq_delivery'", database: "qpq_listen")
+                #expect(next() == .disconnected)
                 #expect(next() == .resync)
                 _ = try nodeA.send(groupId: g, epoch: 2, tokenHash: [2], message: [8], now: 8)
                 #expect(next() == .deliver(Array(sorted.prefix(300))))
