@@ -36,8 +36,8 @@ package struct QPQDCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("""
         SQLite database file (created if missing), or a PostgreSQL database shared by several qpqd nodes: \
-        postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (the tables are created if missing; no TLS, so \
-        reach it on loopback or a private network).
+        postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (the tables are created if missing; without a \
+        password in the URL, PGPASSWORD's is used if set; no TLS, so reach it on loopback or a private network).
         """, valueName: "path|url"))
     var database: String = NSHomeDirectory() + "/.qpq/qpqd.sqlite"
 
@@ -85,7 +85,10 @@ package struct QPQDCommand: ParsableCommand {
         guard let mode = GRDBStore.Durability(rawValue: durability) else { throw ToolError("--durability is full or normal") }
         if PostgresLocation.isURL(database) {
             do {
-                let pg = try PostgresStore(location: try PostgresLocation(url: database), connections: threads)
+                var location = try PostgresLocation(url: database)
+                // PGPASSWORD keeps the password out of the process list (as for libpq's tools).
+                if location.password == nil, let password = ProcessInfo.processInfo.environment["PGPASSWORD"] { location.password = password }
+                let pg = try PostgresStore(location: location, connections: threads)
                 store = pg
                 postgres = pg
             } catch {

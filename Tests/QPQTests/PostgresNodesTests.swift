@@ -106,18 +106,26 @@ struct PostgresNodesTests {
             try KeyFileIO.writePrivateKey(try PrivateKeyFile.encode(.host(host)), path: dir.path + "/host_key")
             try KeyFileIO.writePublicKey(PublicKeyLine.host(host.publicKey, comment: "qpqd").text + "\n", path: dir.path + "/host_key.pub")
             /// A node on `port` (0: any free port). A restarted node keeps its port: qpq keeps the server it logged in to.
-            func node(port: Int = 0) async throws -> (QPQDProcess, Int) {
-                let p = try QPQDProcess(arguments: ["-p", "\(port)", "-h", dir.path + "/host_key", "--database", pg.url(database: "qpq_nodes"),
+            /// Node A has the password in its URL, node B gets it from PGPASSWORD.
+            func node(port: Int = 0, passwordInURL: Bool = true) async throws -> (QPQDProcess, Int) {
+                let url = pg.url(database: "qpq_nodes", withPassword: passwordInURL)
+                let p = try QPQDProcess(arguments: ["-p", "\(port)", "-h", dir.path + "/host_key", "--database", url,
                                                     "--opaque-setup", dir.path + "/opaque", "--no-quic", "--log-requests",
                                                     // One storage thread, so one pooled connection, open after the first request.
-                                                    "--threads", "1"])
+                                                    "--threads", "1"],
+                                        environment: passwordInURL ? [:] : ["PGPASSWORD": PostgresServer.password])
                 do { return (p, try await p.waitForPort()) } catch { p.killIfRunning(); throw error }
             }
             var (a, portA) = try await node()
             defer { a.killIfRunning() }
-            var (b, portB) = try await node()
+            var (b, portB) = try await node(passwordInURL: false)
             defer { b.killIfRunning() }
             #expect(a.stderrText.contains("LISTEN qpq_delivery"), "\(a.stderrText)")
+            #expect(!a.stderrText.contains(PostgresServer.password), "qpqd never prints the password")
+            // A wrong password: refused with PostgreSQL's reason.
+            let wrong = try await ToolRun.run("qpqd", ["-p", "0", "-h", dir.path + "/host_key", "--opaque-setup", dir.path + "/opaque", "--no-quic",
+                                                       "--database", "postgres://qpq:wrong@127.0.0.1:\(pg.port)/qpq_nodes"])
+            #expect(wrong.status == 1 && wrong.stderr.contains("password authentication failed"), "\(wrong.stderr)")
 
             func qpq(_ who: String, via port: Int, _ args: [String]) async throws -> ToolRun.Result {
                 let r = try await ToolRun.run("qpq", args + ["--store", dir.path + "/\(who).store", "--server", "127.0.0.1:\(port)",
@@ -215,7 +223,7 @@ struct PostgresNodesTests {
             _ = try await qpq("alice", via: portA, ["send", "friends", "while B was down"])
             #expect(try await a.terminate() == 0)
             (a, portA) = try await node(port: portA)
-            (b, portB) = try await node(port: portB)
+            (b, portB) = try await node(port: portB, passwordInURL: false)
             let bobAfter = try await qpq("bob", via: portB, ["recv"]).stdout
             #expect(bobAfter == "[friends] alice: while B was down\n", "\(bobAfter)\nnode B: \(oldB.suffix(1500))\nwatcher: \(watch2.stderr)")
             #expect(try await qpq("bob", via: portB, ["recv"]).stdout == "", "nothing twice")

@@ -90,7 +90,14 @@ final class PostgresServer: @unchecked Sendable {
             }
         }
         do {
-            try Self.run("\(bin)/initdb", ["-D", dir + "/data", "-U", "qpq", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            // TCP logins need the password (SCRAM-SHA-256), as a real deployment would.
+            let pwfile = dir + "/pwfile"
+            guard FileManager.default.createFile(atPath: pwfile, contents: Data((Self.password + "\n").utf8)) else {
+                throw Failure(description: "cannot write \(pwfile)")
+            }
+            if getuid() == 0, let pw = getpwnam("postgres") { _ = chown(pwfile, pw.pointee.pw_uid, pw.pointee.pw_gid) }
+            try Self.run("\(bin)/initdb", ["-D", dir + "/data", "-U", "qpq", "--auth-local=trust", "--auth-host=scram-sha-256",
+                                           "--pwfile=" + pwfile, "-E", "UTF8", "--locale=C", "--no-sync"])
             port = try Self.freePort()
             let (exe, args) = try Self.asPostgres("\(bin)/postgres", ["-D", dir + "/data", "-k", dir, "-p", "\(port)",
                                                                      "-h", "127.0.0.1", "-c", "fsync=off", "-c", "max_connections=60"])
@@ -131,6 +138,8 @@ final class PostgresServer: @unchecked Sendable {
                     break
                 } catch {
                     if Date() > deadline || !process.isRunning { throw Failure(description: "cannot connect to postgres: \(error)") }
+                    // Pacing of the retry; an exit ends the wait at once (and is kept for stop()).
+                    if exited.wait(timeout: .now() + .milliseconds(20)) == .success { exited.signal() }
                 }
             }
         } catch {
@@ -139,11 +148,17 @@ final class PostgresServer: @unchecked Sendable {
         }
     }
 
-    func location(database: String) -> PostgresLocation {
-        PostgresLocation(host: "127.0.0.1", port: port, user: "qpq", password: nil, database: database)
+    /// The password of the superuser `qpq` (TCP logins need it).
+    static let password = "qpq-test-password"
+
+    func location(database: String, password: String? = PostgresServer.password) -> PostgresLocation {
+        PostgresLocation(host: "127.0.0.1", port: port, user: "qpq", password: password, database: database)
     }
 
-    func url(database: String) -> String { "postgres://qpq@127.0.0.1:\(port)/\(database)" }
+    /// The URL with the password in it, or without (`withPassword` false: for PGPASSWORD).
+    func url(database: String, withPassword: Bool = true) -> String {
+        "postgres://qpq\(withPassword ? ":" + Self.password : "")@127.0.0.1:\(port)/\(database)"
+    }
 
     /// Creates a database (blocking).
     func createDatabase(_ name: String) throws {
