@@ -424,13 +424,15 @@ package final class PostgresStore: QPQStore {
         try tx.ints("SELECT device_id FROM members WHERE group_id = \(g) ORDER BY device_id")
     }
 
-    /// Refuses the whole delivery if one recipient's queue is full.
+    /// Refuses the whole delivery if one recipient's queue is full (one query for all recipients:
+    /// the first full queue in recipient order is named, as the SQLite store does).
     private static func checkQueues(_ tx: PostgresTransaction, _ devices: [Int64]) throws {
-        for d in devices {
-            let n = try tx.int("SELECT COUNT(*) FROM deliveries WHERE device_id = \(d)") ?? 0
-            guard n < QPQLimits.maxQueue else {
-                throw QPQServiceError(.limitExceeded, "the queue of device \(d) is full (\(QPQLimits.maxQueue) envelopes)")
-            }
+        guard !devices.isEmpty else { return }
+        let full = Set(try tx.ints("""
+            SELECT device_id FROM deliveries WHERE device_id = ANY(\(devices)) GROUP BY device_id HAVING COUNT(*) >= \(Int64(QPQLimits.maxQueue))
+            """))
+        if let d = devices.first(where: full.contains) {
+            throw QPQServiceError(.limitExceeded, "the queue of device \(d) is full (\(QPQLimits.maxQueue) envelopes)")
         }
     }
 
@@ -464,12 +466,13 @@ package final class PostgresStore: QPQStore {
             let before = try Self.memberIds(tx, g)
             var after = Set(before)
             for d in c.remove { after.remove(Self.i(d)) }
-            for d in c.add {
-                guard let revoked = try tx.first("SELECT revoked FROM devices WHERE id = \(Self.i(d)) FOR SHARE").map({ try $0.decode(Bool.self) }),
-                      !revoked else {
+            if !c.add.isEmpty {
+                // One query (a group may add hundreds of devices); FOR SHARE against a concurrent revocation.
+                let live = Set(try tx.ints("SELECT id FROM devices WHERE id = ANY(\(c.add.map(Self.i))) AND NOT revoked ORDER BY id FOR SHARE"))
+                if let d = c.add.first(where: { !live.contains(Self.i($0)) }) {
                     throw QPQServiceError(.unknownDevice, "device \(d) to add does not exist or was revoked")
                 }
-                after.insert(Self.i(d))
+                for d in c.add { after.insert(Self.i(d)) }
             }
             guard after.count <= QPQLimits.maxMembers else {
                 throw QPQServiceError(.limitExceeded, "a group has at most \(QPQLimits.maxMembers) member devices")
@@ -489,9 +492,13 @@ package final class PostgresStore: QPQStore {
             for w in c.welcomes {
                 _ = try Self.enqueue(tx, g, epoch: c.epoch + 1, kind: .welcome, payload: w.welcome, now: now, to: [Self.i(w.deviceId)])
             }
-            for d in c.remove { try tx.run("DELETE FROM members WHERE group_id = \(g) AND device_id = \(Self.i(d))") }
-            for d in c.add {
-                try tx.run("INSERT INTO members(group_id, device_id) VALUES (\(g), \(Self.i(d))) ON CONFLICT DO NOTHING")
+            if !c.remove.isEmpty {
+                try tx.run("DELETE FROM members WHERE group_id = \(g) AND device_id = ANY(\(c.remove.map(Self.i)))")
+            }
+            if !c.add.isEmpty {
+                try tx.run("""
+                    INSERT INTO members(group_id, device_id) SELECT \(g), d FROM UNNEST(\(c.add.map(Self.i))::BIGINT[]) AS t(d) ON CONFLICT DO NOTHING
+                    """)
             }
             let recipients = Set(before).union(c.welcomes.map { Self.i($0.deviceId) }).sorted().map(Self.u)
             try notify(tx, kind: "d", recipients)

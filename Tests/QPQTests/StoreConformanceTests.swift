@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import NIOConcurrencyHelpers
 import QPQProtocol
 import QPQServer
@@ -41,6 +42,25 @@ final class StoreFixture: @unchecked Sendable {
     func open() throws -> any QPQStore {
         if let server { return try PostgresStore(location: server.location(database: database)) }
         return try GRDBStore(path: (dir?.path ?? NSTemporaryDirectory()) + "/qpqd.sqlite")
+    }
+
+    /// Queues `count` filler messages (of a group `EE`) for `device` directly in the database, faster than `count` sends.
+    func fillQueue(of device: UInt64, count: Int) throws {
+        let fill = { (blob: (String) -> String) in """
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(count))
+            INSERT INTO messages(group_id, epoch, kind, server_time, payload, expires_at) SELECT \(blob("ee")), 0, 1, 0, \(blob("00")), 0 FROM n
+            """ }
+        let queue = "INSERT INTO deliveries(device_id, message_id) SELECT \(device), id FROM messages WHERE group_id = "
+        if let server {
+            try server.execute(fill { "'\\x\($0)'::bytea" }, database: database)
+            try server.execute(queue + "'\\xee'::bytea", database: database)
+        } else {
+            let db = try DatabaseQueue(path: (dir?.path ?? NSTemporaryDirectory()) + "/qpqd.sqlite")
+            try db.write { db in
+                try db.execute(sql: fill { "X'\($0)'" })
+                try db.execute(sql: queue + "X'ee'")
+            }
+        }
     }
 
     func cleanup() {
@@ -245,6 +265,32 @@ struct StoreConformanceTests {
             #expect(code { try store.readBlob(id: blob, deviceId: b, offset: 100, length: 1, now: 5003) } == .malformed)
             #expect(try store.expire(now: info.expiresAt) == 1)
             #expect(code { try store.blobInfo(id: blob, userId: u, deviceId: a, now: info.expiresAt) } == .unknownBlob)
+        }
+    }
+
+    @Test("a full queue (10,000 envelopes) refuses the whole send or commit, naming the device; an ack makes room",
+          arguments: StoreKind.allCases)
+    func fullQueue(kind: StoreKind) async throws {
+        try await withStore(kind) { fixture, store in
+            let u = try store.createUser(name: "a", record: [0], now: 1), v = try store.createUser(name: "b", record: [0], now: 1)
+            let a = try store.addDevice(userId: u, name: "a", identityKey: [1], now: 1)
+            let b = try store.addDevice(userId: v, name: "b", identityKey: [2], now: 1)
+            let g: [UInt8] = [5]
+            try store.createGroup(groupId: g, tokenHash: [0], creator: a, now: 1)
+            _ = try store.commit(QPQCommitRequest(groupId: g, epoch: 0, tokenHash: [0], nextTokenHash: [1], add: [b], remove: [], commit: [1],
+                                                  welcomes: [QPQWelcome(deviceId: b, welcome: [2])]), now: 2)
+            try fixture.fillQueue(of: b, count: QPQLimits.maxQueue - 2)  // with the welcome: one place left
+            let last = try store.send(groupId: g, epoch: 1, tokenHash: [1], message: [3], now: 3)
+            var refused: QPQServiceError?
+            do { _ = try store.send(groupId: g, epoch: 1, tokenHash: [1], message: [4], now: 4) } catch let e as QPQServiceError { refused = e }
+            #expect(refused?.code == .limitExceeded && refused?.message.contains("device \(b) is full") == true, "\(String(describing: refused))")
+            #expect(code { try store.commit(QPQCommitRequest(groupId: g, epoch: 1, tokenHash: [1], nextTokenHash: [2], add: [], remove: [],
+                                                             commit: [5], welcomes: []), now: 5) } == .limitExceeded)
+            #expect(try store.members(groupId: g)?.epoch == 1, "the refused commit moved nothing")
+            // a's queue took nothing from the refused send either.
+            #expect(try store.fetch(deviceId: a, after: last.messageId, limit: 10, maxBytes: 1 << 20).envelopes.isEmpty)
+            #expect(try store.ack(deviceId: b, messageIds: [last.messageId]) == 1)
+            _ = try store.send(groupId: g, epoch: 1, tokenHash: [1], message: [6], now: 6)
         }
     }
 
