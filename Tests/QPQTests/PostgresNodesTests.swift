@@ -1,8 +1,13 @@
 import Foundation
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 import QNSPCrypto
+import QOPAQUE
+import QPQClient
 import QPQProtocol
 import QPQServer
+import QPQServerNIO
 import QPQServerPostgres
 import Testing
 
@@ -293,6 +298,65 @@ struct PostgresNodesTests {
                 #expect(next() == .deliver(Array(sorted.dropFirst(300))))
                 #expect(events.withLockedValue { $0.isEmpty })
             }
+        }
+    }
+
+    @Test("revocation across nodes: carol's laptop on node A revokes her phone, connected to node B only; B pushes Revoked to the phone and closes its connection (two QPQService nodes in process, wired as qpqd wires them)",
+          .timeLimit(.minutes(3)))
+    func revokeAcrossNodes() async throws {
+        try await withPostgres { pg in
+            let (storeA, storeB) = try await offPool {
+                try pg.createDatabase("qpq_revoke")
+                return (try PostgresStore(location: pg.location(database: "qpq_revoke")), try PostgresStore(location: pg.location(database: "qpq_revoke")))
+            }
+            let setup = try OPAQUEServerSetup.generate()
+            let hostKey = try HostKeyPair.generate()
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+            var nodes: [(QPQService, PostgresPushListener)] = []
+            do {
+                for store in [storeA, storeB] {
+                    let context = QPQServerContext(store: store, opaque: OPAQUEServer(setup: setup, configuration: .qpqDefault))
+                    let service = try await QPQService.start(group: group, host: "127.0.0.1", port: 0, hostKey: hostKey, context: context)
+                    let registry = service.registry
+                    let listener = try await offPool {
+                        try PostgresPushListener(store: store) { event in
+                            switch event {
+                            case .deliver(let devices): registry.notify(devices)
+                            case .revoke(let device): registry.revoke(device)
+                            case .disconnected: break
+                            case .resync: registry.notifyAll()
+                            }
+                        }
+                    }
+                    nodes.append((service, listener))
+                }
+                func connect(_ node: Int) async throws -> QPQConnection {
+                    try await QPQConnection.connect(group: group, host: "127.0.0.1", port: try #require(nodes[node].0.port), hostKey: hostKey.publicKey,
+                                                    timeout: .seconds(20))
+                }
+                let laptop = try await connect(0)
+                try await QPQAccount.register(user: "carol", password: Array("pw".utf8), configuration: testOPAQUE, over: laptop)
+                _ = try await QPQAccount.login(user: "carol", password: Array("pw".utf8), deviceId: 0, deviceName: "laptop",
+                                               identity: try SignatureScheme.PrivateKey.generate(), configuration: testOPAQUE, over: laptop)
+                let phone = try await connect(1)
+                let p = try await QPQAccount.login(user: "carol", password: Array("pw".utf8), deviceId: 0, deviceName: "phone",
+                                                   identity: try SignatureScheme.PrivateKey.generate(), configuration: testOPAQUE, over: phone)
+                // The registries take a device just after its login answer: wait for both (a revocation before that would find no connection).
+                let (registryA, registryB) = (nodes[0].0.registry, nodes[1].0.registry)
+                let registered = try await offPool { try waitUntil { registryA.connectedDevices == 1 && registryB.connectedDevices == 1 } }
+                #expect(registered, "one device on each node")
+                #expect(try await laptop.expect(.revokeDevice(deviceId: p.deviceId)) == .ok)
+                #expect(try await nextPush(phone) == .revoked)
+                #expect(try await nextPush(phone) == nil, "node B closes the revoked device's connection")
+                await laptop.close()
+            } catch {
+                for (service, listener) in nodes { try? await offPool { listener.stop() }; try? await service.close() }
+                try? await group.shutdownGracefully()
+                throw error
+            }
+            for (service, listener) in nodes { try await offPool { listener.stop() }; try await service.close() }
+            try await group.shutdownGracefully()
+            try await offPool { storeA.close(); storeB.close() }
         }
     }
 }
