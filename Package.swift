@@ -304,5 +304,24 @@ let package = Package(
 
         // MARK: Identity: PAM password login (Debian: libpam0g-dev; the module map links libpam)
         .target(name: "CQSSHPAM"),
+
+        // MARK: Messaging: PostgreSQL store (several qpqd nodes on one database; Debian: postgresql for the tests)
+        .target(
+            name: "QPQServerPostgres",
+            dependencies: [
+                "QPQProtocol", "QPQServer",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
     ]
 )
+
+package.dependencies += [
+    .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
+]
+for name in ["QPQTools", "QPQTests"] { package.targets.first { $0.name == name }?.dependencies.append("QPQServerPostgres") }

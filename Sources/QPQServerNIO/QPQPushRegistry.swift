@@ -40,6 +40,12 @@ package final class QPQPushRegistry: Sendable {
         for d in devices { for s in subscribers(d) { s.wake() } }
     }
 
+    /// Wakes every connected device (after notifications from other nodes may have been missed).
+    package func notifyAll() {
+        let all = entries.withLockedValue { table in table.values.flatMap { $0.values.compactMap(\.subscriber) } }
+        for s in all { s.wake() }
+    }
+
     package func revoke(_ device: UInt64) {
         for s in subscribers(device) { s.revoked() }
     }

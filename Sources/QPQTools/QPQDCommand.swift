@@ -8,6 +8,7 @@ import QOPAQUE
 import QPQProtocol
 import QPQServer
 import QPQServerNIO
+import QPQServerPostgres
 import QSSHTools
 
 /// `qpqd`: the qpq messaging server (authentication and delivery service) inside QNSP.
@@ -17,8 +18,10 @@ package struct QPQDCommand: ParsableCommand {
         abstract: "Post-quantum group messaging server (qpq/1 inside QNSP, docs/messaging.md).",
         discussion: """
             qpqd keeps accounts (OPAQUE: it never sees passwords), devices with their ML-DSA-65
-            identity keys, KeyPackages, groups and per-device queues in one SQLite database.
-            Stop it with SIGTERM.
+            identity keys, KeyPackages, groups and per-device queues in one SQLite database, or in
+            a PostgreSQL database that several qpqd nodes share (--database postgres://...): each
+            node then LISTENs on the channel qpq_delivery and pushes to its own connected devices
+            what any node queued. Stop it with SIGTERM.
             """
     )
 
@@ -31,16 +34,20 @@ package struct QPQDCommand: ParsableCommand {
     @Option(name: .customShort("h"), help: ArgumentHelp("Host key file (from 'qssh-keygen -t host').", valueName: "file"))
     var hostKey: String = NSHomeDirectory() + "/.qpq/host_key"
 
-    @Option(name: .long, help: ArgumentHelp("SQLite database (created if missing).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("""
+        SQLite database file (created if missing), or a PostgreSQL database shared by several qpqd nodes: \
+        postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (the tables are created if missing; without a \
+        password in the URL, PGPASSWORD's is used if set; no TLS, so reach it on loopback or a private network).
+        """, valueName: "path|url"))
     var database: String = NSHomeDirectory() + "/.qpq/qpqd.sqlite"
 
     @Option(name: .long, help: ArgumentHelp("OPAQUE server setup (161 bytes; created with mode 0600 if missing).", valueName: "file"))
     var opaqueSetup: String = NSHomeDirectory() + "/.qpq/opaque_setup"
 
-    @Option(name: .long, help: "Worker threads for storage.")
+    @Option(name: .long, help: "Worker threads for storage (with PostgreSQL: also the number of pooled connections).")
     var threads: Int = 2
 
-    @Option(name: .long, help: "full: fsync every accepted message (survives power loss); normal: fsync at checkpoints (survives a qpqd crash or restart).")
+    @Option(name: .long, help: "SQLite only. full: fsync every accepted message (survives power loss); normal: fsync at checkpoints (survives a qpqd crash or restart). PostgreSQL: the server's synchronous_commit decides.")
     var durability: String = "full"
 
     @Option(name: .long, help: "Requests per second allowed on one connection (burst: twice that).")
@@ -72,9 +79,24 @@ package struct QPQDCommand: ParsableCommand {
             throw ToolError("\(hostKey): \(error)")
         }
         let setup = try Self.loadOrCreateSetup(opaqueSetup)
-        let store: GRDBStore
+        guard threads >= 1 else { throw ToolError("--threads must be at least 1") }
+        let store: any QPQStore
+        var postgres: PostgresStore?
         guard let mode = GRDBStore.Durability(rawValue: durability) else { throw ToolError("--durability is full or normal") }
-        do { store = try GRDBStore(path: database, durability: mode) } catch { throw ToolError("\(error.message)") }
+        if PostgresLocation.isURL(database) {
+            do {
+                var location = try PostgresLocation(url: database)
+                // PGPASSWORD keeps the password out of the process list (as for libpq's tools).
+                if location.password == nil, let password = ProcessInfo.processInfo.environment["PGPASSWORD"] { location.password = password }
+                let pg = try PostgresStore(location: location, connections: threads)
+                store = pg
+                postgres = pg
+            } catch {
+                throw ToolError("\(error.message)")
+            }
+        } else {
+            do { store = try GRDBStore(path: database, durability: mode) } catch { throw ToolError("\(error.message)") }
+        }
         guard requestsPerSecond > 0 else { throw ToolError("--requests-per-second must be positive") }
         var limits = QPQRateLimits()
         limits.requestsPerSecond = requestsPerSecond
@@ -95,6 +117,30 @@ package struct QPQDCommand: ParsableCommand {
         } catch {
             try? group.syncShutdownGracefully()
             throw ToolError("cannot listen on \(listen) port \(port): \(error)")
+        }
+        // Several nodes on one PostgreSQL database: wake this node's devices for what the others queued.
+        var listener: PostgresPushListener?
+        if let postgres {
+            let registry = service.registry
+            do {
+                listener = try PostgresPushListener(store: postgres) { event in
+                    switch event {
+                    case .deliver(let devices): registry.notify(devices)
+                    case .revoke(let device): registry.revoke(device)
+                    case .disconnected:
+                        Terminal.warn("qpqd: PostgreSQL LISTEN connection lost; reconnecting (other nodes' pushes wait until then)")
+                    case .resync:
+                        Terminal.warn("qpqd: PostgreSQL LISTEN again; waking every connected device")
+                        registry.notifyAll()
+                    }
+                }
+            } catch {
+                try? service.closeSync()
+                try? group.syncShutdownGracefully()
+                throw ToolError("\(error.message)")
+            }
+            let l = postgres.location
+            Terminal.warn("qpqd: PostgreSQL \(l.user)@\(l.host):\(l.port)/\(l.database), node \(postgres.node), LISTEN \(PostgresStore.channel)")
         }
         // QUIC after TCP, so that `-p 0` serves both on the port number the TCP listener got.
         var quicPort: Int?
@@ -117,7 +163,9 @@ package struct QPQDCommand: ParsableCommand {
         term.resume()
         done.wait()
         term.cancel()
+        listener?.stop()
         try? service.closeSync()
+        postgres?.close()
         try? group.syncShutdownGracefully()
         Terminal.warn("qpqd: stopped")
     }

@@ -30,9 +30,11 @@ final class QPQDProcess: @unchecked Sendable {
         throw Failure(description: "qpqd not found near \(CommandLine.arguments[0]); run 'swift build --build-tests' first")
     }
 
-    init(arguments: [String]) throws {
+    /// `environment`: added to the inherited one.
+    init(arguments: [String], environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: try Self.binary())
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.standardError = stderr
         process.standardOutput = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice

@@ -4,6 +4,7 @@ import QOPAQUE
 import QPQClient
 import QPQProtocol
 import QPQServer
+import QPQServerPostgres
 
 /// Cheap Argon2id for tests that run many logins (same context as qpq's default).
 let testOPAQUE: OPAQUEConfiguration = {
@@ -33,13 +34,40 @@ func makeServerContext(dir: TempDir, clock: (@Sendable () -> UInt64)? = nil) thr
     return QPQServerContext(store: store, opaque: opaque)
 }
 
-/// One server session driven in process; every frame goes through the codec both ways.
+/// A server context on a fresh database of `kind` for `body`: SQLite in a temporary directory, or
+/// a PostgreSQL server of its own (skipped if PostgreSQL is not installed and not required), stopped after.
+func withServerContext(_ kind: StoreKind, _ body: (QPQServerContext, TempDir) async throws -> Void) async throws {
+    let dir = TempDir()
+    defer { dir.cleanup() }
+    switch kind {
+    case .sqlite:
+        try await body(try makeServerContext(dir: dir), dir)
+    case .postgres:
+        guard PostgresServer.enabled else { return }
+        try await withPostgres { pg in
+            let store = try await offPool {
+                try pg.createDatabase("qpq_core")
+                return try PostgresStore(location: pg.location(database: "qpq_core"))
+            }
+            let opaque = OPAQUEServer(setup: try OPAQUEServerSetup.generate(), configuration: .qpqDefault)
+            try await body(QPQServerContext(store: store, opaque: opaque), dir)
+        }
+    }
+}
+
+/// One server session driven in process; every frame goes through the codec both ways. With a
+/// store that blocks on another thread's I/O (PostgreSQL), each request is handled on a thread of
+/// its own, never on the Swift pool (calls on one transport must then not overlap).
 actor InProcessTransport: QPQTransport {
     var session: QPQServerSession
     var outputs: [QPQSessionOutput] = []
     var nextId: UInt32 = 1
+    private let offThePool: Bool
 
-    init(context: QPQServerContext) { session = QPQServerSession(context: context) }
+    init(context: QPQServerContext) {
+        session = QPQServerSession(context: context)
+        offThePool = context.store is PostgresStore
+    }
 
     func call(_ request: QPQRequest) async throws(QPQClientError) -> QPQResponse {
         do {
@@ -47,7 +75,19 @@ actor InProcessTransport: QPQTransport {
             nextId += 1
             let wire = try QPQCodec.encodeBody(QPQFrame(requestId: id, message: .request(request)))
             guard case .request(let decoded) = try QPQCodec.decodeBody(wire).message else { throw QPQClientError.unexpectedResponse("codec") }
-            let out = session.handle(decoded)
+            let out: QPQSessionOutput
+            if offThePool {
+                let current = session
+                let (next, o) = try await offPool { () -> (QPQServerSession, QPQSessionOutput) in
+                    var s = current
+                    let o = s.handle(decoded)
+                    return (s, o)
+                }
+                session = next
+                out = o
+            } else {
+                out = session.handle(decoded)
+            }
             outputs.append(out)
             let back = try QPQCodec.decodeBody(try QPQCodec.encodeBody(QPQFrame(requestId: id, message: .response(out.response))))
             guard back.requestId == id, case .response(let response) = back.message else { throw QPQClientError.unexpectedResponse("codec") }
