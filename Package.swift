@@ -38,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssh.git", exact: "0.15.1"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", exact: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),  // QPQServerPostgres
     ],
     targets: [
         // MARK: C shims
@@ -234,7 +235,8 @@ let package = Package(
         .target(
             name: "QPQTools",
             dependencies: [
-                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QSSHTools", "QNSPQUIC",
+                "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQServerPostgres", "QPQClient", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto",
+                "QSSHTools", "QNSPQUIC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -249,7 +251,7 @@ let package = Package(
             name: "QPQTests",
             dependencies: [
                 "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QPQTools", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QMLS", "QSSHTestSupport", "CQSSHPosix",
-                "QNSPQUIC",
+                "QNSPQUIC", "QPQServerPostgres",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -320,8 +322,3 @@ let package = Package(
         ),
     ]
 )
-
-package.dependencies += [
-    .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
-]
-for name in ["QPQTools", "QPQTests"] { package.targets.first { $0.name == name }?.dependencies.append("QPQServerPostgres") }
