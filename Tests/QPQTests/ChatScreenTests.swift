@@ -27,13 +27,17 @@ struct ChatScreenTests {
         #expect(s.appendFile(sender: "carol", name: "b.bin", size: 3 << 20, messageId: 71, pending: false, group: "work") == 2)
         #expect(s.appendFile(sender: "bob", name: "a.txt", size: 10, messageId: 70, pending: true) == 1, "the same message keeps its number")
         #expect(s.files == [70, 71])
-        #expect(s.lines.suffix(3) == ["bob: [file 1] a.txt (10 B) - /get 1 downloads it", "[work] carol: [file 2] b.bin (3.0 MiB)",
+        #expect(s.appendFile(sender: "bob", name: "c", size: 1, messageId: 72, pending: false, savedAs: "dl/c\u{1B}") == 3)
+        #expect(s.lines.last == #"bob: [file 3] c (1 B) - saved as dl/c\x1b"#)
+        #expect(s.appendFile(sender: "bob", name: "a.txt", size: 10, messageId: 70, pending: true) == 1, "the same message keeps its number")
+        #expect(s.lines.suffix(5) == ["bob: [file 1] a.txt (10 B) - /get 1 downloads it", "[work] carol: [file 2] b.bin (3.0 MiB)",
+                                      "bob: [file 1] a.txt (10 B) - /get 1 downloads it", #"bob: [file 3] c (1 B) - saved as dl/c\x1b"#,
                                       "bob: [file 1] a.txt (10 B) - /get 1 downloads it"])
         #expect(s.feed(Array("/get 1\r/download  2 \r".utf8)) == [.download(messageId: 70, number: 1), .download(messageId: 71, number: 2)])
         let before = s.lines.count
-        #expect(s.feed(Array("/get 3\r/get 0\r/get\r/get x\r/get 1 2\r/frobnicate \u{1B}x\r/quit now\r".utf8)) == [])
+        #expect(s.feed(Array("/get 4\r/get 0\r/get\r/get x\r/get 1 2\r/frobnicate \u{1B}x\r/quit now\r".utf8)) == [])
         #expect(Array(s.lines.suffix(from: before)) == [
-            "!! no file 3: the files shown are 1 to 2", "!! no file 0: the files shown are 1 to 2",
+            "!! no file 4: the files shown are 1 to 3", "!! no file 0: the files shown are 1 to 3",
             "!! usage: /get N (N: the number shown in [file N])", "!! usage: /get N (N: the number shown in [file N])",
             "!! usage: /get N (N: the number shown in [file N])",
             "!! unknown command /frobnicate (/help lists the commands; //text sends /text)",

@@ -163,6 +163,7 @@ struct ChatTests {
         tmux.type("QPQ_TEST_STALL_AFTER_BYTES=524288 '\(try ToolRun.path("qpq"))' chat friends --store alice.store --download-dir dl; "
                   + "echo CHAT2-EXIT=$?", enter: true)
         try await tmux.waitFor("bob: [file 3] big.bin (1.4 MiB) - /get 3 downloads it")
+        try await tmux.waitFor("bob: [file 2] rep\\x1b[31mort.bin (683.6 KiB) - saved as dl/rep[31mort (1).bin")
         tmux.type("/get 3", enter: true)
         try await tmux.waitFor("\n-- downloading big.bin 34% (512.0 KiB of 1.4 MiB) ---")
         tmux.type("typed meanwhile", enter: true)

@@ -109,7 +109,8 @@ struct Chat: ParsableCommand {
         func show(_ msg: QPQClientState.Message, group other: String?) {
             if let file = msg.file {
                 let pending = m.state.downloads.contains { $0.messageId == msg.messageId }
-                screen.appendFile(sender: msg.sender, name: file.name, size: file.size, messageId: msg.messageId, pending: pending, group: other)
+                screen.appendFile(sender: msg.sender, name: file.name, size: file.size, messageId: msg.messageId, pending: pending,
+                                  savedAs: msg.own == true ? nil : file.savedAs, group: other)
             } else {
                 screen.append(sender: msg.sender, text: msg.text, group: other)
             }

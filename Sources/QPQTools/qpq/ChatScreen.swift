@@ -48,11 +48,11 @@ package struct ChatScreen {
     }
 
     /// Adds a file message: `sender: [file N] NAME (SIZE)`, with the command that downloads it if
-    /// it is `pending`. Returns N. The name and sender are escaped here; a file shown twice (the
-    /// same message id) keeps its number.
+    /// it is `pending`, or where it was saved (`savedAs`). Returns N. The name, sender and path are
+    /// escaped here; a file shown twice (the same message id) keeps its number.
     @discardableResult
     package mutating func appendFile(sender: String, name: String, size: UInt64, messageId: UInt64, pending: Bool,
-                                     group: String? = nil) -> Int {
+                                     savedAs: String? = nil, group: String? = nil) -> Int {
         let number: Int
         if let i = files.firstIndex(of: messageId) { number = i + 1 } else {
             files.append(messageId)
@@ -60,7 +60,8 @@ package struct ChatScreen {
         }
         let prefix = group.map { "[\(PrintableText.escaped($0))] " } ?? ""
         note(prefix + PrintableText.escaped(sender) + ": [file \(number)] " + PrintableText.escaped(name)
-             + " (\(Self.size(size)))" + (pending ? " - /get \(number) downloads it" : ""))
+             + " (\(Self.size(size)))"
+             + (pending ? " - /get \(number) downloads it" : savedAs.map { " - saved as " + PrintableText.escaped($0) } ?? ""))
         return number
     }
 
