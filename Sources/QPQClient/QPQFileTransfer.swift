@@ -22,7 +22,7 @@ package enum QPQFileTransfer {
         func check(_ done: UInt64, _ total: UInt64) async {
             report(done, total)
             guard let stallAfter, done >= stallAfter, done < total else { return }
-            while true { try? await Task.sleep(for: .seconds(3600)) }
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }  // a cancelled stall ends
         }
     }
 
@@ -203,14 +203,15 @@ extension QPQMessenger {
     /// checks each against its SHA-256 and saves it under its sanitized name, never over an existing file.
     /// A file larger than `maxSize` (nil: no limit) and not in `accept` (message ids), or larger than
     /// the free space, is not downloaded and stays pending (``DownloadResult/held(messageId:name:size:reason:)``).
-    package func downloadFiles(into directory: String, maxSize: UInt64? = nil, accept: Set<UInt64> = [],
+    /// `only` (message ids; nil: all) limits the run to those pending files (`qpq chat`'s `/get N`).
+    package func downloadFiles(into directory: String, maxSize: UInt64? = nil, accept: Set<UInt64> = [], only: Set<UInt64>? = nil,
                                progress: QPQFileTransfer.Progress = QPQFileTransfer.Progress())
         async throws(QPQClientError) -> [DownloadResult] {
         var results: [DownloadResult] = []
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
             throw .file("cannot create \(directory): \(error)")
         }
-        for pending in state.downloads {
+        for pending in state.downloads where only?.contains(pending.messageId) ?? true {
             if let offer = try? QPQFileOffer(decoding: Array(pending.offer)) {
                 if let maxSize, offer.size > maxSize, !accept.contains(pending.messageId) {
                     results.append(.held(messageId: pending.messageId, name: offer.name, size: offer.size, reason: .overLimit(maxSize)))

@@ -16,6 +16,54 @@ struct ChatScreenTests {
         #expect(s.feed([0x15, 0x04]) == [.quit])
     }
 
+    @Test("commands: /help lists them, /get N and /download N name a shown file, mistakes and unknown commands add a line and send nothing, //x sends /x")
+    func commands() {
+        var s = ChatScreen(title: "friends", rows: 20, columns: 100)
+        #expect(s.feed(Array("/help\r".utf8)) == [])
+        #expect(s.lines == ChatScreen.help && s.lines.contains { $0.contains("/get N") } && s.lines.contains { $0.contains("/quit") })
+        #expect(s.feed(Array("/get 1\r".utf8)) == [])
+        #expect(s.lines.last == "!! no file has been shown in this chat")
+        #expect(s.appendFile(sender: "bob", name: "a.txt", size: 10, messageId: 70, pending: true) == 1)
+        #expect(s.appendFile(sender: "carol", name: "b.bin", size: 3 << 20, messageId: 71, pending: false, group: "work") == 2)
+        #expect(s.appendFile(sender: "bob", name: "a.txt", size: 10, messageId: 70, pending: true) == 1, "the same message keeps its number")
+        #expect(s.files == [70, 71])
+        #expect(s.appendFile(sender: "bob", name: "c", size: 1, messageId: 72, pending: false, savedAs: "dl/c\u{1B}") == 3)
+        #expect(s.lines.last == #"bob: [file 3] c (1 B) - saved as dl/c\x1b"#)
+        #expect(s.appendFile(sender: "bob", name: "a.txt", size: 10, messageId: 70, pending: true) == 1, "the same message keeps its number")
+        #expect(s.lines.suffix(5) == ["bob: [file 1] a.txt (10 B) - /get 1 downloads it", "[work] carol: [file 2] b.bin (3.0 MiB)",
+                                      "bob: [file 1] a.txt (10 B) - /get 1 downloads it", #"bob: [file 3] c (1 B) - saved as dl/c\x1b"#,
+                                      "bob: [file 1] a.txt (10 B) - /get 1 downloads it"])
+        #expect(s.feed(Array("/get 1\r/download  2 \r".utf8)) == [.download(messageId: 70, number: 1), .download(messageId: 71, number: 2)])
+        let before = s.lines.count
+        #expect(s.feed(Array("/get 4\r/get 0\r/get\r/get x\r/get 1 2\r/frobnicate \u{1B}x\r/quit now\r".utf8)) == [])
+        #expect(Array(s.lines.suffix(from: before)) == [
+            "!! no file 4: the files shown are 1 to 3", "!! no file 0: the files shown are 1 to 3",
+            "!! usage: /get N (N: the number shown in [file N])", "!! usage: /get N (N: the number shown in [file N])",
+            "!! usage: /get N (N: the number shown in [file N])",
+            "!! unknown command /frobnicate (/help lists the commands; //text sends /text)",
+            "!! unknown command /quit (/help lists the commands; //text sends /text)",
+        ])
+        #expect(s.feed(Array("//get 1\r/ \r".utf8)) == [.send("/get 1")])
+        #expect(s.feed(Array("/quit\r".utf8)) == [.quit])
+    }
+
+    @Test("a file line escapes the peer's name; the status (a download's progress) is drawn in the rule, as wide as the window")
+    func fileAndStatus() {
+        var s = ChatScreen(title: "g", rows: 8, columns: 80)
+        s.appendFile(sender: "b\u{1B}ob", name: "rep\u{1B}[31mort\u{202E}.bin", size: 1536, messageId: 9, pending: true)
+        #expect(s.lines == [#"b\x1bob: [file 1] rep\x1b[31mort\u{202e}.bin (1.5 KiB) - /get 1 downloads it"#])
+        s.status = ChatScreen.progress(name: "rep\u{1B}[31mort.bin", done: 512 * 1024, total: 2 << 20)
+        #expect(s.status == #"downloading rep\x1b[31mort.bin 25% (512.0 KiB of 2.0 MiB)"#)
+        let rows = String(decoding: s.render(), as: UTF8.self).split(separator: "\r\n", omittingEmptySubsequences: false)
+        #expect(rows.count == 8)
+        let rule = String(rows[6])
+        #expect(rule.hasPrefix(#"-- downloading rep\x1b[31mort.bin 25% (512.0 KiB of 2.0 MiB) --"#) && rule.count == 80, "\(rule)")
+        s.status = nil
+        #expect(String(decoding: s.render(), as: UTF8.self).contains("\r\n" + String(repeating: "-", count: 80) + "\r\n> "))
+        #expect([0, 1023, 1024, 1536, 5 << 20, 3 << 30].map(ChatScreen.size) == ["0 B", "1023 B", "1.0 KiB", "1.5 KiB", "5.0 MiB", "3.0 GiB"])
+        #expect(ChatScreen.progress(name: "e", done: 0, total: 0) == "downloading e 100% (0 B of 0 B)")
+    }
+
     @Test("the newest lines fit the window; long lines are cut")
     func layout() {
         var s = ChatScreen(title: "g", rows: 6, columns: 20)
@@ -32,9 +80,14 @@ struct ChatScreenTests {
         for _ in 0..<500 {
             let raw = rng.bytes(upTo: 80)
             let text = String(decoding: raw, as: UTF8.self)
-            if Bool.random(using: &rng) {
+            switch Int.random(in: 0..<4, using: &rng) {
+            case 0:
                 s.append(sender: text, text: text, group: Bool.random(using: &rng) ? text : nil)
-            } else {
+            case 1:
+                s.appendFile(sender: text, name: text, size: UInt64.random(in: 0...UInt64.max, using: &rng), messageId: UInt64(raw.count),
+                             pending: Bool.random(using: &rng), group: Bool.random(using: &rng) ? text : nil)
+                s.status = Bool.random(using: &rng) ? ChatScreen.progress(name: text, done: UInt64(raw.count), total: 80) : nil
+            default:
                 for action in s.feed(raw) { if case .send(let t) = action { #expect(!t.isEmpty) } }
             }
             // Remove the sequences the screen itself writes; nothing else may control the terminal.

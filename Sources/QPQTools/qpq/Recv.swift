@@ -92,15 +92,25 @@ struct Recv: ParsableCommand {
             case .refused(_, let reason):
                 Terminal.warn("qpq: \(reason)")
                 failed = true
-            case .held(let id, let name, let size, .overLimit(let limit)):
-                FileHandle.standardOutput.write(Data(("not downloaded: \(PrintableText.escaped(name)) (\(size) bytes) is over --max-download "
-                    + "(\(limit) bytes); fetch it with: qpq recv --accept-file \(id)\n").utf8))
-            case .held(let id, let name, let size, .noSpace(let available)):
-                FileHandle.standardOutput.write(Data(("not downloaded: \(PrintableText.escaped(name)) (\(size) bytes) does not fit in "
-                    + "\(PrintableText.escaped(dir)) (\(available) bytes free); free space, then: qpq recv --accept-file \(id)\n").utf8))
+            case .held(let id, let name, let size, let reason):
+                var then = "fetch it with"
+                if case .noSpace = reason { then = "free space, then" }
+                FileHandle.standardOutput.write(Data(("not downloaded: \(held(name: name, size: size, reason: reason, dir: dir)); "
+                    + "\(then): qpq recv --accept-file \(id)\n").utf8))
             }
         }
         return failed
+    }
+
+    /// Why a file was not downloaded, the same words for `recv` and `chat`: `NAME (SIZE bytes) is over
+    /// --max-download (LIMIT bytes)` or `... does not fit in DIR (N bytes free)`; the name and directory escaped.
+    static func held(name: String, size: UInt64, reason: QPQMessenger.HeldReason, dir: String) -> String {
+        switch reason {
+        case .overLimit(let limit):
+            "\(PrintableText.escaped(name)) (\(size) bytes) is over --max-download (\(limit) bytes)"
+        case .noSpace(let available):
+            "\(PrintableText.escaped(name)) (\(size) bytes) does not fit in \(PrintableText.escaped(dir)) (\(available) bytes free)"
+        }
     }
 
     static func show(_ m: QPQClientState.Message) {
