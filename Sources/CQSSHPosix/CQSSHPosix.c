@@ -11,6 +11,9 @@
 #include <sys/resource.h>
 #include <stdlib.h>
 #include <termios.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #if defined(__APPLE__)
 #include <util.h>
 #else
@@ -47,6 +50,15 @@ short qssh_spawn_setsid_flag(void) {
 #ifdef POSIX_SPAWN_SETSID
     return POSIX_SPAWN_SETSID;
 #else
+    return 0;
+#endif
+}
+
+int qssh_limit_malloc_arenas(int count) {
+#if defined(__GLIBC__)
+    return mallopt(M_ARENA_MAX, count);
+#else
+    (void)count;
     return 0;
 #endif
 }

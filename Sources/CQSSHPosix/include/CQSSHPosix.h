@@ -14,6 +14,10 @@ int qssh_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, in
 /// POSIX_SPAWN_SETSID where available, else 0 (callers then fall back to a new process group).
 short qssh_spawn_setsid_flag(void);
 
+/// Limits the C library's malloc to `count` arenas (glibc: mallopt M_ARENA_MAX; elsewhere does
+/// nothing). Call before other threads allocate. Returns 1 on success, 0 otherwise.
+int qssh_limit_malloc_arenas(int count);
+
 /// A pipe whose both ends are close-on-exec (pipe2 with O_CLOEXEC, or pipe + fcntl). 0 on success.
 int qssh_pipe_cloexec(int fds[2]);
 
