@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import QNSPCrypto
 import QSSHTestSupport
 import Testing
@@ -98,16 +97,7 @@ struct ChatTests {
         // Before the chat: a file whose second stored chunk is then flipped (shown from the history).
         _ = try FileTransferTests.randomFile(dir + "/doc.bin", size: 600_000, seed: 21)
         try await s.qpq("bob", ["send-file", "friends", dir + "/doc.bin"])
-        let db = try DatabaseQueue(path: dir + "/db.sqlite")
-        try await db.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT blob_id, offset, data FROM blob_parts ORDER BY offset LIMIT 1 OFFSET 1") else {
-                Issue.record("no second chunk stored"); return
-            }
-            var data = [UInt8]((row["data"] as Data?) ?? Data())
-            data[100] ^= 0x01
-            try db.execute(sql: "UPDATE blob_parts SET data = ? WHERE blob_id = ? AND offset = ?",
-                           arguments: [Data(data), row["blob_id"] as Data?, row["offset"] as Int64?])
-        }
+        _ = try await FileTransferTests.flipByteOfSecondChunk(database: dir + "/db.sqlite")
         // The name the live file is saved under is taken already: the chat must pick another.
         try FileManager.default.createDirectory(atPath: dir + "/dl", withIntermediateDirectories: true)
         try Data("old".utf8).write(to: URL(fileURLWithPath: dir + "/dl/rep[31mort.bin"))

@@ -67,6 +67,22 @@ struct FileTransferTests {
         return Array(SHA256.hash(data: bytes))
     }
 
+    /// Flips one byte of the second stored chunk in qpqd's SQLite database (a tampered blob);
+    /// returns the database for further checks.
+    static func flipByteOfSecondChunk(database path: String) async throws -> DatabaseQueue {
+        let db = try DatabaseQueue(path: path)
+        try await db.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT blob_id, offset, data FROM blob_parts ORDER BY offset LIMIT 1 OFFSET 1") else {
+                Issue.record("no second chunk stored"); return
+            }
+            var data = [UInt8]((row["data"] as Data?) ?? Data())
+            data[100] ^= 0x01
+            try db.execute(sql: "UPDATE blob_parts SET data = ? WHERE blob_id = ? AND offset = ?",
+                           arguments: [Data(data), row["blob_id"] as Data?, row["offset"] as Int64?])
+        }
+        return db
+    }
+
     static func sha(_ path: String) -> [UInt8]? {
         FileManager.default.contents(atPath: path).map { Array(SHA256.hash(data: $0)) }
     }
@@ -213,17 +229,7 @@ struct FileTransferTests {
         let path = s.dir.path + "/doc.pdf"
         _ = try Self.randomFile(path, size: 600_000, seed: 12)
         try await s.qpq("alice", ["send-file", "friends", path])
-        // Flip one byte of the second stored chunk in the server's database.
-        let db = try DatabaseQueue(path: s.dir.path + "/db.sqlite")
-        try await db.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT blob_id, offset, data FROM blob_parts ORDER BY offset LIMIT 1 OFFSET 1") else {
-                Issue.record("no second chunk stored"); return
-            }
-            var data = [UInt8]((row["data"] as Data?) ?? Data())
-            data[100] ^= 0x01
-            try db.execute(sql: "UPDATE blob_parts SET data = ? WHERE blob_id = ? AND offset = ?",
-                           arguments: [Data(data), row["blob_id"] as Data?, row["offset"] as Int64?])
-        }
+        let db = try await Self.flipByteOfSecondChunk(database: s.dir.path + "/db.sqlite")
         let got = try await s.qpq("bob", ["recv", "--download-dir", s.downloads], expect: 1)
         #expect(got.stderr.contains("chunk 1 of the file doc.pdf fails authentication (tampered or corrupt): refused"), "\(got.stderr)")
         #expect(!FileManager.default.fileExists(atPath: s.downloads + "/doc.pdf"))
