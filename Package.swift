@@ -251,7 +251,7 @@ let package = Package(
             name: "QPQTests",
             dependencies: [
                 "QPQProtocol", "QPQServer", "QPQServerNIO", "QPQClient", "QPQTools", "QOPAQUE", "QNSP", "QNSPNIO", "QNSPCrypto", "QMLS", "QSSHTestSupport", "CQSSHPosix",
-                "QNSPQUIC", "QPQServerPostgres",
+                "QNSPQUIC", "QPQServerPostgres", "QNSPBench",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -10,7 +10,7 @@ import Darwin
 /// Starts helper programs (sshd, ssh, qnsp, qsshd) for the side-by-side comparison, with
 /// `ChildProcess` (posix_spawn, waitpid on the exact child; Foundation's Process loses track of
 /// children when a daemon such as sshd closes the descriptors it inherited).
-enum ProcessRunner {
+package enum ProcessRunner {
     /// Reads a descriptor to its end (or until `marker` appears) and returns the text.
     static func read(_ fd: Int32, until marker: String?) -> String {
         BlockingIO.readText(fd, until: marker.map { m in { $0.contains(m) } })
@@ -58,8 +58,8 @@ enum ProcessRunner {
         _ = child.waitForExit()
     }
 
-    /// A port that was free a moment ago on 127.0.0.1.
-    static func freePort() throws -> Int {
+    /// A port that was free a moment ago on 127.0.0.1 (also used by the qpq tests' PostgreSQL server).
+    package static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw BenchError("socket failed") }
         defer { close(fd) }

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOPosix
 import PostgresNIO
+import QNSPBench
 import QPQServer
 import QPQServerPostgres
 
@@ -60,22 +61,6 @@ final class PostgresServer: @unchecked Sendable {
         guard p.terminationStatus == 0 else { throw Failure(description: "\(program) failed (\(p.terminationStatus)): \(text)") }
     }
 
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard ok else { throw Failure(description: "bind: \(errno)") }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
     /// Starts a server (blocking, at most `seconds` for readiness; call off the Swift pool).
     init(seconds: Double = 60) throws {
         guard let bin = Self.binDir else {
@@ -98,7 +83,7 @@ final class PostgresServer: @unchecked Sendable {
             if getuid() == 0, let pw = getpwnam("postgres") { _ = chown(pwfile, pw.pointee.pw_uid, pw.pointee.pw_gid) }
             try Self.run("\(bin)/initdb", ["-D", dir + "/data", "-U", "qpq", "--auth-local=trust", "--auth-host=scram-sha-256",
                                            "--pwfile=" + pwfile, "-E", "UTF8", "--locale=C", "--no-sync"])
-            port = try Self.freePort()
+            port = try ProcessRunner.freePort()
             let (exe, args) = try Self.asPostgres("\(bin)/postgres", ["-D", dir + "/data", "-k", dir, "-p", "\(port)",
                                                                      "-h", "127.0.0.1", "-c", "fsync=off", "-c", "max_connections=60"])
             process.executableURL = URL(fileURLWithPath: exe)
