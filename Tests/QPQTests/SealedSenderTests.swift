@@ -61,7 +61,7 @@ struct SealedSenderTests {
         #expect(try alice.messenger.members(of: "friends").sorted() == ["alice", "bob"])
         #expect(await opened.count == 3, "one sealed connection per device that sent")
 
-        let token: Set<String> = ["Send", "Commit", "SetDisappearing"]
+        let token = QPQDRequestLog.tokenRequests
         for d in [alice, bob, carol] {
             let sealedNames = await d.sealed.names, mainNames = await d.main.names
             #expect(Set(sealedNames).isSubset(of: token), "\(sealedNames)")
