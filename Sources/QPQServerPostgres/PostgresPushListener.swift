@@ -77,7 +77,7 @@ package final class PostgresPushListener: Sendable {
             connection.addListener(channel: PostgresStore.channel) { _, note in
                 if let event = Self.parse(note.payload, skipNode: skip) { handler(event) }
             }
-            return connection.query("LISTEN qpq_delivery", logger: logger).map { _ in
+            return connection.query(PostgresQuery(unsafeSQL: "LISTEN \(PostgresStore.channel)"), logger: logger).map { _ in
                 let keep = self.state.withLockedValue { s -> Bool in
                     guard !s.stopped else { return false }
                     s.connection = connection

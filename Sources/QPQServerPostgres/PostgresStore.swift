@@ -29,7 +29,6 @@ package final class PostgresStore: QPQStore {
     package let node: String
 
     private let pool: PostgresConnectionPool
-    private let ownsGroup: Bool
     private let logger: Logger
 
     /// Keys of the transaction-scoped advisory locks.
@@ -46,7 +45,6 @@ package final class PostgresStore: QPQStore {
         self.logger = logger
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         pool = PostgresConnectionPool(location: location, size: connections, group: group, logger: logger)
-        ownsGroup = true
         node = (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
         do {
             try migrate()
@@ -60,7 +58,7 @@ package final class PostgresStore: QPQStore {
     deinit {
         // Not blocking: the last reference may go on any thread.
         pool.closeWithoutWaiting()
-        if ownsGroup { pool.group.shutdownGracefully { _ in } }
+        pool.group.shutdownGracefully { _ in }
     }
 
     /// The event loop group the store's connections run on (the push listener shares it).

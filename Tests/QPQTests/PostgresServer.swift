@@ -147,12 +147,7 @@ final class PostgresServer: @unchecked Sendable {
 
     /// Creates a database (blocking).
     func createDatabase(_ name: String) throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { try? group.syncShutdownGracefully() }
-        let c = try PostgresConnection.connect(on: group.next(), configuration: location(database: "postgres").configuration,
-                                               id: 1, logger: Logger(label: "test")).wait()
-        defer { try? c.close().wait() }
-        _ = try c.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Logger(label: "test")).wait()
+        try execute("CREATE DATABASE \(name)", database: "postgres")
     }
 
     /// Runs one statement in `database` (blocking).
