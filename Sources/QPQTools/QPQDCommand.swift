@@ -67,6 +67,23 @@ package struct QPQDCommand: ParsableCommand {
 
     package init() {}
 
+    /// What a node does with another node's notifications (docs/messaging.md §9.1): wake the
+    /// devices connected here, close revoked ones, and after a lost LISTEN wake everyone.
+    package static func wakeLocalDevices(
+        _ registry: QPQPushRegistry, warn: @escaping @Sendable (String) -> Void
+    ) -> @Sendable (PostgresPushListener.Event) -> Void {
+        { event in
+            switch event {
+            case .deliver(let devices): registry.notify(devices)
+            case .revoke(let device): registry.revoke(device)
+            case .disconnected: warn("qpqd: PostgreSQL LISTEN connection lost; reconnecting (other nodes' pushes wait until then)")
+            case .resync:
+                warn("qpqd: PostgreSQL LISTEN again; waking every connected device")
+                registry.notifyAll()
+            }
+        }
+    }
+
     package func run() throws {
         let host: HostKeyPair
         do {
@@ -123,17 +140,7 @@ package struct QPQDCommand: ParsableCommand {
         if let postgres {
             let registry = service.registry
             do {
-                listener = try PostgresPushListener(store: postgres) { event in
-                    switch event {
-                    case .deliver(let devices): registry.notify(devices)
-                    case .revoke(let device): registry.revoke(device)
-                    case .disconnected:
-                        Terminal.warn("qpqd: PostgreSQL LISTEN connection lost; reconnecting (other nodes' pushes wait until then)")
-                    case .resync:
-                        Terminal.warn("qpqd: PostgreSQL LISTEN again; waking every connected device")
-                        registry.notifyAll()
-                    }
-                }
+                listener = try PostgresPushListener(store: postgres, handler: Self.wakeLocalDevices(registry) { Terminal.warn($0) })
             } catch {
                 try? service.closeSync()
                 try? group.syncShutdownGracefully()

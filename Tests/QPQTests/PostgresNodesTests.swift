@@ -9,6 +9,7 @@ import QPQProtocol
 import QPQServer
 import QPQServerNIO
 import QPQServerPostgres
+import QPQTools
 import Testing
 
 /// Starts a PostgreSQL server off the Swift pool, runs `body`, and stops the server (also if `body` throws).
@@ -319,14 +320,7 @@ struct PostgresNodesTests {
                     let service = try await QPQService.start(group: group, host: "127.0.0.1", port: 0, hostKey: hostKey, context: context)
                     let registry = service.registry
                     let listener = try await offPool {
-                        try PostgresPushListener(store: store) { event in
-                            switch event {
-                            case .deliver(let devices): registry.notify(devices)
-                            case .revoke(let device): registry.revoke(device)
-                            case .disconnected: break
-                            case .resync: registry.notifyAll()
-                            }
-                        }
+                        try PostgresPushListener(store: store, handler: QPQDCommand.wakeLocalDevices(registry) { _ in })
                     }
                     nodes.append((service, listener))
                 }
