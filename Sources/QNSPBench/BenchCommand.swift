@@ -80,8 +80,13 @@ public struct BenchCommand: ParsableCommand {
         let bench = try TunnelBench()
         defer { bench.shutdown() }
         if tunnelOnly {
+            let t0 = try bench.threadCPU()
             let rate = try bench.bulk(total: mib << 20, cipher: .aes256GCM, cellSize: 768)
-            print("bulk aes256-gcm, 768-byte cells (\(mib) MiB): \(mbps(rate))")
+            let t1 = try bench.threadCPU()
+            print("bulk aes256-gcm, 768-byte cells (\(mib) MiB): \(mbps(rate))   \(TunnelBench.cpuPerGiB(t0, t1, bytes: mib << 20))")
+            let plain = try bench.bulkPlainTCP(total: mib << 20)
+            let t2 = try bench.threadCPU()
+            print("plain TCP, same threads, no QNSP (\(mib) MiB): \(mbps(plain))   \(TunnelBench.cpuPerGiB(t1, t2, bytes: mib << 20))")
             return
         }
         var rows: [(String, String)] = []
@@ -102,8 +107,20 @@ public struct BenchCommand: ParsableCommand {
         row("handshake latency median / p90 (\(handshakes) sequential)", String(format: "%.2f ms / %.2f ms", median * 1e3, p90 * 1e3))
         row("handshakes per second (sequential)", String(format: "%.0f /s", Double(lat.count) / lat.reduce(0, +)))
         let bytes = mib << 20
+        let cells = try CellPathBench.run(total: bytes, cellSize: 768, host: bench.host, user: bench.user)
+        row(
+            "cell path alone, one thread, no sockets: seal / open",
+            String(format: "%.0f / %.0f MB/s  (%.0f%% / %.0f%% of raw 64 KiB AES-GCM)", cells.seal, cells.open, cells.seal / rawBig * 100, cells.open / rawBig * 100)
+        )
+        let t0 = try bench.threadCPU()
         let tunnelAES = try bench.bulk(total: bytes, cipher: .aes256GCM, cellSize: 768)
+        let t1 = try bench.threadCPU()
         row("bulk aes256-gcm, 768-byte cells (\(mib) MiB)", mbps(tunnelAES) + String(format: "  (%.0f%% of raw 64 KiB AES-GCM)", tunnelAES / rawBig * 100))
+        row("  its CPU", TunnelBench.cpuPerGiB(t0, t1, bytes: bytes))
+        let plainTCP = try bench.bulkPlainTCP(total: bytes)
+        let t2 = try bench.threadCPU()
+        row("plain TCP, same threads and handlers, no QNSP", mbps(plainTCP) + String(format: "  (the carrier's ceiling; QNSP at %.0f%% of it)", tunnelAES / plainTCP * 100))
+        row("  its CPU", TunnelBench.cpuPerGiB(t1, t2, bytes: bytes))
         let tunnelChaCha = try bench.bulk(total: bytes, cipher: .chaCha20Poly1305, cellSize: 768)
         row("bulk chacha20-poly1305, 768-byte cells", mbps(tunnelChaCha))
         let tunnelBig = try bench.bulk(total: bytes, cipher: .aes256GCM, cellSize: 16384)

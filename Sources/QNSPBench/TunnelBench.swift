@@ -62,6 +62,59 @@ final class TunnelBench {
         return latencies
     }
 
+    /// Sends `total` bytes client → server over plain loopback TCP between the same two event loop
+    /// threads, with the same source and sink and no QNSP: the carrier's own ceiling.
+    func bulkPlainTCP(total: Int) throws -> Double {
+        let server = try ServerBootstrap(group: serverGroup)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture {
+                    try ch.pipeline.syncOperations.addHandler(CountingSink(total: total))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        defer { try? server.close().wait() }
+        guard let port = server.localAddress?.port else { throw BenchError("no port") }
+        let done = group.next().makePromise(of: UInt64.self)
+        let source = BulkSource(total: total, done: done)
+        let channel = try ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture {
+                    try ch.pipeline.syncOperations.addHandler(source)
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).wait()
+        try channel.eventLoop.submit { source.begin(context: nil, channel: channel) }.wait()
+        let start = try done.futureResult.wait()
+        let seconds = Double(Clock.now - start) / 1e9
+        try? channel.close().wait()
+        return Double(total) / seconds / 1e6
+    }
+
+    /// CPU time (user + system, ns) the two event loop threads have used so far.
+    func threadCPU() throws -> (client: UInt64, server: UInt64) {
+        let c = try group.next().submit { Self.callingThreadCPU() }.wait()
+        let s = try serverGroup.next().submit { Self.callingThreadCPU() }.wait()
+        return (c, s)
+    }
+
+    /// "CPU per GiB: sender … ms, receiver … ms" between two ``threadCPU()`` readings.
+    static func cpuPerGiB(_ before: (client: UInt64, server: UInt64), _ after: (client: UInt64, server: UInt64), bytes: Int) -> String {
+        let gib = Double(bytes) / Double(1 << 30)
+        let sender = Double(after.client &- before.client) / 1e6 / gib
+        let receiver = Double(after.server &- before.server) / 1e6 / gib
+        return String(format: "CPU per GiB: sender %.0f ms, receiver %.0f ms", sender, receiver)
+    }
+
+    /// User + system CPU time (ns) of the calling thread.
+    static func callingThreadCPU() -> UInt64 {
+        var t = timespec()
+        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) == 0 else { return 0 }
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+
     /// Sends `total` bytes client → server through the tunnel; the server acknowledges the last byte
     /// with one byte back. Returns MB/s over the whole transfer (handshake excluded).
     func bulk(total: Int, cipher: AEADAlgorithm, cellSize: Int) throws -> Double {
@@ -104,15 +157,23 @@ final class BulkSource: ChannelInboundHandler, @unchecked Sendable {
 
     init(total: Int, done: EventLoopPromise<UInt64>) { self.total = total; self.done = done }
 
+    var context: ChannelHandlerContext?
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .established? = event as? QNSPUserEvent {
-            var b = context.channel.allocator.buffer(capacity: 64 * 1024)
-            b.writeRepeatingByte(0xa5, count: 64 * 1024)
-            chunk = b
-            start = Clock.now
-            pump(context: context)
-        }
+        if case .established? = event as? QNSPUserEvent { begin(context: context, channel: context.channel) }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Starts the transfer (on the channel's event loop).
+    func begin(context: ChannelHandlerContext?, channel: Channel) {
+        guard let context = context ?? self.context else { return }
+        var b = channel.allocator.buffer(capacity: 64 * 1024)
+        b.writeRepeatingByte(0xa5, count: 64 * 1024)
+        chunk = b
+        start = Clock.now
+        pump(context: context)
     }
     func channelWritabilityChanged(context: ChannelHandlerContext) { pump(context: context) }
     func pump(context: ChannelHandlerContext) {
