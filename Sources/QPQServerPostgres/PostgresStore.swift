@@ -228,7 +228,7 @@ package final class PostgresStore: QPQStore {
                 INSERT INTO users(name, record, created_at) VALUES (\(name), \(record.bytea), \(Self.i(now)))
                 ON CONFLICT (name) DO NOTHING RETURNING id
                 """) else {
-                throw QPQServiceError(.userExists, "the user name \(name) is taken")
+                throw QPQRequestChecks.userExists(name)
             }
             return Self.u(id)
         }
@@ -273,9 +273,7 @@ package final class PostgresStore: QPQStore {
             // The account row's lock makes the count and the insert one step across nodes.
             _ = try tx.first("SELECT id FROM users WHERE id = \(u) FOR UPDATE")
             let live = try tx.int("SELECT COUNT(*) FROM devices WHERE user_id = \(u) AND NOT revoked") ?? 0
-            guard live < QPQLimits.maxDevices else {
-                throw QPQServiceError(.limitExceeded, "an account has at most \(QPQLimits.maxDevices) devices; revoke one first")
-            }
+            try QPQRequestChecks.deviceLimit(live: Int(live))
             guard let id = try tx.int("""
                 INSERT INTO devices(user_id, name, identity_key, created_at) VALUES (\(u), \(name), \(identityKey.bytea), \(Self.i(now)))
                 RETURNING id
@@ -287,12 +285,11 @@ package final class PostgresStore: QPQStore {
     package func revokeDevice(userId: UInt64, deviceId: UInt64) throws(QPQServiceError) {
         try write { tx in
             let d = Self.i(deviceId)
-            guard let row = try tx.first("SELECT user_id, revoked FROM devices WHERE id = \(d) FOR UPDATE") else {
-                throw QPQServiceError(.unknownDevice, "no device \(deviceId) in this account")
+            let stored = try tx.first("SELECT user_id, revoked FROM devices WHERE id = \(d) FOR UPDATE").map {
+                let (owner, revoked) = try $0.decode((Int64, Bool).self)
+                return (userId: Self.u(owner), revoked: revoked)
             }
-            let (owner, revoked) = try row.decode((Int64, Bool).self)
-            guard Self.u(owner) == userId else { throw QPQServiceError(.unknownDevice, "no device \(deviceId) in this account") }
-            guard !revoked else { throw QPQServiceError(.deviceRevoked, "device \(deviceId) is already revoked") }
+            try QPQRequestChecks.revocation(stored, userId: userId, deviceId: deviceId)
             try tx.run("UPDATE devices SET revoked = TRUE WHERE id = \(d)")
             try tx.run("DELETE FROM sessions WHERE device_id = \(d)")
             try tx.run("DELETE FROM key_packages WHERE device_id = \(d)")
@@ -338,31 +335,30 @@ package final class PostgresStore: QPQStore {
 
     // MARK: - KeyPackages
 
+    /// The device's one-time KeyPackages and whether it has a last-resort one, in one query.
     private static func counts(_ tx: PostgresTransaction, _ d: Int64) throws -> (oneTime: Int, hasLastResort: Bool) {
-        let oneTime = try tx.int("SELECT COUNT(*) FROM key_packages WHERE device_id = \(d) AND NOT last_resort") ?? 0
-        let lastResort = try tx.int("SELECT COUNT(*) FROM key_packages WHERE device_id = \(d) AND last_resort") ?? 0
-        return (Int(oneTime), lastResort > 0)
+        guard let row = try tx.first("""
+            SELECT COUNT(*) FILTER (WHERE NOT last_resort), COALESCE(BOOL_OR(last_resort), FALSE) FROM key_packages WHERE device_id = \(d)
+            """) else { return (0, false) }
+        let (oneTime, lastResort) = try row.decode((Int64, Bool).self)
+        return (Int(oneTime), lastResort)
     }
 
     package func addKeyPackages(deviceId: UInt64, packages: [[UInt8]], lastResort: Bool) throws(QPQServiceError) -> (oneTime: Int, hasLastResort: Bool) {
         try write { tx in
             let d = Self.i(deviceId)
+            // The device row's lock: the counts stay true until the upload commits (takeKeyPackages takes it too).
             _ = try tx.first("SELECT id FROM devices WHERE id = \(d) FOR UPDATE")
-            if lastResort {
-                guard packages.count == 1 else {
-                    throw QPQServiceError(.malformed, "a last-resort upload carries exactly one package")
-                }
-                try tx.run("DELETE FROM key_packages WHERE device_id = \(d) AND last_resort")
-            } else {
-                let have = try Self.counts(tx, d).oneTime
-                guard have + packages.count <= QPQLimits.maxStoredKeyPackages else {
-                    throw QPQServiceError(.limitExceeded, "at most \(QPQLimits.maxStoredKeyPackages) one-time KeyPackages per device (\(have) stored)")
-                }
+            let after = try QPQRequestChecks.keyPackageUpload(count: packages.count, lastResort: lastResort, stored: Self.counts(tx, d))
+            if lastResort { try tx.run("DELETE FROM key_packages WHERE device_id = \(d) AND last_resort") }
+            if !packages.isEmpty {
+                // One statement; ids in upload order (one-time packages are handed out oldest first).
+                try tx.run("""
+                    INSERT INTO key_packages(device_id, package, last_resort)
+                    SELECT \(d), p, \(lastResort) FROM UNNEST(\(packages.map(\.bytea))::BYTEA[]) WITH ORDINALITY AS t(p, n) ORDER BY n
+                    """)
             }
-            for p in packages {
-                try tx.run("INSERT INTO key_packages(device_id, package, last_resort) VALUES (\(d), \(p.bytea), \(lastResort))")
-            }
-            return try Self.counts(tx, d)
+            return after
         }
     }
 
@@ -396,57 +392,47 @@ package final class PostgresStore: QPQStore {
                 INSERT INTO chat_groups(id, epoch, token_hash, created_at) VALUES (\(g), 0, \(tokenHash.bytea), \(Self.i(now)))
                 ON CONFLICT (id) DO NOTHING
                 """)
-            guard inserted == 1 else { throw QPQServiceError(.groupExists, "a group with this id exists") }
+            guard inserted == 1 else { throw QPQRequestChecks.groupExists }
             try tx.run("INSERT INTO members(group_id, device_id) VALUES (\(g), \(Self.i(creator)))")
         }
     }
 
-    /// Checks the epoch and the token of a group, locking its row until the transaction ends
-    /// (constant-time hash comparison).
-    private static func checkGroup(_ tx: PostgresTransaction, _ g: ByteBuffer, epoch: UInt64, tokenHash: [UInt8]) throws {
-        guard let row = try tx.first("SELECT epoch, token_hash FROM chat_groups WHERE id = \(g) FOR UPDATE") else {
-            throw QPQServiceError(.unknownGroup, "no such group")
+    /// Reads the group's row, locking it until the transaction ends, and checks the epoch and the
+    /// token (``QPQRequestChecks/group(_:epoch:tokenHash:)``); the row's timer serves ``enqueue``.
+    @discardableResult
+    private static func checkGroup(_ tx: PostgresTransaction, _ g: ByteBuffer, epoch: UInt64, tokenHash: [UInt8]) throws -> QPQGroupState {
+        let stored = try tx.first("SELECT epoch, token_hash, ttl_seconds FROM chat_groups WHERE id = \(g) FOR UPDATE").map {
+            let (e, hash, ttl) = try $0.decode((Int64, ByteBuffer, Int64).self)
+            return QPQGroupState(epoch: u(e), tokenHash: hash.bytes, ttlSeconds: u(ttl))
         }
-        let (e, hash) = try row.decode((Int64, ByteBuffer).self)
-        let current = u(e)
-        guard current == epoch else {
-            throw QPQServiceError(.epochMoved, "the group is at epoch \(current), not \(epoch): process its commits and retry",
-                                  detail: current)
-        }
-        guard QPQConstantTime.equals(hash.bytes, tokenHash) else {
-            throw QPQServiceError(.badToken, "the group token does not match this epoch's")
-        }
+        return try QPQRequestChecks.group(stored, epoch: epoch, tokenHash: tokenHash)
     }
 
-    private static func memberIds(_ tx: PostgresTransaction, _ g: ByteBuffer) throws -> [Int64] {
-        try tx.ints("SELECT device_id FROM members WHERE group_id = \(g) ORDER BY device_id")
+    private static func memberIds(_ tx: PostgresTransaction, _ g: ByteBuffer) throws -> [UInt64] {
+        try tx.ints("SELECT device_id FROM members WHERE group_id = \(g) ORDER BY device_id").map(u)
     }
 
-    /// Refuses the whole delivery if one recipient's queue is full (one query for all recipients:
-    /// the first full queue in recipient order is named, as the SQLite store does).
-    private static func checkQueues(_ tx: PostgresTransaction, _ devices: [Int64]) throws {
+    /// Refuses the whole delivery if one recipient's queue is full (``QPQRequestChecks/queues(_:queued:)``;
+    /// one query for all recipients).
+    private static func checkQueues(_ tx: PostgresTransaction, _ devices: [UInt64]) throws {
         guard !devices.isEmpty else { return }
-        let full = Set(try tx.ints("""
-            SELECT device_id FROM deliveries WHERE device_id = ANY(\(devices)) GROUP BY device_id HAVING COUNT(*) >= \(Int64(QPQLimits.maxQueue))
-            """))
-        if let d = devices.first(where: full.contains) {
-            throw QPQServiceError(.limitExceeded, "the queue of device \(d) is full (\(QPQLimits.maxQueue) envelopes)")
+        var queued: [UInt64: Int] = [:]
+        for row in try tx.rows("SELECT device_id, COUNT(*) FROM deliveries WHERE device_id = ANY(\(devices.map(i))) GROUP BY device_id") {
+            let (d, n) = try row.decode((Int64, Int64).self)
+            queued[u(d)] = Int(n)
         }
+        try QPQRequestChecks.queues(devices, queued: queued)
     }
 
-    private static func enqueue(_ tx: PostgresTransaction, _ g: ByteBuffer, epoch: UInt64, kind: QPQEnvelopeKind, payload: [UInt8], now: UInt64,
-                                to devices: [Int64]) throws -> UInt64 {
-        // Only application messages disappear: commits and welcomes carry group state.
-        var expiresAt: Int64 = 0
-        if kind == .application, let ttl = try tx.int("SELECT ttl_seconds FROM chat_groups WHERE id = \(g)"), ttl > 0 {
-            expiresAt = i(now) + ttl * 1000
-        }
+    /// Queues one message for `devices`: one INSERT ... RETURNING for the message, one for the deliveries.
+    private static func enqueue(_ tx: PostgresTransaction, _ group: QPQGroupState, _ g: ByteBuffer, epoch: UInt64, kind: QPQEnvelopeKind,
+                                payload: [UInt8], now: UInt64, to devices: [UInt64]) throws -> UInt64 {
         guard let id = try tx.int("""
             INSERT INTO messages(group_id, epoch, kind, server_time, payload, expires_at)
-            VALUES (\(g), \(i(epoch)), \(Int16(kind.rawValue)), \(i(now)), \(payload.bytea), \(expiresAt)) RETURNING id
+            VALUES (\(g), \(i(epoch)), \(Int16(kind.rawValue)), \(i(now)), \(payload.bytea), \(i(group.expiresAt(kind: kind, now: now)))) RETURNING id
             """) else { throw QPQServiceError(.internal, "storage: no message id") }
         if !devices.isEmpty {
-            try tx.run("INSERT INTO deliveries(device_id, message_id) SELECT d, \(id) FROM UNNEST(\(devices)::BIGINT[]) AS t(d)")
+            try tx.run("INSERT INTO deliveries(device_id, message_id) SELECT d, \(id) FROM UNNEST(\(devices.map(i))::BIGINT[]) AS t(d)")
         }
         return u(id)
     }
@@ -460,35 +446,23 @@ package final class PostgresStore: QPQStore {
         try write { tx in
             try Self.lockDeliveries(tx)
             let g = c.groupId.bytea
-            try Self.checkGroup(tx, g, epoch: c.epoch, tokenHash: c.tokenHash)
+            let group = try Self.checkGroup(tx, g, epoch: c.epoch, tokenHash: c.tokenHash)
             let before = try Self.memberIds(tx, g)
-            var after = Set(before)
-            for d in c.remove { after.remove(Self.i(d)) }
+            var live = Set<UInt64>()
             if !c.add.isEmpty {
                 // One query (a group may add hundreds of devices); FOR SHARE against a concurrent revocation.
-                let live = Set(try tx.ints("SELECT id FROM devices WHERE id = ANY(\(c.add.map(Self.i))) AND NOT revoked ORDER BY id FOR SHARE"))
-                if let d = c.add.first(where: { !live.contains(Self.i($0)) }) {
-                    throw QPQServiceError(.unknownDevice, "device \(d) to add does not exist or was revoked")
-                }
-                for d in c.add { after.insert(Self.i(d)) }
+                live = Set(try tx.ints("SELECT id FROM devices WHERE id = ANY(\(c.add.map(Self.i))) AND NOT revoked ORDER BY id FOR SHARE").map(Self.u))
             }
-            guard after.count <= QPQLimits.maxMembers else {
-                throw QPQServiceError(.limitExceeded, "a group has at most \(QPQLimits.maxMembers) member devices")
-            }
-            for w in c.welcomes where !c.add.contains(w.deviceId) {
-                throw QPQServiceError(.malformed, "a welcome for device \(w.deviceId), which the commit does not add")
-            }
-            try Self.checkQueues(tx, before + c.welcomes.map { Self.i($0.deviceId) })
+            let plan = try QPQRequestChecks.commit(c, members: before, liveAdds: live)
+            try Self.checkQueues(tx, plan.queues)
             // The epoch moves only if nobody moved it since the check (several writers, several nodes).
             let moved = try tx.changes("""
                 UPDATE chat_groups SET epoch = epoch + 1, token_hash = \(c.nextTokenHash.bytea) WHERE id = \(g) AND epoch = \(Self.i(c.epoch))
                 """)
-            guard moved == 1 else {
-                throw QPQServiceError(.epochMoved, "another commit won epoch \(c.epoch)", detail: c.epoch + 1)
-            }
-            let messageId = try Self.enqueue(tx, g, epoch: c.epoch, kind: .commit, payload: c.commit, now: now, to: before)
+            try QPQRequestChecks.epochUpdate(changed: moved, epoch: c.epoch)
+            let messageId = try Self.enqueue(tx, group, g, epoch: c.epoch, kind: .commit, payload: c.commit, now: now, to: before)
             for w in c.welcomes {
-                _ = try Self.enqueue(tx, g, epoch: c.epoch + 1, kind: .welcome, payload: w.welcome, now: now, to: [Self.i(w.deviceId)])
+                _ = try Self.enqueue(tx, group, g, epoch: c.epoch + 1, kind: .welcome, payload: w.welcome, now: now, to: [w.deviceId])
             }
             if !c.remove.isEmpty {
                 try tx.run("DELETE FROM members WHERE group_id = \(g) AND device_id = ANY(\(c.remove.map(Self.i)))")
@@ -498,9 +472,8 @@ package final class PostgresStore: QPQStore {
                     INSERT INTO members(group_id, device_id) SELECT \(g), d FROM UNNEST(\(c.add.map(Self.i))::BIGINT[]) AS t(d) ON CONFLICT DO NOTHING
                     """)
             }
-            let recipients = Set(before).union(c.welcomes.map { Self.i($0.deviceId) }).sorted().map(Self.u)
-            try notify(tx, kind: "d", recipients)
-            return QPQDelivery(messageId: messageId, epoch: c.epoch + 1, recipients: recipients)
+            try notify(tx, kind: "d", plan.recipients)
+            return QPQDelivery(messageId: messageId, epoch: c.epoch + 1, recipients: plan.recipients)
         }
     }
 
@@ -508,13 +481,12 @@ package final class PostgresStore: QPQStore {
         try write { tx in
             try Self.lockDeliveries(tx)
             let g = groupId.bytea
-            try Self.checkGroup(tx, g, epoch: epoch, tokenHash: tokenHash)
+            let group = try Self.checkGroup(tx, g, epoch: epoch, tokenHash: tokenHash)
             let members = try Self.memberIds(tx, g)
             try Self.checkQueues(tx, members)
-            let id = try Self.enqueue(tx, g, epoch: epoch, kind: .application, payload: message, now: now, to: members)
-            let recipients = members.map(Self.u)
-            try notify(tx, kind: "d", recipients)
-            return QPQDelivery(messageId: id, epoch: epoch, recipients: recipients)
+            let id = try Self.enqueue(tx, group, g, epoch: epoch, kind: .application, payload: message, now: now, to: members)
+            try notify(tx, kind: "d", members)
+            return QPQDelivery(messageId: id, epoch: epoch, recipients: members)
         }
     }
 
@@ -528,23 +500,22 @@ package final class PostgresStore: QPQStore {
 
     package func expire(now: UInt64) throws(QPQServiceError) -> Int {
         try write { tx in
-            let ids = try tx.ints("SELECT id FROM messages WHERE expires_at > 0 AND expires_at <= \(Self.i(now)) ORDER BY id FOR UPDATE SKIP LOCKED")
-            if !ids.isEmpty {
-                try tx.run("DELETE FROM deliveries WHERE message_id = ANY(\(ids))")
-                try tx.run("DELETE FROM messages WHERE id = ANY(\(ids))")
-            }
-            let blobs = try tx.rows("SELECT id FROM blobs WHERE expires_at <= \(Self.i(now)) FOR UPDATE SKIP LOCKED").map { try $0.decode(ByteBuffer.self) }
-            for id in blobs {
-                try tx.run("DELETE FROM blob_parts WHERE blob_id = \(id)")
-                try tx.run("DELETE FROM blobs WHERE id = \(id)")
-            }
-            return ids.count + blobs.count
+            // One statement: the expired messages (rows another node's expire holds are skipped), their
+            // queue entries (deliveries has no ON DELETE CASCADE: deleted in the same statement, the
+            // foreign key is checked at its end), and the expired blobs (blob_parts go by ON DELETE CASCADE).
+            let t = Self.i(now)
+            let n = try tx.int("""
+                WITH gone AS (SELECT id FROM messages WHERE expires_at > 0 AND expires_at <= \(t) ORDER BY id FOR UPDATE SKIP LOCKED),
+                     queued AS (DELETE FROM deliveries WHERE message_id IN (SELECT id FROM gone)),
+                     dropped AS (DELETE FROM messages WHERE id IN (SELECT id FROM gone) RETURNING 1),
+                     files AS (DELETE FROM blobs WHERE id IN (SELECT id FROM blobs WHERE expires_at <= \(t) FOR UPDATE SKIP LOCKED) RETURNING 1)
+                SELECT (SELECT COUNT(*) FROM dropped) + (SELECT COUNT(*) FROM files)
+                """) ?? 0
+            return Int(n)
         }
     }
 
     // MARK: - Blobs
-
-    private static let noBlob = QPQServiceError(.unknownBlob, "no such blob (never created, expired, or not for this device)")
 
     private static func isMember(_ tx: PostgresTransaction, group: ByteBuffer, device: UInt64) throws -> Bool {
         try tx.first("SELECT 1 FROM members WHERE group_id = \(group) AND device_id = \(i(device))") != nil
@@ -554,11 +525,7 @@ package final class PostgresStore: QPQStore {
                             limits: QPQRateLimits) throws(QPQServiceError) -> QPQBlobInfo {
         try write { tx in
             let g = groupId.bytea
-            guard size >= 1 else { throw QPQServiceError(.malformed, "size: a blob has at least 1 byte") }
-            guard size <= limits.maxBlobSize else {
-                throw QPQServiceError(.tooLarge, "this server takes blobs of at most \(limits.maxBlobSize) bytes, not \(size)",
-                                      detail: limits.maxBlobSize)
-            }
+            try QPQBlobQuota.checkSize(size, limits: limits)
             guard try Self.isMember(tx, group: g, device: deviceId) else {
                 throw QPQServiceError(.unknownGroup, "no such group with this device as a member")
             }
@@ -566,25 +533,17 @@ package final class PostgresStore: QPQStore {
             // The account row's lock: quota and rate are checked and charged in one step across nodes.
             _ = try tx.first("SELECT id FROM users WHERE id = \(user) FOR UPDATE")
             let used = Self.u(try tx.int("SELECT COALESCE(SUM(size), 0)::BIGINT FROM blobs WHERE user_id = \(user) AND expires_at > \(live)") ?? 0)
-            guard used + size <= limits.blobQuota else {
-                let left = limits.blobQuota > used ? limits.blobQuota - used : 0
-                throw QPQServiceError(.limitExceeded, "blob quota: \(used) of \(limits.blobQuota) bytes in use, \(left) left", detail: left)
-            }
-            let hourAgo = now >= 3_600_000 ? now - 3_600_000 : 0
             let recent = try tx.ints("""
-                SELECT created_at FROM blobs WHERE user_id = \(user) AND created_at > \(Self.i(hourAgo)) ORDER BY created_at LIMIT \(limits.blobsPerHour)
+                SELECT created_at FROM blobs WHERE user_id = \(user) AND created_at > \(Self.i(QPQBlobQuota.windowStart(now: now)))
+                ORDER BY created_at LIMIT \(limits.blobsPerHour)
                 """)
-            if recent.count >= limits.blobsPerHour, let oldest = recent.first {
-                let wait = Self.u(oldest) + 3_600_000 - now
-                throw QPQServiceError(.rateLimited, "at most \(limits.blobsPerHour) blobs per hour per account", detail: wait)
-            }
-            let expires = now + limits.blobLifetimeMilliseconds
+            let info = try QPQBlobQuota.admit(size: size, used: used, recent: recent.map(Self.u), now: now, limits: limits)
             let inserted = try tx.changes("""
                 INSERT INTO blobs(id, group_id, user_id, size, received, created_at, expires_at)
-                VALUES (\(id.bytea), \(g), \(user), \(Self.i(size)), 0, \(live), \(Self.i(expires))) ON CONFLICT (id) DO NOTHING
+                VALUES (\(id.bytea), \(g), \(user), \(Self.i(size)), 0, \(live), \(Self.i(info.expiresAt))) ON CONFLICT (id) DO NOTHING
                 """)
             guard inserted == 1 else { throw QPQServiceError(.internal, "storage: a blob with this id exists") }
-            return QPQBlobInfo(size: size, received: 0, expiresAt: expires)
+            return info
         }
     }
 
@@ -592,18 +551,12 @@ package final class PostgresStore: QPQStore {
         try write { tx in
             let b = id.bytea
             guard let row = try tx.first("SELECT size, received, expires_at, user_id FROM blobs WHERE id = \(b) AND expires_at > \(Self.i(now)) FOR UPDATE")
-            else { throw Self.noBlob }
+            else { throw QPQBlobInfo.unknown }
             let (size, received, expiresAt, owner) = try row.decode((Int64, Int64, Int64, Int64).self)
-            guard Self.u(owner) == userId else { throw Self.noBlob }
-            var info = QPQBlobInfo(size: Self.u(size), received: Self.u(received), expiresAt: Self.u(expiresAt))
-            guard offset == info.received else {
-                throw QPQServiceError(.wrongOffset, "the server holds \(info.received) bytes of this blob; upload from there", detail: info.received)
-            }
-            guard UInt64(data.count) <= info.size - info.received else {
-                throw QPQServiceError(.tooLarge, "\(data.count) bytes at \(offset) pass the blob's size \(info.size)", detail: info.size)
-            }
+            guard Self.u(owner) == userId else { throw QPQBlobInfo.unknown }
+            let info = try QPQBlobInfo(size: Self.u(size), received: Self.u(received), expiresAt: Self.u(expiresAt))
+                .appending(offset: offset, count: data.count)
             try tx.run("INSERT INTO blob_parts(blob_id, \"offset\", data) VALUES (\(b), \(Self.i(offset)), \(data.bytea))")
-            info.received += UInt64(data.count)
             try tx.run("UPDATE blobs SET received = \(Self.i(info.received)) WHERE id = \(b)")
             return info
         }
@@ -613,10 +566,10 @@ package final class PostgresStore: QPQStore {
         try read { tx in
             guard let row = try tx.first("""
                 SELECT size, received, expires_at, user_id, group_id FROM blobs WHERE id = \(id.bytea) AND expires_at > \(Self.i(now))
-                """) else { throw Self.noBlob }
+                """) else { throw QPQBlobInfo.unknown }
             let (size, received, expiresAt, owner, group) = try row.decode((Int64, Int64, Int64, Int64, ByteBuffer).self)
             let member = try Self.isMember(tx, group: group, device: deviceId)
-            guard Self.u(owner) == userId || member else { throw Self.noBlob }
+            guard Self.u(owner) == userId || member else { throw QPQBlobInfo.unknown }
             return QPQBlobInfo(size: Self.u(size), received: Self.u(received), expiresAt: Self.u(expiresAt))
         }
     }
@@ -624,34 +577,19 @@ package final class PostgresStore: QPQStore {
     package func readBlob(id: [UInt8], deviceId: UInt64, offset: UInt64, length: Int, now: UInt64) throws(QPQServiceError) -> [UInt8] {
         try read { tx in
             let b = id.bytea
-            guard let row = try tx.first("SELECT size, received, group_id FROM blobs WHERE id = \(b) AND expires_at > \(Self.i(now))")
-            else { throw Self.noBlob }
-            let (s, r, group) = try row.decode((Int64, Int64, ByteBuffer).self)
-            guard try Self.isMember(tx, group: group, device: deviceId) else { throw Self.noBlob }
-            let size = Self.u(s), received = Self.u(r)
-            guard received == size else {
-                throw QPQServiceError(.blobIncomplete, "the blob has \(received) of \(size) bytes", detail: received)
-            }
-            guard offset < size else { throw QPQServiceError(.malformed, "offset: \(offset) is not below the blob's size \(size)") }
-            let end = min(size, offset + UInt64(length))
-            let first = offset >= UInt64(QPQLimits.maxBlobPiece) ? offset - UInt64(QPQLimits.maxBlobPiece) : 0
+            guard let row = try tx.first("SELECT size, received, expires_at, group_id FROM blobs WHERE id = \(b) AND expires_at > \(Self.i(now))")
+            else { throw QPQBlobInfo.unknown }
+            let (s, r, expiresAt, group) = try row.decode((Int64, Int64, Int64, ByteBuffer).self)
+            guard try Self.isMember(tx, group: group, device: deviceId) else { throw QPQBlobInfo.unknown }
+            let range = try QPQBlobRange(QPQBlobInfo(size: Self.u(s), received: Self.u(r), expiresAt: Self.u(expiresAt)), offset: offset, length: length)
             let parts = try tx.rows("""
-                SELECT "offset", data FROM blob_parts WHERE blob_id = \(b) AND "offset" >= \(Self.i(first)) AND "offset" < \(Self.i(end))
+                SELECT "offset", data FROM blob_parts WHERE blob_id = \(b) AND "offset" >= \(Self.i(range.firstPart)) AND "offset" < \(Self.i(range.end))
                 ORDER BY "offset"
                 """)
-            var out: [UInt8] = []
-            out.reserveCapacity(Int(end - offset))
-            for p in parts {
-                let (o, buffer) = try p.decode((Int64, ByteBuffer).self)
-                let start = Self.u(o)
-                let data = buffer.bytes
-                let pEnd = start + UInt64(data.count)
-                guard pEnd > offset else { continue }
-                let from = Int(max(start, offset) - start), to = Int(min(pEnd, end) - start)
-                out += data[from..<to]
-            }
-            guard out.count == Int(end - offset) else { throw QPQServiceError(.internal, "storage: the blob's parts do not cover the range") }
-            return out
+            return try range.splice(parts.map {
+                let (o, data) = try $0.decode((Int64, ByteBuffer).self)
+                return (Self.u(o), data.bytes)
+            })
         }
     }
 
@@ -698,24 +636,21 @@ package final class PostgresStore: QPQStore {
 
     private static func fetch(_ tx: PostgresTransaction, deviceId: UInt64, after: UInt64, limit: Int, maxBytes: Int) throws
         -> (envelopes: [QPQEnvelope], more: Bool) {
+        var page = QPQFetchPage(limit: limit, maxBytes: maxBytes)
         let rows = try tx.rows("""
             SELECT m.id, m.group_id, m.epoch, m.kind, m.server_time, m.expires_at, m.payload FROM deliveries q
-            JOIN messages m ON m.id = q.message_id WHERE q.device_id = \(i(deviceId)) AND q.message_id > \(i(min(after, UInt64(Int64.max))))
-            ORDER BY q.message_id LIMIT \(limit + 1)
+            JOIN messages m ON m.id = q.message_id WHERE q.device_id = \(i(deviceId)) AND q.message_id > \(QPQFetchPage.cursor(after: after))
+            ORDER BY q.message_id LIMIT \(page.rowLimit)
             """)
-        var out: [QPQEnvelope] = []
-        var bytes = 0
         for row in rows {
             let (id, group, epoch, kind, serverTime, expiresAt, payload) =
                 try row.decode((Int64, ByteBuffer, Int64, Int16, Int64, Int64, ByteBuffer).self)
             let e = QPQEnvelope(messageId: u(id), groupId: group.bytes, epoch: u(epoch),
                                 kind: QPQEnvelopeKind(rawValue: UInt8(clamping: kind)) ?? .application,
                                 serverTime: u(serverTime), expiresAt: u(expiresAt), payload: payload.bytes)
-            if out.count == limit || (!out.isEmpty && bytes + e.encodedSize > maxBytes) { return (out, true) }
-            bytes += e.encodedSize
-            out.append(e)
+            guard page.add(e) else { break }
         }
-        return (out, false)
+        return page.result
     }
 
     package func ack(deviceId: UInt64, messageIds: [UInt64]) throws(QPQServiceError) -> Int {

@@ -138,7 +138,7 @@ package final class GRDBStore: QPQStore {
     package func createUser(name: String, record: [UInt8], now: UInt64) throws(QPQServiceError) -> UInt64 {
         try write { db in
             if try Row.fetchOne(db, sql: "SELECT id FROM users WHERE name = ?", arguments: [name]) != nil {
-                throw QPQServiceError(.userExists, "the user name \(name) is taken")
+                throw QPQRequestChecks.userExists(name)
             }
             try db.execute(sql: "INSERT INTO users(name, record, created_at) VALUES (?, ?, ?)",
                            arguments: [name, Self.blob(record), Self.i(now)])
@@ -175,9 +175,7 @@ package final class GRDBStore: QPQStore {
         try write { db in
             let live = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM devices WHERE user_id = ? AND revoked = 0",
                                         arguments: [Self.i(userId)]) ?? 0
-            guard live < QPQLimits.maxDevices else {
-                throw QPQServiceError(.limitExceeded, "an account has at most \(QPQLimits.maxDevices) devices; revoke one first")
-            }
+            try QPQRequestChecks.deviceLimit(live: live)
             try db.execute(sql: "INSERT INTO devices(user_id, name, identity_key, created_at) VALUES (?, ?, ?, ?)",
                            arguments: [Self.i(userId), name, Self.blob(identityKey), Self.i(now)])
             return Self.u(db.lastInsertedRowID)
@@ -187,11 +185,9 @@ package final class GRDBStore: QPQStore {
     package func revokeDevice(userId: UInt64, deviceId: UInt64) throws(QPQServiceError) {
         try write { db in
             let d = Self.i(deviceId)
-            guard let row = try Row.fetchOne(db, sql: "SELECT user_id, revoked FROM devices WHERE id = ?", arguments: [d]),
-                  Self.u(Self.int(row, "user_id")) == userId else {
-                throw QPQServiceError(.unknownDevice, "no device \(deviceId) in this account")
-            }
-            guard Self.int(row, "revoked") == 0 else { throw QPQServiceError(.deviceRevoked, "device \(deviceId) is already revoked") }
+            let row = try Row.fetchOne(db, sql: "SELECT user_id, revoked FROM devices WHERE id = ?", arguments: [d])
+            try QPQRequestChecks.revocation(row.map { (Self.u(Self.int($0, "user_id")), Self.int($0, "revoked") != 0) },
+                                            userId: userId, deviceId: deviceId)
             try db.execute(sql: "UPDATE devices SET revoked = 1 WHERE id = ?", arguments: [d])
             try db.execute(sql: "DELETE FROM sessions WHERE device_id = ?", arguments: [d])
             try db.execute(sql: "DELETE FROM key_packages WHERE device_id = ?", arguments: [d])
@@ -232,30 +228,23 @@ package final class GRDBStore: QPQStore {
     // MARK: - KeyPackages
 
     private static func counts(_ db: Database, _ d: Int64) throws -> (oneTime: Int, hasLastResort: Bool) {
-        let oneTime = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM key_packages WHERE device_id = ? AND last_resort = 0", arguments: [d]) ?? 0
-        let lastResort = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM key_packages WHERE device_id = ? AND last_resort = 1", arguments: [d]) ?? 0
-        return (oneTime, lastResort > 0)
+        let row = try Row.fetchOne(db, sql: """
+            SELECT COALESCE(SUM(last_resort = 0), 0) AS one_time, COALESCE(MAX(last_resort), 0) AS last_resort
+            FROM key_packages WHERE device_id = ?
+            """, arguments: [d])
+        return (Int(row.map { int($0, "one_time") } ?? 0), (row.map { int($0, "last_resort") } ?? 0) != 0)
     }
 
     package func addKeyPackages(deviceId: UInt64, packages: [[UInt8]], lastResort: Bool) throws(QPQServiceError) -> (oneTime: Int, hasLastResort: Bool) {
         try write { db in
             let d = Self.i(deviceId)
-            if lastResort {
-                guard packages.count == 1 else {
-                    throw QPQServiceError(.malformed, "a last-resort upload carries exactly one package")
-                }
-                try db.execute(sql: "DELETE FROM key_packages WHERE device_id = ? AND last_resort = 1", arguments: [d])
-            } else {
-                let have = try Self.counts(db, d).oneTime
-                guard have + packages.count <= QPQLimits.maxStoredKeyPackages else {
-                    throw QPQServiceError(.limitExceeded, "at most \(QPQLimits.maxStoredKeyPackages) one-time KeyPackages per device (\(have) stored)")
-                }
-            }
+            let after = try QPQRequestChecks.keyPackageUpload(count: packages.count, lastResort: lastResort, stored: Self.counts(db, d))
+            if lastResort { try db.execute(sql: "DELETE FROM key_packages WHERE device_id = ? AND last_resort = 1", arguments: [d]) }
             for p in packages {
                 try db.execute(sql: "INSERT INTO key_packages(device_id, package, last_resort) VALUES (?, ?, ?)",
                                arguments: [d, Self.blob(p), lastResort ? 1 : 0])
             }
-            return try Self.counts(db, d)
+            return after
         }
     }
 
@@ -288,7 +277,7 @@ package final class GRDBStore: QPQStore {
         try write { db in
             let g = Self.blob(groupId)
             if try Row.fetchOne(db, sql: "SELECT 1 FROM chat_groups WHERE id = ?", arguments: [g]) != nil {
-                throw QPQServiceError(.groupExists, "a group with this id exists")
+                throw QPQRequestChecks.groupExists
             }
             try db.execute(sql: "INSERT INTO chat_groups(id, epoch, token_hash, created_at) VALUES (?, 0, ?, ?)",
                            arguments: [g, Self.blob(tokenHash), Self.i(now)])
@@ -296,48 +285,35 @@ package final class GRDBStore: QPQStore {
         }
     }
 
-    /// Checks the epoch and the token of a group inside a transaction (constant-time hash comparison).
-    private static func checkGroup(_ db: Database, _ g: Data, epoch: UInt64, tokenHash: [UInt8]) throws {
-        guard let row = try Row.fetchOne(db, sql: "SELECT epoch, token_hash FROM chat_groups WHERE id = ?", arguments: [g]) else {
-            throw QPQServiceError(.unknownGroup, "no such group")
-        }
-        let current = u(int(row, "epoch"))
-        guard current == epoch else {
-            throw QPQServiceError(.epochMoved, "the group is at epoch \(current), not \(epoch): process its commits and retry",
-                                  detail: current)
-        }
-        guard QPQConstantTime.equals(bytes(row, "token_hash"), tokenHash) else {
-            throw QPQServiceError(.badToken, "the group token does not match this epoch's")
-        }
+    /// Reads the group's row and checks the epoch and the token (``QPQRequestChecks/group(_:epoch:tokenHash:)``).
+    @discardableResult
+    private static func checkGroup(_ db: Database, _ g: Data, epoch: UInt64, tokenHash: [UInt8]) throws -> QPQGroupState {
+        let row = try Row.fetchOne(db, sql: "SELECT epoch, token_hash, ttl_seconds FROM chat_groups WHERE id = ?", arguments: [g])
+        return try QPQRequestChecks.group(row.map { QPQGroupState(epoch: u(int($0, "epoch")), tokenHash: bytes($0, "token_hash"),
+                                                                  ttlSeconds: u(int($0, "ttl_seconds"))) },
+                                          epoch: epoch, tokenHash: tokenHash)
     }
 
-    private static func memberIds(_ db: Database, _ g: Data) throws -> [Int64] {
-        try Int64.fetchAll(db, sql: "SELECT device_id FROM members WHERE group_id = ? ORDER BY device_id", arguments: [g])
+    private static func memberIds(_ db: Database, _ g: Data) throws -> [UInt64] {
+        try Int64.fetchAll(db, sql: "SELECT device_id FROM members WHERE group_id = ? ORDER BY device_id", arguments: [g]).map(u)
     }
 
-    /// Refuses the whole delivery if one recipient's queue is full.
-    private static func checkQueues(_ db: Database, _ devices: [Int64]) throws {
-        for d in devices {
-            let n = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM deliveries WHERE device_id = ?", arguments: [d]) ?? 0
-            guard n < QPQLimits.maxQueue else {
-                throw QPQServiceError(.limitExceeded, "the queue of device \(d) is full (\(QPQLimits.maxQueue) envelopes)")
-            }
+    /// Refuses the whole delivery if one recipient's queue is full (``QPQRequestChecks/queues(_:queued:)``).
+    private static func checkQueues(_ db: Database, _ devices: [UInt64]) throws {
+        var queued: [UInt64: Int] = [:]
+        for d in Set(devices) {
+            queued[d] = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM deliveries WHERE device_id = ?", arguments: [i(d)]) ?? 0
         }
+        try QPQRequestChecks.queues(devices, queued: queued)
     }
 
-    private static func enqueue(_ db: Database, _ g: Data, epoch: UInt64, kind: QPQEnvelopeKind, payload: [UInt8], now: UInt64,
-                                to devices: [Int64]) throws -> UInt64 {
-        // Only application messages disappear: commits and welcomes carry group state.
-        var expiresAt: Int64 = 0
-        if kind == .application,
-           let ttl = try Int64.fetchOne(db, sql: "SELECT ttl_seconds FROM chat_groups WHERE id = ?", arguments: [g]), ttl > 0 {
-            expiresAt = i(now) + ttl * 1000
-        }
+    private static func enqueue(_ db: Database, _ group: QPQGroupState, _ g: Data, epoch: UInt64, kind: QPQEnvelopeKind, payload: [UInt8],
+                                now: UInt64, to devices: [UInt64]) throws -> UInt64 {
         try db.execute(sql: "INSERT INTO messages(group_id, epoch, kind, server_time, payload, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                       arguments: [g, i(epoch), Int64(kind.rawValue), i(now), blob(payload), expiresAt])
+                       arguments: [g, i(epoch), Int64(kind.rawValue), i(now), blob(payload), i(group.expiresAt(kind: kind, now: now))])
         let id = db.lastInsertedRowID
         for d in devices {
-            try db.execute(sql: "INSERT INTO deliveries(device_id, message_id) VALUES (?, ?)", arguments: [d, id])
+            try db.execute(sql: "INSERT INTO deliveries(device_id, message_id) VALUES (?, ?)", arguments: [i(d), id])
         }
         return u(id)
     }
@@ -345,51 +321,38 @@ package final class GRDBStore: QPQStore {
     package func commit(_ c: QPQCommitRequest, now: UInt64) throws(QPQServiceError) -> QPQDelivery {
         try write { db in
             let g = Self.blob(c.groupId)
-            try Self.checkGroup(db, g, epoch: c.epoch, tokenHash: c.tokenHash)
+            let group = try Self.checkGroup(db, g, epoch: c.epoch, tokenHash: c.tokenHash)
             let before = try Self.memberIds(db, g)
-            var after = Set(before)
-            for d in c.remove { after.remove(Self.i(d)) }
-            for d in c.add {
-                guard let row = try Row.fetchOne(db, sql: "SELECT revoked FROM devices WHERE id = ?", arguments: [Self.i(d)]),
-                      Self.int(row, "revoked") == 0 else {
-                    throw QPQServiceError(.unknownDevice, "device \(d) to add does not exist or was revoked")
-                }
-                after.insert(Self.i(d))
+            var live = Set<UInt64>()
+            for d in c.add where try Int64.fetchOne(db, sql: "SELECT revoked FROM devices WHERE id = ?", arguments: [Self.i(d)]) == 0 {
+                live.insert(d)
             }
-            guard after.count <= QPQLimits.maxMembers else {
-                throw QPQServiceError(.limitExceeded, "a group has at most \(QPQLimits.maxMembers) member devices")
-            }
-            for w in c.welcomes where !c.add.contains(w.deviceId) {
-                throw QPQServiceError(.malformed, "a welcome for device \(w.deviceId), which the commit does not add")
-            }
-            try Self.checkQueues(db, before + c.welcomes.map { Self.i($0.deviceId) })
+            let plan = try QPQRequestChecks.commit(c, members: before, liveAdds: live)
+            try Self.checkQueues(db, plan.queues)
             // The epoch moves only if nobody moved it since the check (several writers, several nodes).
             try db.execute(sql: "UPDATE chat_groups SET epoch = epoch + 1, token_hash = ? WHERE id = ? AND epoch = ?",
                            arguments: [Self.blob(c.nextTokenHash), g, Self.i(c.epoch)])
-            guard db.changesCount == 1 else {
-                throw QPQServiceError(.epochMoved, "another commit won epoch \(c.epoch)", detail: c.epoch + 1)
-            }
-            let messageId = try Self.enqueue(db, g, epoch: c.epoch, kind: .commit, payload: c.commit, now: now, to: before)
+            try QPQRequestChecks.epochUpdate(changed: db.changesCount, epoch: c.epoch)
+            let messageId = try Self.enqueue(db, group, g, epoch: c.epoch, kind: .commit, payload: c.commit, now: now, to: before)
             for w in c.welcomes {
-                _ = try Self.enqueue(db, g, epoch: c.epoch + 1, kind: .welcome, payload: w.welcome, now: now, to: [Self.i(w.deviceId)])
+                _ = try Self.enqueue(db, group, g, epoch: c.epoch + 1, kind: .welcome, payload: w.welcome, now: now, to: [w.deviceId])
             }
             for d in c.remove { try db.execute(sql: "DELETE FROM members WHERE group_id = ? AND device_id = ?", arguments: [g, Self.i(d)]) }
             for d in c.add {
                 try db.execute(sql: "INSERT OR IGNORE INTO members(group_id, device_id) VALUES (?, ?)", arguments: [g, Self.i(d)])
             }
-            let recipients = Set(before).union(c.welcomes.map { Self.i($0.deviceId) })
-            return QPQDelivery(messageId: messageId, epoch: c.epoch + 1, recipients: recipients.sorted().map(Self.u))
+            return QPQDelivery(messageId: messageId, epoch: c.epoch + 1, recipients: plan.recipients)
         }
     }
 
     package func send(groupId: [UInt8], epoch: UInt64, tokenHash: [UInt8], message: [UInt8], now: UInt64) throws(QPQServiceError) -> QPQDelivery {
         try write { db in
             let g = Self.blob(groupId)
-            try Self.checkGroup(db, g, epoch: epoch, tokenHash: tokenHash)
+            let group = try Self.checkGroup(db, g, epoch: epoch, tokenHash: tokenHash)
             let members = try Self.memberIds(db, g)
             try Self.checkQueues(db, members)
-            let id = try Self.enqueue(db, g, epoch: epoch, kind: .application, payload: message, now: now, to: members)
-            return QPQDelivery(messageId: id, epoch: epoch, recipients: members.map(Self.u))
+            let id = try Self.enqueue(db, group, g, epoch: epoch, kind: .application, payload: message, now: now, to: members)
+            return QPQDelivery(messageId: id, epoch: epoch, recipients: members)
         }
     }
 
@@ -403,17 +366,15 @@ package final class GRDBStore: QPQStore {
 
     package func expire(now: UInt64) throws(QPQServiceError) -> Int {
         let n: Int = try write { db in
-            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM messages WHERE expires_at > 0 AND expires_at <= ?", arguments: [Self.i(now)])
-            for id in ids {
-                try db.execute(sql: "DELETE FROM deliveries WHERE message_id = ?", arguments: [id])
-                try db.execute(sql: "DELETE FROM messages WHERE id = ?", arguments: [id])
-            }
-            let blobs = try Data.fetchAll(db, sql: "SELECT id FROM blobs WHERE expires_at <= ?", arguments: [Self.i(now)])
-            for id in blobs {
-                try db.execute(sql: "DELETE FROM blob_parts WHERE blob_id = ?", arguments: [id])
-                try db.execute(sql: "DELETE FROM blobs WHERE id = ?", arguments: [id])
-            }
-            return ids.count + blobs.count
+            let t = Self.i(now)
+            try db.execute(sql: """
+                DELETE FROM deliveries WHERE message_id IN (SELECT id FROM messages WHERE expires_at > 0 AND expires_at <= ?)
+                """, arguments: [t])
+            try db.execute(sql: "DELETE FROM messages WHERE expires_at > 0 AND expires_at <= ?", arguments: [t])
+            let messages = db.changesCount
+            // blob_parts go with their blob (ON DELETE CASCADE).
+            try db.execute(sql: "DELETE FROM blobs WHERE expires_at <= ?", arguments: [t])
+            return messages + db.changesCount
         }
         if n > 0 {
             // Old copies of the rows in the write-ahead log go too.
@@ -430,8 +391,6 @@ package final class GRDBStore: QPQStore {
         QPQBlobInfo(size: u(int(row, "size")), received: u(int(row, "received")), expiresAt: u(int(row, "expires_at")))
     }
 
-    private static let noBlob = QPQServiceError(.unknownBlob, "no such blob (never created, expired, or not for this device)")
-
     private static func isMember(_ db: Database, group: Data, device: UInt64) throws -> Bool {
         try Row.fetchOne(db, sql: "SELECT 1 FROM members WHERE group_id = ? AND device_id = ?", arguments: [group, i(device)]) != nil
     }
@@ -440,33 +399,20 @@ package final class GRDBStore: QPQStore {
                             limits: QPQRateLimits) throws(QPQServiceError) -> QPQBlobInfo {
         try write { db in
             let g = Self.blob(groupId)
-            guard size >= 1 else { throw QPQServiceError(.malformed, "size: a blob has at least 1 byte") }
-            guard size <= limits.maxBlobSize else {
-                throw QPQServiceError(.tooLarge, "this server takes blobs of at most \(limits.maxBlobSize) bytes, not \(size)",
-                                      detail: limits.maxBlobSize)
-            }
+            try QPQBlobQuota.checkSize(size, limits: limits)
             guard try Self.isMember(db, group: g, device: deviceId) else {
                 throw QPQServiceError(.unknownGroup, "no such group with this device as a member")
             }
             let live = Self.i(now)
             let used = Self.u(try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(size), 0) FROM blobs WHERE user_id = ? AND expires_at > ?",
                                                  arguments: [Self.i(userId), live]) ?? 0)
-            guard used + size <= limits.blobQuota else {
-                let left = limits.blobQuota > used ? limits.blobQuota - used : 0
-                throw QPQServiceError(.limitExceeded, "blob quota: \(used) of \(limits.blobQuota) bytes in use, \(left) left", detail: left)
-            }
-            let hourAgo = now >= 3_600_000 ? now - 3_600_000 : 0
             let recent = try Int64.fetchAll(db, sql: """
                 SELECT created_at FROM blobs WHERE user_id = ? AND created_at > ? ORDER BY created_at LIMIT ?
-                """, arguments: [Self.i(userId), Self.i(hourAgo), limits.blobsPerHour])
-            if recent.count >= limits.blobsPerHour, let oldest = recent.first {
-                let wait = Self.u(oldest) + 3_600_000 - now
-                throw QPQServiceError(.rateLimited, "at most \(limits.blobsPerHour) blobs per hour per account", detail: wait)
-            }
-            let expires = now + limits.blobLifetimeMilliseconds
+                """, arguments: [Self.i(userId), Self.i(QPQBlobQuota.windowStart(now: now)), limits.blobsPerHour])
+            let info = try QPQBlobQuota.admit(size: size, used: used, recent: recent.map(Self.u), now: now, limits: limits)
             try db.execute(sql: "INSERT INTO blobs(id, group_id, user_id, size, received, created_at, expires_at) VALUES (?, ?, ?, ?, 0, ?, ?)",
-                           arguments: [Self.blob(id), g, Self.i(userId), Self.i(size), live, Self.i(expires)])
-            return QPQBlobInfo(size: size, received: 0, expiresAt: expires)
+                           arguments: [Self.blob(id), g, Self.i(userId), Self.i(size), live, Self.i(info.expiresAt)])
+            return info
         }
     }
 
@@ -475,16 +421,9 @@ package final class GRDBStore: QPQStore {
             let b = Self.blob(id)
             guard let row = try Row.fetchOne(db, sql: "SELECT size, received, expires_at, user_id FROM blobs WHERE id = ? AND expires_at > ?",
                                              arguments: [b, Self.i(now)]),
-                  Self.u(Self.int(row, "user_id")) == userId else { throw Self.noBlob }
-            var info = Self.blobInfo(row)
-            guard offset == info.received else {
-                throw QPQServiceError(.wrongOffset, "the server holds \(info.received) bytes of this blob; upload from there", detail: info.received)
-            }
-            guard UInt64(data.count) <= info.size - info.received else {
-                throw QPQServiceError(.tooLarge, "\(data.count) bytes at \(offset) pass the blob's size \(info.size)", detail: info.size)
-            }
+                  Self.u(Self.int(row, "user_id")) == userId else { throw QPQBlobInfo.unknown }
+            let info = try Self.blobInfo(row).appending(offset: offset, count: data.count)
             try db.execute(sql: "INSERT INTO blob_parts(blob_id, offset, data) VALUES (?, ?, ?)", arguments: [b, Self.i(offset), Self.blob(data)])
-            info.received += UInt64(data.count)
             try db.execute(sql: "UPDATE blobs SET received = ? WHERE id = ?", arguments: [Self.i(info.received), b])
             return info
         }
@@ -494,9 +433,9 @@ package final class GRDBStore: QPQStore {
         try read { db in
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT size, received, expires_at, user_id, group_id FROM blobs WHERE id = ? AND expires_at > ?
-                """, arguments: [Self.blob(id), Self.i(now)]) else { throw Self.noBlob }
+                """, arguments: [Self.blob(id), Self.i(now)]) else { throw QPQBlobInfo.unknown }
             let member = try Self.isMember(db, group: Data(Self.bytes(row, "group_id")), device: deviceId)
-            guard Self.u(Self.int(row, "user_id")) == userId || member else { throw Self.noBlob }
+            guard Self.u(Self.int(row, "user_id")) == userId || member else { throw QPQBlobInfo.unknown }
             return Self.blobInfo(row)
         }
     }
@@ -506,29 +445,12 @@ package final class GRDBStore: QPQStore {
             let b = Self.blob(id)
             guard let row = try Row.fetchOne(db, sql: "SELECT size, received, expires_at, group_id FROM blobs WHERE id = ? AND expires_at > ?",
                                              arguments: [b, Self.i(now)]),
-                  try Self.isMember(db, group: Data(Self.bytes(row, "group_id")), device: deviceId) else { throw Self.noBlob }
-            let info = Self.blobInfo(row)
-            guard info.received == info.size else {
-                throw QPQServiceError(.blobIncomplete, "the blob has \(info.received) of \(info.size) bytes", detail: info.received)
-            }
-            guard offset < info.size else { throw QPQServiceError(.malformed, "offset: \(offset) is not below the blob's size \(info.size)") }
-            let end = min(info.size, offset + UInt64(length))
-            let first = offset >= UInt64(QPQLimits.maxBlobPiece) ? offset - UInt64(QPQLimits.maxBlobPiece) : 0
+                  try Self.isMember(db, group: Data(Self.bytes(row, "group_id")), device: deviceId) else { throw QPQBlobInfo.unknown }
+            let range = try QPQBlobRange(Self.blobInfo(row), offset: offset, length: length)
             let parts = try Row.fetchAll(db, sql: """
                 SELECT offset, data FROM blob_parts WHERE blob_id = ? AND offset >= ? AND offset < ? ORDER BY offset
-                """, arguments: [b, Self.i(first), Self.i(end)])
-            var out: [UInt8] = []
-            out.reserveCapacity(Int(end - offset))
-            for p in parts {
-                let start = Self.u(Self.int(p, "offset"))
-                let data = Self.bytes(p, "data")
-                let pEnd = start + UInt64(data.count)
-                guard pEnd > offset else { continue }
-                let from = Int(max(start, offset) - start), to = Int(min(pEnd, end) - start)
-                out += data[from..<to]
-            }
-            guard out.count == Int(end - offset) else { throw QPQServiceError(.internal, "storage: the blob's parts do not cover the range") }
-            return out
+                """, arguments: [b, Self.i(range.firstPart), Self.i(range.end)])
+            return try range.splice(parts.map { (Self.u(Self.int($0, "offset")), Self.bytes($0, "data")) })
         }
     }
 
@@ -573,23 +495,20 @@ package final class GRDBStore: QPQStore {
 
     private static func fetch(_ db: Database, deviceId: UInt64, after: UInt64, limit: Int, maxBytes: Int) throws
         -> (envelopes: [QPQEnvelope], more: Bool) {
+        var page = QPQFetchPage(limit: limit, maxBytes: maxBytes)
         let rows = try Row.fetchCursor(db, sql: """
             SELECT m.id, m.group_id, m.epoch, m.kind, m.server_time, m.expires_at, m.payload FROM deliveries q
             JOIN messages m ON m.id = q.message_id WHERE q.device_id = ? AND q.message_id > ? ORDER BY q.message_id LIMIT ?
-            """, arguments: [Self.i(deviceId), Self.i(min(after, UInt64(Int64.max))), limit + 1])
-        var out: [QPQEnvelope] = []
-        var bytes = 0
+            """, arguments: [Self.i(deviceId), QPQFetchPage.cursor(after: after), page.rowLimit])
         while let row = try rows.next() {
             let e = QPQEnvelope(messageId: Self.u(Self.int(row, "id")), groupId: Self.bytes(row, "group_id"),
                                 epoch: Self.u(Self.int(row, "epoch")),
                                 kind: QPQEnvelopeKind(rawValue: UInt8(clamping: Self.int(row, "kind"))) ?? .application,
                                 serverTime: Self.u(Self.int(row, "server_time")), expiresAt: Self.u(Self.int(row, "expires_at")),
                                 payload: Self.bytes(row, "payload"))
-            if out.count == limit || (!out.isEmpty && bytes + e.encodedSize > maxBytes) { return (out, true) }
-            bytes += e.encodedSize
-            out.append(e)
+            guard page.add(e) else { break }
         }
-        return (out, false)
+        return page.result
     }
 
     package func ack(deviceId: UInt64, messageIds: [UInt64]) throws(QPQServiceError) -> Int {
