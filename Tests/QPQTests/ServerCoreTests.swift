@@ -7,7 +7,8 @@ import QPQProtocol
 import QPQServer
 import Testing
 
-@Suite("qpqd core: accounts, devices, KeyPackages, delivery (in process; SQLite, and PostgreSQL where marked by store)", .serialized)
+@Suite("qpqd core: accounts, devices, KeyPackages, delivery (in process; SQLite, and PostgreSQL where marked by store)", .serialized,
+       .sharedPostgres)
 struct ServerCoreTests {
     @Test("register and log in; wrong password and unknown user get the same error; the database holds only the OPAQUE record")
     func registerLogin() async throws {

@@ -14,29 +14,43 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
 }
 
 /// A fresh database of one kind; ``open()`` gives another store on the same database (a second
-/// node, or a restarted one).
+/// node, or a restarted one). PostgreSQL: a new database on the suite's server
+/// (``SharedPostgres``), or on a server of the fixture's own outside such a suite.
 final class StoreFixture: @unchecked Sendable {
     let kind: StoreKind
     private let dir: TempDir?
     let server: PostgresServer?
-    private let database = "qpq_store_test"
+    /// Whether ``cleanup()`` stops the server (it is the fixture's own, not the suite's).
+    private let ownsServer: Bool
+    private let database: String
 
     /// Nil if the kind is PostgreSQL and it is not installed (and not required): the case is skipped.
-    static func make(_ kind: StoreKind) throws -> StoreFixture? {
+    /// `shared`: the suite's server, if any (blocking; off the Swift pool).
+    static func make(_ kind: StoreKind, shared: PostgresServer?) throws -> StoreFixture? {
         switch kind {
-        case .sqlite: return StoreFixture(kind: kind, dir: TempDir(), server: nil)
+        case .sqlite: return StoreFixture(kind: kind, dir: TempDir(), server: nil, ownsServer: false, database: "")
         case .postgres:
+            if let shared {
+                return StoreFixture(kind: kind, dir: nil, server: shared, ownsServer: false,
+                                    database: try SharedPostgres.freshDatabase(on: shared))
+            }
             guard PostgresServer.enabled else { return nil }
             let server = try PostgresServer()
-            do { try server.createDatabase("qpq_store_test") } catch { server.stop(); throw error }
-            return StoreFixture(kind: kind, dir: nil, server: server)
+            do {
+                return StoreFixture(kind: kind, dir: nil, server: server, ownsServer: true, database: try SharedPostgres.freshDatabase(on: server))
+            } catch {
+                server.stop()
+                throw error
+            }
         }
     }
 
-    private init(kind: StoreKind, dir: TempDir?, server: PostgresServer?) {
+    private init(kind: StoreKind, dir: TempDir?, server: PostgresServer?, ownsServer: Bool, database: String) {
         self.kind = kind
         self.dir = dir
         self.server = server
+        self.ownsServer = ownsServer
+        self.database = database
     }
 
     func open() throws -> any QPQStore {
@@ -64,15 +78,17 @@ final class StoreFixture: @unchecked Sendable {
     }
 
     func cleanup() {
-        server?.stop()
+        if ownsServer { server?.stop() }
         dir?.cleanup()
     }
 }
 
-/// Runs `body` on a thread of its own with a fresh store of `kind` (the stores block).
+/// Runs `body` on a thread of its own with a fresh store of `kind` (the stores block), on a fresh
+/// database of the suite's PostgreSQL server if there is one (``SharedPostgres``).
 func withStore(_ kind: StoreKind, _ body: @escaping @Sendable (StoreFixture, any QPQStore) throws -> Void) async throws {
+    let shared = SharedPostgres.server
     try await offPool {
-        guard let fixture = try StoreFixture.make(kind) else { return }
+        guard let fixture = try StoreFixture.make(kind, shared: shared) else { return }
         defer { fixture.cleanup() }
         try body(fixture, try fixture.open())
     }
@@ -90,7 +106,7 @@ func code<T>(_ body: () throws -> T) -> QPQErrorCode? {
     }
 }
 
-@Suite("QPQStore: the same cases on SQLite (GRDB) and PostgreSQL (a real server)", .serialized)
+@Suite("QPQStore: the same cases on SQLite (GRDB) and PostgreSQL (a real server)", .serialized, .sharedPostgres)
 struct StoreConformanceTests {
     @Test("accounts, devices and sessions: unique names, the device limit, revocation deletes sessions, queue and memberships",
           arguments: StoreKind.allCases)

@@ -35,7 +35,8 @@ func makeServerContext(dir: TempDir, clock: (@Sendable () -> UInt64)? = nil) thr
 }
 
 /// A server context on a fresh database of `kind` for `body`: SQLite in a temporary directory, or
-/// a PostgreSQL server of its own (skipped if PostgreSQL is not installed and not required), stopped after.
+/// PostgreSQL (skipped if it is not installed and not required): a new database on the suite's
+/// server (``SharedPostgres``), else on a server of its own, stopped after.
 func withServerContext(_ kind: StoreKind, _ body: (QPQServerContext, TempDir) async throws -> Void) async throws {
     let dir = TempDir()
     defer { dir.cleanup() }
@@ -44,13 +45,17 @@ func withServerContext(_ kind: StoreKind, _ body: (QPQServerContext, TempDir) as
         try await body(try makeServerContext(dir: dir), dir)
     case .postgres:
         guard PostgresServer.enabled else { return }
-        try await withPostgres { pg in
+        func run(_ pg: PostgresServer) async throws {
             let store = try await offPool {
-                try pg.createDatabase("qpq_core")
-                return try PostgresStore(location: pg.location(database: "qpq_core"))
+                try PostgresStore(location: pg.location(database: try SharedPostgres.freshDatabase(on: pg)))
             }
             let opaque = OPAQUEServer(setup: try OPAQUEServerSetup.generate(), configuration: .qpqDefault)
             try await body(QPQServerContext(store: store, opaque: opaque), dir)
+        }
+        if let shared = SharedPostgres.server {
+            try await run(shared)
+        } else {
+            try await withPostgres { try await run($0) }
         }
     }
 }
