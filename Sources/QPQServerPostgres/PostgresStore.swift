@@ -368,17 +368,21 @@ package final class PostgresStore: QPQStore {
 
     package func takeKeyPackages(userId: UInt64) throws(QPQServiceError) -> [QPQDeviceKeyPackage] {
         try write { tx in
-            var out: [QPQDeviceKeyPackage] = []
             // The device rows' locks: two nodes never hand out the same one-time package.
             let devices = try tx.ints("SELECT id FROM devices WHERE user_id = \(Self.i(userId)) AND NOT revoked ORDER BY id FOR UPDATE")
-            for d in devices {
-                guard let row = try tx.first("""
-                    SELECT id, package, last_resort FROM key_packages WHERE device_id = \(d) ORDER BY last_resort, id LIMIT 1
-                    """) else { continue }
-                let (id, package, lastResort) = try row.decode((Int64, ByteBuffer, Bool).self)
-                if !lastResort { try tx.run("DELETE FROM key_packages WHERE id = \(id)") }
+            guard !devices.isEmpty else { return [] }
+            // Per device its oldest one-time package, else its last-resort one: one query for all devices.
+            var out: [QPQDeviceKeyPackage] = []
+            var taken: [Int64] = []
+            for row in try tx.rows("""
+                SELECT DISTINCT ON (device_id) device_id, id, package, last_resort FROM key_packages
+                WHERE device_id = ANY(\(devices)) ORDER BY device_id, last_resort, id
+                """) {
+                let (d, id, package, lastResort) = try row.decode((Int64, Int64, ByteBuffer, Bool).self)
+                if !lastResort { taken.append(id) }
                 out.append(QPQDeviceKeyPackage(deviceId: Self.u(d), keyPackage: package.bytes))
             }
+            if !taken.isEmpty { try tx.run("DELETE FROM key_packages WHERE id = ANY(\(taken))") }
             return out
         }
     }
@@ -413,11 +417,14 @@ package final class PostgresStore: QPQStore {
     }
 
     /// Refuses the whole delivery if one recipient's queue is full (``QPQRequestChecks/queues(_:queued:)``;
-    /// one query for all recipients).
+    /// one query for all recipients, which returns only the queues at the limit: the rule decides).
     private static func checkQueues(_ tx: PostgresTransaction, _ devices: [UInt64]) throws {
         guard !devices.isEmpty else { return }
         var queued: [UInt64: Int] = [:]
-        for row in try tx.rows("SELECT device_id, COUNT(*) FROM deliveries WHERE device_id = ANY(\(devices.map(i))) GROUP BY device_id") {
+        for row in try tx.rows("""
+            SELECT device_id, COUNT(*) FROM deliveries WHERE device_id = ANY(\(devices.map(i))) GROUP BY device_id
+            HAVING COUNT(*) >= \(Int64(QPQLimits.maxQueue))
+            """) {
             let (d, n) = try row.decode((Int64, Int64).self)
             queued[u(d)] = Int(n)
         }

@@ -160,6 +160,16 @@ final class PostgresServer: @unchecked Sendable {
         _ = try c.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "test")).wait()
     }
 
+    /// The first column of the first row of `sql` in `database`, as an integer (blocking).
+    func integer(_ sql: String, database: String) throws -> Int64? {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let c = try PostgresConnection.connect(on: group.next(), configuration: location(database: database).configuration,
+                                               id: 1, logger: Logger(label: "test")).wait()
+        defer { try? (c.close() as EventLoopFuture<Void>).wait() }
+        return try c.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "test")).wait().rows.first?.decode(Int64.self)
+    }
+
     var logText: String { log.withLockedValue { $0 } }
 
     /// Fast shutdown (SIGINT), SIGKILL after 20 s; then the directory goes (blocking).

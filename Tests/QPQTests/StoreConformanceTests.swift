@@ -77,6 +77,14 @@ final class StoreFixture: @unchecked Sendable {
         }
     }
 
+    /// The rows of `table` (a name from the schema), read directly in the database.
+    func rows(in table: String) throws -> Int64 {
+        let sql = "SELECT COUNT(*) FROM \(table)"
+        if let server { return try server.integer(sql, database: database) ?? -1 }
+        let db = try DatabaseQueue(path: (dir?.path ?? NSTemporaryDirectory()) + "/qpqd.sqlite")
+        return try db.read { db in try Int64.fetchOne(db, sql: sql) ?? -1 }
+    }
+
     func cleanup() {
         if ownsServer { server?.stop() }
         dir?.cleanup()
@@ -243,7 +251,7 @@ struct StoreConformanceTests {
     @Test("disappearing messages expire with their queue entries (commits do not); blobs: quota, offsets, reading, expiry",
           arguments: StoreKind.allCases)
     func expiryAndBlobs(kind: StoreKind) async throws {
-        try await withStore(kind) { _, store in
+        try await withStore(kind) { fixture, store in
             let u = try store.createUser(name: "a", record: [0], now: 1), v = try store.createUser(name: "b", record: [0], now: 1)
             let a = try store.addDevice(userId: u, name: "a", identityKey: [1], now: 1)
             let b = try store.addDevice(userId: v, name: "b", identityKey: [2], now: 1)
@@ -255,7 +263,10 @@ struct StoreConformanceTests {
             let c = try store.commit(QPQCommitRequest(groupId: g, epoch: 0, tokenHash: [0], nextTokenHash: [1], add: [b], remove: [], commit: [2],
                                                       welcomes: [QPQWelcome(deviceId: b, welcome: [3])]), now: 1001)
             #expect(try store.expire(now: 2999) == 0)
+            let queued = try fixture.rows(in: "deliveries")
             #expect(try store.expire(now: 3000) == 1)
+            #expect(try fixture.rows(in: "deliveries") == queued - 1, "the expired message's one queue entry (a's) went with it")
+            #expect(try fixture.rows(in: "messages") == 2, "the commit and the welcome stay")
             #expect(try store.fetch(deviceId: a, after: 0, limit: 10, maxBytes: 1 << 20).envelopes.map(\.messageId) == [c.messageId])
             #expect(m.messageId < c.messageId)
 
@@ -279,7 +290,9 @@ struct StoreConformanceTests {
             #expect(try store.readBlob(id: blob, deviceId: b, offset: 55, length: 10, now: 5003) == Array(55..<65))
             #expect(try store.readBlob(id: blob, deviceId: b, offset: 95, length: 100, now: 5003) == Array(95..<100))
             #expect(code { try store.readBlob(id: blob, deviceId: b, offset: 100, length: 1, now: 5003) } == .malformed)
+            #expect(try fixture.rows(in: "blob_parts") == 2)
             #expect(try store.expire(now: info.expiresAt) == 1)
+            #expect(try fixture.rows(in: "blob_parts") == 0 && fixture.rows(in: "blobs") == 0, "the blob's parts went with it")
             #expect(code { try store.blobInfo(id: blob, userId: u, deviceId: a, now: info.expiresAt) } == .unknownBlob)
         }
     }
