@@ -7,7 +7,9 @@ import QPQProtocol
 import QPQServer
 
 /// ``QPQStore`` on PostgreSQL (postgres-nio), so that several qpqd nodes can share one database.
-/// The schema and the semantics are ``GRDBStore``'s (docs/messaging.md §9). Every method is one
+/// The schema and the semantics are ``GRDBStore``'s (docs/messaging.md §9): both decide with the
+/// shared rules of `QPQServer` (`QPQRequestChecks`, `QPQBlobQuota`, `QPQBlobRange`, `QPQFetchPage`,
+/// `QPQBlobInfo.appending`) on what they read; only the SQL is this store's. Every method is one
 /// transaction at READ COMMITTED on a connection of a small fixed pool; methods block their thread,
 /// so the server calls them on its storage thread pool as it does the SQLite store.
 ///

@@ -5,6 +5,8 @@ import QPQProtocol
 /// ``QPQStore`` on SQLite through GRDB: a `DatabasePool` (WAL journal, readers beside one writer)
 /// on a file. The schema is docs/messaging.md §9. A commit's epoch check is the
 /// `UPDATE ... WHERE epoch = ?` of its own transaction, so two writers cannot both win an epoch.
+/// The decisions are the shared rules (``QPQRequestChecks``, ``QPQBlobQuota``, ``QPQBlobRange``,
+/// ``QPQFetchPage``, ``QPQBlobInfo/appending(offset:count:)``) that `PostgresStore` calls too.
 package final class GRDBStore: QPQStore {
     private let db: any DatabaseWriter
 
