@@ -71,7 +71,7 @@ struct CopyBench {
         let comment = (try? ProcessRunner.shell("readelf -p .comment '\(path)' 2>/dev/null").output) ?? ""
         let runtime = needed.isEmpty ? "unknown (no readelf)" : needed.contains("libswiftCore.so") ? "shared" : "static (--static-swift-stdlib)"
         let sections = (try? ProcessRunner.shell("readelf -S '\(path)' 2>/dev/null").output) ?? ""
-        let linker = comment.contains("LLD") ? "lld" : sections.contains("gold-version") ? "gold" : "unknown"
+        let linker = comment.contains("LLD") ? "lld" : sections.contains("gold-version") ? "gold" : "not lld"
         let relr = sections.contains(".relr.dyn") ? ", packed relocations" : ""
         return "\(path) (\(String(format: "%.1f", Double(size) / 1e6)) MB, Swift runtime \(runtime), linked by \(linker)\(relr))"
     }
