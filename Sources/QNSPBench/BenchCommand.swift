@@ -26,6 +26,8 @@ public struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Only the file copy comparison: qscp to qsshd against OpenSSH scp to sshd.") var copy = false
     @Option(name: .long, help: "MiB of the file copied with --copy.") var copyMib = 1024
     @Option(name: .long, help: "Rounds of --copy (qscp and scp alternate).") var copyRounds = 3
+    @Option(name: .long, help: ArgumentHelp("The qscp that --copy measures (default: the one next to qnsp-bench), e.g. a --static-swift-stdlib build.", valueName: "path"))
+    var copyQscp: String?
     @Flag(name: .long, help: "Only the OPAQUE login cost (QOPAQUE: client and server halves, qpq's Argon2id parameters).")
     var opaque = false
     @Option(name: .long, help: "Registrations and logins timed with --opaque.") var opaqueRuns = 20
@@ -205,8 +207,11 @@ public struct BenchCommand: ParsableCommand {
         guard FileManager.default.isExecutableFile(atPath: toolDir + "/qscp") else {
             throw BenchError("build qscp, qsshd and qssh next to qnsp-bench first ('swift build -c release')")
         }
+        let qscp = copyQscp.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? toolDir + "/qscp"
+        guard FileManager.default.isExecutableFile(atPath: qscp) else { throw BenchError("no executable qscp at \(qscp)") }
         let pb = try ProcessBench(toolDir: toolDir)
         defer { pb.cleanup() }
+        print("qscp measured: \(CopyBench.describeBuild(qscp))")
         var places = [("disk (\(pb.dir))", pb.dir + "/disk", pb.dir + "/disk")]
         var shm: String?
         var template = Array("/dev/shm/qnsp-bench-XXXXXX".utf8CString)
@@ -220,7 +225,7 @@ public struct BenchCommand: ParsableCommand {
             try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
             print("File copy on 127.0.0.1, files on \(label): \(copyMib) MiB, \(copyRounds) rounds, qscp and scp alternating (upload; MB/s = 10^6 bytes/s, incl. connect)")
             fflush(nil)
-            guard let r = try CopyBench(dir: keyDir, toolDir: toolDir, dataDir: dataDir).run(mib: copyMib, rounds: copyRounds) else {
+            guard let r = try CopyBench(dir: keyDir, toolDir: toolDir, qscp: qscp, dataDir: dataDir).run(mib: copyMib, rounds: copyRounds) else {
                 print("  OpenSSH not installed (apt-get install openssh-server openssh-client)")
                 return
             }

@@ -9,6 +9,8 @@ import QSSHSession
 struct CopyBench {
     let dir: String
     let toolDir: String
+    /// The qscp executable measured (normally toolDir's; qsshd and qssh-keygen always come from toolDir).
+    let qscp: String
     /// Where the payload and both copies live (the bench's directory on disk, or a tmpfs so that
     /// the page cache and the disk do not hide the tools).
     var dataDir: String
@@ -42,7 +44,7 @@ struct CopyBench {
               let port = Int(text[r].split(separator: ":").last ?? "") else { throw BenchError("qsshd: \(text)") }
         let sshd = try StockSSHD.start(dir: dir)
         defer { sshd.stop() }
-        let qscp = "'\(toolDir)/qscp' -q -P \(port) -i '\(dir)/cid' --known-hosts '\(dir)/ckh' -o StrictHostKeyChecking=accept-new '\(source)' 127.0.0.1:'\(dataDir)/to-qsshd'"
+        let qscp = "'\(self.qscp)' -q -P \(port) -i '\(dir)/cid' --known-hosts '\(dir)/ckh' -o StrictHostKeyChecking=accept-new '\(source)' 127.0.0.1:'\(dataDir)/to-qsshd'"
         let scp = "scp -q -F /dev/null -P \(sshd.port) -i '\(sshd.userKey)' -o UserKnownHostsFile='\(dir)/skh' -o StrictHostKeyChecking=accept-new -o BatchMode=yes -c aes128-gcm@openssh.com '\(source)' 127.0.0.1:'\(dataDir)/to-sshd'"
         let version = try ProcessRunner.shell("ssh -V 2>&1").output.trimmingCharacters(in: .whitespacesAndNewlines)
         var result = Result(qscp: [], scp: [], scpVersion: version)
@@ -58,6 +60,20 @@ struct CopyBench {
             guard same.contains("same") else { throw BenchError("copy \(f) differs from the source") }
         }
         return result
+    }
+
+    /// Which build `path` is, for the report: its size, whether the Swift runtime is linked
+    /// statically or loaded as shared libraries (a shared one is shared with qsshd on this
+    /// machine, so only its dirty pages count as the client's), and the linker that laid it out.
+    static func describeBuild(_ path: String) -> String {
+        let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+        let needed = (try? ProcessRunner.shell("readelf -d '\(path)' 2>/dev/null").output) ?? ""
+        let comment = (try? ProcessRunner.shell("readelf -p .comment '\(path)' 2>/dev/null").output) ?? ""
+        let runtime = needed.isEmpty ? "unknown (no readelf)" : needed.contains("libswiftCore.so") ? "shared" : "static (--static-swift-stdlib)"
+        let sections = (try? ProcessRunner.shell("readelf -S '\(path)' 2>/dev/null").output) ?? ""
+        let linker = comment.contains("LLD") ? "lld" : sections.contains("gold-version") ? "gold" : "not lld"
+        let relr = sections.contains(".relr.dyn") ? ", packed relocations" : ""
+        return "\(path) (\(String(format: "%.1f", Double(size) / 1e6)) MB, Swift runtime \(runtime), linked by \(linker)\(relr))"
     }
 
     /// Runs `command` with the shell, sampling the resident memory of its process tree and of
