@@ -29,8 +29,23 @@ public struct KnownHosts: Sendable {
         public var line: Int
     }
 
+    /// A host key line as read: its key is decoded only when a lookup needs it (decoding an
+    /// X-Wing + ML-DSA-65 key costs far more than matching a name, and a file lists many hosts).
+    private struct HostLine: Sendable {
+        var patterns: [String]
+        var keyText: String
+        var line: Int
+
+        var entry: Entry? {
+            guard case .host(let key, _)? = try? PublicKeyLine(parsing: keyText) else { return nil }
+            return Entry(patterns: patterns, key: key, line: line)
+        }
+    }
+
     public let path: String
-    public private(set) var entries: [Entry] = []
+    private var hostLines: [HostLine] = []
+    /// The host key lines whose key can be read (lines that cannot are skipped, as OpenSSH does).
+    public var entries: [Entry] { hostLines.compactMap(\.entry) }
     public private(set) var authorities: [Authority] = []
     /// `@revoked PATTERNS KEY` lines: a host key never accepted (pinned or certified) and a CA key
     /// whose certificates are refused, for the hosts matching the patterns.
@@ -42,21 +57,35 @@ public struct KnownHosts: Sendable {
 
     public init(path: String, text: String) {
         self.path = path
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            if line.isEmpty || line.hasPrefix("#") { continue }
-            if line.hasPrefix("@") {
-                readMarker(line, number: i + 1)
+        // Bytes, not Characters: a file of many hosts is read on every connect, and each line
+        // carries a 3 KB key (Foundation's trimming and Character splitting cost milliseconds).
+        for (i, raw) in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            let line = Self.trimmed(raw)
+            guard let first = line.first, first != UInt8(ascii: "#") else { continue }
+            if first == UInt8(ascii: "@") {
+                readMarker(String(decoding: line, as: UTF8.self), number: i + 1)
                 continue
             }
-            let parts = line.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[1].hasPrefix(StealthLine.prefix + " "), let stealth = try? StealthLine(parsing: String(parts[1])) {
-                stealthEntries.append((parts[0].split(separator: ",").map(String.init), stealth))
+            guard let space = line.firstIndex(where: Self.isBlank) else { continue }
+            let patterns = String(decoding: line[..<space], as: UTF8.self).split(separator: ",").map(String.init)
+            let rest = String(decoding: Self.trimmed(line[line.index(after: space)...]), as: UTF8.self)
+            if rest.hasPrefix(StealthLine.prefix + " ") {
+                if let stealth = try? StealthLine(parsing: rest) { stealthEntries.append((patterns, stealth)) }
                 continue
             }
-            guard parts.count == 2, case .host(let key, _)? = try? PublicKeyLine(parsing: String(parts[1])) else { continue }
-            entries.append(Entry(patterns: parts[0].split(separator: ",").map(String.init), key: key, line: i + 1))
+            hostLines.append(HostLine(patterns: patterns, keyText: rest, line: i + 1))
         }
+    }
+
+    private static func isBlank(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r")
+    }
+
+    private static func trimmed(_ bytes: Substring.UTF8View) -> Substring.UTF8View {
+        var b = bytes
+        while let f = b.first, isBlank(f) { b.removeFirst() }
+        while let l = b.last, isBlank(l) { b.removeLast() }
+        return b
     }
 
     private mutating func readMarker(_ line: String, number: Int) {
@@ -117,9 +146,12 @@ public struct KnownHosts: Sendable {
         port == defaultPort ? host : "[\(host)]:\(port)"
     }
 
+    /// The first line naming `pattern` whose key can be read.
     public func lookup(_ pattern: String) -> (entry: Entry?, Lookup) {
-        guard let e = entries.first(where: { $0.patterns.contains { Self.matches($0, name: pattern) } }) else { return (nil, .unknown) }
-        return (e, .known(e.key))
+        for candidate in hostLines where candidate.patterns.contains(where: { Self.matches($0, name: pattern) }) {
+            if let e = candidate.entry { return (e, .known(e.key)) }
+        }
+        return (nil, .unknown)
     }
 
     /// The stealth line recorded for a host, if any.
