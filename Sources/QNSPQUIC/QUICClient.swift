@@ -1,7 +1,7 @@
 import NIOCore
 
-/// A client connection made by `QUICEndpoint.connect`: open streams (each an ordinary byte-stream
-/// `Channel`, e.g. for QNSP) and close it.
+/// A client connection made by `QUICEndpoint.connect`: open streams (each a byte-stream `Channel`
+/// of its own, e.g. for QNSP) and close it.
 public struct QUICClient: Sendable {
     let connection: QUICEndpointConnection
     /// The ALPN the server accepted.
@@ -22,6 +22,8 @@ public struct QUICClient: Sendable {
             if c.conn.isClosed { return c.loop.makeSucceededVoidFuture() }
             let p = c.loop.makePromise(of: Void.self)
             c.closeWaiters.append(p)
+            // What the streams queued last (a session's final bytes, its FIN) leaves before the close.
+            c.endpoint.process(c)
             c.conn.close(code: 0)
             c.endpoint.process(c)
             return p.futureResult

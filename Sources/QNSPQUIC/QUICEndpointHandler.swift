@@ -122,8 +122,8 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
             pending.removeAll(keepingCapacity: true)
             for c in batch {
                 c.pendingProcess = false
-                c.resumePipes()
                 process(c)
+                c.updateWritability()
             }
         }
     }
@@ -217,7 +217,7 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// True if this flush should wait: the connection would send only acknowledgements and
     /// control frames, and what it acknowledges is one small piece of stream data delivered to a
-    /// pipe within the reply window. Without the wait, every request/response exchange (QNSP
+    /// stream channel within the reply window. Without the wait, every request/response exchange (QNSP
     /// and SSH-2 messages, keystrokes) costs an ACK-only packet each way besides the reply; the
     /// ACK-only packet's number leaves a gap before the reply's, which makes the peer's ngtcp2
     /// acknowledge the reply at once in turn, and each such packet wakes the other process.
@@ -259,9 +259,10 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func rearm(_ c: QUICEndpointConnection) {
-        // While an acknowledgement waits for a reply, the timer's next run is the end of that
-        // wait (ngtcp2's own deadlines, then at most the reply window late, are met by that flush).
-        guard let expiry = c.replyDeadline != 0 ? c.replyDeadline : c.conn.expiry else {
+        // While an acknowledgement waits for a reply, the timer runs at the end of that wait or at
+        // ngtcp2's own next deadline (loss detection, pacing, its ACK timer), whichever is first.
+        let ownExpiry = c.conn.expiry
+        guard let expiry = c.replyDeadline != 0 ? min(c.replyDeadline, ownExpiry ?? .max) : ownExpiry else {
             c.timer?.cancel()
             c.timer = nil
             c.timerDeadline = .max
@@ -350,8 +351,8 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
         for c in connections.values {
             c.timer?.cancel()
             c.timer = nil
-            for pipe in c.pipes.values { pipe.close() }
-            c.pipes.removeAll()
+            for channel in c.streams.values { channel.streamEnded() }
+            c.streams.removeAll()
         }
         connections.removeAll()
         byCID.removeAll()

@@ -582,7 +582,7 @@ public struct QSSHDCommand: ParsableCommand {
                         sessionLog?("refused QUIC stream from \(info.remoteAddress): \(why)")
                         return channel.eventLoop.makeFailedFuture(ToolError(why))
                     }
-                    // The stream's channel is a socketpair: the client's address comes from QUIC.
+                    // The client's address as QUIC saw it (the stream channel's remote address too).
                     let connection = ObjectIdentifier(channel)
                     tickets.setPeerAddress(info.remoteAddress, for: connection)
                     channel.closeFuture.whenComplete { _ in tickets.forgetPeerAddress(for: connection) }
@@ -769,8 +769,8 @@ final class ConnectionTickets: Sendable {
     private let passwordUsers = NIOLockedValueBox<[ObjectIdentifier: String]>([:])
     private let peerAddresses = NIOLockedValueBox<[ObjectIdentifier: SocketAddress]>([:])
 
-    /// The client's address of a connection whose channel does not carry it (a QUIC stream's
-    /// channel is a socketpair); forgotten by ``forgetPeerAddress(for:)``.
+    /// The client's address of a connection, when known apart from its channel (a QUIC stream's,
+    /// from the QUIC connection); forgotten by ``forgetPeerAddress(for:)``.
     func setPeerAddress(_ address: SocketAddress, for connection: ObjectIdentifier) {
         peerAddresses.withLockedValue { $0[connection] = address }
     }
