@@ -12,6 +12,9 @@ public struct QUICClient: Sendable {
         initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() }
     ) -> EventLoopFuture<Channel> {
         let c = connection
+        // On the loop (e.g. in a callback of the handshake's completion) the stream opens at once:
+        // its first bytes then leave in the same flight as the client's TLS Finished.
+        if c.loop.inEventLoop { return c.openStream(initializer: initializer) }
         return c.loop.flatSubmit { c.openStream(initializer: initializer) }
     }
 

@@ -7,8 +7,14 @@ import NIOPosix
 public final class QUICEndpoint: Sendable {
     /// Endpoint settings.
     public struct Configuration: Sendable {
-        /// Validate client addresses with a Retry round trip before any handshake work.
-        public var requireRetry = true
+        /// When a server validates a client's address with a Retry round trip before any handshake
+        /// work (docs/protocol.md §8.4): by default only under load.
+        public var retry = RetryPolicy.underLoad(newConnectionsPerSecond: 50)
+        /// Shorthand for `retry`: `.always` (true) or `.never` (false).
+        public var requireRetry: Bool {
+            get { retry == .always }
+            set { retry = newValue ? .always : .never }
+        }
         public var parameters = QUICConnection.Parameters()
         /// Connections beyond this are not accepted (their Initials are dropped).
         public var maxConnections = 10_000
@@ -62,7 +68,7 @@ public final class QUICEndpoint: Sendable {
                         try QUICServerContext(
                             credentials: $0,
                             alpns: services.alpns,
-                            requireRetry: configuration.requireRetry,
+                            retry: configuration.retry,
                             parameters: configuration.parameters
                         )
                     }

@@ -18,8 +18,12 @@ public enum QUICStreamClient {
     ) -> EventLoopFuture<Channel> {
         let loop = group.next()
         let resolved = loop.makePromise(of: SocketAddress.self)
-        DispatchQueue.global().async {
-            resolved.completeWith(Result { try SocketAddress.makeAddressResolvingHost(host, port: port) })
+        if let numeric = try? SocketAddress(ipAddress: host, port: port) {
+            resolved.succeed(numeric)  // an address needs no resolver thread
+        } else {
+            DispatchQueue.global().async {
+                resolved.completeWith(Result { try SocketAddress.makeAddressResolvingHost(host, port: port) })
+            }
         }
         return resolved.futureResult.flatMap { remote in
             let any = remote.protocol == .inet6 ? "::" : "0.0.0.0"
