@@ -34,9 +34,13 @@ final class QUICEndpointConnection: @unchecked Sendable {
 
     var loop: EventLoop { endpoint.loop }
 
+    /// The endpoint is processing this connection: what its stream channels queue while their
+    /// events are handled leaves with the flush that follows, so no extra pass is scheduled.
+    var processing = false
+
     /// Coalesces the flushes of one event-loop tick.
     func flushSoon() {
-        guard !flushScheduled else { return }
+        guard !flushScheduled, !processing else { return }
         flushScheduled = true
         loop.execute {
             self.flushScheduled = false

@@ -168,6 +168,9 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// Sends what a connection has to send, handles its events, updates routing and re-arms its timer.
     func process(_ c: QUICEndpointConnection) {
+        let nested = c.processing
+        c.processing = true
+        defer { c.processing = nested }
         var rounds = 0
         repeat {
             rounds += 1
