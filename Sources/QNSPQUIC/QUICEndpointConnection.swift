@@ -102,15 +102,13 @@ final class QUICEndpointConnection: @unchecked Sendable {
             // session's end would wait for the reply window.
             if fin { acknowledgeNow = true }
             deliveredSinceFlush = min(deliveredSinceFlush + bytes.readableBytes, 1 << 40)
-            if let channel = streams[id] {
-                channel.receive(bytes, fin: fin)
-            } else {
-                conn.consumed(stream: id, count: bytes.readableBytes)  // nobody reads it: discarded
-            }
+            deliveries.append((id, bytes, fin))  // handed over by the endpoint (`deliverPending`)
         case .streamClosed(let id, _):
             acknowledgeNow = true  // no reply will come on it
+            deliverPending()  // what came before the close goes first
             streams[id]?.streamEnded()
         case .closed(let error):
+            deliverPending()
             handshakePromise?.fail(error ?? QUICError.connectionClosed)
             handshakePromise = nil
             for channel in streams.values { channel.streamEnded() }
@@ -118,6 +116,26 @@ final class QUICEndpointConnection: @unchecked Sendable {
             closeWaiters.forEach { $0.succeed(()) }
             closeWaiters.removeAll()
             closeError = error
+        }
+    }
+
+    /// Stream data of the current pass, in order, not yet handed to the stream channels.
+    private var deliveries: [(id: Int64, bytes: ByteBuffer, fin: Bool)] = []
+
+    var hasDeliveries: Bool { !deliveries.isEmpty }
+
+    /// Hands the pass's stream data to the stream channels (bytes for a stream without one are
+    /// credited and dropped: nobody reads them).
+    func deliverPending() {
+        guard !deliveries.isEmpty else { return }
+        let batch = deliveries
+        deliveries.removeAll(keepingCapacity: true)
+        for d in batch {
+            if let channel = streams[d.id] {
+                channel.receive(d.bytes, fin: d.fin)
+            } else {
+                conn.consumed(stream: d.id, count: d.bytes.readableBytes)
+            }
         }
     }
 

@@ -175,15 +175,15 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
         repeat {
             rounds += 1
             for e in c.conn.takeEvents() { c.handle(e) }
-            if holdsAcknowledgement(c) { continue }
-            c.deliveredSinceFlush = 0
-            c.replyDeadline = 0
-            c.acknowledgeNow = false
-            let datagrams = c.conn.flush(segments: gsoSegments)
-            if let channel, !datagrams.isEmpty {
-                send(datagrams, on: channel)
-                channel.flush()
+            if c.hasDeliveries {
+                // Bulk data is acknowledged before the stream channels work on it, so that the
+                // sender's ACK clock does not wait for QNSP, SSH-2 and their consumers; a small
+                // piece goes up at once, and its acknowledgement rides in the reply.
+                if c.deliveredSinceFlush > Self.replyWindowBytes { flush(c) }
+                c.deliverPending()
             }
+            if holdsAcknowledgement(c) { continue }
+            flush(c)
         } while rounds < 4 && hasEvents(c)
         for change in c.conn.takeCIDChanges() {
             if change.added {
@@ -196,6 +196,7 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         if c.conn.isClosed {
             for e in c.conn.takeEvents() { c.handle(e) }
+            c.deliverPending()
             c.timer?.cancel()
             c.timer = nil
             for cid in c.cids where byCID[cid] === c { byCID[cid] = nil }
@@ -207,6 +208,18 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func hasEvents(_ c: QUICEndpointConnection) -> Bool { c.conn.hasPendingEvents }
+
+    /// Sends everything the connection has ready (no acknowledgement waits any longer).
+    private func flush(_ c: QUICEndpointConnection) {
+        c.deliveredSinceFlush = 0
+        c.replyDeadline = 0
+        c.acknowledgeNow = false
+        let datagrams = c.conn.flush(segments: gsoSegments)
+        if let channel, !datagrams.isEmpty {
+            send(datagrams, on: channel)
+            channel.flush()
+        }
+    }
 
     /// How long an acknowledgement of one small piece of stream data may wait for the reply that
     /// the stream's consumer writes (so that the ACK rides in the reply's packet). Far below the
