@@ -62,7 +62,7 @@ public final class QUICEndpoint: Sendable {
             return loop.makeFailedFuture(error)
         }
         let handlerBox = NIOLockedValueBox<QUICEndpointHandler?>(nil)
-        return datagramBootstrap(group: loop) { ch in
+        let bootstrap = datagramBootstrap(group: loop) { ch in
                 ch.eventLoop.makeCompletedFuture {
                     let context = try server.map {
                         try QUICServerContext(
@@ -82,7 +82,14 @@ public final class QUICEndpoint: Sendable {
                     try ch.pipeline.syncOperations.addHandler(h)
                 }
         }
-            .bind(host: host, port: port)
+        // An address needs no resolver (getaddrinfo asks the kernel for the interfaces' addresses).
+        let bound: EventLoopFuture<Channel>
+        if let address = try? SocketAddress(ipAddress: host, port: port) {
+            bound = bootstrap.bind(to: address)
+        } else {
+            bound = bootstrap.bind(host: host, port: port)
+        }
+        return bound
             .flatMapThrowing { ch in
                 guard let h = handlerBox.withLockedValue({ $0 }) else { throw QUICError.connectionClosed }
                 return QUICEndpoint(

@@ -38,9 +38,13 @@ final class QUICEndpointConnection: @unchecked Sendable {
     /// events are handled leaves with the flush that follows, so no extra pass is scheduled.
     var processing = false
 
+    /// The endpoint dropped the connection without a word (test hook `forgetConnections`): its
+    /// stream channels' last writes (a FIN as they close) must not reach the peer.
+    var forgotten = false
+
     /// Coalesces the flushes of one event-loop tick.
     func flushSoon() {
-        guard !flushScheduled, !processing else { return }
+        guard !flushScheduled, !processing, !forgotten else { return }
         flushScheduled = true
         loop.execute {
             self.flushScheduled = false

@@ -168,6 +168,7 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// Sends what a connection has to send, handles its events, updates routing and re-arms its timer.
     func process(_ c: QUICEndpointConnection) {
+        guard !c.forgotten else { return }
         let nested = c.processing
         c.processing = true
         defer { c.processing = nested }
@@ -365,6 +366,7 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     func forgetConnections() -> Int {
         let n = connections.count
         for c in connections.values {
+            c.forgotten = true
             c.timer?.cancel()
             c.timer = nil
             for channel in c.streams.values { channel.streamEnded() }
