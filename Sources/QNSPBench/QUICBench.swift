@@ -66,7 +66,7 @@ struct QUICBench {
         guard let address = server.localAddress else { throw BenchError("no QUIC address") }
         let client = try QUICEndpoint.bind(group: clientGroup, host: "127.0.0.1", port: 0).wait()
         defer { try? client.close().wait() }
-        log("  bare QUIC: \(runs) handshakes (Retry round trip included) and \(bytes >> 20) MiB to a discard stream")
+        log("  bare QUIC: \(runs) handshakes (default Retry policy: none below 50 new connections a second) and \(bytes >> 20) MiB to a discard stream")
         for _ in 0..<runs {
             let start = Clock.now
             let connection = try client.connect(to: address, alpn: Self.discardALPN).wait()

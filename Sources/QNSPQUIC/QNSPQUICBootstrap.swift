@@ -11,6 +11,7 @@ import QNSPNIO
 public enum QNSPQUICBootstrap {
     /// Connects to `host:port` over QUIC offering `alpn`, opens a stream and starts QNSP on it as a
     /// client. The QUIC connection (and its UDP socket) closes when the returned channel closes.
+    /// `endpoint`: one bound beforehand (`QUICStreamClient.bind`), used instead of binding one.
     public static func connect(
         group: EventLoopGroup,
         host: String,
@@ -19,10 +20,11 @@ public enum QNSPQUICBootstrap {
         parameters: QNSPConnection.ClientParameters,
         options: QNSPBootstrap.Options = QNSPBootstrap.Options(),
         quic: QUICEndpoint.Configuration = QUICEndpoint.Configuration(),
+        endpoint: EventLoopFuture<QUICEndpoint>? = nil,
         initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() }
     ) -> EventLoopFuture<(Channel, EventLoopFuture<QNSPSessionInfo>)> {
         let handshake = NIOLockedValueBox<EventLoopFuture<QNSPSessionInfo>?>(nil)
-        return QUICStreamClient.connect(group: group, host: host, port: port, alpn: alpn, quic: quic) { channel in
+        return QUICStreamClient.connect(group: group, host: host, port: port, alpn: alpn, quic: quic, endpoint: endpoint) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.syncOptions?.setOption(.autoRead, value: options.autoRead)
                 let waiter = try QNSPBootstrap.addHandlers(

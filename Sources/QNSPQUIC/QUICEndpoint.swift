@@ -7,8 +7,14 @@ import NIOPosix
 public final class QUICEndpoint: Sendable {
     /// Endpoint settings.
     public struct Configuration: Sendable {
-        /// Validate client addresses with a Retry round trip before any handshake work.
-        public var requireRetry = true
+        /// When a server validates a client's address with a Retry round trip before any handshake
+        /// work (docs/protocol.md §8.4): by default only under load.
+        public var retry = RetryPolicy.underLoad(newConnectionsPerSecond: 50)
+        /// Shorthand for `retry`: `.always` (true) or `.never` (false).
+        public var requireRetry: Bool {
+            get { retry == .always }
+            set { retry = newValue ? .always : .never }
+        }
         public var parameters = QUICConnection.Parameters()
         /// Connections beyond this are not accepted (their Initials are dropped).
         public var maxConnections = 10_000
@@ -56,13 +62,13 @@ public final class QUICEndpoint: Sendable {
             return loop.makeFailedFuture(error)
         }
         let handlerBox = NIOLockedValueBox<QUICEndpointHandler?>(nil)
-        return datagramBootstrap(group: loop) { ch in
+        let bootstrap = datagramBootstrap(group: loop) { ch in
                 ch.eventLoop.makeCompletedFuture {
                     let context = try server.map {
                         try QUICServerContext(
                             credentials: $0,
                             alpns: services.alpns,
-                            requireRetry: configuration.requireRetry,
+                            retry: configuration.retry,
                             parameters: configuration.parameters
                         )
                     }
@@ -76,7 +82,14 @@ public final class QUICEndpoint: Sendable {
                     try ch.pipeline.syncOperations.addHandler(h)
                 }
         }
-            .bind(host: host, port: port)
+        // An address needs no resolver (getaddrinfo asks the kernel for the interfaces' addresses).
+        let bound: EventLoopFuture<Channel>
+        if let address = try? SocketAddress(ipAddress: host, port: port) {
+            bound = bootstrap.bind(to: address)
+        } else {
+            bound = bootstrap.bind(host: host, port: port)
+        }
+        return bound
             .flatMapThrowing { ch in
                 guard let h = handlerBox.withLockedValue({ $0 }) else { throw QUICError.connectionClosed }
                 return QUICEndpoint(

@@ -122,8 +122,8 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
             pending.removeAll(keepingCapacity: true)
             for c in batch {
                 c.pendingProcess = false
-                c.resumePipes()
                 process(c)
+                c.updateWritability()
             }
         }
     }
@@ -168,19 +168,23 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// Sends what a connection has to send, handles its events, updates routing and re-arms its timer.
     func process(_ c: QUICEndpointConnection) {
+        guard !c.forgotten else { return }
+        let nested = c.processing
+        c.processing = true
+        defer { c.processing = nested }
         var rounds = 0
         repeat {
             rounds += 1
             for e in c.conn.takeEvents() { c.handle(e) }
-            if holdsAcknowledgement(c) { continue }
-            c.deliveredSinceFlush = 0
-            c.replyDeadline = 0
-            c.acknowledgeNow = false
-            let datagrams = c.conn.flush(segments: gsoSegments)
-            if let channel, !datagrams.isEmpty {
-                send(datagrams, on: channel)
-                channel.flush()
+            if c.hasDeliveries {
+                // Bulk data is acknowledged before the stream channels work on it, so that the
+                // sender's ACK clock does not wait for QNSP, SSH-2 and their consumers; a small
+                // piece goes up at once, and its acknowledgement rides in the reply.
+                if c.deliveredSinceFlush > Self.replyWindowBytes { flush(c) }
+                c.deliverPending()
             }
+            if holdsAcknowledgement(c) { continue }
+            flush(c)
         } while rounds < 4 && hasEvents(c)
         for change in c.conn.takeCIDChanges() {
             if change.added {
@@ -193,6 +197,7 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         if c.conn.isClosed {
             for e in c.conn.takeEvents() { c.handle(e) }
+            c.deliverPending()
             c.timer?.cancel()
             c.timer = nil
             for cid in c.cids where byCID[cid] === c { byCID[cid] = nil }
@@ -204,6 +209,18 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func hasEvents(_ c: QUICEndpointConnection) -> Bool { c.conn.hasPendingEvents }
+
+    /// Sends everything the connection has ready (no acknowledgement waits any longer).
+    private func flush(_ c: QUICEndpointConnection) {
+        c.deliveredSinceFlush = 0
+        c.replyDeadline = 0
+        c.acknowledgeNow = false
+        let datagrams = c.conn.flush(segments: gsoSegments)
+        if let channel, !datagrams.isEmpty {
+            send(datagrams, on: channel)
+            channel.flush()
+        }
+    }
 
     /// How long an acknowledgement of one small piece of stream data may wait for the reply that
     /// the stream's consumer writes (so that the ACK rides in the reply's packet). Far below the
@@ -217,7 +234,7 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// True if this flush should wait: the connection would send only acknowledgements and
     /// control frames, and what it acknowledges is one small piece of stream data delivered to a
-    /// pipe within the reply window. Without the wait, every request/response exchange (QNSP
+    /// stream channel within the reply window. Without the wait, every request/response exchange (QNSP
     /// and SSH-2 messages, keystrokes) costs an ACK-only packet each way besides the reply; the
     /// ACK-only packet's number leaves a gap before the reply's, which makes the peer's ngtcp2
     /// acknowledge the reply at once in turn, and each such packet wakes the other process.
@@ -259,9 +276,10 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func rearm(_ c: QUICEndpointConnection) {
-        // While an acknowledgement waits for a reply, the timer's next run is the end of that
-        // wait (ngtcp2's own deadlines, then at most the reply window late, are met by that flush).
-        guard let expiry = c.replyDeadline != 0 ? c.replyDeadline : c.conn.expiry else {
+        // While an acknowledgement waits for a reply, the timer runs at the end of that wait or at
+        // ngtcp2's own next deadline (loss detection, pacing, its ACK timer), whichever is first.
+        let ownExpiry = c.conn.expiry
+        guard let expiry = c.replyDeadline != 0 ? min(c.replyDeadline, ownExpiry ?? .max) : ownExpiry else {
             c.timer?.cancel()
             c.timer = nil
             c.timerDeadline = .max
@@ -348,10 +366,11 @@ final class QUICEndpointHandler: ChannelInboundHandler, @unchecked Sendable {
     func forgetConnections() -> Int {
         let n = connections.count
         for c in connections.values {
+            c.forgotten = true
             c.timer?.cancel()
             c.timer = nil
-            for pipe in c.pipes.values { pipe.close() }
-            c.pipes.removeAll()
+            for channel in c.streams.values { channel.streamEnded() }
+            c.streams.removeAll()
         }
         connections.removeAll()
         byCID.removeAll()

@@ -14,8 +14,10 @@ final class QUICServerContext {
 
     let credentials: QUICCredentials
     let parameters: QUICConnection.Parameters
-    /// Address validation before any handshake work (a Retry round trip).
-    let requireRetry: Bool
+    /// When address validation (a Retry round trip) comes before any handshake work.
+    let retry: QUICEndpoint.RetryPolicy
+    /// With `.underLoad`: how many Initials without a token may start a handshake right away.
+    private var unvalidatedBudget: RateBudget?
     var alpns: [String]
     /// Keys Retry tokens and stateless-reset tokens; random per endpoint.
     private let secret: [UInt8]
@@ -27,12 +29,13 @@ final class QUICServerContext {
     init(
         credentials: QUICCredentials,
         alpns: [String],
-        requireRetry: Bool,
+        retry: QUICEndpoint.RetryPolicy,
         parameters: QUICConnection.Parameters
     ) throws {
         self.credentials = credentials
         self.alpns = alpns
-        self.requireRetry = requireRetry
+        self.retry = retry
+        if case .underLoad(let rate) = retry { unvalidatedBudget = RateBudget(perSecond: Double(max(1, rate))) }
         self.parameters = parameters
         var s = [UInt8](repeating: 0, count: Int(CNGTCP2_SECRETLEN))
         guard cngtcp2_random(&s, s.count) == 0 else { throw QUICError.invalidArgument("no randomness") }
@@ -87,7 +90,7 @@ final class QUICServerContext {
                 }
                 guard ok == 0 else { return .drop }  // forged, expired or from another address
                 odcid = Array(o[0..<oLen])
-            } else if requireRetry {
+            } else if mustRetry(now: now) {
                 let n = out.withUnsafeMutableBufferPointer { o in
                     remote.withSockAddr { rp, rl in
                         cngtcp2_write_retry(o.baseAddress, o.count, &initial, secret, rp, socklen_t(rl), now)
@@ -111,6 +114,16 @@ final class QUICServerContext {
             } catch {
                 return .drop
             }
+        }
+    }
+
+    /// Whether an Initial without a token gets a Retry: always, never, or once more of them come
+    /// than the policy's rate (the budget is spent only by Initials that start a handshake).
+    private func mustRetry(now: UInt64) -> Bool {
+        switch retry {
+        case .always: return true
+        case .never: return false
+        case .underLoad: return !(unvalidatedBudget?.take(now: now) ?? false)
         }
     }
 

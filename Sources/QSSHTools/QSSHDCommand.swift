@@ -150,7 +150,7 @@ public struct QSSHDCommand: ParsableCommand {
     var perSourceMaxStartups: String = "4"
 
     @Option(name: .long, help: ArgumentHelp(
-        "When a client must first answer a stateless cookie round (a Retry) before any key exchange work: 'auto' (under load: many unauthenticated connections or more than 50 hellos a second), 'always' or 'never'.",
+        "When a client must first answer a stateless cookie round (a Retry) before any key exchange work: 'auto' (under load: many unauthenticated connections or more than 50 hellos a second), 'always' or 'never'. Over QUIC the same for its Retry (address validation; 'auto': more than 50 new connections a second).",
         valueName: "mode"))
     var handshakeCookies: QNSPHandshakeGuard.CookieMode = .auto
 
@@ -582,7 +582,7 @@ public struct QSSHDCommand: ParsableCommand {
                         sessionLog?("refused QUIC stream from \(info.remoteAddress): \(why)")
                         return channel.eventLoop.makeFailedFuture(ToolError(why))
                     }
-                    // The stream's channel is a socketpair: the client's address comes from QUIC.
+                    // The client's address as QUIC saw it (the stream channel's remote address too).
                     let connection = ObjectIdentifier(channel)
                     tickets.setPeerAddress(info.remoteAddress, for: connection)
                     channel.closeFuture.whenComplete { _ in tickets.forgetPeerAddress(for: connection) }
@@ -629,7 +629,18 @@ public struct QSSHDCommand: ParsableCommand {
             if let plainSSH {
                 services.register(QUICServiceRegistry.ssh, maxStreamsPerConnection: Self.maxPlainSSHStreamsPerConnection, plainSSH)
             }
-            let endpoint = try QUICEndpoint.bind(group: group, host: listen, port: port, server: credentials, services: services).wait()
+            // QUIC's address validation follows --handshake-cookies (docs/protocol.md §8.4): a Retry
+            // round trip always, never, or (auto) only while new connections come faster than QNSP's
+            // own threshold for cookies.
+            var configuration = QUICEndpoint.Configuration()
+            switch handshakeCookies {
+            case .always: configuration.retry = .always
+            case .never: configuration.retry = .never
+            case .auto: configuration.retry = .underLoad(newConnectionsPerSecond: QNSPHandshakeGuard.Policy().autoCookieHellosPerSecond)
+            }
+            let endpoint = try QUICEndpoint.bind(
+                group: group, host: listen, port: port, server: credentials, services: services, configuration: configuration
+            ).wait()
             return endpoint.localAddress?.port
         } catch {
             Terminal.warn("qsshd: QUIC not started (UDP port \(port)): \(error); serving over TCP only")
@@ -769,8 +780,8 @@ final class ConnectionTickets: Sendable {
     private let passwordUsers = NIOLockedValueBox<[ObjectIdentifier: String]>([:])
     private let peerAddresses = NIOLockedValueBox<[ObjectIdentifier: SocketAddress]>([:])
 
-    /// The client's address of a connection whose channel does not carry it (a QUIC stream's
-    /// channel is a socketpair); forgotten by ``forgetPeerAddress(for:)``.
+    /// The client's address of a connection, when known apart from its channel (a QUIC stream's,
+    /// from the QUIC connection); forgotten by ``forgetPeerAddress(for:)``.
     func setPeerAddress(_ address: SocketAddress, for connection: ObjectIdentifier) {
         peerAddresses.withLockedValue { $0[connection] = address }
     }

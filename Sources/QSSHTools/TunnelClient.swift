@@ -56,6 +56,14 @@ public struct TunnelClient {
     public func open(
         group: EventLoopGroup, initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
     ) throws -> (Channel, QNSPSessionInfo) {
+        // Over QUIC the UDP endpoint binds while the key and known_hosts load (binding sends
+        // nothing: whether QUIC is tried at all is decided after known_hosts, by its stealth line).
+        let prebound = proxyCommand == nil && transport != .tcp && options.stealth == nil
+            ? QUICStreamClient.bind(group: group, host: host, quic: quicConfiguration()) : nil
+        let preboundTaken = NIOLockedValueBox(false)
+        defer {
+            if !preboundTaken.withLockedValue({ $0 }) { prebound?.whenSuccess { $0.close().whenComplete { _ in } } }
+        }
         let identity: any UserAuthSigner
         do {
             identity = try ClientIdentity.signer(path: identityPath, interactive: !batch, verbose: verbose, toolName: toolName)
@@ -112,7 +120,10 @@ public struct TunnelClient {
         let connected: (Channel, EventLoopFuture<QNSPSessionInfo>)
         if let proxyCommand {
             connected = try openThroughProxy(proxyCommand, group: group, parameters: params, options: options, initializer: initializer)
-        } else if let quic = try connectQUIC(group: group, parameters: params, initializer: initializer) {
+        } else if let quic = try connectQUIC(group: group, parameters: params, options: options, endpoint: prebound.map { endpoint in
+            preboundTaken.withLockedValue { $0 = true }
+            return endpoint
+        }, initializer: initializer) {
             connected = quic
         } else {
             do {
@@ -161,8 +172,11 @@ public struct TunnelClient {
     package static let rebindHook = "QSSH_TEST_QUIC_REBIND"
 
     /// QUIC per `transport`: nil to use TCP instead (transport tcp, or auto when QUIC failed).
+    /// `options`: the session's, with a stealth line of known_hosts applied (no QUIC then).
     func connectQUIC(
-        group: EventLoopGroup, parameters: QNSPConnection.ClientParameters, initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
+        group: EventLoopGroup, parameters: QNSPConnection.ClientParameters, options: QNSPBootstrap.Options,
+        endpoint: @autoclosure () -> EventLoopFuture<QUICEndpoint>? = nil,
+        initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
     ) throws -> (Channel, EventLoopFuture<QNSPSessionInfo>)? {
         guard transport != .tcp else { return nil }
         if options.stealth != nil {
@@ -170,19 +184,11 @@ public struct TunnelClient {
             if transport == .quic { throw ToolError("stealth mode runs over TCP only; drop Transport=quic or the stealth line") }
             return nil
         }
-        var quic = QUICEndpoint.Configuration()
-        if transport == .auto { quic.parameters.handshakeTimeout = quicDeadline }
-        #if DEBUG
-        // A test hook only: release builds (what ships) do not read the variable (§8.9).
-        if ProcessInfo.processInfo.environment[Self.rebindHook] == "SIGUSR2" {
-            let verbose = verbose, toolName = toolName
-            quic.onEndpoint = { endpoint in RoamingHook.install(endpoint: endpoint, verbose: verbose, toolName: toolName) }
-        }
-        #endif
+        let quic = quicConfiguration()
         do {
             let connected = try QNSPQUICBootstrap.connect(
                 group: group, host: host, port: port, alpn: alpn, parameters: parameters, options: options, quic: quic,
-                initializer: initializer
+                endpoint: endpoint(), initializer: initializer
             ).wait()
             if verbose { Terminal.warn("\(toolName): connected to \(host) port \(port) over QUIC (UDP, ALPN \(alpn))") }
             return connected
@@ -193,6 +199,21 @@ public struct TunnelClient {
             }
             throw ToolError("connect to \(host) port \(port) over QUIC: \(error)")
         }
+    }
+
+    /// The QUIC endpoint's settings for this client (the handshake's deadline with auto, the
+    /// roaming test hook in debug builds).
+    func quicConfiguration() -> QUICEndpoint.Configuration {
+        var quic = QUICEndpoint.Configuration()
+        if transport == .auto { quic.parameters.handshakeTimeout = quicDeadline }
+        #if DEBUG
+        // A test hook only: release builds (what ships) do not read the variable (§8.9).
+        if ProcessInfo.processInfo.environment[Self.rebindHook] == "SIGUSR2" {
+            let verbose = verbose, toolName = toolName
+            quic.onEndpoint = { endpoint in RoamingHook.install(endpoint: endpoint, verbose: verbose, toolName: toolName) }
+        }
+        #endif
+        return quic
     }
 
     /// Opens the session and joins its plaintext to stdin/stdout until it ends (`qnsp connect`,

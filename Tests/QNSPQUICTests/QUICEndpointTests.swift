@@ -102,6 +102,44 @@ struct QUICEndpointTests {
         try await group.shutdownGracefully()
     }
 
+    @Test(
+        "Retry under load (the default policy): none while new connections are few, a Retry beyond the rate",
+        .timeLimit(.minutes(1))
+    )
+    func retryUnderLoad() async throws {
+        #expect(QUICEndpoint.Configuration().retry == .underLoad(newConnectionsPerSecond: 50))
+        var config = QUICEndpoint.Configuration()
+        config.retry = .underLoad(newConnectionsPerSecond: 1)  // a burst of one, then one a second
+        let server = try await QUICEndpoint.bind(
+            group: group,
+            host: "127.0.0.1",
+            port: 0,
+            server: try TestCerts.server(),
+            services: StreamEcho.registry(),
+            configuration: config
+        ).get()
+        var retries: [Int] = []
+        for _ in 0..<2 {
+            let relay = try await LossyRelay.start(
+                group: group,
+                server: try #require(server.localAddress),
+                impairment: .init()
+            )
+            let ce = try await client()
+            let c = try await ce.connect(to: try #require(relay.address), alpn: "echo").get()
+            let r = try await bulk(c, total: 10_000)
+            #expect(r.sent == r.received)
+            retries.append(relay.state.lock.withLock { relay.state.retries })
+            try await ce.close().get()
+            await relay.stop()
+        }
+        // The first connection starts its handshake at once; the next, within the same second
+        // (the budget refills at one a second), had to prove its address first and then connected.
+        #expect(retries == [0, 1])
+        try await server.close().get()
+        try await group.shutdownGracefully()
+    }
+
     @Test("loss, reordering and duplication (1% and 5% loss): 4 MiB each way arrives intact", .timeLimit(.minutes(3)))
     func lossyRelay() async throws {
         for drop in [0.01, 0.05] {

@@ -36,7 +36,7 @@ struct QUICSegmentationTests {
         let pem = try QUICCredentials.generateSelfSigned()
         let context = try QUICServerContext(
             credentials: try QUICCredentials(certificatePEM: pem.certificate, keyPEM: pem.key),
-            alpns: ["echo"], requireRetry: false, parameters: QUICConnection.Parameters())
+            alpns: ["echo"], retry: .never, parameters: QUICConnection.Parameters())
         let client = try QUICConnection(
             clientTo: serverAddress, localAddress: clientAddress, alpn: "echo", credentials: try QUICCredentials())
         var server: QUICConnection?
