@@ -46,7 +46,8 @@ struct QUICSegmentationTests {
         let sentHash = SHA256.hash(data: Array(payload.readableBytesView))
         var receivedHash = SHA256()
         var received = 0, finished = false, runs = 0, stream: Int64?
-        let deadline = Date().addingTimeInterval(30)
+        // Real timers (pacing, acknowledgements) drive the loop; a loaded 2-core machine needs time.
+        let deadline = Date().addingTimeInterval(120)
         while !finished && Date() < deadline {
             var moved = false
             for d in client.flush(segments: segments) {
@@ -92,7 +93,7 @@ struct QUICSegmentationTests {
             }
         }
         #expect(stream != nil)
-        #expect(finished, "the stream did not finish: \(received) of \(payload.readableBytes) bytes")
+        #expect(finished, "the stream did not finish in the deadline: \(received) of \(payload.readableBytes) bytes")
         #expect(received == payload.readableBytes)
         #expect(receivedHash.finalize() == sentHash)
         if segments > 1 { #expect(runs > 10, "only \(runs) runs: packets were not gathered") } else { #expect(runs == 0) }
