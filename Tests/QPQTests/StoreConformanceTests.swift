@@ -103,6 +103,15 @@ func withStore(_ kind: StoreKind, _ body: @escaping @Sendable (StoreFixture, any
 }
 
 /// The error code a throwing store call ends with (nil if it did not throw; `.internal` for a non-service error).
+/// Users "a" and "b" with one device each (identity keys [1] and [2]), made at time 1:
+/// (user a, user b, device of a, device of b).
+func twoUsers(_ store: any QPQStore) throws -> (UInt64, UInt64, UInt64, UInt64) {
+    let u = try store.createUser(name: "a", record: [0], now: 1), v = try store.createUser(name: "b", record: [0], now: 1)
+    let a = try store.addDevice(userId: u, name: "a", identityKey: [1], now: 1)
+    let b = try store.addDevice(userId: v, name: "b", identityKey: [2], now: 1)
+    return (u, v, a, b)
+}
+
 func code<T>(_ body: () throws -> T) -> QPQErrorCode? {
     do {
         _ = try body()
@@ -184,9 +193,7 @@ struct StoreConformanceTests {
           arguments: StoreKind.allCases)
     func delivery(kind: StoreKind) async throws {
         try await withStore(kind) { _, store in
-            let u = try store.createUser(name: "a", record: [0], now: 1), v = try store.createUser(name: "b", record: [0], now: 1)
-            let a = try store.addDevice(userId: u, name: "a", identityKey: [1], now: 1)
-            let b = try store.addDevice(userId: v, name: "b", identityKey: [2], now: 1)
+            let (u, v, a, b) = try twoUsers(store)
             let g: [UInt8] = [1, 2, 3]
             try store.createGroup(groupId: g, tokenHash: [0], creator: a, now: 2)
             #expect(code { try store.createGroup(groupId: g, tokenHash: [0], creator: a, now: 2) } == .groupExists)
@@ -252,9 +259,7 @@ struct StoreConformanceTests {
           arguments: StoreKind.allCases)
     func expiryAndBlobs(kind: StoreKind) async throws {
         try await withStore(kind) { fixture, store in
-            let u = try store.createUser(name: "a", record: [0], now: 1), v = try store.createUser(name: "b", record: [0], now: 1)
-            let a = try store.addDevice(userId: u, name: "a", identityKey: [1], now: 1)
-            let b = try store.addDevice(userId: v, name: "b", identityKey: [2], now: 1)
+            let (u, v, a, b) = try twoUsers(store)
             let g: [UInt8] = [4, 4]
             try store.createGroup(groupId: g, tokenHash: [0], creator: a, now: 1)
             try store.setDisappearing(groupId: g, epoch: 0, tokenHash: [0], seconds: 2)
@@ -301,9 +306,7 @@ struct StoreConformanceTests {
           arguments: StoreKind.allCases)
     func fullQueue(kind: StoreKind) async throws {
         try await withStore(kind) { fixture, store in
-            let u = try store.createUser(name: "a", record: [0], now: 1), v = try store.createUser(name: "b", record: [0], now: 1)
-            let a = try store.addDevice(userId: u, name: "a", identityKey: [1], now: 1)
-            let b = try store.addDevice(userId: v, name: "b", identityKey: [2], now: 1)
+            let (_, _, a, b) = try twoUsers(store)
             let g: [UInt8] = [5]
             try store.createGroup(groupId: g, tokenHash: [0], creator: a, now: 1)
             _ = try store.commit(QPQCommitRequest(groupId: g, epoch: 0, tokenHash: [0], nextTokenHash: [1], add: [b], remove: [], commit: [1],
