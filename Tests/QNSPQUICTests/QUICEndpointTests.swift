@@ -15,11 +15,11 @@ struct QUICEndpointTests {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
 
     func echoServer(
-        requireRetry: Bool = true,
+        retry: QUICEndpoint.RetryPolicy = .always,
         services: QUICServiceRegistry = StreamEcho.registry()
     ) async throws -> QUICEndpoint {
         var config = QUICEndpoint.Configuration()
-        config.requireRetry = requireRetry
+        config.retry = retry
         return try await QUICEndpoint.bind(
             group: group,
             host: "127.0.0.1",
@@ -28,6 +28,20 @@ struct QUICEndpointTests {
             services: services,
             configuration: config
         ).get()
+    }
+
+    /// One client connection to `server` through a relay that changes nothing, echoing `total`
+    /// bytes; returns how many Retry packets the relay saw.
+    func retriesOfOneConnection(to server: QUICEndpoint, echoing total: Int) async throws -> Int {
+        let relay = try await LossyRelay.start(group: group, server: try #require(server.localAddress), impairment: .init())
+        let ce = try await client()
+        let c = try await ce.connect(to: try #require(relay.address), alpn: "echo").get()
+        let r = try await bulk(c, total: total)
+        #expect(r.sent == r.received)
+        let retries = relay.state.lock.withLock { relay.state.retries }
+        try await ce.close().get()
+        await relay.stop()
+        return retries
     }
 
     func client() async throws -> QUICEndpoint {
@@ -83,20 +97,9 @@ struct QUICEndpointTests {
     )
     func retryPath() async throws {
         for requireRetry in [true, false] {
-            let server = try await echoServer(requireRetry: requireRetry)
-            let relay = try await LossyRelay.start(
-                group: group,
-                server: try #require(server.localAddress),
-                impairment: .init()
-            )
-            let ce = try await client()
-            let c = try await ce.connect(to: try #require(relay.address), alpn: "echo").get()
-            let r = try await bulk(c, total: 200_000)
-            #expect(r.sent == r.received)
-            let retries = relay.state.lock.withLock { relay.state.retries }
+            let server = try await echoServer(retry: requireRetry ? .always : .never)
+            let retries = try await retriesOfOneConnection(to: server, echoing: 200_000)
             #expect(retries == (requireRetry ? 1 : 0), "requireRetry \(requireRetry): \(retries) Retry packets")
-            try await ce.close().get()
-            await relay.stop()
             try await server.close().get()
         }
         try await group.shutdownGracefully()
@@ -108,31 +111,10 @@ struct QUICEndpointTests {
     )
     func retryUnderLoad() async throws {
         #expect(QUICEndpoint.Configuration().retry == .underLoad(newConnectionsPerSecond: 50))
-        var config = QUICEndpoint.Configuration()
-        config.retry = .underLoad(newConnectionsPerSecond: 1)  // a burst of one, then one a second
-        let server = try await QUICEndpoint.bind(
-            group: group,
-            host: "127.0.0.1",
-            port: 0,
-            server: try TestCerts.server(),
-            services: StreamEcho.registry(),
-            configuration: config
-        ).get()
+        // A burst of one, then one a second.
+        let server = try await echoServer(retry: .underLoad(newConnectionsPerSecond: 1))
         var retries: [Int] = []
-        for _ in 0..<2 {
-            let relay = try await LossyRelay.start(
-                group: group,
-                server: try #require(server.localAddress),
-                impairment: .init()
-            )
-            let ce = try await client()
-            let c = try await ce.connect(to: try #require(relay.address), alpn: "echo").get()
-            let r = try await bulk(c, total: 10_000)
-            #expect(r.sent == r.received)
-            retries.append(relay.state.lock.withLock { relay.state.retries })
-            try await ce.close().get()
-            await relay.stop()
-        }
+        for _ in 0..<2 { retries.append(try await retriesOfOneConnection(to: server, echoing: 10_000)) }
         // The first connection starts its handshake at once; the next, within the same second
         // (the budget refills at one a second), had to prove its address first and then connected.
         #expect(retries == [0, 1])
@@ -249,7 +231,7 @@ struct QUICEndpointTests {
     )
     func fuzzedDatagrams() async throws {
         // Without Retry, so mutated Initials reach ngtcp2's packet parser and TLS.
-        let server = try await echoServer(requireRetry: false)
+        let server = try await echoServer(retry: .never)
         let addr = try #require(server.localAddress)
         // Real packets to mutate: a client's first flight recorded through a relay.
         let relay = try await LossyRelay.start(group: group, server: addr, impairment: .init())
